@@ -1,0 +1,109 @@
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from textgen.checkpoint import Checkpoint, load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
+from textgen.errors import CheckpointError
+from textgen.rnn import RNNConfig, init_params
+from textgen.vocab import CharVocab
+
+
+def make_checkpoint(hidden=5, dtype="float64"):
+    vocab = CharVocab.from_texts(["hello world"])
+    model = RNNConfig(hidden=hidden, dtype=dtype)
+    params = init_params(model, vocab.size, np.random.default_rng(0))
+    arrays = {"adagrad_memory": np.arange(params.flat.size, dtype=dtype), "h": np.ones((1, hidden), dtype=dtype)}
+    return Checkpoint(params, vocab, model, {"update": 7}, arrays)
+
+
+def test_round_trip_keeps_parameters_vocabulary_config_and_state(tmp_path):
+    original = make_checkpoint(dtype="float32")
+    save_checkpoint(tmp_path / "c.npz", original)
+    loaded = load_checkpoint(tmp_path / "c.npz")
+    np.testing.assert_array_equal(loaded.params.flat, original.params.flat)
+    assert loaded.params.flat.dtype == np.float32
+    assert loaded.vocab == original.vocab and loaded.model == original.model
+    assert loaded.meta["update"] == 7
+    np.testing.assert_array_equal(loaded.arrays["h"], original.arrays["h"])
+
+
+def test_saving_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    save_checkpoint(tmp_path / "c.npz", make_checkpoint())
+    save_checkpoint(tmp_path / "c.npz", make_checkpoint(hidden=3))
+    assert load_checkpoint(tmp_path / "c.npz").model.hidden == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+
+
+def test_the_file_holds_no_pickled_objects(tmp_path):
+    save_checkpoint(tmp_path / "c.npz", make_checkpoint())
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as archive:
+        assert all(archive[name].dtype != object for name in archive.files)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],
+        lambda data: b"not a zip at all",
+        lambda data: b"",
+    ],
+    ids=["truncated", "random bytes", "empty"],
+)
+def test_damaged_files_raise_checkpoint_error(tmp_path, damage):
+    save_checkpoint(tmp_path / "c.npz", make_checkpoint())
+    path = tmp_path / "c.npz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(CheckpointError, match="c.npz"):
+        load_checkpoint(path)
+
+
+def rewrite_npz(path, change):
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    change(arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+
+
+def test_a_wrong_shape_is_named(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, make_checkpoint())
+    rewrite_npz(path, lambda arrays: arrays.update(W=np.zeros((4, 4))))
+    with pytest.raises(CheckpointError, match="'W' is float64\\[4, 4\\], expected float64\\[5, 5\\]"):
+        load_checkpoint(path)
+
+
+def test_a_missing_array_and_a_wrong_version_are_named(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, make_checkpoint())
+    rewrite_npz(path, lambda arrays: arrays.pop("V"))
+    with pytest.raises(CheckpointError, match="'V' is missing"):
+        load_checkpoint(path)
+    save_checkpoint(path, make_checkpoint())
+    rewrite_npz(path, lambda arrays: arrays.update(meta_json=np.frombuffer(b'{"format_version": 9}', np.uint8)))
+    with pytest.raises(CheckpointError, match="format_version 9"):
+        load_checkpoint(path)
+
+
+def test_a_zip_with_a_pickled_array_is_refused(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, make_checkpoint())
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["U"] = np.array([{"evil": 1}], dtype=object)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_random_generator_state_survives_json():
+    rng = np.random.default_rng(12345)
+    rng.random(3)
+    restored = rng_from_json(rng_state_to_json(rng), "test")
+    assert restored.random() == rng.random()

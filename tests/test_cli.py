@@ -1,0 +1,157 @@
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from textgen.cli import main
+from textgen.rundir import RUN_FILES
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLE_BOOK = PROJECT / "corpora" / "sample_book.txt"
+QUICK = ["--updates", "120", "--sample-every", "50", "--log-every", "10", "--checkpoint-every", "40",
+         "--hidden", "16", "--passage-length", "80", "--no-progress", "--seed", "3"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "book"
+    assert main(["train", "--corpus", str(SAMPLE_BOOK), "--out", str(folder), *QUICK]) == 0
+    return folder
+
+
+def test_train_writes_every_file_of_the_run_folder(trained_run):
+    assert sorted(p.name for p in trained_run.iterdir()) == sorted(RUN_FILES)
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["train"]["updates"] == 120 and config["train"]["seed"] == 3
+    assert config["model"] == {"hidden": 16, "sigma": 0.01, "dtype": "float64"}
+    assert config["corpus"]["characters"] == len(SAMPLE_BOOK.read_text())
+    vocab = json.loads((trained_run / "vocab.json").read_text())
+    assert vocab["chars"] == sorted(set(SAMPLE_BOOK.read_text()))
+    metrics = [orjson.loads(line) for line in (trained_run / "metrics.jsonl").read_bytes().splitlines()]
+    assert [m["update"] for m in metrics] == list(range(10, 121, 10))
+    assert {"update", "epoch", "loss", "smooth_loss", "chars_per_sec"} <= set(metrics[0])
+    samples = [orjson.loads(line) for line in (trained_run / "samples.jsonl").read_bytes().splitlines()]
+    assert [s["update"] for s in samples] == [0, 50, 100] and len(samples[1]["text"]) == 200
+    assert len((trained_run / "best_passage.txt").read_text(encoding="utf-8")) == 80
+    assert (trained_run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generate_with_the_same_seed_prints_the_same_text(trained_run, capsys):
+    first = run(capsys, "generate", "--run", trained_run, "--length", "300", "--seed", "5")
+    second = run(capsys, "generate", "--run", trained_run, "--length", "300", "--seed", "5")
+    assert first[0] == 0 and first == second
+    assert len(first[1]) == 301  # 300 characters and a newline
+    code, out, _ = run(capsys, "generate", "--run", trained_run, "--length", "50", "--prime", "The lamp",
+                       "--checkpoint", "last", "--seed", "1")
+    assert code == 0 and out.startswith("The lamp") and len(out) == len("The lamp") + 50 + 1
+
+
+def test_prime_outside_the_vocabulary_lists_the_characters(trained_run, capsys):
+    code, out, err = run(capsys, "generate", "--run", trained_run, "--prime", "Zebra§")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "'Z§'" in err and "Traceback" not in err
+
+
+def test_gradcheck_json_reports_every_parameter_below_1e_6(capsys):
+    code, out, _ = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--hidden", "8", "--max-entries", "0", "--json")
+    errors = json.loads(out)
+    assert code == 0 and set(errors) == {"b", "c", "U", "W", "V"}
+    assert all(error < 1e-6 for error in errors.values()), errors
+
+
+def test_gradcheck_prints_a_table(capsys):
+    code, out, _ = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--hidden", "5", "--max-entries", "20")
+    assert code == 0
+    assert out.splitlines()[1] == "parameter  max relative error"
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["b", "c", "U", "W", "V"]
+
+
+def test_corpora_lists_loaders_and_named_corpora(capsys):
+    code, out, _ = run(capsys, "corpora")
+    assert code == 0
+    assert "text" in out and "built-in" in out and ".txt" in out and "goblet" in out and "pydoc" in out
+
+
+BAD_INPUTS = {  # case: (argv, with {tmp} for the test's folder; what the one line must say)
+    "missing file": (["train", "--corpus", "{tmp}/absent.txt"], "absent.txt: no such file"),
+    "empty corpus": (["train", "--corpus", "{tmp}/empty.txt"], "empty"),
+    "short corpus": (["train", "--corpus", "{tmp}/short.txt"], "fewer than the 26"),
+    "not utf-8": (["train", "--corpus", "{tmp}/latin1.txt"], "offset 3 .*--encoding"),
+    "unknown loader": (["train", "--corpus", "x.txt", "--kind", "nope"], "unknown corpus loader 'nope'"),
+    "unknown named corpus": (["train", "--corpus", "nosuchcorpus"], "named corpora: .*goblet"),
+    "bad hyperparameter": (["train", "--corpus", str(SAMPLE_BOOK), "--eta", "-1"], "--eta must be a positive"),
+    "non-number flag": (["train", "--hidden", "many"], "--hidden: invalid int value: 'many'"),
+    "flag for another loader": (["train", "--corpus", str(SAMPLE_BOOK), "--keep-retweets"], "--keep-retweets"),
+    "missing run": (["generate", "--run", "{tmp}/norun"], "no such run folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_exit_1(case, tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "short.txt").write_text("too short")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 20)
+    argv, expected = BAD_INPUTS[case]
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    if argv[0] == "train":
+        argv += ["--out", str(tmp_path / "run")]
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("textgen: error: ") and "Traceback" not in err
+    assert re.search(expected, err), err
+    assert not (tmp_path / "run").exists()  # nothing was created for a bad input
+
+
+def test_an_existing_run_is_refused_untouched_unless_forced(trained_run, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    before = snapshot(copy)
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", copy, *QUICK)
+    assert code == 1 and "already holds a run" in err and "--force" in err
+    assert snapshot(copy) == before
+    code, _, _ = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", copy, "--force", *QUICK[:-1], "4")
+    assert code == 0 and json.loads((copy / "config.json").read_text())["train"]["seed"] == 4
+
+
+def test_the_same_seed_reproduces_a_run_bit_for_bit(trained_run, tmp_path, capsys):
+    assert run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", tmp_path / "again", *QUICK)[0] == 0
+    for name in ("metrics.jsonl", "samples.jsonl", "best_passage.txt", "vocab.json"):
+        if name == "metrics.jsonl":  # chars_per_sec is a wall-clock measurement
+            strip = [{k: v for k, v in orjson.loads(x).items() if k != "chars_per_sec"}
+                     for x in (trained_run / name).read_bytes().splitlines()]
+            again = [{k: v for k, v in orjson.loads(x).items() if k != "chars_per_sec"}
+                     for x in (tmp_path / "again" / name).read_bytes().splitlines()]
+            assert strip == again
+        else:
+            assert (trained_run / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    with np.load(trained_run / "last.npz") as a, np.load(tmp_path / "again" / "last.npz") as b:
+        for key in ("U", "W", "V", "b", "c"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_the_console_script_runs_and_help_does_not_import_heavy_modules():
+    script = shutil.which("textgen", path=os.path.dirname(sys.executable)) or shutil.which("textgen")
+    assert script, "the textgen console script is not installed"
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and "train" in result.stdout and "generate" in result.stdout
+    probe = ("import sys, textgen.cli; textgen.cli.build_parser(); "
+             "print(sorted(m for m in ('datasets', 'matplotlib', 'pyarrow', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,46 @@
+import numpy as np
+
+from textgen.gradcheck import check_gradients, check_window, relative_error
+from textgen.rnn import PARAM_NAMES, RNNConfig, init_params, loss_and_grads, window_loss
+
+
+def tiny_model(seed=0, sigma=0.01):
+    rng = np.random.default_rng(seed)
+    params = init_params(RNNConfig(hidden=6, sigma=sigma), 9, rng)
+    ids = rng.integers(0, 9, 26)
+    return params, ids[:-1], ids[1:], rng
+
+
+def test_every_analytic_gradient_agrees_with_the_numerical_one():
+    for sigma in (0.01, 0.3):
+        params, inputs, targets, _ = tiny_model(sigma=sigma)
+        errors = check_window(params, inputs, targets, h_prev=np.full(6, 0.2))
+        assert set(errors) == set(PARAM_NAMES)
+        assert all(error < 1e-6 for error in errors.values()), errors
+
+
+def test_a_wrong_gradient_is_caught():
+    params, inputs, targets, _ = tiny_model(sigma=0.3)
+    grads = loss_and_grads(params, inputs, targets, np.zeros(6)).grads.copy()
+    grads["W"][2, 3] *= 1.01
+    errors = check_gradients(params, lambda p: window_loss(p, inputs, targets, np.zeros(6)), grads)
+    assert errors["W"] > 1e-3
+    assert errors["b"] < 1e-6
+
+
+def test_sampling_entries_checks_that_many():
+    params, inputs, targets, rng = tiny_model()
+    calls = []
+
+    def counting_loss(probe):
+        calls.append(1)
+        return window_loss(probe, inputs, targets, np.zeros(6))
+
+    grads = loss_and_grads(params, inputs, targets, np.zeros(6)).grads
+    check_gradients(params, counting_loss, grads, max_entries=4, rng=rng)
+    # b (6) and c (9), U (54), W (36), V (54) are each cut to 4 entries, two evaluations each
+    assert len(calls) == 2 * 4 * 5
+
+
+def test_relative_error_by_hand():
+    np.testing.assert_allclose(relative_error(np.array([1.0, 0.0]), np.array([3.0, 0.0])), [0.5, 0.0])

@@ -1,0 +1,208 @@
+"""Checkpoints: parameters (and the training state) in one `.npz`, with its JSON metadata stored inside it.
+
+The metadata (format version, vocabulary, configs, counters) travels in the same file as a
+UTF-8 JSON byte array, so one atomic rename replaces both and they can never disagree.
+Loading never unpickles and checks every name, shape and dtype against the metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from textgen.errors import CheckpointError, ConfigError, TextgenError
+from textgen.rnn import PARAM_NAMES, Params, RNNConfig, param_shapes
+from textgen.vocab import CharVocab
+
+FORMAT_VERSION = 1
+META_KEY = "meta_json"
+STATE_ARRAYS = ("adagrad_memory", "h", "best_flat")  # present in checkpoints that can resume training
+
+
+@dataclass
+class Checkpoint:
+    """A model (and, for `last.npz`, what resuming needs)."""
+
+    params: Params  # θ
+    vocab: CharVocab  # the characters the ids refer to
+    model: RNNConfig  # hidden size, sigma, dtype
+    meta: dict = field(default_factory=dict)  # train config, counters, corpus summary, rng state
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra state arrays by name
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    A crash at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    folder = path.parent
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the usual mode
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    try:
+        directory = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (CheckpointError if the folder is not writable)."""
+    meta = dict(checkpoint.meta)
+    meta.update(
+        format_version=FORMAT_VERSION,
+        vocab=checkpoint.vocab.to_json(),
+        model={"hidden": checkpoint.model.hidden, "sigma": checkpoint.model.sigma, "dtype": checkpoint.model.dtype},
+        arrays=sorted(checkpoint.arrays),
+    )
+    arrays = {name: checkpoint.params[name] for name in PARAM_NAMES}
+    arrays.update(checkpoint.arrays)
+    arrays[META_KEY] = np.frombuffer(orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
+    try:
+        atomic_write_bytes(Path(path), lambda stream: np.savez(stream, **arrays))
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot write checkpoint ({error.strerror}); the previous one is kept") from None
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({error.strerror})") from None
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as error:
+        raise CheckpointError(f"{path}: not a readable textgen checkpoint ({type(error).__name__}: {error})") from None
+
+
+def _check_array(path: Path, arrays: dict, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    if name not in arrays:
+        raise CheckpointError(f"{path}: array {name!r} is missing")
+    array = arrays[name]
+    if array.shape != tuple(shape) or array.dtype != dtype:
+        raise CheckpointError(
+            f"{path}: array {name!r} is {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)} "
+            "from the stored configuration"
+        )
+    if not np.all(np.isfinite(array)):
+        raise CheckpointError(f"{path}: array {name!r} holds non-finite values")
+    return array
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint; any corruption or mismatch raises CheckpointError naming it."""
+    path = Path(path)
+    arrays = _read_npz(path)
+    if META_KEY not in arrays or arrays[META_KEY].dtype != np.uint8 or arrays[META_KEY].ndim != 1:
+        raise CheckpointError(f"{path}: no textgen metadata inside; is this a textgen checkpoint?")
+    try:
+        meta = orjson.loads(arrays.pop(META_KEY).tobytes())
+    except orjson.JSONDecodeError:
+        raise CheckpointError(f"{path}: its metadata is not valid JSON (the file is corrupt)") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its metadata is not a JSON object (the file is corrupt)")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format_version {version!r}, this textgen reads {FORMAT_VERSION}")
+    vocab = CharVocab.from_json(meta.get("vocab"), where=f"{path}: vocabulary")
+    model_meta = meta.get("model")
+    try:
+        model = RNNConfig(**model_meta)
+    except (TypeError, ConfigError) as error:
+        raise CheckpointError(f"{path}: bad model configuration {model_meta!r} ({error})") from None
+    dtype = np.dtype(model.dtype)
+    params = Params.zeros(model.hidden, vocab.size, dtype)
+    for name, shape in param_shapes(model.hidden, vocab.size).items():
+        params[name][...] = _check_array(path, arrays, name, shape, dtype)
+    extra_names = meta.get("arrays", [])
+    if not isinstance(extra_names, list) or set(extra_names) - set(STATE_ARRAYS):
+        raise CheckpointError(f"{path}: unexpected state arrays {extra_names!r}")
+    extra = {}
+    for name in extra_names:
+        if name not in arrays:
+            raise CheckpointError(f"{path}: array {name!r} is missing")
+        shape = arrays[name].shape
+        expected = (params.flat.size,) if name != "h" else (shape[0] if len(shape) == 2 else -1, model.hidden)
+        extra[name] = _check_array(path, arrays, name, expected, dtype)
+    return Checkpoint(params, vocab, model, meta, extra)
+
+
+def read_json(path: Path, what: str) -> object:
+    """Parse a JSON file of a run folder, turning any failure into CheckpointError."""
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing; is this a textgen run folder?") from None
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot read the {what} ({error})") from None
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    payload = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    try:
+        atomic_write_bytes(Path(path), lambda stream: stream.write(payload))
+    except OSError as error:
+        raise TextgenError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def rng_state_to_json(rng) -> dict:
+    """The Generator's bit-generator state, with its 128-bit integers written as strings for JSON."""
+    state = rng.bit_generator.state
+
+    def encode(value):
+        if isinstance(value, dict):
+            return {key: encode(item) for key, item in value.items()}
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            return {"big_int": str(value)}
+        return value
+
+    return encode(state)
+
+
+def rng_from_json(data: dict, where: str):
+    """A numpy Generator restored from ``rng_state_to_json``'s output."""
+    import numpy as np
+
+    def decode(value):
+        if isinstance(value, dict):
+            if set(value) == {"big_int"}:
+                return int(value["big_int"])
+            return {key: decode(item) for key, item in value.items()}
+        return value
+
+    try:
+        state = decode(data)
+        bit_generator = getattr(np.random, state["bit_generator"])()
+        bit_generator.state = state
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{where}: the random generator state is unreadable ({error})") from None
+    return np.random.Generator(bit_generator)

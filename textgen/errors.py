@@ -1,0 +1,29 @@
+"""Errors textgen raises for bad input; the CLI turns each into one line on stderr and exit 1."""
+
+
+class TextgenError(Exception):
+    """Base class: a problem with the user's input, files or settings (not a bug)."""
+
+
+class CorpusError(TextgenError):
+    """A corpus cannot be read or is unusable (missing, empty, undecodable, malformed)."""
+
+
+class UnknownCorpusKind(TextgenError):
+    """No loader or named corpus matches a source."""
+
+
+class PluginError(TextgenError):
+    """A corpus plugin failed to load, breaks the protocol, or clashes with another."""
+
+
+class CheckpointError(TextgenError):
+    """A checkpoint or run folder is missing, corrupt, or does not match what was asked."""
+
+
+class ConfigError(TextgenError):
+    """A setting is out of range or inconsistent."""
+
+
+class TrainingError(TextgenError):
+    """Training cannot go on (for example a non-finite loss)."""

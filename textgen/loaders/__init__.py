@@ -1,0 +1,1 @@
+"""Built-in corpus loaders; each module holds one loader class."""

@@ -1,0 +1,91 @@
+"""The `text` loader: a plain-text file (a book) read as one continuous document."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from textgen.errors import CorpusError
+
+_CHUNK_BYTES = 1 << 22  # read 4 MiB at a time so a large book never sits in memory twice
+
+# Project Gutenberg wraps every book in licence text between lines like
+# "*** START OF THE PROJECT GUTENBERG EBOOK TITLE ***" and "*** END OF ... ***".
+_GUTENBERG_START = re.compile(r"^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG.*$", re.MULTILINE | re.IGNORECASE)
+_GUTENBERG_END = re.compile(r"^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG.*$", re.MULTILINE | re.IGNORECASE)
+
+
+def open_source_file(source: str) -> Path:
+    """Return ``source`` as an existing regular file, or raise CorpusError saying why not."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise CorpusError(f"{source}: no such file; check the path (or use a named corpus, see `textgen corpora`)")
+    if path.is_dir():
+        raise CorpusError(f"{source}: is a folder, not a file; give the path of a text file")
+    return path
+
+
+def iter_decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
+    """Yield the text of ``path`` in chunks, naming the byte offset of any undecodable bytes."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    except LookupError:
+        raise CorpusError(f"--encoding {encoding!r}: unknown text encoding; try utf-8, latin-1 or cp1252") from None
+    consumed = 0  # bytes handed to the decoder so far
+    try:
+        with path.open("rb") as stream:
+            while True:
+                chunk = stream.read(_CHUNK_BYTES)
+                buffered = len(decoder.getstate()[0])
+                try:
+                    text = decoder.decode(chunk, final=not chunk)
+                except UnicodeDecodeError as error:
+                    offset = consumed - buffered + error.start
+                    raise CorpusError(
+                        f"{path}: byte {error.object[error.start]:#04x} at offset {offset} is not valid "
+                        f"{encoding}; pass the file's real encoding with --encoding (for example latin-1)"
+                    ) from None
+                consumed += len(chunk)
+                if text:
+                    yield text
+                if not chunk:
+                    return
+    except OSError as error:
+        raise CorpusError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def strip_gutenberg_boilerplate(text: str, source: str) -> str:
+    """Return the book between Project Gutenberg's START and END marker lines."""
+    start = _GUTENBERG_START.search(text)
+    if start is None:
+        raise CorpusError(
+            f"{source}: no '*** START OF THE PROJECT GUTENBERG EBOOK' line found; "
+            "drop --strip-gutenberg for files that are not from Project Gutenberg"
+        )
+    end = _GUTENBERG_END.search(text, start.end())
+    body = text[start.end() : end.start() if end else len(text)]
+    return body.strip("\r\n") + "\n"
+
+
+class PlainTextLoader:
+    """A UTF-8 (or ``encoding``) text file, yielded in chunks that join into the exact text."""
+
+    name = "text"
+    suffixes = (".txt", ".text", ".md", ".rst")
+    document_separator = ""  # chunks of one book: join them with nothing
+
+    def __init__(self, encoding: str = "utf-8", strip_gutenberg: bool = False):
+        self.encoding = encoding  # how the file's bytes are decoded
+        self.strip_gutenberg = strip_gutenberg  # keep only the book between Gutenberg's markers
+
+    def iter_texts(self, source: str) -> Iterator[str]:
+        """Yield the file's text; with ``strip_gutenberg`` the licence header and footer are removed."""
+        path = open_source_file(source)
+        chunks = iter_decoded_chunks(path, self.encoding)
+        if self.strip_gutenberg:
+            yield strip_gutenberg_boilerplate("".join(chunks), source)
+        else:
+            yield from chunks
+

@@ -1,0 +1,220 @@
+"""The run folder: config, vocabulary, metrics, samples, checkpoints, loss plot and final passage of one training run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from textgen import __version__
+from textgen.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    read_json,
+    rng_state_to_json,
+    save_checkpoint,
+    write_json,
+)
+from textgen.corpus import Corpus
+from textgen.errors import CheckpointError, TextgenError
+from textgen.plots import LossCurve, plot_loss
+from textgen.rnn import RNNConfig
+from textgen.sample import SampleConfig, generate
+from textgen.train import TrainCallbacks, TrainConfig, TrainState, check_corpus_length, total_updates, train
+from textgen.train import updates_per_epoch as count_updates_per_epoch
+from textgen.vocab import CharVocab
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = (
+    "config.json",
+    "vocab.json",
+    "metrics.jsonl",
+    "samples.jsonl",
+    "best.npz",
+    "last.npz",
+    "loss.png",
+    "best_passage.txt",
+)
+CONFIG_FORMAT_VERSION = 1
+PLOT_EVERY_SECONDS = 20.0  # loss.png is redrawn at checkpoints at most this often (and at the end)
+
+
+def default_run_dir(corpus: Corpus) -> Path:
+    """runs/<corpus>-<timestamp>."""
+    return Path("runs") / f"{corpus.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(folder: Path, force: bool) -> None:
+    """Create ``folder``; refuse one that already holds a run unless ``force`` (then its run files go)."""
+    if folder.exists() and not folder.is_dir():
+        raise TextgenError(f"--out {folder}: exists and is not a folder; choose another path")
+    existing = [name for name in RUN_FILES if (folder / name).exists()]
+    if existing and not force:
+        raise TextgenError(
+            f"--out {folder}: already holds a run ({', '.join(existing)}); choose another folder or pass --force "
+            "to replace it"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in existing:
+            (folder / name).unlink()
+    except OSError as error:
+        raise TextgenError(f"--out {folder}: cannot create or clear the run folder ({error.strerror})") from None
+
+
+class RunRecorder(TrainCallbacks):
+    """Writes what the trainer reports into the run folder as it happens."""
+
+    def __init__(
+        self,
+        folder: Path,
+        vocab: CharVocab,
+        model: RNNConfig,
+        config: TrainConfig,
+        rng: np.random.Generator,
+        per_epoch: int,
+        corpus_summary: list[dict],
+        on_sample: Callable[[dict], None] | None = None,
+    ):
+        self.folder = folder
+        self.vocab = vocab
+        self.model = model
+        self.config = config
+        self.rng = rng
+        self.per_epoch = per_epoch
+        self.corpus_summary = corpus_summary
+        self.echo_sample = on_sample
+        self.updates: list[int] = []
+        self.smooth_losses: list[float] = []
+        self.last_plot = 0.0
+
+    def _append(self, name: str, record: dict) -> None:
+        try:
+            with (self.folder / name).open("ab") as stream:
+                stream.write(orjson.dumps(record) + b"\n")
+        except OSError as error:
+            raise TextgenError(f"{self.folder / name}: cannot write ({error.strerror})") from None
+
+    def on_log(self, record: dict) -> None:
+        self._append("metrics.jsonl", record)
+        self.updates.append(record["update"])
+        self.smooth_losses.append(record["smooth_loss"])
+
+    def on_sample(self, record: dict) -> None:
+        self._append("samples.jsonl", record)
+        if self.echo_sample:
+            self.echo_sample(record)
+
+    def _meta(self, update: int, smooth_loss: float | None) -> dict:
+        return {
+            "train": self.config.to_json(),
+            "update": update,
+            "smooth_loss": smooth_loss,
+            "corpus": [{k: s[k] for k in ("spec", "kind", "characters", "sha256")} for s in self.corpus_summary],
+        }
+
+    def on_checkpoint(self, state: TrainState, final: bool) -> None:
+        meta = self._meta(state.update, state.smooth_loss)
+        meta.update(best_loss=state.best_loss, best_update=state.best_update, rng=rng_state_to_json(self.rng))
+        arrays = {"adagrad_memory": state.adagrad_memory, "h": state.h, "best_flat": state.best_params.flat}
+        save_checkpoint(self.folder / "last.npz", Checkpoint(state.params, self.vocab, self.model, meta, arrays))
+        best_meta = self._meta(state.best_update, state.best_loss)
+        save_checkpoint(self.folder / "best.npz", Checkpoint(state.best_params, self.vocab, self.model, best_meta))
+        now = time.monotonic()
+        if final or now - self.last_plot >= PLOT_EVERY_SECONDS:
+            self.last_plot = now
+            self.plot()
+
+    def plot(self) -> None:
+        """Redraw loss.png from the metrics logged so far."""
+        curve = LossCurve("smooth loss", self.updates, self.smooth_losses, self.per_epoch)
+        try:
+            plot_loss(self.folder / "loss.png", [curve], title=f"Smooth training loss: {self.folder.name}")
+        except OSError as error:
+            raise TextgenError(f"{self.folder / 'loss.png'}: cannot write ({error.strerror})") from None
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    folder: Path  # the run folder
+    state: TrainState  # final training state (params, best params, losses)
+    vocab: CharVocab  # the shared vocabulary
+    passage: str  # text from the best model, also in best_passage.txt
+
+
+def run_training(
+    corpus: Corpus,
+    out: Path | None,
+    model: RNNConfig,
+    config: TrainConfig,
+    *,
+    force: bool = False,
+    progress: bool | None = None,
+    on_sample: Callable[[dict], None] | None = None,
+    passage_length: int = 1000,
+    extra_config: dict | None = None,
+) -> RunResult:
+    """Build the vocabulary, train with every file of the run folder written, and sample the final passage."""
+    vocab = CharVocab.from_texts([corpus.text])
+    ids = vocab.encode(corpus.text)
+    check_corpus_length(ids.size, config)  # before the folder is made, so a bad corpus leaves nothing behind
+    folder = Path(out) if out is not None else default_run_dir(corpus)
+    prepare_run_dir(folder, force)
+    per_epoch = count_updates_per_epoch(ids.size, config.seq_length, config.batch_size)
+    write_json(
+        folder / "config.json",
+        {
+            "format_version": CONFIG_FORMAT_VERSION,
+            "textgen_version": __version__,
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "model": {"hidden": model.hidden, "sigma": model.sigma, "dtype": model.dtype},
+            "train": config.to_json(),
+            "corpus": {
+                "sources": corpus.sources,
+                "characters": int(ids.size),
+                "vocab_size": vocab.size,
+                "updates_per_epoch": per_epoch,
+                "total_updates": total_updates(config, ids.size),
+            },
+            **(extra_config or {}),
+        },
+    )
+    write_json(folder / "vocab.json", vocab.to_json())
+    rng = np.random.default_rng(config.seed)
+    recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, corpus.sources, on_sample)
+    state = train(ids, vocab, config, rng, model, callbacks=recorder, progress=progress)
+    passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng)
+    try:
+        (folder / "best_passage.txt").write_text(passage, encoding="utf-8")
+    except OSError as error:
+        raise TextgenError(f"{folder / 'best_passage.txt'}: cannot write ({error.strerror})") from None
+    return RunResult(folder, state, vocab, passage)
+
+
+def load_run_checkpoint(run: Path, which: str = "best") -> Checkpoint:
+    """The ``best`` or ``last`` checkpoint of a run folder."""
+    run = Path(run)
+    if not run.is_dir():
+        raise CheckpointError(f"--run {run}: no such run folder")
+    if which not in ("best", "last"):
+        raise CheckpointError(f"--checkpoint must be best or last, got {which!r}")
+    return load_checkpoint(run / f"{which}.npz")
+
+
+def read_run_config(run: Path) -> dict:
+    """The run's config.json."""
+    data = read_json(Path(run) / "config.json", "run configuration")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{run}/config.json: not a JSON object")
+    return data
+
+

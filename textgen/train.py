@@ -1,0 +1,250 @@
+"""`TrainConfig` and `train()`: the DD2424 training loop, its windowing, smooth loss, best model and progress bar.
+
+The trainer never opens files: it reports logs, samples and checkpoints to a `TrainCallbacks`
+object, and the caller (the run folder, a test) decides what to keep.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from textgen.errors import ConfigError, CorpusError, TrainingError
+from textgen.optim import AdaGrad
+from textgen.rnn import Params, RNNConfig, Workspace, init_params
+from textgen.sample import sample_ids
+from textgen.vocab import CharVocab
+
+DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the model is trained; the defaults are DD2424 Assignment 4's."""
+
+    seq_length: int = 25  # characters per window, the length of backpropagation through time
+    eta: float = 0.1  # AdaGrad learning rate
+    eps: float = 1e-8  # AdaGrad epsilon, inside the square root
+    clip: float = 5.0  # gradients are clipped elementwise to [-clip, clip]
+    epochs: int | None = None  # stop after this many passes over the corpus (default 2 if updates is unset)
+    updates: int | None = None  # stop after this many parameter updates in all (overrides epochs)
+    sample_every: int = 10_000  # updates between training-time samples (also one before the first update)
+    sample_length: int = 200  # characters in each training-time sample
+    log_every: int = 100  # updates between rows of metrics
+    checkpoint_every: int = 1_000  # updates between checkpoints of the last state (and one at the end)
+    seed: int = 0  # seed of the run's random generator, recorded so the run can be repeated
+    batch_size: int = 1  # parallel streams; 1 is the assignment's exact algorithm
+
+    def __post_init__(self):
+        positive = ("seq_length", "sample_every", "sample_length", "log_every", "checkpoint_every", "batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        for name in ("eta", "eps", "clip"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"--{name} must be a positive number, got {value!r}")
+        for name in ("epochs", "updates"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"--{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
+
+    def to_json(self) -> dict:
+        """The config as a JSON-ready dict."""
+        return asdict(self)
+
+
+def updates_per_epoch(corpus_length: int, seq_length: int, batch_size: int = 1) -> int:
+    """Windows per pass: each of ``batch_size`` streams walks (N - 1) // B characters in steps of seq_length.
+
+    For one stream this is the assignment's count: positions e = 0, n, 2n, ... with e + n + 1 <= N.
+    """
+    return ((corpus_length - 1) // batch_size) // seq_length
+
+
+def total_updates(config: TrainConfig, corpus_length: int) -> int:
+    """The number of updates a run makes in all."""
+    if config.updates is not None:
+        return config.updates
+    return (config.epochs or DEFAULT_EPOCHS) * updates_per_epoch(corpus_length, config.seq_length, config.batch_size)
+
+
+@dataclass
+class TrainState:
+    """Everything that determines how training continues from here."""
+
+    params: Params  # current θ
+    adagrad_memory: np.ndarray  # (n_params,) AdaGrad's running sum of squared gradients
+    h: np.ndarray  # (B, m) hidden state of each stream, carried across windows
+    update: int = 0  # updates made so far
+    smooth_loss: float | None = None  # None before the first update
+    best_loss: float = math.inf  # lowest smooth loss seen
+    best_update: int = 0  # update at which the best parameters were in use
+    best_params: Params | None = None  # θ that gave best_loss
+    history: list = field(default_factory=list)  # (update, smooth_loss) pairs every log_every updates
+
+    @classmethod
+    def fresh(cls, model: RNNConfig, vocab_size: int, batch_size: int, rng: np.random.Generator) -> TrainState:
+        """Initial parameters drawn from ``rng``, zero AdaGrad memory and zero hidden state."""
+        params = init_params(model, vocab_size, rng)
+        return cls(
+            params=params,
+            adagrad_memory=np.zeros_like(params.flat),
+            h=np.zeros((batch_size, model.hidden), dtype=params.flat.dtype),
+        )
+
+
+class TrainCallbacks:
+    """Receives what the trainer produces; every method is optional and does nothing here."""
+
+    def on_log(self, record: dict) -> None:
+        """A row of metrics: update, epoch (fractional), loss, smooth_loss, chars_per_sec."""
+
+    def on_sample(self, record: dict) -> None:
+        """A training-time sample: update, epoch (fractional), smooth_loss (None before any update), text."""
+
+    def on_checkpoint(self, state: TrainState, final: bool) -> None:
+        """The state after ``state.update`` updates; ``final`` at the end of training."""
+
+
+def stream_offsets(corpus_length: int, seq_length: int, batch_size: int) -> np.ndarray:
+    """(n, B) index of character t of stream j's window at position 0; streams start evenly spaced."""
+    starts = np.arange(batch_size) * ((corpus_length - 1) // batch_size)
+    return np.arange(seq_length)[:, None] + starts[None, :]
+
+
+def check_corpus_length(corpus_length: int, config: TrainConfig) -> None:
+    """CorpusError unless every stream has at least one window of seq_length + 1 characters."""
+    needed = config.batch_size * config.seq_length + 1
+    if corpus_length < needed:
+        raise CorpusError(
+            f"the corpus has {corpus_length} characters, fewer than the {needed} needed for one window "
+            f"(seq_length + 1 per stream); use a longer corpus or a smaller --seq-length/--batch-size"
+        )
+
+
+def train(
+    ids: np.ndarray,
+    vocab: CharVocab,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    model: RNNConfig | None = None,
+    state: TrainState | None = None,
+    callbacks: TrainCallbacks | None = None,
+    progress: bool | None = None,
+) -> TrainState:
+    """Train on the encoded corpus ``ids`` (1-D) and return the final state.
+
+    ``state`` continues an earlier run; otherwise parameters are drawn from ``rng``. ``progress``:
+    True shows a tqdm bar, False hides it, None shows it only on a terminal.
+    """
+    from tqdm.auto import tqdm
+
+    callbacks = callbacks or TrainCallbacks()
+    model = model or RNNConfig()
+    n, B = config.seq_length, config.batch_size
+    N = int(ids.shape[0])
+    check_corpus_length(N, config)
+    per_epoch = updates_per_epoch(N, n, B)
+    target = total_updates(config, N)
+    if state is None:
+        state = TrainState.fresh(model, vocab.size, B, rng)
+    params = state.params
+    assert params.vocab_size == vocab.size and state.h.shape == (B, params.hidden), "state does not fit"
+    workspace = Workspace(params.hidden, vocab.size, n, B, params.flat.dtype)
+    optimizer = AdaGrad(params.flat.size, config.eta, config.eps, params.flat.dtype)
+    optimizer.memory = state.adagrad_memory
+    if state.best_params is None:
+        state.best_params = params.copy()
+    offsets = stream_offsets(N, n, B)
+    h = state.h
+    chars_per_update = n * B
+    bar = tqdm(
+        total=target,
+        initial=state.update,
+        unit="upd",
+        disable=None if progress is None else not progress,  # None: only on a terminal
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+    window_start = time.perf_counter()
+    window_updates = 0
+    chars_per_sec = 0.0
+
+    def sample_now() -> None:
+        # As in the assignment: from stream 0's hidden state, reading the next window's first character.
+        x0 = int(ids[offsets[0, 0] + (state.update % per_epoch) * n])
+        sample, _ = sample_ids(params, h[0].copy(), x0, config.sample_length, rng)
+        callbacks.on_sample(
+            {
+                "update": state.update,
+                "epoch": state.update / per_epoch,
+                "smooth_loss": state.smooth_loss,
+                "text": vocab.decode(sample),
+            }
+        )
+
+    try:
+        while state.update < target:
+            window = state.update % per_epoch
+            if window == 0:
+                h.fill(0.0)  # the hidden state starts from zero at the beginning of every epoch
+            position = window * n
+            inputs = ids[offsets + position]
+            targets = ids[offsets + position + 1]
+            if state.update % config.sample_every == 0:
+                sample_now()
+            loss = workspace.loss_and_grads(params, inputs, targets, h)
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss} at update {state.update + 1}; the last checkpoint is kept. "
+                    f"Try a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})"
+                )
+            if state.smooth_loss is None:
+                state.smooth_loss = loss
+            else:
+                state.smooth_loss = 0.999 * state.smooth_loss + 0.001 * loss
+            if state.smooth_loss < state.best_loss:
+                # these parameters produced the loss just measured, so keep them before the update
+                state.best_loss = state.smooth_loss
+                state.best_update = state.update
+                np.copyto(state.best_params.flat, params.flat)
+            grads = workspace.grads.flat
+            np.clip(grads, -config.clip, config.clip, out=grads)
+            optimizer.step(params.flat, grads)
+            np.copyto(h, workspace.H[-1])
+            state.update += 1
+            window_updates += 1
+            if state.update % config.log_every == 0 or state.update == target:
+                now = time.perf_counter()
+                chars_per_sec = window_updates * chars_per_update / max(now - window_start, 1e-9)
+                window_start, window_updates = now, 0
+                state.history.append((state.update, state.smooth_loss))
+                callbacks.on_log(
+                    {
+                        "update": state.update,
+                        "epoch": state.update / per_epoch,
+                        "loss": loss,
+                        "smooth_loss": state.smooth_loss,
+                        "chars_per_sec": round(chars_per_sec, 1),
+                    }
+                )
+                bar.set_postfix(
+                    epoch=f"{state.update / per_epoch:.2f}", smooth_loss=f"{state.smooth_loss:.3f}",
+                    chars_s=f"{chars_per_sec:,.0f}", refresh=False,
+                )
+            bar.update(1)
+            if state.update % config.checkpoint_every == 0 and state.update < target:
+                callbacks.on_checkpoint(state, final=False)
+        if state.update % config.sample_every == 0 and state.update > 0:
+            sample_now()  # the loop stopped just before this sampling point
+        callbacks.on_checkpoint(state, final=True)
+    finally:
+        bar.close()
+    return state
