@@ -39,7 +39,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message} (see --help)")
 
 
-def add_corpus_flags(parser: argparse.ArgumentParser, repeatable: bool = True) -> None:
+def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("corpus")
     group.add_argument(
         "--corpus",
@@ -49,6 +49,8 @@ def add_corpus_flags(parser: argparse.ArgumentParser, repeatable: bool = True) -
         "repeat for several corpora, which share one vocabulary (default: pydoc, the Python reference)",
     )
     group.add_argument("--kind", metavar="LOADER", help="use this loader for every --corpus")
+    group.add_argument("--weights", metavar="W1,W2,...", help="mix several corpora in these proportions "
+                       "(default: by size, each used once)")
     for flag, (dest, settings) in LOADER_FLAGS.items():
         group.add_argument(flag, dest="loader_" + dest, **settings)
 
@@ -64,8 +66,9 @@ def loader_options(args: argparse.Namespace) -> dict:
 
 
 def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) -> None:
+    parser.set_defaults(hidden_default=hidden_default)
     group = parser.add_argument_group("model")
-    group.add_argument("--hidden", type=int, default=hidden_default, metavar="M", help=f"hidden units (default {hidden_default})")
+    group.add_argument("--hidden", type=int, metavar="M", help=f"hidden units (default {hidden_default})")
     group.add_argument("--sigma", type=float, default=0.01, help="std of the initial U, W, V (default 0.01)")
     group.add_argument("--dtype", default="float64", choices=("float64", "float32"), help="float64 (default) or float32")
     parser.add_argument("--seq-length", type=int, default=25, metavar="N", help="characters per window (default 25)")
@@ -96,6 +99,9 @@ def build_parser() -> ArgumentParser:
     group.add_argument("--seed", type=int, help="random seed (default: a fresh one, recorded in config.json)")
     group.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<corpus>-<time>)")
     group.add_argument("--force", action="store_true", help="replace the run already in --out")
+    group.add_argument("--init-from", type=Path, metavar="RUN_DIR",
+                       help="start from another run's last parameters and vocabulary (train a model further on "
+                       "new text whose characters it knows)")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=command_train)
 
@@ -108,6 +114,14 @@ def build_parser() -> ArgumentParser:
         "--temperature", type=float, default=1.0, metavar="T",
         help="divides the logits: below 1 is safer and more repetitive, above 1 wilder (default 1)",
     )
+    generate.add_argument("--top-k", type=int, default=0, metavar="K", help="draw among the K likeliest characters")
+    generate.add_argument("--top-p", type=float, default=1.0, metavar="P",
+                          help="draw among the likeliest characters that together have probability P (nucleus)")
+    generate.add_argument("--greedy", action="store_true", help="always take the likeliest character")
+    generate.add_argument("--count", type=int, default=1, metavar="N", help="N independent samples (drawn together)")
+    generate.add_argument("--documents", type=int, default=0, metavar="N",
+                          help="N whole documents (e.g. tweets), each stopped at the end-of-document marker; "
+                          "--length is then the limit per document")
     generate.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
     generate.set_defaults(handler=command_generate)
 
@@ -139,7 +153,16 @@ def command_train(args: argparse.Namespace) -> int:
     from textgen.train import TrainConfig
 
     seed = args.seed if args.seed is not None else secrets.randbits(32)
-    model = RNNConfig(hidden=args.hidden, sigma=args.sigma, dtype=args.dtype)
+    initial = None
+    if args.init_from is not None:
+        from textgen.rundir import load_run_checkpoint
+
+        initial = load_run_checkpoint(args.init_from, "last")
+        if args.hidden is not None and args.hidden != initial.model.hidden:
+            raise ConfigError(f"--hidden {args.hidden} differs from --init-from's {initial.model.hidden} hidden units")
+        model = initial.model
+    else:
+        model = RNNConfig(hidden=args.hidden if args.hidden is not None else args.hidden_default, sigma=args.sigma, dtype=args.dtype)
     config = TrainConfig(
         seq_length=args.seq_length, eta=args.eta, clip=args.clip, epochs=args.epochs, updates=args.updates,
         sample_every=args.sample_every, sample_length=args.sample_length, log_every=args.log_every,
@@ -150,7 +173,7 @@ def command_train(args: argparse.Namespace) -> int:
     if not args.corpus:
         say("textgen: no --corpus given, training on the built-in default: the Python language reference "
             "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
-    corpus = load_corpus(args.corpus, args.kind, loader_options(args))
+    corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
 
     def show_sample(record: dict) -> None:
         loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"
@@ -159,7 +182,8 @@ def command_train(args: argparse.Namespace) -> int:
 
     result = run_training(
         corpus, args.out, model, config, force=args.force, progress=False if args.no_progress else None,
-        on_sample=show_sample, passage_length=args.passage_length,
+        on_sample=show_sample, passage_length=args.passage_length, initial=initial,
+        extra_config={"init_from": str(args.init_from)} if args.init_from else None,
     )
     state = result.state
     say(f"--- {args.passage_length} characters from the best model (update {state.best_update:,}, "
@@ -175,13 +199,22 @@ def command_generate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from textgen.rundir import load_run_checkpoint
-    from textgen.sample import SampleConfig, generate
+    from textgen.sample import SampleConfig, generate_texts
 
-    config = SampleConfig(length=args.length, temperature=args.temperature, prime=args.prime)
+    config = SampleConfig(
+        length=args.length, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
+        prime=args.prime, count=args.count, documents=args.documents,
+    )
     checkpoint = load_run_checkpoint(args.run, args.checkpoint)
     rng = np.random.default_rng(args.seed)
-    text = generate(checkpoint.params, checkpoint.vocab, config, rng)
-    sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+    texts = generate_texts(checkpoint.params, checkpoint.vocab, config, rng)
+    for index, sample in enumerate(texts, start=1):
+        if index > 1:
+            sys.stdout.write("\n")  # a blank line between samples
+        sys.stdout.write(sample.text + ("" if sample.text.endswith("\n") else "\n"))
+        if config.documents and not sample.ended:
+            sys.stderr.write(f"textgen: document {index} reached --length {config.length} without an "
+                             "end-of-document marker and was cut there\n")
     return 0
 
 
@@ -194,12 +227,12 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     from textgen.rnn import RNNConfig, init_params
     from textgen.vocab import CharVocab
 
-    model = RNNConfig(hidden=args.hidden, sigma=args.sigma, dtype=args.dtype)
+    model = RNNConfig(hidden=args.hidden if args.hidden is not None else args.hidden_default, sigma=args.sigma, dtype=args.dtype)
     if args.seq_length < 1:
         raise ConfigError(f"--seq-length must be a positive integer, got {args.seq_length}")
     if args.max_entries < 0:
         raise ConfigError(f"--max-entries must be 0 (all) or positive, got {args.max_entries}")
-    corpus = load_corpus(args.corpus, args.kind, loader_options(args))
+    corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
     vocab = CharVocab.from_texts([corpus.text])
     window = vocab.encode(corpus.text[: args.seq_length + 1])
     if window.size < args.seq_length + 1:

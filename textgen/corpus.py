@@ -41,8 +41,8 @@ def accepted_options(source: ResolvedSource, options: dict) -> dict:
     return {name: value for name, value in options.items() if name in parameters}
 
 
-def read_source(source: ResolvedSource, options: dict) -> tuple[str, dict]:
-    """Read one source into text (each document followed by the loader's separator) and its summary.
+def read_source(source: ResolvedSource, options: dict) -> tuple[list[str], dict]:
+    """Read one source into pieces (each document followed by the loader's separator) and its summary.
 
     ``options`` are keyword arguments for the loader's constructor, already filtered to those it takes.
     """
@@ -50,6 +50,8 @@ def read_source(source: ResolvedSource, options: dict) -> tuple[str, dict]:
     separator = None
     pieces: list[str] = []
     documents = 0
+    digest = hashlib.sha256()
+    characters = 0
     for document in loader.iter_texts(source.location):
         if not isinstance(document, str):
             raise PluginError(
@@ -58,11 +60,12 @@ def read_source(source: ResolvedSource, options: dict) -> tuple[str, dict]:
         if separator is None:
             separator = document_separator(loader)  # read after iteration starts: a loader may set it then
         if document:
-            pieces.append(document)
-            pieces.append(separator)
+            piece = document + separator
+            pieces.append(piece)
+            digest.update(piece.encode("utf-8", "surrogatepass"))
+            characters += len(piece)
             documents += 1
-    text = "".join(pieces)
-    if not text:
+    if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     summary = {
         "spec": source.spec,
@@ -71,22 +74,94 @@ def read_source(source: ResolvedSource, options: dict) -> tuple[str, dict]:
         "loader_origin": source.loader.origin,
         "options": options,
         "documents": documents,
-        "characters": len(text),
-        "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+        "characters": characters,
+        "sha256": digest.hexdigest(),
+        "continuous": separator == "",
     }
-    return text, summary
+    return pieces, summary
+
+
+INTERLEAVE_BLOCK = 4096  # continuous text is mixed with other corpora in blocks of about this many characters
+MAX_MIX_GROWTH = 10  # refuse weights that would repeat the corpora to more than this many times their size
+
+
+def split_blocks(text: str, size: int = INTERLEAVE_BLOCK) -> list[str]:
+    """Cut continuous text into blocks of at least ``size`` characters, each ending after a line break if one follows."""
+    blocks, start = [], 0
+    while start < len(text):
+        end = text.find("\n", start + size)
+        end = len(text) if end < 0 else end + 1
+        blocks.append(text[start:end])
+        start = end
+    return blocks
+
+
+def parse_weights(weights: str | list[float] | None, count: int) -> list[float] | None:
+    """``--weights 0.7,0.3`` as floats, checked against the number of corpora."""
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        try:
+            weights = [float(part) for part in weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--weights {weights!r}: expected comma-separated numbers such as 0.7,0.3") from None
+    if len(weights) != count:
+        raise ConfigError(f"--weights has {len(weights)} values for {count} corpora; give one weight per --corpus")
+    if not all(w > 0 and w != float("inf") for w in weights):
+        raise ConfigError(f"--weights must all be positive numbers, got {','.join(map(str, weights))}")
+    return list(weights)
+
+
+def interleave(sources: list[list[str]], weights: list[float]) -> tuple[list[str], list[int]]:
+    """Mix the pieces of several sources so each source's share of characters follows ``weights``.
+
+    The next piece always comes from the source furthest behind its share (taken / weight); a source
+    that runs out starts over. Mixing stops once every source has been used whole at least once and
+    the mix is long enough for the source with the most characters per unit of weight to fit its
+    share, so nothing is left out and the shares hold. Returns the mixed pieces and the characters
+    taken from each source.
+    """
+    sizes = [sum(len(piece) for piece in pieces) for pieces in sources]
+    total = sum(weights)
+    shares = [w / total for w in weights]
+    expected = max(size / share for size, share in zip(sizes, shares))
+    if expected > MAX_MIX_GROWTH * sum(sizes):
+        raise ConfigError(
+            f"--weights {','.join(f'{w:g}' for w in weights)} would repeat the corpora to about "
+            f"{expected / sum(sizes):.0f} times their size; give the larger corpora larger weights"
+        )
+    taken = [0] * len(sources)
+    position = [0] * len(sources)
+    complete = [False] * len(sources)
+    mixed = []
+    while not all(complete) or sum(taken) < expected:
+        index = min(range(len(sources)), key=lambda i: taken[i] / shares[i])
+        piece = sources[index][position[index]]
+        mixed.append(piece)
+        taken[index] += len(piece)
+        position[index] += 1
+        if position[index] == len(sources[index]):
+            position[index] = 0
+            complete[index] = True
+    return mixed, taken
 
 
 def load_corpus(
-    specs: list[str] | None, kind: str | None = None, options: dict | None = None, registry: Registry | None = None
+    specs: list[str] | None,
+    kind: str | None = None,
+    options: dict | None = None,
+    registry: Registry | None = None,
+    weights: str | list[float] | None = None,
 ) -> Corpus:
-    """Load every source of ``specs`` (the default corpus if empty) and join them in order.
+    """Load every source of ``specs`` (the default corpus if empty) into one text.
 
     Each loader gets the ``options`` its constructor takes; an option no chosen loader takes is a
-    ConfigError, so a mistyped or misplaced flag is never silently ignored.
+    ConfigError, so a mistyped or misplaced flag is never silently ignored. Several sources are
+    interleaved by ``weights`` (default: their sizes, so each is used exactly once).
     """
     registry = registry or discover()
     specs = list(specs or [DEFAULT_CORPUS])
+    weights = parse_weights(weights, len(specs))
     options = dict(options or {})
     sources = [resolve_source(spec, registry, kind) for spec in specs]
     used = set()
@@ -100,9 +175,17 @@ def load_corpus(
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         kinds = ", ".join(sorted({source.kind for source in sources}))
         raise ConfigError(f"{flags} does not apply to the loader(s) used here ({kinds})")
-    texts, summaries = [], []
+    all_pieces, summaries = [], []
     for source, accepted in zip(sources, per_source):
-        text, summary = read_source(source, accepted)
-        texts.append(text)
+        pieces, summary = read_source(source, accepted)
+        if summary["continuous"] and len(sources) > 1:
+            pieces = split_blocks("".join(pieces))
+        all_pieces.append(pieces)
         summaries.append(summary)
-    return Corpus("".join(texts), summaries)
+    if len(sources) == 1:
+        return Corpus("".join(all_pieces[0]), summaries)
+    weights = weights or [float(summary["characters"]) for summary in summaries]
+    mixed, taken = interleave(all_pieces, weights)
+    for summary, weight, characters in zip(summaries, weights, taken):
+        summary.update(weight=weight, characters_in_mix=characters)
+    return Corpus("".join(mixed), summaries)

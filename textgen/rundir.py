@@ -22,7 +22,7 @@ from textgen.checkpoint import (
     write_json,
 )
 from textgen.corpus import Corpus
-from textgen.errors import CheckpointError, TextgenError
+from textgen.errors import CheckpointError, CorpusError, TextgenError
 from textgen.plots import LossCurve, plot_loss
 from textgen.rnn import RNNConfig
 from textgen.sample import SampleConfig, generate
@@ -162,9 +162,24 @@ def run_training(
     on_sample: Callable[[dict], None] | None = None,
     passage_length: int = 1000,
     extra_config: dict | None = None,
+    initial: Checkpoint | None = None,
 ) -> RunResult:
-    """Build the vocabulary, train with every file of the run folder written, and sample the final passage."""
-    vocab = CharVocab.from_texts([corpus.text])
+    """Build the vocabulary, train with every file of the run folder written, and sample the final passage.
+
+    With ``initial`` (another run's checkpoint) training starts from its parameters, AdaGrad memory and
+    vocabulary; the corpus may then only use characters that vocabulary has.
+    """
+    if initial is not None:
+        vocab = initial.vocab
+        unknown = vocab.missing(corpus.text)
+        if unknown:
+            raise CorpusError(
+                f"the corpus has characters the --init-from model does not know: {''.join(unknown)!r}; "
+                "remove them or train a new model"
+            )
+        model = initial.model
+    else:
+        vocab = CharVocab.from_texts([corpus.text])
     ids = vocab.encode(corpus.text)
     check_corpus_length(ids.size, config)  # before the folder is made, so a bad corpus leaves nothing behind
     folder = Path(out) if out is not None else default_run_dir(corpus)
@@ -190,8 +205,16 @@ def run_training(
     )
     write_json(folder / "vocab.json", vocab.to_json())
     rng = np.random.default_rng(config.seed)
+    state = None
+    if initial is not None:
+        memory = initial.arrays.get("adagrad_memory")
+        state = TrainState(
+            params=initial.params.copy(),
+            adagrad_memory=np.zeros_like(initial.params.flat) if memory is None else memory.copy(),
+            h=np.zeros((config.batch_size, model.hidden), dtype=initial.params.flat.dtype),
+        )
     recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, corpus.sources, on_sample)
-    state = train(ids, vocab, config, rng, model, callbacks=recorder, progress=progress)
+    state = train(ids, vocab, config, rng, model, state=state, callbacks=recorder, progress=progress)
     passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng)
     try:
         (folder / "best_passage.txt").write_text(passage, encoding="utf-8")

@@ -1,12 +1,18 @@
-"""Sampling text from a model: checkpoint + prime text + length + temperature + Generator -> string."""
+"""Sampling text from a model: checkpoint + prime text + length + temperature + Generator -> string.
+
+Every sample, at training time or from `textgen generate`, goes through `draw_sequences`, which
+advances a batch of independent streams one character at a time.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from textgen.errors import ConfigError, CorpusError
+from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.rnn import Params, step_probabilities
 from textgen.vocab import CharVocab
 
@@ -15,72 +21,158 @@ from textgen.vocab import CharVocab
 class SampleConfig:
     """How text is drawn from the model."""
 
-    length: int = 1000  # characters to generate (after the prime text)
-    temperature: float = 1.0  # divides the logits: below 1 is safer, above 1 wilder
-    prime: str = ""  # text the model reads first; the output starts with it
+    length: int = 1000  # characters to generate after the prime (the limit per document with `documents`)
+    temperature: float = 1.0  # divides the logits: below 1 is safer and more repetitive, above 1 wilder
+    top_k: int = 0  # draw only among the k most likely characters (0: all)
+    top_p: float = 1.0  # draw only among the most likely characters whose probabilities sum to p (1: all)
+    greedy: bool = False  # always take the most likely character (no randomness)
+    prime: str = ""  # text the model reads first; every output starts with it
+    count: int = 1  # independent samples, drawn together in one batched pass
+    documents: int = 0  # if > 0: this many whole documents, each stopped at the end-of-document character
 
     def __post_init__(self):
-        if not isinstance(self.length, int) or self.length < 0:
-            raise ConfigError(f"--length must be a non-negative integer, got {self.length!r}")
-        if not self.temperature > 0 or not np.isfinite(self.temperature):
+        def positive_int(name, value, minimum):
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(f"--{name} must be an integer of at least {minimum}, got {value!r}")
+
+        positive_int("length", self.length, 0)
+        positive_int("top-k", self.top_k, 0)
+        positive_int("count", self.count, 1)
+        positive_int("documents", self.documents, 0)
+        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0 or math.isinf(self.temperature):
             raise ConfigError(f"--temperature must be a positive number, got {self.temperature!r}")
+        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p!r}")
+        if self.documents and self.count != 1:
+            raise ConfigError("--documents and --count cannot be combined; --documents N already draws N samples")
 
 
-def draw(p: np.ndarray, rng: np.random.Generator) -> int:
-    """Draw an index from the probability vector ``p`` (K,) using one uniform from ``rng``."""
-    cumulative = np.cumsum(p)
-    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    return min(index, p.size - 1)
+@dataclass(frozen=True)
+class GeneratedText:
+    """One sample: its text (starting with the prime) and whether it stopped at an end-of-document marker."""
+
+    text: str  # without the end-of-document marker
+    ended: bool  # True if the model wrote the end-of-document marker within the length limit
 
 
-def sample_ids(
-    params: Params, h: np.ndarray, x0: int, length: int, rng: np.random.Generator, temperature: float = 1.0
+def filter_probabilities(p: np.ndarray, config: SampleConfig) -> np.ndarray:
+    """Apply temperature, top-k and top-p to probability rows ``p`` (B, K); returns unnormalised weights."""
+    if config.temperature != 1.0:
+        # softmax(o / T) is p^(1/T) renormalised; computed from log p so that it stays finite
+        logits = np.log(np.maximum(p, np.finfo(p.dtype).tiny)) / config.temperature
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    if 0 < config.top_k < p.shape[1]:
+        dropped = np.argpartition(p, -config.top_k, axis=1)[:, : -config.top_k]
+        p = p.copy()
+        np.put_along_axis(p, dropped, 0.0, axis=1)
+    if config.top_p < 1.0:
+        order = np.argsort(-p, axis=1)
+        sorted_p = np.take_along_axis(p, order, axis=1)
+        cumulative = np.cumsum(sorted_p, axis=1) / sorted_p.sum(axis=1, keepdims=True)
+        # keep a character if the ones more likely than it sum to less than top_p (so the first is always kept)
+        keep_sorted = (cumulative - sorted_p / sorted_p.sum(axis=1, keepdims=True)) < config.top_p
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=1)
+        p = np.where(keep, p, 0.0)
+    return p
+
+
+def draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row of non-negative ``weights`` (B, K), by inverse CDF with one uniform per row."""
+    cumulative = np.cumsum(weights, axis=1)
+    u = rng.random(weights.shape[0])[:, None] * cumulative[:, -1:]
+    return np.minimum((cumulative <= u).sum(axis=1), weights.shape[1] - 1)
+
+
+def draw_sequences(
+    params: Params,
+    h: np.ndarray,
+    x: np.ndarray,
+    length: int,
+    rng: np.random.Generator,
+    config: SampleConfig = SampleConfig(),
+    stop_id: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Feed ``x0`` from hidden state ``h`` (m,) and draw ``length`` ids; returns (ids, final h).
+    """Advance B streams from hidden states ``h`` (B, m) reading ids ``x`` (B,); each drawn id is the next input.
 
-    This is the assignment's synthesis loop: each drawn character is the next input.
+    Returns (ids (B, length), lengths (B,)): a stream that draws ``stop_id`` stops there (the stop id is
+    not counted in its length); the others run to ``length``.
     """
-    ids = np.empty(length, dtype=np.int64)
-    x = int(x0)
+    B = h.shape[0]
+    ids = np.zeros((B, length), dtype=np.int64)
+    lengths = np.full(B, length, dtype=np.int64)
+    running = np.ones(B, dtype=bool)
+    x = np.asarray(x, dtype=np.int64)
     for t in range(length):
         h, p = step_probabilities(params, h, x)
-        if temperature != 1.0:
-            # softmax(o / T) = p^(1/T) renormalised; computed in log space to stay finite.
-            logits = np.log(np.maximum(p, np.finfo(p.dtype).tiny)) / temperature
-            p = np.exp(logits - logits.max())
-        x = draw(p, rng)
-        ids[t] = x
-    return ids, h
+        if config.greedy:
+            x = p.argmax(axis=1)
+        else:
+            x = draw(filter_probabilities(p, config), rng)
+        ids[:, t] = x
+        if stop_id is not None:
+            stopped = running & (x == stop_id)
+            lengths[stopped] = t
+            running &= ~stopped
+            if not running.any():
+                break
+    return ids, lengths
 
 
-def prime_state(params: Params, vocab: CharVocab, prime: str) -> tuple[np.ndarray, int]:
-    """Run the model from h = 0 over all but the last character of ``prime``; returns (h, last char id)."""
-    ids = vocab.encode(prime)
-    h = np.zeros(params.hidden, dtype=params.flat.dtype)
+def sample_ids(params: Params, h: np.ndarray, x0: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """The assignment's synthesis, used for training-time samples: from ``h`` (m,) read ``x0``, draw ``length`` ids."""
+    ids, _ = draw_sequences(params, h.reshape(1, -1), np.array([x0]), length, rng)
+    return ids[0]
+
+
+def prime_state(params: Params, vocab: CharVocab, prime: str, start_id: int) -> tuple[np.ndarray, int]:
+    """Read ``start_id`` then all but the last character of ``prime`` from h = 0; returns (h (m,), next input id)."""
+    h = np.zeros((1, params.hidden), dtype=params.flat.dtype)
+    ids = [start_id, *vocab.encode(prime).tolist()] if prime else [start_id]
     for x in ids[:-1]:
-        h, _ = step_probabilities(params, h, int(x))
-    return h, int(ids[-1])
+        h, _ = step_probabilities(params, h, np.array([x]))
+    return h[0], ids[-1]
 
 
-def generate(
-    params: Params, vocab: CharVocab, config: SampleConfig, rng: np.random.Generator, start_char: str = "\n"
-) -> str:
-    """Text of ``config.length`` characters after ``config.prime`` (which the output starts with).
+def start_id(vocab: CharVocab) -> int:
+    """What the model reads before anything: the end-of-document marker (a document's start) if the
+    vocabulary has one, else a line break, else the first character."""
+    lookup = vocab.char_to_id
+    return lookup.get(END_OF_DOCUMENT, lookup.get("\n", 0))
 
-    Without a prime the model starts from h = 0 reading ``start_char`` if the vocabulary has it,
-    else the first vocabulary character; that start character is not part of the output.
-    Prime characters outside the vocabulary raise CorpusError listing them.
+
+def generate_texts(
+    params: Params, vocab: CharVocab, config: SampleConfig, rng: np.random.Generator
+) -> list[GeneratedText]:
+    """``config.count`` samples of ``config.length`` characters, or ``config.documents`` whole documents.
+
+    Every text starts with ``config.prime``. Prime characters outside the vocabulary raise CorpusError.
     """
-    if config.prime:
-        unknown = vocab.missing(config.prime)
-        if unknown:
+    unknown = vocab.missing(config.prime)
+    if unknown:
+        raise CorpusError(
+            f"--prime has characters that are not in the model's vocabulary: {''.join(unknown)!r}; "
+            "remove or replace them"
+        )
+    stop_id = None
+    if config.documents:
+        if END_OF_DOCUMENT not in vocab.chars:
             raise CorpusError(
-                f"--prime has characters that are not in the model's vocabulary: {''.join(unknown)!r}; "
-                "remove or replace them"
+                "--documents needs a model trained on a corpus of documents (tweets, dataset rows); this one "
+                "was trained on continuous text and has no end-of-document marker; use --length instead"
             )
-        h, x0 = prime_state(params, vocab, config.prime)
-    else:
-        h = np.zeros(params.hidden, dtype=params.flat.dtype)
-        x0 = vocab.char_to_id.get(start_char, 0)
-    ids, _ = sample_ids(params, h, x0, config.length, rng, config.temperature)
-    return config.prime + vocab.decode(ids)
+        stop_id = vocab.char_to_id[END_OF_DOCUMENT]
+    streams = config.documents or config.count
+    h, x0 = prime_state(params, vocab, config.prime, start_id(vocab))
+    ids, lengths = draw_sequences(
+        params, np.repeat(h[None, :], streams, axis=0), np.full(streams, x0), config.length, rng, config, stop_id
+    )
+    return [
+        GeneratedText(config.prime + vocab.decode(row[:n]), ended=stop_id is not None and n < config.length)
+        for row, n in zip(ids, lengths)
+    ]
+
+
+def generate(params: Params, vocab: CharVocab, config: SampleConfig, rng: np.random.Generator) -> str:
+    """The first text of ``generate_texts`` (one sample of ``config.length`` characters after the prime)."""
+    return generate_texts(params, vocab, config, rng)[0].text

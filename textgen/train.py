@@ -180,7 +180,7 @@ def train(
     def sample_now() -> None:
         # As in the assignment: from stream 0's hidden state, reading the next window's first character.
         x0 = int(ids[offsets[0, 0] + (state.update % per_epoch) * n])
-        sample, _ = sample_ids(params, h[0].copy(), x0, config.sample_length, rng)
+        sample = sample_ids(params, h[0].copy(), x0, config.sample_length, rng)
         callbacks.on_sample(
             {
                 "update": state.update,
