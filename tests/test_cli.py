@@ -155,3 +155,19 @@ def test_the_console_script_runs_and_help_does_not_import_heavy_modules():
              "print(sorted(m for m in ('datasets', 'matplotlib', 'pyarrow', 'torch') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
     assert result.stdout.strip() == "[]"
+
+
+def test_tweets_train_and_generate_whole_documents(tmp_path, capsys):
+    tweets = PROJECT / "corpora" / "sample_tweets.json"
+    assert run(capsys, "train", "--corpus", tweets, "--out", tmp_path / "t", *QUICK)[0] == 0
+    code, out, err = run(capsys, "generate", "--run", tmp_path / "t", "--documents", "4", "--length", "60",
+                         "--seed", "1")
+    assert code == 0
+    documents = out.split("\n\n")
+    assert len(documents) == 4 or err.count("without an end-of-document marker") > 0
+    assert "\u2403" not in out
+
+
+def test_weights_must_match_the_corpora(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--weights", "0.5,0.5", "--out", tmp_path / "r")
+    assert code == 1 and "2 values for 1 corpora" in err
