@@ -41,7 +41,9 @@ def test_train_writes_every_file_of_the_run_folder(trained_run):
     config = json.loads((trained_run / "config.json").read_text())
     assert config["train"]["updates"] == 120 and config["train"]["seed"] == 3
     assert config["model"] == {"hidden": 16, "sigma": 0.01, "dtype": "float64"}
-    assert config["corpus"]["characters"] == len(SAMPLE_BOOK.read_text())
+    corpus = config["corpus"]
+    assert corpus["characters"] + corpus["val_characters"] == len(SAMPLE_BOOK.read_text())
+    assert corpus["val_characters"] == pytest.approx(0.05 * len(SAMPLE_BOOK.read_text()), abs=80)
     vocab = json.loads((trained_run / "vocab.json").read_text())
     assert vocab["chars"] == sorted(set(SAMPLE_BOOK.read_text()))
     metrics = [orjson.loads(line) for line in (trained_run / "metrics.jsonl").read_bytes().splitlines()]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from textgen import __version__
+from textgen.config import TrainConfig
 from textgen.errors import ConfigError, TextgenError
 
 # Loader options: flag -> (keyword of the loader constructor, argparse settings). Only flags the
@@ -30,6 +31,24 @@ LOADER_FLAGS = {
     "--hf-split": ("split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
     "--text-column": ("text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
 }
+
+
+# Training flags: (flag, type, metavar, help). Each maps onto the TrainConfig field of the same name;
+# only the flags given are passed, so `--resume` can tell what the user asked to change.
+TRAIN_FLAGS = (
+    ("--seq-length", int, "N", "characters per window, the length of backprop through time"),
+    ("--eta", float, "ETA", "AdaGrad learning rate"),
+    ("--clip", float, "C", "clip gradients to [-C, C]"),
+    ("--epochs", int, "E", "passes over the corpus (2 if neither this nor --updates is given)"),
+    ("--updates", int, "N", "parameter updates in all (instead of --epochs)"),
+    ("--sample-every", int, "N", "updates between training-time samples"),
+    ("--sample-length", int, "N", "characters per training-time sample"),
+    ("--log-every", int, "N", "updates between rows of metrics.jsonl"),
+    ("--checkpoint-every", int, "N", "updates between saves of last.npz and best.npz"),
+    ("--eval-every", int, "N", "updates between validation losses"),
+    ("--batch-size", int, "B", "parallel streams (1 is the assignment's exact algorithm)"),
+)
+TRAIN_DEFAULTS = {name: field.default for name, field in TrainConfig.__dataclass_fields__.items()}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -69,9 +88,8 @@ def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) 
     parser.set_defaults(hidden_default=hidden_default)
     group = parser.add_argument_group("model")
     group.add_argument("--hidden", type=int, metavar="M", help=f"hidden units (default {hidden_default})")
-    group.add_argument("--sigma", type=float, default=0.01, help="std of the initial U, W, V (default 0.01)")
-    group.add_argument("--dtype", default="float64", choices=("float64", "float32"), help="float64 (default) or float32")
-    parser.add_argument("--seq-length", type=int, default=25, metavar="N", help="characters per window (default 25)")
+    group.add_argument("--sigma", type=float, help="std of the initial U, W, V (default 0.01)")
+    group.add_argument("--dtype", choices=("float64", "float32"), help="float64 (default) or float32 (faster)")
 
 
 def build_parser() -> ArgumentParser:
@@ -84,17 +102,15 @@ def build_parser() -> ArgumentParser:
 
     train = commands.add_parser("train", help="train a model; writes a run folder")
     add_corpus_flags(train)
+    train.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                       help="hold out the tail of each corpus (whole documents for tweets and rows) for a "
+                       "validation loss (default 0.05; 0 trains on everything)")
     add_model_flags(train)
     group = train.add_argument_group("training (defaults are the assignment's)")
-    group.add_argument("--eta", type=float, default=0.1, help="AdaGrad learning rate (default 0.1)")
-    group.add_argument("--clip", type=float, default=5.0, help="clip gradients to [-clip, clip] (default 5)")
-    length = group.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, metavar="E", help="passes over the corpus (default 2)")
-    length.add_argument("--updates", type=int, metavar="N", help="parameter updates in all")
-    group.add_argument("--sample-every", type=int, default=10_000, metavar="N", help="updates between samples (10000)")
-    group.add_argument("--sample-length", type=int, default=200, metavar="N", help="characters per sample (200)")
-    group.add_argument("--log-every", type=int, default=100, metavar="N", help="updates between metrics rows (100)")
-    group.add_argument("--checkpoint-every", type=int, default=1_000, metavar="N", help="updates between checkpoints")
+    for flag, field_type, metavar, text in TRAIN_FLAGS:
+        default = TRAIN_DEFAULTS[flag[2:].replace("-", "_")]
+        shown = "" if default is None else f" (default {default})"
+        group.add_argument(flag, type=field_type, metavar=metavar, help=text + shown)
     group.add_argument("--passage-length", type=int, default=1000, metavar="N", help="final passage length (1000)")
     group.add_argument("--seed", type=int, help="random seed (default: a fresh one, recorded in config.json)")
     group.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<corpus>-<time>)")
@@ -102,6 +118,8 @@ def build_parser() -> ArgumentParser:
     group.add_argument("--init-from", type=Path, metavar="RUN_DIR",
                        help="start from another run's last parameters and vocabulary (train a model further on "
                        "new text whose characters it knows)")
+    group.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="continue a stopped run exactly where it was; --updates/--epochs give the new total")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=command_train)
 
@@ -128,6 +146,7 @@ def build_parser() -> ArgumentParser:
     gradcheck = commands.add_parser("gradcheck", help="compare analytic and numerical gradients")
     add_corpus_flags(gradcheck)
     add_model_flags(gradcheck)
+    gradcheck.add_argument("--seq-length", type=int, default=25, metavar="N", help="characters in the window (25)")
     gradcheck.add_argument("--max-entries", type=int, default=200, metavar="N",
                            help="entries checked per parameter, drawn at random (default 200; 0 for all)")
     gradcheck.add_argument("--seed", type=int, default=0, help="seed for the initial parameters (0)")
@@ -146,51 +165,103 @@ def say(text: str = "", file=None) -> None:
     tqdm.write(text, file=file or sys.stdout)
 
 
-def command_train(args: argparse.Namespace) -> int:
-    from textgen.corpus import load_corpus
+def model_config(args: argparse.Namespace):
+    """RNNConfig from the model flags, defaults where not given."""
     from textgen.rnn import RNNConfig
-    from textgen.rundir import run_training
-    from textgen.train import TrainConfig
 
-    seed = args.seed if args.seed is not None else secrets.randbits(32)
-    initial = None
-    if args.init_from is not None:
-        from textgen.rundir import load_run_checkpoint
+    given = {name: getattr(args, name) for name in ("hidden", "sigma", "dtype") if getattr(args, name) is not None}
+    given.setdefault("hidden", args.hidden_default)
+    return RNNConfig(**given)
 
-        initial = load_run_checkpoint(args.init_from, "last")
-        if args.hidden is not None and args.hidden != initial.model.hidden:
-            raise ConfigError(f"--hidden {args.hidden} differs from --init-from's {initial.model.hidden} hidden units")
-        model = initial.model
-    else:
-        model = RNNConfig(hidden=args.hidden if args.hidden is not None else args.hidden_default, sigma=args.sigma, dtype=args.dtype)
-    config = TrainConfig(
-        seq_length=args.seq_length, eta=args.eta, clip=args.clip, epochs=args.epochs, updates=args.updates,
-        sample_every=args.sample_every, sample_length=args.sample_length, log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every, seed=seed,
-    )
+
+def command_train(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from textgen.corpus import load_corpus
+    from textgen.rundir import load_run_checkpoint, resume_training, run_training
+    from textgen.train import TrainingInterrupted
+
+    given = {}
+    for flag, *_ in TRAIN_FLAGS:
+        name = flag[2:].replace("-", "_")
+        if getattr(args, name) is not None:
+            given[name] = getattr(args, name)
+    if args.updates is not None and args.epochs is not None:
+        raise ConfigError("give --updates or --epochs, not both")
     if args.passage_length < 0:
         raise ConfigError(f"--passage-length must be a non-negative integer, got {args.passage_length}")
-    if not args.corpus:
-        say("textgen: no --corpus given, training on the built-in default: the Python language reference "
-            "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
-    corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
 
     def show_sample(record: dict) -> None:
         loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"
         say(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---")
         say(record["text"])
 
-    result = run_training(
-        corpus, args.out, model, config, force=args.force, progress=False if args.no_progress else None,
-        on_sample=show_sample, passage_length=args.passage_length, initial=initial,
-        extra_config={"init_from": str(args.init_from)} if args.init_from else None,
-    )
+    # Ctrl-C and SIGTERM ask the trainer to stop at the next window: it checkpoints, then we exit 130/143.
+    stop = threading.Event()
+    received = []
+
+    def request_stop(signum, frame):
+        received.append(signum)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = False if args.no_progress else None
+    common = {"progress": progress, "on_sample": show_sample, "passage_length": args.passage_length, "stop": stop}
+    folder = args.resume
+    try:
+        if args.resume is not None:
+            fixed = [flag for flag, value in (("--corpus", args.corpus), ("--kind", args.kind), ("--out", args.out),
+                     ("--init-from", args.init_from), ("--weights", args.weights), ("--seed", args.seed),
+                     ("--val-fraction", args.val_fraction), ("--hidden", args.hidden), ("--sigma", args.sigma),
+                     ("--dtype", args.dtype)) if value is not None] + [
+                     flag for flag, (dest, _) in LOADER_FLAGS.items() if getattr(args, "loader_" + dest) is not None]
+            if fixed:
+                raise ConfigError(f"--resume continues a run as it was set up; {', '.join(fixed)} cannot be "
+                                  "changed (start a new run or use --init-from)")
+            result = resume_training(args.resume, given, **common)
+        else:
+            seed = args.seed if args.seed is not None else secrets.randbits(32)
+            initial = None
+            if args.init_from is not None:
+                initial = load_run_checkpoint(args.init_from, "last")
+                if args.hidden is not None and args.hidden != initial.model.hidden:
+                    raise ConfigError(
+                        f"--hidden {args.hidden} differs from --init-from's {initial.model.hidden} hidden units")
+                model = initial.model
+            else:
+                model = model_config(args)
+            config = TrainConfig(**given, seed=seed)
+            if not args.corpus:
+                say("textgen: no --corpus given, training on the built-in default: the Python language reference "
+                    "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
+            val_fraction = 0.05 if args.val_fraction is None else args.val_fraction
+            corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights,
+                                 val_fraction=val_fraction)
+            from textgen.rundir import default_run_dir
+
+            folder = args.out or default_run_dir(corpus)
+            result = run_training(
+                corpus, folder, model, config, force=args.force, initial=initial,
+                extra_config={"init_from": str(args.init_from)} if args.init_from else None, **common,
+            )
+    except TrainingInterrupted as interrupted:
+        code = 143 if received and received[0] == signal.SIGTERM else 130
+        say(f"textgen: stopped at update {interrupted.state.update:,}; checkpoint saved in {folder}/last.npz. "
+            f"Continue with: textgen train --resume {folder}", file=sys.stderr)
+        return code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     state = result.state
+    chosen = "validation loss" if state.best_by == "val_loss" else "smooth loss"
     say(f"--- {args.passage_length} characters from the best model (update {state.best_update:,}, "
-        f"smooth loss {state.best_loss:.3f}) ---")
+        f"{chosen} {state.best_loss:.3f}) ---")
     say(result.passage)
-    say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f}, "
-        f"best {state.best_loss:.3f}; run folder {result.folder}", file=sys.stderr)
+    say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f}; best model by "
+        f"{chosen}: {state.best_loss:.3f} at update {state.best_update:,}; run folder {result.folder}",
+        file=sys.stderr)
     say(f"textgen: generate more with: textgen generate --run {result.folder}", file=sys.stderr)
     return 0
 
@@ -224,10 +295,10 @@ def command_gradcheck(args: argparse.Namespace) -> int:
 
     from textgen.corpus import load_corpus
     from textgen.gradcheck import check_window
-    from textgen.rnn import RNNConfig, init_params
+    from textgen.rnn import init_params
     from textgen.vocab import CharVocab
 
-    model = RNNConfig(hidden=args.hidden if args.hidden is not None else args.hidden_default, sigma=args.sigma, dtype=args.dtype)
+    model = model_config(args)
     if args.seq_length < 1:
         raise ConfigError(f"--seq-length must be a positive integer, got {args.seq_length}")
     if args.max_entries < 0:

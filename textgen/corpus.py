@@ -17,8 +17,10 @@ DEFAULT_CORPUS = "pydoc"  # used when no --corpus is given
 class Corpus:
     """The joined text of every source plus a JSON-ready summary of each."""
 
-    text: str  # all sources, documents joined by their loader's separator
+    text: str  # the training text: all sources, documents joined by their loader's separator
     sources: list[dict]  # per source: spec, kind, location, options, documents, characters, sha256
+    validation: str = ""  # held-out text (the tail of each source), never trained on
+    val_fraction: float = 0.0  # the share of each source held out as ``validation``
 
     @property
     def name(self) -> str:
@@ -146,19 +148,43 @@ def interleave(sources: list[list[str]], weights: list[float]) -> tuple[list[str
     return mixed, taken
 
 
+def hold_out(pieces: list[str], continuous: bool, fraction: float) -> tuple[list[str], str]:
+    """Split a source into training pieces and held-out text: its last ``fraction`` of documents, or for
+    continuous text its last ``fraction`` of characters (from a line start where there is one)."""
+    if fraction <= 0:
+        return pieces, ""
+    if continuous:
+        text = "".join(pieces)
+        cut = int(len(text) * (1 - fraction))
+        line_start = text.find("\n", cut)
+        if 0 <= line_start < len(text) - 1:
+            cut = line_start + 1
+        return [text[:cut]], text[cut:]
+    held = round(len(pieces) * fraction)
+    if held < 1 or held >= len(pieces):
+        held = 1 if len(pieces) >= 2 else 0
+    if not held:
+        return pieces, ""
+    return pieces[:-held], "".join(pieces[-held:])
+
+
 def load_corpus(
     specs: list[str] | None,
     kind: str | None = None,
     options: dict | None = None,
     registry: Registry | None = None,
     weights: str | list[float] | None = None,
+    val_fraction: float = 0.0,
 ) -> Corpus:
     """Load every source of ``specs`` (the default corpus if empty) into one text.
 
     Each loader gets the ``options`` its constructor takes; an option no chosen loader takes is a
     ConfigError, so a mistyped or misplaced flag is never silently ignored. Several sources are
-    interleaved by ``weights`` (default: their sizes, so each is used exactly once).
+    interleaved by ``weights`` (default: their sizes, so each is used exactly once). With
+    ``val_fraction`` the tail of each source is held out as validation text.
     """
+    if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+        raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {val_fraction!r}")
     registry = registry or discover()
     specs = list(specs or [DEFAULT_CORPUS])
     weights = parse_weights(weights, len(specs))
@@ -175,17 +201,20 @@ def load_corpus(
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
         kinds = ", ".join(sorted({source.kind for source in sources}))
         raise ConfigError(f"{flags} does not apply to the loader(s) used here ({kinds})")
-    all_pieces, summaries = [], []
+    all_pieces, summaries, held_out = [], [], []
     for source, accepted in zip(sources, per_source):
         pieces, summary = read_source(source, accepted)
+        pieces, validation = hold_out(pieces, summary["continuous"], val_fraction)
+        summary["val_characters"] = len(validation)
+        held_out.append(validation)
         if summary["continuous"] and len(sources) > 1:
             pieces = split_blocks("".join(pieces))
         all_pieces.append(pieces)
         summaries.append(summary)
     if len(sources) == 1:
-        return Corpus("".join(all_pieces[0]), summaries)
-    weights = weights or [float(summary["characters"]) for summary in summaries]
+        return Corpus("".join(all_pieces[0]), summaries, held_out[0], val_fraction)
+    weights = weights or [float(summary["characters"] - summary["val_characters"]) for summary in summaries]
     mixed, taken = interleave(all_pieces, weights)
     for summary, weight, characters in zip(summaries, weights, taken):
         summary.update(weight=weight, characters_in_mix=characters)
-    return Corpus("".join(mixed), summaries)
+    return Corpus("".join(mixed), summaries, "".join(held_out), val_fraction)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,19 +16,30 @@ import orjson
 
 from textgen import __version__
 from textgen.checkpoint import (
+    STATE_ARRAYS,
     Checkpoint,
+    atomic_write_bytes,
     load_checkpoint,
     read_json,
+    rng_from_json,
     rng_state_to_json,
     save_checkpoint,
     write_json,
 )
 from textgen.corpus import Corpus
-from textgen.errors import CheckpointError, CorpusError, TextgenError
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
 from textgen.plots import LossCurve, plot_loss
-from textgen.rnn import RNNConfig
+from textgen.rnn import Params, RNNConfig
 from textgen.sample import SampleConfig, generate
-from textgen.train import TrainCallbacks, TrainConfig, TrainState, check_corpus_length, total_updates, train
+from textgen.train import (
+    TrainCallbacks,
+    TrainConfig,
+    TrainingInterrupted,
+    TrainState,
+    check_corpus_length,
+    total_updates,
+    train,
+)
 from textgen.train import updates_per_epoch as count_updates_per_epoch
 from textgen.vocab import CharVocab
 
@@ -93,6 +106,7 @@ class RunRecorder(TrainCallbacks):
         self.echo_sample = on_sample
         self.updates: list[int] = []
         self.smooth_losses: list[float] = []
+        self.val_points: list[tuple[int, float]] = []
         self.last_plot = 0.0
 
     def _append(self, name: str, record: dict) -> None:
@@ -104,8 +118,14 @@ class RunRecorder(TrainCallbacks):
 
     def on_log(self, record: dict) -> None:
         self._append("metrics.jsonl", record)
+        self.remember(record)
+
+    def remember(self, record: dict) -> None:
+        """Keep a metrics row for the loss plot."""
         self.updates.append(record["update"])
         self.smooth_losses.append(record["smooth_loss"])
+        if record.get("val_loss") is not None:
+            self.val_points.append((record["update"], record["val_loss"]))
 
     def on_sample(self, record: dict) -> None:
         self._append("samples.jsonl", record)
@@ -122,10 +142,17 @@ class RunRecorder(TrainCallbacks):
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
         meta = self._meta(state.update, state.smooth_loss)
-        meta.update(best_loss=state.best_loss, best_update=state.best_update, rng=rng_state_to_json(self.rng))
+        meta.update(
+            best_loss=state.best_loss if math.isfinite(state.best_loss) else None,
+            best_update=state.best_update,
+            best_by=state.best_by,
+            sampled_at=state.sampled_at,
+            rng=rng_state_to_json(self.rng),
+        )
         arrays = {"adagrad_memory": state.adagrad_memory, "h": state.h, "best_flat": state.best_params.flat}
         save_checkpoint(self.folder / "last.npz", Checkpoint(state.params, self.vocab, self.model, meta, arrays))
-        best_meta = self._meta(state.best_update, state.best_loss)
+        best_meta = self._meta(state.best_update, state.best_loss if math.isfinite(state.best_loss) else None)
+        best_meta["best_by"] = state.best_by
         save_checkpoint(self.folder / "best.npz", Checkpoint(state.best_params, self.vocab, self.model, best_meta))
         now = time.monotonic()
         if final or now - self.last_plot >= PLOT_EVERY_SECONDS:
@@ -151,6 +178,35 @@ class RunResult:
     passage: str  # text from the best model, also in best_passage.txt
 
 
+def _train_in_folder(
+    folder: Path,
+    ids: np.ndarray,
+    val_ids: np.ndarray | None,
+    vocab: CharVocab,
+    model: RNNConfig,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    state: TrainState | None,
+    recorder: RunRecorder,
+    progress: bool | None,
+    passage_length: int,
+    stop: threading.Event | None,
+) -> RunResult:
+    """Train, then write the final passage; an interrupted run still gets its plot before the exception goes on."""
+    try:
+        state = train(ids, vocab, config, rng, model, state=state, callbacks=recorder, progress=progress,
+                      val_ids=val_ids, stop=stop)
+    except TrainingInterrupted:
+        recorder.plot()
+        raise
+    passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng)
+    try:
+        (folder / "best_passage.txt").write_text(passage, encoding="utf-8")
+    except OSError as error:
+        raise TextgenError(f"{folder / 'best_passage.txt'}: cannot write ({error.strerror})") from None
+    return RunResult(folder, state, vocab, passage)
+
+
 def run_training(
     corpus: Corpus,
     out: Path | None,
@@ -163,15 +219,16 @@ def run_training(
     passage_length: int = 1000,
     extra_config: dict | None = None,
     initial: Checkpoint | None = None,
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Build the vocabulary, train with every file of the run folder written, and sample the final passage.
 
     With ``initial`` (another run's checkpoint) training starts from its parameters, AdaGrad memory and
-    vocabulary; the corpus may then only use characters that vocabulary has.
+    vocabulary; the corpus may then only use characters that vocabulary has. ``stop``: see `train`.
     """
     if initial is not None:
         vocab = initial.vocab
-        unknown = vocab.missing(corpus.text)
+        unknown = vocab.missing(corpus.text + corpus.validation)
         if unknown:
             raise CorpusError(
                 f"the corpus has characters the --init-from model does not know: {''.join(unknown)!r}; "
@@ -179,8 +236,9 @@ def run_training(
             )
         model = initial.model
     else:
-        vocab = CharVocab.from_texts([corpus.text])
+        vocab = CharVocab.from_texts([corpus.text, corpus.validation])
     ids = vocab.encode(corpus.text)
+    val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
     check_corpus_length(ids.size, config)  # before the folder is made, so a bad corpus leaves nothing behind
     folder = Path(out) if out is not None else default_run_dir(corpus)
     prepare_run_dir(folder, force)
@@ -196,6 +254,8 @@ def run_training(
             "corpus": {
                 "sources": corpus.sources,
                 "characters": int(ids.size),
+                "val_fraction": corpus.val_fraction,
+                "val_characters": 0 if val_ids is None else int(val_ids.size),
                 "vocab_size": vocab.size,
                 "updates_per_epoch": per_epoch,
                 "total_updates": total_updates(config, ids.size),
@@ -212,15 +272,144 @@ def run_training(
             params=initial.params.copy(),
             adagrad_memory=np.zeros_like(initial.params.flat) if memory is None else memory.copy(),
             h=np.zeros((config.batch_size, model.hidden), dtype=initial.params.flat.dtype),
+            best_by="val_loss" if val_ids is not None else "smooth_loss",
         )
     recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, corpus.sources, on_sample)
-    state = train(ids, vocab, config, rng, model, state=state, callbacks=recorder, progress=progress)
-    passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng)
+    return _train_in_folder(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress,
+                            passage_length, stop)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_bytes().splitlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            if number == len(lines):
+                break  # a half-written last line from a killed process: the continuation rewrites it
+            raise CheckpointError(f"{path}: line {number} is not valid JSON") from None
+    return rows
+
+
+def _rewrite_jsonl(path: Path, rows: list[dict]) -> None:
+    payload = b"".join(orjson.dumps(row) + b"\n" for row in rows)
     try:
-        (folder / "best_passage.txt").write_text(passage, encoding="utf-8")
+        atomic_write_bytes(path, lambda stream: stream.write(payload))
     except OSError as error:
-        raise TextgenError(f"{folder / 'best_passage.txt'}: cannot write ({error.strerror})") from None
-    return RunResult(folder, state, vocab, passage)
+        raise TextgenError(f"{path}: cannot write ({error.strerror})") from None
+
+
+RESUMABLE_CHANGES = ("eta", "updates", "epochs", "sample_every", "log_every", "checkpoint_every", "eval_every")
+
+
+def resume_training(
+    run: Path,
+    changes: dict | None = None,
+    *,
+    progress: bool | None = None,
+    on_sample: Callable[[dict], None] | None = None,
+    passage_length: int = 1000,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """Continue a run from its ``last.npz`` exactly as if it had never stopped.
+
+    ``changes`` may set the totals (``updates`` or ``epochs``, counted from the run's start), the
+    learning rate and the logging intervals; anything else that would make the continuation inexact
+    is refused. The corpus is read again and must be unchanged (same SHA-256 per source).
+    """
+    from dataclasses import replace
+
+    from textgen.corpus import load_corpus
+    from textgen.registry import discover
+
+    run = Path(run)
+    config_data = read_run_config(run)
+    checkpoint = load_run_checkpoint(run, "last")
+    meta = checkpoint.meta
+    if set(STATE_ARRAYS) - set(checkpoint.arrays) or "rng" not in meta:
+        raise CheckpointError(f"{run}/last.npz: holds no training state to resume from")
+    changes = dict(changes or {})
+    refused = sorted(set(changes) - set(RESUMABLE_CHANGES))
+    if refused:
+        raise ConfigError(
+            f"--resume cannot change {', '.join('--' + name.replace('_', '-') for name in refused)}: the "
+            "continuation would not be exact; start a new run (or --init-from this one) instead"
+        )
+    try:
+        saved = TrainConfig(**meta["train"])
+    except (TypeError, ConfigError) as error:
+        raise CheckpointError(f"{run}/last.npz: unreadable training configuration ({error})") from None
+    if "updates" in changes or "epochs" in changes:
+        saved = replace(saved, updates=None, epochs=None)
+    config = replace(saved, **changes)
+    sources = config_data["corpus"]["sources"]
+    options = {}
+    for source in sources:
+        options.update(source.get("options", {}))
+    weights = [source["weight"] for source in sources] if len(sources) > 1 else None
+    corpus = load_corpus(
+        [f"{source['kind']}:{source['location']}" for source in sources],
+        options=options,
+        registry=discover(),
+        weights=weights,
+        val_fraction=config_data["corpus"].get("val_fraction", 0.0),
+    )
+    for old, new in zip(sources, corpus.sources):
+        if old["sha256"] != new["sha256"]:
+            raise CorpusError(
+                f"--resume: corpus {old['spec']!r} has changed since the run started (SHA-256 differs); "
+                "the continuation would not be exact; start a new run or --init-from this one"
+            )
+    vocab = checkpoint.vocab
+    ids = vocab.encode(corpus.text)
+    val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
+    target = total_updates(config, ids.size)
+    update = int(meta["update"])
+    if target <= update:
+        raise ConfigError(
+            f"--resume: the run already has {update:,} updates; give a larger total with --updates or --epochs"
+        )
+    model = checkpoint.model
+    arrays = checkpoint.arrays
+    best_loss = meta.get("best_loss")
+    state = TrainState(
+        params=checkpoint.params,
+        adagrad_memory=arrays["adagrad_memory"].copy(),
+        h=arrays["h"].copy(),
+        update=update,
+        smooth_loss=meta.get("smooth_loss"),
+        best_loss=math.inf if best_loss is None else float(best_loss),
+        best_update=int(meta.get("best_update", 0)),
+        best_params=Params(arrays["best_flat"].copy(), model.hidden, vocab.size),
+        best_by=meta.get("best_by", "smooth_loss"),
+        sampled_at=int(meta.get("sampled_at", -1)),
+    )
+    if state.h.shape != (config.batch_size, model.hidden):
+        raise CheckpointError(f"{run}/last.npz: hidden state shape {state.h.shape} does not fit the configuration")
+    rng = rng_from_json(meta["rng"], f"{run}/last.npz")
+    # Rows written after the checkpoint (by a run that was then killed) are replayed by the continuation.
+    metrics = [row for row in _read_jsonl(run / "metrics.jsonl") if row.get("update", 0) <= update]
+    samples = [
+        row for row in _read_jsonl(run / "samples.jsonl")
+        if row.get("update", 0) < update or (row.get("update") == update and state.sampled_at == update)
+    ]
+    _rewrite_jsonl(run / "metrics.jsonl", metrics)
+    _rewrite_jsonl(run / "samples.jsonl", samples)
+    config_data.setdefault("resumes", []).append(
+        {"at_update": update, "changes": changes, "when": datetime.now().astimezone().isoformat(timespec="seconds")}
+    )
+    config_data["train"] = config.to_json()
+    config_data["corpus"]["total_updates"] = target
+    write_json(run / "config.json", config_data)
+    per_epoch = count_updates_per_epoch(ids.size, config.seq_length, config.batch_size)
+    recorder = RunRecorder(run, vocab, model, config, rng, per_epoch, config_data["corpus"]["sources"], on_sample)
+    for row in metrics:
+        recorder.remember(row)
+    return _train_in_folder(run, ids, val_ids, vocab, model, config, rng, state, recorder, progress,
+                            passage_length, stop)
 
 
 def load_run_checkpoint(run: Path, which: str = "best") -> Checkpoint:

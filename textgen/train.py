@@ -7,57 +7,19 @@ object, and the caller (the run folder, a test) decides what to keep.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from textgen.errors import ConfigError, CorpusError, TrainingError
+from textgen.config import DEFAULT_EPOCHS, TrainConfig
+from textgen.errors import CorpusError, TrainingError
+from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.optim import AdaGrad
 from textgen.rnn import Params, RNNConfig, Workspace, init_params
 from textgen.sample import sample_ids
 from textgen.vocab import CharVocab
-
-DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How the model is trained; the defaults are DD2424 Assignment 4's."""
-
-    seq_length: int = 25  # characters per window, the length of backpropagation through time
-    eta: float = 0.1  # AdaGrad learning rate
-    eps: float = 1e-8  # AdaGrad epsilon, inside the square root
-    clip: float = 5.0  # gradients are clipped elementwise to [-clip, clip]
-    epochs: int | None = None  # stop after this many passes over the corpus (default 2 if updates is unset)
-    updates: int | None = None  # stop after this many parameter updates in all (overrides epochs)
-    sample_every: int = 10_000  # updates between training-time samples (also one before the first update)
-    sample_length: int = 200  # characters in each training-time sample
-    log_every: int = 100  # updates between rows of metrics
-    checkpoint_every: int = 1_000  # updates between checkpoints of the last state (and one at the end)
-    seed: int = 0  # seed of the run's random generator, recorded so the run can be repeated
-    batch_size: int = 1  # parallel streams; 1 is the assignment's exact algorithm
-
-    def __post_init__(self):
-        positive = ("seq_length", "sample_every", "sample_length", "log_every", "checkpoint_every", "batch_size")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        for name in ("eta", "eps", "clip"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"--{name} must be a positive number, got {value!r}")
-        for name in ("epochs", "updates"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"--{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
-
-    def to_json(self) -> dict:
-        """The config as a JSON-ready dict."""
-        return asdict(self)
 
 
 def updates_per_epoch(corpus_length: int, seq_length: int, batch_size: int = 1) -> int:
@@ -77,16 +39,18 @@ def total_updates(config: TrainConfig, corpus_length: int) -> int:
 
 @dataclass
 class TrainState:
-    """Everything that determines how training continues from here."""
+    """Everything that determines how training continues from here (what `last.npz` stores)."""
 
     params: Params  # current θ
     adagrad_memory: np.ndarray  # (n_params,) AdaGrad's running sum of squared gradients
     h: np.ndarray  # (B, m) hidden state of each stream, carried across windows
     update: int = 0  # updates made so far
     smooth_loss: float | None = None  # None before the first update
-    best_loss: float = math.inf  # lowest smooth loss seen
+    best_loss: float = math.inf  # what chose the best parameters: lowest smooth loss, or validation loss
     best_update: int = 0  # update at which the best parameters were in use
     best_params: Params | None = None  # θ that gave best_loss
+    best_by: str = "smooth_loss"  # "smooth_loss", or "val_loss" when there is held-out text
+    sampled_at: int = -1  # update of the latest training-time sample (so a resumed run does not repeat it)
     history: list = field(default_factory=list)  # (update, smooth_loss) pairs every log_every updates
 
     @classmethod
@@ -104,13 +68,24 @@ class TrainCallbacks:
     """Receives what the trainer produces; every method is optional and does nothing here."""
 
     def on_log(self, record: dict) -> None:
-        """A row of metrics: update, epoch (fractional), loss, smooth_loss, chars_per_sec."""
+        """A row of metrics: update, epoch (fractional), loss, smooth_loss, chars_per_sec (+ val_loss, val_bpc)."""
 
     def on_sample(self, record: dict) -> None:
         """A training-time sample: update, epoch (fractional), smooth_loss (None before any update), text."""
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
         """The state after ``state.update`` updates; ``final`` at the end of training."""
+
+
+class TrainingInterrupted(Exception):
+    """Raised by `train` when ``stop`` was set (the user asked it to stop; not an error).
+
+    A checkpoint of the state it stopped at was taken just before.
+    """
+
+    def __init__(self, state: TrainState):
+        super().__init__(f"training stopped at update {state.update}")
+        self.state = state
 
 
 def stream_offsets(corpus_length: int, seq_length: int, batch_size: int) -> np.ndarray:
@@ -129,6 +104,15 @@ def check_corpus_length(corpus_length: int, config: TrainConfig) -> None:
         )
 
 
+def check_finite(state: TrainState) -> None:
+    """TrainingError if a parameter is NaN or infinite, so such a state is never checkpointed."""
+    if not np.isfinite(state.params.flat).all():
+        raise TrainingError(
+            f"the parameters became non-finite by update {state.update}; the last checkpoint is kept. "
+            "Try a lower --eta or a smaller --clip"
+        )
+
+
 def train(
     ids: np.ndarray,
     vocab: CharVocab,
@@ -138,10 +122,15 @@ def train(
     state: TrainState | None = None,
     callbacks: TrainCallbacks | None = None,
     progress: bool | None = None,
+    val_ids: np.ndarray | None = None,
+    stop: threading.Event | None = None,
 ) -> TrainState:
     """Train on the encoded corpus ``ids`` (1-D) and return the final state.
 
-    ``state`` continues an earlier run; otherwise parameters are drawn from ``rng``. ``progress``:
+    ``state`` continues an earlier run exactly (with ``rng`` restored to its state); otherwise
+    parameters are drawn from ``rng``. ``val_ids`` is held-out text: its loss per character is
+    logged every ``eval_every`` updates and chooses the best parameters. When ``stop`` is set,
+    training checkpoints and raises TrainingInterrupted at the next window boundary. ``progress``:
     True shows a tqdm bar, False hides it, None shows it only on a terminal.
     """
     from tqdm.auto import tqdm
@@ -153,8 +142,10 @@ def train(
     check_corpus_length(N, config)
     per_epoch = updates_per_epoch(N, n, B)
     target = total_updates(config, N)
+    validating = val_ids is not None and val_ids.size >= 2
     if state is None:
         state = TrainState.fresh(model, vocab.size, B, rng)
+        state.best_by = "val_loss" if validating else "smooth_loss"
     params = state.params
     assert params.vocab_size == vocab.size and state.h.shape == (B, params.hidden), "state does not fit"
     workspace = Workspace(params.hidden, vocab.size, n, B, params.flat.dtype)
@@ -175,12 +166,13 @@ def train(
     )
     window_start = time.perf_counter()
     window_updates = 0
-    chars_per_sec = 0.0
+    val_loss = None
 
     def sample_now() -> None:
         # As in the assignment: from stream 0's hidden state, reading the next window's first character.
         x0 = int(ids[offsets[0, 0] + (state.update % per_epoch) * n])
         sample = sample_ids(params, h[0].copy(), x0, config.sample_length, rng)
+        state.sampled_at = state.update
         callbacks.on_sample(
             {
                 "update": state.update,
@@ -192,13 +184,16 @@ def train(
 
     try:
         while state.update < target:
+            if stop is not None and stop.is_set():
+                callbacks.on_checkpoint(state, final=False)
+                raise TrainingInterrupted(state)
             window = state.update % per_epoch
             if window == 0:
                 h.fill(0.0)  # the hidden state starts from zero at the beginning of every epoch
             position = window * n
             inputs = ids[offsets + position]
             targets = ids[offsets + position + 1]
-            if state.update % config.sample_every == 0:
+            if state.update % config.sample_every == 0 and state.sampled_at != state.update:
                 sample_now()
             loss = workspace.loss_and_grads(params, inputs, targets, h)
             if not math.isfinite(loss):
@@ -210,7 +205,7 @@ def train(
                 state.smooth_loss = loss
             else:
                 state.smooth_loss = 0.999 * state.smooth_loss + 0.001 * loss
-            if state.smooth_loss < state.best_loss:
+            if not validating and state.smooth_loss < state.best_loss:
                 # these parameters produced the loss just measured, so keep them before the update
                 state.best_loss = state.smooth_loss
                 state.best_update = state.update
@@ -221,29 +216,41 @@ def train(
             np.copyto(h, workspace.H[-1])
             state.update += 1
             window_updates += 1
-            if state.update % config.log_every == 0 or state.update == target:
+            evaluate_now = validating and (state.update % config.eval_every == 0 or state.update == target)
+            if evaluate_now:
+                val_loss = mean_loss_per_char(params, val_ids)
+                if val_loss < state.best_loss:
+                    state.best_loss, state.best_update = val_loss, state.update
+                    np.copyto(state.best_params.flat, params.flat)
+            if state.update % config.log_every == 0 or state.update == target or evaluate_now:
                 now = time.perf_counter()
                 chars_per_sec = window_updates * chars_per_update / max(now - window_start, 1e-9)
                 window_start, window_updates = now, 0
                 state.history.append((state.update, state.smooth_loss))
-                callbacks.on_log(
-                    {
-                        "update": state.update,
-                        "epoch": state.update / per_epoch,
-                        "loss": loss,
-                        "smooth_loss": state.smooth_loss,
-                        "chars_per_sec": round(chars_per_sec, 1),
-                    }
-                )
+                record = {
+                    "update": state.update,
+                    "epoch": state.update / per_epoch,
+                    "loss": loss,
+                    "smooth_loss": state.smooth_loss,
+                    "chars_per_sec": round(chars_per_sec, 1),
+                }
+                if evaluate_now:
+                    record.update(val_loss=val_loss, val_bpc=bits_per_char(val_loss))
+                callbacks.on_log(record)
                 bar.set_postfix(
-                    epoch=f"{state.update / per_epoch:.2f}", smooth_loss=f"{state.smooth_loss:.3f}",
-                    chars_s=f"{chars_per_sec:,.0f}", refresh=False,
+                    epoch=f"{state.update / per_epoch:.2f}",
+                    smooth_loss=f"{state.smooth_loss:.3f}",
+                    **({"val_bpc": f"{bits_per_char(val_loss):.3f}"} if val_loss is not None else {}),
+                    chars_s=f"{chars_per_sec:,.0f}",
+                    refresh=False,
                 )
             bar.update(1)
             if state.update % config.checkpoint_every == 0 and state.update < target:
+                check_finite(state)
                 callbacks.on_checkpoint(state, final=False)
-        if state.update % config.sample_every == 0 and state.update > 0:
+        if state.update % config.sample_every == 0 and state.update > 0 and state.sampled_at != state.update:
             sample_now()  # the loop stopped just before this sampling point
+        check_finite(state)
         callbacks.on_checkpoint(state, final=True)
     finally:
         bar.close()
