@@ -111,7 +111,7 @@ def build_parser() -> ArgumentParser:
         default = TRAIN_DEFAULTS[flag[2:].replace("-", "_")]
         shown = "" if default is None else f" (default {default})"
         group.add_argument(flag, type=field_type, metavar=metavar, help=text + shown)
-    group.add_argument("--passage-length", type=int, default=1000, metavar="N", help="final passage length (1000)")
+    group.add_argument("--passage-length", type=int, metavar="N", help="final passage length (default 1000)")
     group.add_argument("--seed", type=int, help="random seed (default: a fresh one, recorded in config.json)")
     group.add_argument("--out", type=Path, metavar="RUN_DIR", help="run folder (default runs/<corpus>-<time>)")
     group.add_argument("--force", action="store_true", help="replace the run already in --out")
@@ -189,7 +189,7 @@ def command_train(args: argparse.Namespace) -> int:
             given[name] = getattr(args, name)
     if args.updates is not None and args.epochs is not None:
         raise ConfigError("give --updates or --epochs, not both")
-    if args.passage_length < 0:
+    if args.passage_length is not None and args.passage_length < 0:
         raise ConfigError(f"--passage-length must be a non-negative integer, got {args.passage_length}")
 
     def show_sample(record: dict) -> None:
@@ -208,7 +208,7 @@ def command_train(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = False if args.no_progress else None
-    common = {"progress": progress, "on_sample": show_sample, "passage_length": args.passage_length, "stop": stop}
+    common = {"progress": progress, "on_sample": show_sample, "stop": stop}
     folder = args.resume
     try:
         if args.resume is not None:
@@ -220,7 +220,7 @@ def command_train(args: argparse.Namespace) -> int:
             if fixed:
                 raise ConfigError(f"--resume continues a run as it was set up; {', '.join(fixed)} cannot be "
                                   "changed (start a new run or use --init-from)")
-            result = resume_training(args.resume, given, **common)
+            result = resume_training(args.resume, given, passage_length=args.passage_length, **common)
         else:
             seed = args.seed if args.seed is not None else secrets.randbits(32)
             initial = None
@@ -244,6 +244,7 @@ def command_train(args: argparse.Namespace) -> int:
             folder = args.out or default_run_dir(corpus)
             result = run_training(
                 corpus, folder, model, config, force=args.force, initial=initial,
+                passage_length=1000 if args.passage_length is None else args.passage_length,
                 extra_config={"init_from": str(args.init_from)} if args.init_from else None, **common,
             )
     except TrainingInterrupted as interrupted:
@@ -256,7 +257,7 @@ def command_train(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     state = result.state
     chosen = "validation loss" if state.best_by == "val_loss" else "smooth loss"
-    say(f"--- {args.passage_length} characters from the best model (update {state.best_update:,}, "
+    say(f"--- {len(result.passage)} characters from the best model (update {state.best_update:,}, "
         f"{chosen} {state.best_loss:.3f}) ---")
     say(result.passage)
     say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f}; best model by "

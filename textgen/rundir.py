@@ -260,6 +260,7 @@ def run_training(
                 "updates_per_epoch": per_epoch,
                 "total_updates": total_updates(config, ids.size),
             },
+            "passage_length": passage_length,
             **(extra_config or {}),
         },
     )
@@ -311,7 +312,7 @@ def resume_training(
     *,
     progress: bool | None = None,
     on_sample: Callable[[dict], None] | None = None,
-    passage_length: int = 1000,
+    passage_length: int | None = None,
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Continue a run from its ``last.npz`` exactly as if it had never stopped.
@@ -390,6 +391,8 @@ def resume_training(
     if state.h.shape != (config.batch_size, model.hidden):
         raise CheckpointError(f"{run}/last.npz: hidden state shape {state.h.shape} does not fit the configuration")
     rng = rng_from_json(meta["rng"], f"{run}/last.npz")
+    for stray in run.glob(".*.tmp"):  # temporaries of writes that a killed process never finished
+        stray.unlink(missing_ok=True)
     # Rows written after the checkpoint (by a run that was then killed) are replayed by the continuation.
     metrics = [row for row in _read_jsonl(run / "metrics.jsonl") if row.get("update", 0) <= update]
     samples = [
@@ -403,6 +406,9 @@ def resume_training(
     )
     config_data["train"] = config.to_json()
     config_data["corpus"]["total_updates"] = target
+    if passage_length is None:
+        passage_length = int(config_data.get("passage_length", 1000))
+    config_data["passage_length"] = passage_length
     write_json(run / "config.json", config_data)
     per_epoch = count_updates_per_epoch(ids.size, config.seq_length, config.batch_size)
     recorder = RunRecorder(run, vocab, model, config, rng, per_epoch, config_data["corpus"]["sources"], on_sample)

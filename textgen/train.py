@@ -216,13 +216,14 @@ def train(
             np.copyto(h, workspace.H[-1])
             state.update += 1
             window_updates += 1
-            evaluate_now = validating and (state.update % config.eval_every == 0 or state.update == target)
+            # Only at fixed multiples, so a run stopped and resumed logs and chooses exactly like one that was not.
+            evaluate_now = validating and state.update % config.eval_every == 0
             if evaluate_now:
                 val_loss = mean_loss_per_char(params, val_ids)
                 if val_loss < state.best_loss:
                     state.best_loss, state.best_update = val_loss, state.update
                     np.copyto(state.best_params.flat, params.flat)
-            if state.update % config.log_every == 0 or state.update == target or evaluate_now:
+            if state.update % config.log_every == 0 or evaluate_now:
                 now = time.perf_counter()
                 chars_per_sec = window_updates * chars_per_update / max(now - window_start, 1e-9)
                 window_start, window_updates = now, 0

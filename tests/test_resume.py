@@ -1,0 +1,150 @@
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from textgen.checkpoint import load_checkpoint
+from textgen.cli import main
+
+TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog, again and again.\n" for i in range(400))
+SETTINGS = ["--hidden", "12", "--sample-every", "40", "--sample-length", "20", "--log-every", "10",
+            "--checkpoint-every", "30", "--eval-every", "50", "--passage-length", "30", "--no-progress", "--seed", "9"]
+
+
+def rows(path: Path) -> list[dict]:
+    return [{k: v for k, v in orjson.loads(line).items() if k != "chars_per_sec"}
+            for line in path.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("batch", ["1", "3"])
+def test_a_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path, batch, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    common = ["--corpus", str(corpus), "--batch-size", batch, *SETTINGS]
+    assert main(["train", *common, "--updates", "200", "--out", str(tmp_path / "whole")]) == 0
+    assert main(["train", *common, "--updates", "110", "--out", str(tmp_path / "split")]) == 0
+    assert main(["train", "--resume", str(tmp_path / "split"), "--updates", "200", "--no-progress"]) == 0
+    capsys.readouterr()
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    for name in ("last.npz", "best.npz"):
+        a, b = load_checkpoint(whole / name), load_checkpoint(split / name)
+        np.testing.assert_array_equal(a.params.flat, b.params.flat)
+        assert a.meta["update"] == b.meta["update"]
+    a, b = load_checkpoint(whole / "last.npz"), load_checkpoint(split / "last.npz")
+    for name in ("adagrad_memory", "h"):
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+    assert rows(whole / "metrics.jsonl") == rows(split / "metrics.jsonl")
+    assert any("val_loss" in row for row in rows(whole / "metrics.jsonl"))
+    assert rows(whole / "samples.jsonl") == rows(split / "samples.jsonl")
+    assert (whole / "best_passage.txt").read_text() == (split / "best_passage.txt").read_text()
+
+
+def test_resume_refuses_what_would_make_it_inexact(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    run = tmp_path / "run"
+    assert main(["train", "--corpus", str(corpus), *SETTINGS, "--updates", "60", "--out", str(run)]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    cases = [
+        (["--hidden", "20"], "--hidden cannot be changed"),
+        (["--seq-length", "10"], "--seq-length cannot change"),
+        (["--updates", "60"], "already has 60 updates"),
+    ]
+    for extra, message in cases:
+        assert main(["train", "--resume", str(run), *extra, "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert message.split()[0] in err and err.count("\n") == 1, err
+    corpus.write_text(TEXT.replace("fox", "cat"))
+    assert main(["train", "--resume", str(run), "--updates", "90", "--no-progress"]) == 1
+    assert "has changed since the run started" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_learning_rate_may_change_on_resume_and_is_recorded(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    run = tmp_path / "run"
+    assert main(["train", "--corpus", str(corpus), *SETTINGS, "--updates", "60", "--out", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--updates", "90", "--eta", "0.05", "--no-progress"]) == 0
+    config = orjson.loads((run / "config.json").read_bytes())
+    assert config["train"]["eta"] == 0.05 and config["resumes"][0]["changes"] == {"updates": 90, "eta": 0.05}
+    assert load_checkpoint(run / "last.npz").meta["update"] == 90
+
+
+def start_training(corpus: Path, run: Path, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "textgen.cli", "train", "--corpus", str(corpus), "--hidden", "32",
+            "--checkpoint-every", "25", "--log-every", "25", "--sample-every", "500", "--no-progress",
+            "--seed", "1", "--out", str(run), *extra]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_sigkill_at_random_moments_never_leaves_a_broken_checkpoint(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 3)
+    run = tmp_path / "run"
+    chooser = random.Random(20261123)
+    process = start_training(corpus, run, "--updates", "100000")
+    wait_for(run / "last.npz")
+    kills, seen = 0, []
+    for _ in range(6):
+        time.sleep(chooser.uniform(0.3, 2.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        kills += 1
+        checkpoint = load_checkpoint(run / "last.npz")  # must always load
+        seen.append(checkpoint.meta["update"])
+        assert seen[-1] > 0 and seen[-1] % 25 == 0
+        process = subprocess.Popen(
+            [sys.executable, "-m", "textgen.cli", "train", "--resume", str(run), "--no-progress"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert kills == 6 and seen == sorted(seen) and seen[-1] > seen[0]  # each resume went on from the last
+    final = subprocess.run(
+        [sys.executable, "-m", "textgen.cli", "train", "--resume", str(run), "--updates",
+         str(load_checkpoint(run / "last.npz").meta["update"] + 50), "--no-progress"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert final.returncode == 0, final.stderr
+    updates = [row["update"] for row in rows(run / "metrics.jsonl")]
+    assert updates == list(range(25, updates[-1] + 1, 25))  # every row once, none lost, none repeated
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # killed writes were cleaned up
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig, code):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    run = tmp_path / "run"
+    process = start_training(corpus, run, "--updates", "1000000")
+    wait_for(run / "last.npz")
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert f"textgen train --resume {run}" in err and "Traceback" not in err
+    stopped_at = load_checkpoint(run / "last.npz").meta["update"]
+    assert stopped_at >= 25
+    assert (run / "loss.png").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "textgen.cli", "train", "--resume", str(run), "--updates", str(stopped_at + 10),
+         "--no-progress"], capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(run / "last.npz").meta["update"] == stopped_at + 10
+    assert os.path.exists(run / "best_passage.txt")
