@@ -123,3 +123,23 @@ def test_a_non_finite_loss_stops_with_the_update_number():
 def test_bad_train_config_names_the_flag_and_value(field, value):
     with pytest.raises(ConfigError, match=f"--{field.replace('_', '-')} .*{value}"):
         TrainConfig(**{field: value})
+
+
+def test_the_automatic_evaluation_interval():
+    assert TrainConfig().resolved_eval_every(2 * 44_301) == 5_000
+    assert TrainConfig(log_every=10).resolved_eval_every(120) == 10
+    assert TrainConfig(log_every=100).resolved_eval_every(50) == 5
+    assert TrainConfig(eval_every=7).resolved_eval_every(10**6) == 7
+
+
+def test_held_out_text_chooses_the_best_model_even_in_a_short_run():
+    vocab, ids = encoded()
+    recorder = Recorder()
+    val_ids = vocab.encode("the dog sat on the mat. " * 4)
+    state = train(ids, vocab, TrainConfig(updates=60, log_every=10, seed=0), np.random.default_rng(0),
+                  RNNConfig(hidden=8), callbacks=recorder, progress=False, val_ids=val_ids)
+    val_rows = [r for r in recorder.logs if "val_loss" in r]
+    assert [r["update"] for r in val_rows] == [6 * k for k in range(1, 11)]
+    best = min(val_rows, key=lambda r: r["val_loss"])
+    assert state.best_by == "val_loss" and state.best_loss == best["val_loss"] and state.best_update == best["update"]
+    assert best["val_bpc"] == pytest.approx(best["val_loss"] / np.log(2))

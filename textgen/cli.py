@@ -45,7 +45,7 @@ TRAIN_FLAGS = (
     ("--sample-length", int, "N", "characters per training-time sample"),
     ("--log-every", int, "N", "updates between rows of metrics.jsonl"),
     ("--checkpoint-every", int, "N", "updates between saves of last.npz and best.npz"),
-    ("--eval-every", int, "N", "updates between validation losses"),
+    ("--eval-every", int, "N", "updates between validation losses (default: a tenth of the run, at most 5000)"),
     ("--batch-size", int, "B", "parallel streams (1 is the assignment's exact algorithm)"),
 )
 TRAIN_DEFAULTS = {name: field.default for name, field in TrainConfig.__dataclass_fields__.items()}

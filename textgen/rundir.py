@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -240,6 +240,8 @@ def run_training(
     ids = vocab.encode(corpus.text)
     val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
     check_corpus_length(ids.size, config)  # before the folder is made, so a bad corpus leaves nothing behind
+    # fixed now and recorded, so a resumed run (whose total may differ) evaluates at the same updates
+    config = replace(config, eval_every=config.resolved_eval_every(total_updates(config, ids.size)))
     folder = Path(out) if out is not None else default_run_dir(corpus)
     prepare_run_dir(folder, force)
     per_epoch = count_updates_per_epoch(ids.size, config.seq_length, config.batch_size)
@@ -321,8 +323,6 @@ def resume_training(
     learning rate and the logging intervals; anything else that would make the continuation inexact
     is refused. The corpus is read again and must be unchanged (same SHA-256 per source).
     """
-    from dataclasses import replace
-
     from textgen.corpus import load_corpus
     from textgen.registry import discover
 

@@ -142,6 +142,7 @@ def train(
     check_corpus_length(N, config)
     per_epoch = updates_per_epoch(N, n, B)
     target = total_updates(config, N)
+    eval_every = config.resolved_eval_every(target)
     validating = val_ids is not None and val_ids.size >= 2
     if state is None:
         state = TrainState.fresh(model, vocab.size, B, rng)
@@ -217,7 +218,7 @@ def train(
             state.update += 1
             window_updates += 1
             # Only at fixed multiples, so a run stopped and resumed logs and chooses exactly like one that was not.
-            evaluate_now = validating and state.update % config.eval_every == 0
+            evaluate_now = validating and state.update % eval_every == 0
             if evaluate_now:
                 val_loss = mean_loss_per_char(params, val_ids)
                 if val_loss < state.best_loss:
