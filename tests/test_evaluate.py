@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 import pytest
-
 from reference import textbook_loss_and_grads
+
 from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.rnn import RNNConfig, init_params
 
