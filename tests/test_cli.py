@@ -173,3 +173,21 @@ def test_tweets_train_and_generate_whole_documents(tmp_path, capsys):
 def test_weights_must_match_the_corpora(tmp_path, capsys):
     code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--weights", "0.5,0.5", "--out", tmp_path / "r")
     assert code == 1 and "2 values for 1 corpora" in err
+
+
+def test_evaluate_reports_the_loss_per_character_of_a_checkpoint(trained_run, capsys):
+    from reference import textbook_loss_and_grads
+    from textgen.checkpoint import load_checkpoint
+
+    code, out, _ = run(capsys, "evaluate", "--run", trained_run, "--corpus", SAMPLE_BOOK, "--json")
+    assert code == 0
+    result = json.loads(out)
+    checkpoint = load_checkpoint(trained_run / "best.npz")
+    ids = checkpoint.vocab.encode(SAMPLE_BOOK.read_text()).astype(int)
+    loss, _, _ = textbook_loss_and_grads(**checkpoint.params.arrays, inputs=ids[:-1], targets=ids[1:],
+                                         h_prev=np.zeros(checkpoint.model.hidden))
+    assert result["characters"] == ids.size
+    assert result["loss_per_char"] == pytest.approx(loss / (ids.size - 1), rel=1e-9)
+    assert result["bits_per_char"] == pytest.approx(result["loss_per_char"] / np.log(2))
+    code, _, err = run(capsys, "evaluate", "--run", trained_run, "--corpus", PROJECT / "corpora" / "sample_tweets.json")
+    assert code == 1 and "does not know" in err

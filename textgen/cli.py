@@ -153,6 +153,13 @@ def build_parser() -> ArgumentParser:
     gradcheck.add_argument("--json", action="store_true", help='print {"b": err, "c": err, ...} as JSON')
     gradcheck.set_defaults(handler=command_gradcheck)
 
+    evaluate = commands.add_parser("evaluate", help="loss per character of a trained model on any corpus")
+    evaluate.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="a run folder")
+    evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which model (best)")
+    add_corpus_flags(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    evaluate.set_defaults(handler=command_evaluate)
+
     corpora = commands.add_parser("corpora", help="list corpus loaders and named corpora")
     corpora.set_defaults(handler=command_corpora)
     return parser
@@ -320,6 +327,33 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     print("parameter  max relative error")
     for name, error in errors.items():
         print(f"{name:<9}  {error:.2e}")
+    return 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    import orjson
+
+    from textgen.corpus import load_corpus
+    from textgen.errors import CorpusError
+    from textgen.evaluate import bits_per_char, mean_loss_per_char
+    from textgen.rundir import load_run_checkpoint
+
+    checkpoint = load_run_checkpoint(args.run, args.checkpoint)
+    corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
+    unknown = checkpoint.vocab.missing(corpus.text)
+    if unknown:
+        raise CorpusError(f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
+                          "the model cannot score them")
+    ids = checkpoint.vocab.encode(corpus.text)
+    nats = mean_loss_per_char(checkpoint.params, ids)
+    result = {"loss_per_char": nats, "bits_per_char": bits_per_char(nats), "characters": int(ids.size),
+              "checkpoint": str(Path(args.run) / f"{args.checkpoint}.npz")}
+    if args.json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    else:
+        print(f"{result['checkpoint']} on {', '.join(s['spec'] for s in corpus.sources)}: "
+              f"{nats:.4f} nats per character, {result['bits_per_char']:.4f} bits per character "
+              f"({ids.size:,} characters)")
     return 0
 
 
