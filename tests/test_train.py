@@ -127,16 +127,18 @@ def test_bad_train_config_names_the_flag_and_value(field, value):
 
 def test_the_automatic_evaluation_interval():
     assert TrainConfig().resolved_eval_every(2 * 44_301) == 5_000
-    assert TrainConfig(log_every=10).resolved_eval_every(120) == 10
-    assert TrainConfig(log_every=100).resolved_eval_every(50) == 5
+    assert TrainConfig().resolved_eval_every(20_000) == 2_500
+    assert TrainConfig(log_every=7).resolved_eval_every(30_000) == 2_996
+    assert TrainConfig(log_every=10).resolved_eval_every(125) == 120  # a short run: once, at its end
+    assert TrainConfig(log_every=100).resolved_eval_every(50) == 50
     assert TrainConfig(eval_every=7).resolved_eval_every(10**6) == 7
 
 
-def test_held_out_text_chooses_the_best_model_even_in_a_short_run():
+def test_held_out_text_chooses_the_best_model():
     vocab, ids = encoded()
     recorder = Recorder()
     val_ids = vocab.encode("the dog sat on the mat. " * 4)
-    state = train(ids, vocab, TrainConfig(updates=60, log_every=10, seed=0), np.random.default_rng(0),
+    state = train(ids, vocab, TrainConfig(updates=60, log_every=10, eval_every=6, seed=0), np.random.default_rng(0),
                   RNNConfig(hidden=8), callbacks=recorder, progress=False, val_ids=val_ids)
     val_rows = [r for r in recorder.logs if "val_loss" in r]
     assert [r["update"] for r in val_rows] == [6 * k for k in range(1, 11)]

@@ -46,12 +46,13 @@ class TrainConfig:
             raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
 
     def resolved_eval_every(self, total: int) -> int:
-        """``eval_every``, or when unset a tenth of a run of ``total`` updates: at least 1, at most 5,000, and
-        rounded down to a multiple of ``log_every`` when it is larger, so evaluations land on logged rows."""
+        """``eval_every``, or when unset a tenth of a run of ``total`` updates, kept between 2,500 (an
+        evaluation reads the whole held-out text, so not too often) and 5,000, and never beyond the run
+        itself; rounded down to a multiple of ``log_every`` so evaluations land on logged rows."""
         if self.eval_every is not None:
             return self.eval_every
-        tenth = min(5_000, max(1, total // 10))
-        return tenth - tenth % self.log_every if tenth >= self.log_every else tenth
+        every = max(1, total) if total < 2_500 else min(5_000, max(total // 10, 2_500))
+        return every - every % self.log_every if every >= self.log_every else every
 
     def to_json(self) -> dict:
         """The config as a JSON-ready dict."""

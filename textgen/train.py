@@ -220,7 +220,9 @@ def train(
             # Only at fixed multiples, so a run stopped and resumed logs and chooses exactly like one that was not.
             evaluate_now = validating and state.update % eval_every == 0
             if evaluate_now:
+                evaluation_start = time.perf_counter()
                 val_loss = mean_loss_per_char(params, val_ids)
+                window_start += time.perf_counter() - evaluation_start  # chars/s counts training time only
                 if val_loss < state.best_loss:
                     state.best_loss, state.best_update = val_loss, state.update
                     np.copyto(state.best_params.flat, params.flat)
