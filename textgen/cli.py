@@ -6,6 +6,7 @@ import argparse
 import logging
 import secrets
 import sys
+import time
 from pathlib import Path
 
 from textgen import __version__
@@ -185,8 +186,14 @@ def command_train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from textgen.corpus import load_corpus
-    from textgen.rundir import load_run_checkpoint, resume_training, run_training
+    from textgen.corpus import load_corpus, streamable_source
+    from textgen.rundir import (
+        default_run_dir,
+        load_run_checkpoint,
+        resume_training,
+        run_training,
+        run_training_streamed,
+    )
     from textgen.train import TrainingInterrupted
 
     given = {}
@@ -244,16 +251,21 @@ def command_train(args: argparse.Namespace) -> int:
                 say("textgen: no --corpus given, training on the built-in default: the Python language reference "
                     "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
             val_fraction = 0.05 if args.val_fraction is None else args.val_fraction
-            corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights,
-                                 val_fraction=val_fraction)
-            from textgen.rundir import default_run_dir
-
-            folder = args.out or default_run_dir(corpus)
-            result = run_training(
-                corpus, folder, model, config, force=args.force, initial=initial,
-                passage_length=1000 if args.passage_length is None else args.passage_length,
-                extra_config={"init_from": str(args.init_from)} if args.init_from else None, **common,
-            )
+            settings = {
+                "force": args.force, "initial": initial,
+                "passage_length": 1000 if args.passage_length is None else args.passage_length,
+                "extra_config": {"init_from": str(args.init_from)} if args.init_from else None, **common,
+            }
+            if args.weights is None and streamable_source(args.corpus, args.kind):
+                # a large single file: encoded into the run folder and memory-mapped, never held whole
+                folder = args.out or Path("runs") / f"{Path(args.corpus[0]).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+                result = run_training_streamed(args.corpus[0], folder, model, config, kind=args.kind,
+                                               options=loader_options(args), val_fraction=val_fraction, **settings)
+            else:
+                corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights,
+                                     val_fraction=val_fraction)
+                folder = args.out or default_run_dir(corpus)
+                result = run_training(corpus, folder, model, config, **settings)
     except TrainingInterrupted as interrupted:
         code = 143 if received and received[0] == signal.SIGTERM else 130
         say(f"textgen: stopped at update {interrupted.state.update:,}; checkpoint saved in {folder}/last.npz. "

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from textgen.errors import ConfigError, CorpusError, PluginError
+import numpy as np
+
+from textgen.errors import ConfigError, CorpusError, PluginError, TextgenError
 from textgen.loaders.base import document_separator
 from textgen.registry import Registry, ResolvedSource, discover, resolve_source
+from textgen.vocab import CharVocab
 
 DEFAULT_CORPUS = "pydoc"  # used when no --corpus is given
 
@@ -25,8 +30,6 @@ class Corpus:
     @property
     def name(self) -> str:
         """A short name for run folders: the first source's file stem or corpus name."""
-        from pathlib import Path
-
         first = self.sources[0]
         stem = Path(first["location"]).stem if first["location"] else first["spec"]
         return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (stem or first["kind"]))[:40]
@@ -218,3 +221,209 @@ def load_corpus(
     for summary, weight, characters in zip(summaries, weights, taken):
         summary.update(weight=weight, characters_in_mix=characters)
     return Corpus("".join(mixed), summaries, "".join(held_out), val_fraction)
+
+
+STREAM_THRESHOLD_BYTES = 64 << 20  # a single source file larger than this is encoded to disk, not held in memory
+_FLUSH_CHARACTERS = 1 << 22  # encode and write this many characters at a time while streaming
+
+
+@dataclass
+class EncodedCorpus:
+    """A corpus as ids: what the trainer needs. ``ids`` may be a read-only np.memmap of a file on disk."""
+
+    vocab: CharVocab  # over training and held-out text together
+    ids: np.ndarray  # (N,) training ids, dtype vocab.dtype
+    val_ids: np.ndarray | None  # held-out ids, or None when nothing is held out
+    sources: list[dict]  # per-source summaries, as in Corpus
+    val_fraction: float  # share of each source held out
+    name: str  # short name for run folders
+
+
+def encode_corpus(corpus: Corpus, vocab: CharVocab | None = None) -> EncodedCorpus:
+    """Ids of an in-memory corpus, with a new vocabulary over all of it or ``vocab`` (then only its characters)."""
+    if vocab is None:
+        vocab = CharVocab.from_texts([corpus.text, corpus.validation])
+    else:
+        check_known(vocab, corpus.text + corpus.validation)
+    val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
+    return EncodedCorpus(vocab, vocab.encode(corpus.text), val_ids, corpus.sources, corpus.val_fraction, corpus.name)
+
+
+def check_known(vocab: CharVocab, text: str | set) -> None:
+    """CorpusError naming the characters of ``text`` that ``vocab`` lacks (for a model trained further)."""
+    unknown = sorted(set(text) - set(vocab.chars))
+    if unknown:
+        raise CorpusError(
+            f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
+            "remove them or train a new model"
+        )
+
+
+def streamable_source(specs: list[str] | None, kind: str | None, registry: Registry | None = None) -> bool:
+    """True for one source that is a file larger than STREAM_THRESHOLD_BYTES."""
+    if not specs or len(specs) != 1:
+        return False
+    source = resolve_source(specs[0], registry or discover(), kind)
+    path = Path(source.location).expanduser() if source.location else None
+    return bool(path and path.is_file() and path.stat().st_size > STREAM_THRESHOLD_BYTES)
+
+
+def _pieces(source: ResolvedSource, options: dict, seen: dict | None = None) -> Iterator[str]:
+    """Each document of a source followed by its separator, as read_source joins them.
+
+    The separator the loader used is left in ``seen["separator"]``.
+    """
+    loader = source.loader.factory(**options)
+    separator = None
+    for document in loader.iter_texts(source.location):
+        if not isinstance(document, str):
+            raise PluginError(
+                f"loader {source.kind!r} yielded a {type(document).__name__} for {source.spec!r}; loaders must yield str"
+            )
+        if separator is None:
+            separator = document_separator(loader)
+            if seen is not None:
+                seen["separator"] = separator
+        if document:
+            yield document + separator
+
+
+def stream_encode(
+    spec: str,
+    folder: Path,
+    kind: str | None = None,
+    options: dict | None = None,
+    val_fraction: float = 0.0,
+    vocab: CharVocab | None = None,
+    registry: Registry | None = None,
+) -> EncodedCorpus:
+    """Encode one large source into ``folder``/ids.bin and val_ids.bin without holding its text in memory.
+
+    Two passes over the source: the first counts documents and characters, collects the vocabulary
+    and the SHA-256; the second encodes into the files (and must see the same text). Held-out text
+    is the last ``val_fraction`` of documents, or of characters for continuous text.
+    """
+    registry = registry or discover()
+    source = resolve_source(spec, registry, kind)
+    options = accepted_options(source, dict(options or {}))
+    digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
+    for piece in _pieces(source, options, reading):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+        seen.update(piece)
+        documents += 1
+        characters += len(piece)
+    if not characters:
+        raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
+    continuous = reading.get("separator") == ""
+    if vocab is None:
+        vocab = CharVocab(tuple(sorted(seen)))
+    else:
+        check_known(vocab, seen)
+    if continuous:
+        train_characters = int(characters * (1 - val_fraction)) if val_fraction > 0 else characters
+        held_documents = 0
+    else:
+        held_documents = round(documents * val_fraction) if val_fraction > 0 else 0
+        held_documents = min(max(held_documents, 1 if val_fraction > 0 and documents >= 2 else 0), documents - 1)
+        train_characters = None
+    second = hashlib.sha256()
+    written = {"ids.bin": 0, "val_ids.bin": 0}
+    buffers = {"ids.bin": [], "val_ids.bin": []}
+    sizes = {"ids.bin": 0, "val_ids.bin": 0}
+    try:
+        streams = {name: (folder / name).open("wb") for name in written}
+    except OSError as error:
+        raise TextgenError(f"{folder}: cannot write the encoded corpus ({error.strerror})") from None
+
+    def flush(name: str) -> None:
+        if buffers[name]:
+            ids = vocab.encode("".join(buffers[name]))
+            streams[name].write(ids.tobytes())
+            written[name] += ids.size
+            buffers[name].clear()
+            sizes[name] = 0
+
+    def add(name: str, text: str) -> None:
+        buffers[name].append(text)
+        sizes[name] += len(text)
+        if sizes[name] >= _FLUSH_CHARACTERS:
+            flush(name)
+
+    # Continuous text is cut as `hold_out` cuts it: at the held-out fraction, moved on to the start of
+    # the next line when there is one. Text between the cut and that line start waits in `pending`.
+    pending: list[str] = []
+    phase = "train"  # then "seek" (after the cut, before a line break), "found" (line break seen), "held"
+    try:
+        position = 0
+        for index, piece in enumerate(_pieces(source, options)):
+            second.update(piece.encode("utf-8", "surrogatepass"))
+            if not continuous:
+                add("val_ids.bin" if index >= documents - held_documents else "ids.bin", piece)
+                continue
+            rest = piece
+            if phase == "train":
+                cut = max(0, min(len(piece), train_characters - position))
+                if cut:
+                    add("ids.bin", piece[:cut])
+                rest = piece[cut:]
+                if cut < len(piece) or position + len(piece) >= train_characters:
+                    phase = "seek"
+            position += len(piece)
+            if rest and phase == "found":  # text follows the line break: the cut moves to the line start
+                for text in pending:
+                    add("ids.bin", text)
+                pending, phase = [], "held"
+            if phase == "seek" and rest:
+                newline = rest.find("\n")
+                if newline < 0:
+                    pending.append(rest)
+                    rest = ""
+                else:
+                    pending.append(rest[: newline + 1])
+                    rest, phase = rest[newline + 1 :], "found"
+                    if rest:
+                        for text in pending:
+                            add("ids.bin", text)
+                        pending, phase = [], "held"
+            if phase == "held" and rest:
+                add("val_ids.bin", rest)
+        for text in pending:  # no line start after the cut: it stays where it was
+            add("val_ids.bin", text)
+        for name in streams:
+            flush(name)
+    except OSError as error:
+        raise TextgenError(f"{folder}: cannot write the encoded corpus ({error.strerror})") from None
+    finally:
+        for stream in streams.values():
+            stream.close()
+    if second.hexdigest() != digest.hexdigest():
+        raise CorpusError(f"{source.spec}: the corpus changed while it was being read; try again")
+    ids = np.memmap(folder / "ids.bin", dtype=vocab.dtype, mode="r", shape=(written["ids.bin"],))
+    val_ids = None
+    if written["val_ids.bin"] >= 2:
+        val_ids = np.array(np.memmap(folder / "val_ids.bin", dtype=vocab.dtype, mode="r"))
+    summary = {
+        "spec": source.spec,
+        "kind": source.kind,
+        "location": source.location,
+        "loader_origin": source.loader.origin,
+        "options": options,
+        "documents": documents,
+        "characters": characters,
+        "sha256": digest.hexdigest(),
+        "continuous": continuous,
+        "val_characters": written["val_ids.bin"],
+        "streamed_to": "ids.bin",
+    }
+    name = Corpus("", [summary]).name
+    return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, name)
+
+
+def source_digest(spec: str, kind: str | None, options: dict, registry: Registry | None = None) -> str:
+    """SHA-256 of a source's joined text, read in one streaming pass (to check a source has not changed)."""
+    registry = registry or discover()
+    source = resolve_source(spec, registry, kind)
+    digest = hashlib.sha256()
+    for piece in _pieces(source, accepted_options(source, options)):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()

@@ -26,7 +26,7 @@ from textgen.checkpoint import (
     save_checkpoint,
     write_json,
 )
-from textgen.corpus import Corpus
+from textgen.corpus import Corpus, EncodedCorpus, encode_corpus, source_digest, stream_encode
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
 from textgen.plots import LossCurve, plot_loss
 from textgen.rnn import Params, RNNConfig
@@ -226,24 +226,65 @@ def run_training(
     With ``initial`` (another run's checkpoint) training starts from its parameters, AdaGrad memory and
     vocabulary; the corpus may then only use characters that vocabulary has. ``stop``: see `train`.
     """
-    if initial is not None:
-        vocab = initial.vocab
-        unknown = vocab.missing(corpus.text + corpus.validation)
-        if unknown:
-            raise CorpusError(
-                f"the corpus has characters the --init-from model does not know: {''.join(unknown)!r}; "
-                "remove them or train a new model"
-            )
-        model = initial.model
-    else:
-        vocab = CharVocab.from_texts([corpus.text, corpus.validation])
-    ids = vocab.encode(corpus.text)
-    val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
-    check_corpus_length(ids.size, config)  # before the folder is made, so a bad corpus leaves nothing behind
-    # fixed now and recorded, so a resumed run (whose total may differ) evaluates at the same updates
-    config = replace(config, eval_every=config.resolved_eval_every(total_updates(config, ids.size)))
+    encoded = encode_corpus(corpus, initial.vocab if initial is not None else None)
+    check_corpus_length(encoded.ids.size, config)  # before the folder is made, so a bad corpus leaves nothing
     folder = Path(out) if out is not None else default_run_dir(corpus)
     prepare_run_dir(folder, force)
+    return _start_run(folder, encoded, model, config, progress, on_sample, passage_length, extra_config, initial, stop)
+
+
+def run_training_streamed(
+    spec: str,
+    out: Path,
+    model: RNNConfig,
+    config: TrainConfig,
+    *,
+    kind: str | None = None,
+    options: dict | None = None,
+    val_fraction: float = 0.0,
+    force: bool = False,
+    progress: bool | None = None,
+    on_sample: Callable[[dict], None] | None = None,
+    passage_length: int = 1000,
+    extra_config: dict | None = None,
+    initial: Checkpoint | None = None,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """Like `run_training` for one large source: its ids are encoded into the run folder (ids.bin) and
+    memory-mapped, so memory does not grow with the corpus. A corpus that fails to load leaves no run."""
+    folder = Path(out)
+    existed = folder.exists()
+    prepare_run_dir(folder, force)
+    try:
+        encoded = stream_encode(spec, folder, kind, options, val_fraction, initial.vocab if initial else None)
+        check_corpus_length(encoded.ids.size, config)
+    except TextgenError:
+        for name in ("ids.bin", "val_ids.bin"):
+            (folder / name).unlink(missing_ok=True)
+        if not existed:
+            folder.rmdir()
+        raise
+    return _start_run(folder, encoded, model, config, progress, on_sample, passage_length, extra_config, initial, stop)
+
+
+def _start_run(
+    folder: Path,
+    encoded: EncodedCorpus,
+    model: RNNConfig,
+    config: TrainConfig,
+    progress: bool | None,
+    on_sample: Callable[[dict], None] | None,
+    passage_length: int,
+    extra_config: dict | None,
+    initial: Checkpoint | None,
+    stop: threading.Event | None,
+) -> RunResult:
+    """Write config.json and vocab.json, then train in the prepared ``folder``."""
+    vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
+    if initial is not None:
+        model = initial.model
+    # fixed now and recorded, so a resumed run (whose total may differ) evaluates at the same updates
+    config = replace(config, eval_every=config.resolved_eval_every(total_updates(config, ids.size)))
     per_epoch = count_updates_per_epoch(ids.size, config.seq_length, config.batch_size)
     write_json(
         folder / "config.json",
@@ -254,9 +295,9 @@ def run_training(
             "model": {"hidden": model.hidden, "sigma": model.sigma, "dtype": model.dtype},
             "train": config.to_json(),
             "corpus": {
-                "sources": corpus.sources,
+                "sources": encoded.sources,
                 "characters": int(ids.size),
-                "val_fraction": corpus.val_fraction,
+                "val_fraction": encoded.val_fraction,
                 "val_characters": 0 if val_ids is None else int(val_ids.size),
                 "vocab_size": vocab.size,
                 "updates_per_epoch": per_epoch,
@@ -277,7 +318,7 @@ def run_training(
             h=np.zeros((config.batch_size, model.hidden), dtype=initial.params.flat.dtype),
             best_by="val_loss" if val_ids is not None else "smooth_loss",
         )
-    recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, corpus.sources, on_sample)
+    recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, on_sample)
     return _train_in_folder(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress,
                             passage_length, stop)
 
@@ -351,22 +392,29 @@ def resume_training(
     for source in sources:
         options.update(source.get("options", {}))
     weights = [source["weight"] for source in sources] if len(sources) > 1 else None
-    corpus = load_corpus(
-        [f"{source['kind']}:{source['location']}" for source in sources],
-        options=options,
-        registry=discover(),
-        weights=weights,
-        val_fraction=config_data["corpus"].get("val_fraction", 0.0),
-    )
-    for old, new in zip(sources, corpus.sources):
-        if old["sha256"] != new["sha256"]:
-            raise CorpusError(
-                f"--resume: corpus {old['spec']!r} has changed since the run started (SHA-256 differs); "
-                "the continuation would not be exact; start a new run or --init-from this one"
-            )
+    specs = [f"{source['kind']}:{source['location']}" for source in sources]
     vocab = checkpoint.vocab
-    ids = vocab.encode(corpus.text)
-    val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
+    def changed(spec: str) -> CorpusError:
+        return CorpusError(
+            f"--resume: corpus {spec!r} has changed since the run started (SHA-256 differs); "
+            "the continuation would not be exact; start a new run or --init-from this one"
+        )
+
+    if sources[0].get("streamed_to"):
+        # the ids are on disk already: check the source is unchanged in one streaming pass, then map them
+        if source_digest(specs[0], None, options) != sources[0]["sha256"]:
+            raise changed(sources[0]["spec"])
+        ids = np.memmap(run / "ids.bin", dtype=vocab.dtype, mode="r")
+        val_path = run / "val_ids.bin"
+        val_ids = np.array(np.memmap(val_path, dtype=vocab.dtype, mode="r")) if val_path.stat().st_size else None
+    else:
+        corpus = load_corpus(specs, options=options, registry=discover(), weights=weights,
+                             val_fraction=config_data["corpus"].get("val_fraction", 0.0))
+        for old, new in zip(sources, corpus.sources):
+            if old["sha256"] != new["sha256"]:
+                raise changed(old["spec"])
+        ids = vocab.encode(corpus.text)
+        val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
     target = total_updates(config, ids.size)
     update = int(meta["update"])
     if target <= update:

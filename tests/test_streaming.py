@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from textgen.checkpoint import load_checkpoint
+from textgen.cli import main
+from textgen.corpus import encode_corpus, load_corpus, stream_encode
+from textgen.rnn import RNNConfig
+from textgen.rundir import run_training_streamed
+from textgen.train import TrainConfig
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def test_streamed_ids_equal_the_in_memory_ones(tmp_path):
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"Line {i} of a longer book, with some words.\n" for i in range(3000)))
+    (tmp_path / "no_newline.txt").write_text("x" * 5000 + "\nend")
+    (tmp_path / "final_newline.txt").write_text("y" * 5000 + "\n")
+    sources = [str(book), str(tmp_path / "no_newline.txt"), str(tmp_path / "final_newline.txt"),
+               str(PROJECT / "corpora" / "sample_tweets.json")]
+    for spec in sources:
+        for fraction in (0.0, 0.1):
+            folder = tmp_path / f"out-{Path(spec).stem}-{fraction}"
+            folder.mkdir()
+            streamed = stream_encode(spec, folder, val_fraction=fraction)
+            in_memory = encode_corpus(load_corpus([spec], val_fraction=fraction))
+            assert isinstance(streamed.ids, np.memmap)
+            assert streamed.vocab == in_memory.vocab
+            np.testing.assert_array_equal(streamed.ids, in_memory.ids)
+            if fraction:
+                np.testing.assert_array_equal(streamed.val_ids, in_memory.val_ids)
+            else:
+                assert streamed.val_ids is None and in_memory.val_ids is None
+            assert streamed.sources[0]["sha256"] == in_memory.sources[0]["sha256"]
+
+
+def test_a_streamed_run_trains_and_resumes_from_its_mapped_ids(tmp_path, capsys):
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"Line {i} of a longer book, with some words.\n" for i in range(500)))
+    run = tmp_path / "run"
+    config = TrainConfig(updates=60, log_every=10, checkpoint_every=20, sample_every=1000, seed=2)
+    result = run_training_streamed(str(book), run, RNNConfig(hidden=10), config, val_fraction=0.05,
+                                   progress=False, passage_length=20)
+    corpus = orjson.loads((run / "config.json").read_bytes())["corpus"]
+    assert (run / "ids.bin").stat().st_size == corpus["characters"]  # one byte per uint8 id
+    assert corpus["characters"] + corpus["val_characters"] == len(book.read_text())
+    assert result.state.update == 60
+    source = corpus["sources"][0]
+    assert source["streamed_to"] == "ids.bin"
+    assert main(["train", "--resume", str(run), "--updates", "90", "--no-progress"]) == 0
+    assert load_checkpoint(run / "last.npz").meta["update"] == 90
+    book.write_text("changed")
+    assert main(["train", "--resume", str(run), "--updates", "120", "--no-progress"]) == 1
+    assert "has changed since the run started" in capsys.readouterr().err
+
+
+def test_streamed_cut_matches_across_many_small_pieces(tmp_path):
+    from test_registry import fake_distribution
+
+    from textgen.registry import discover
+
+    registry = discover(fake_distribution(tmp_path / "dist", "chunks", "1.0", {"chunks": "plugin_fixtures:SmallChunkLoader"}))
+    texts = {
+        "lines": "".join(f"line {i}\n" for i in range(40)),
+        "long_lines": "".join(("word " * i) + "\n" for i in range(30)),
+        "no_break": "z" * 333,
+        "break_last": "q" * 100 + "\n",
+    }
+    for name, text in texts.items():
+        path = tmp_path / f"{name}.chunks"
+        path.write_text(text)
+        for fraction in (0.05, 0.3, 0.5):
+            folder = tmp_path / f"{name}-{fraction}"
+            folder.mkdir()
+            streamed = stream_encode(str(path), folder, val_fraction=fraction, registry=registry)
+            expected = encode_corpus(load_corpus([str(path)], val_fraction=fraction, registry=registry))
+            np.testing.assert_array_equal(streamed.ids, expected.ids, err_msg=f"{name} {fraction}")
+            if expected.val_ids is None:
+                assert streamed.val_ids is None
+            else:
+                np.testing.assert_array_equal(streamed.val_ids, expected.val_ids, err_msg=f"{name} {fraction}")
