@@ -8,9 +8,11 @@ Loading never unpickles and checks every name, shape and dtype against the metad
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,16 +99,29 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     except OSError as error:
         raise CheckpointError(f"{path}: cannot read checkpoint ({error.strerror})") from None
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise CheckpointError(f"{path}: holds a single array, not a textgen checkpoint (.npz archive)")
+        with loaded as archive:
             return {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as error:
+    except _ARCHIVE_ERRORS as error:
         raise CheckpointError(f"{path}: not a readable textgen checkpoint ({type(error).__name__}: {error})") from None
+
+
+# What zipfile, its decompressors and numpy's .npy reader raise for a damaged archive; MemoryError
+# for an array header that declares an absurd shape.
+_ARCHIVE_ERRORS = (
+    ValueError, OSError, EOFError, KeyError, RuntimeError, OverflowError, MemoryError, NotImplementedError,
+    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError,
+)
 
 
 def _check_array(path: Path, arrays: dict, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     if name not in arrays:
         raise CheckpointError(f"{path}: array {name!r} is missing")
     array = arrays[name]
+    if not isinstance(array, np.ndarray):  # a zip member that is not a .npy file comes back as bytes
+        raise CheckpointError(f"{path}: {name!r} is not a .npy array")
     if array.shape != tuple(shape) or array.dtype != dtype:
         raise CheckpointError(
             f"{path}: array {name!r} is {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)} "
@@ -121,7 +136,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint; any corruption or mismatch raises CheckpointError naming it."""
     path = Path(path)
     arrays = _read_npz(path)
-    if META_KEY not in arrays or arrays[META_KEY].dtype != np.uint8 or arrays[META_KEY].ndim != 1:
+    meta_array = arrays.get(META_KEY)
+    if not isinstance(meta_array, np.ndarray) or meta_array.dtype != np.uint8 or meta_array.ndim != 1:
         raise CheckpointError(f"{path}: no textgen metadata inside; is this a textgen checkpoint?")
     try:
         meta = orjson.loads(arrays.pop(META_KEY).tobytes())
@@ -139,17 +155,24 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (TypeError, ConfigError) as error:
         raise CheckpointError(f"{path}: bad model configuration {model_meta!r} ({error})") from None
     dtype = np.dtype(model.dtype)
+    # checked before allocating, so a corrupt hidden size cannot ask for more memory than the file holds
+    checked = {name: _check_array(path, arrays, name, shape, dtype)
+               for name, shape in param_shapes(model.hidden, vocab.size).items()}
     params = Params.zeros(model.hidden, vocab.size, dtype)
-    for name, shape in param_shapes(model.hidden, vocab.size).items():
-        params[name][...] = _check_array(path, arrays, name, shape, dtype)
+    for name, array in checked.items():
+        params[name][...] = array
     extra_names = meta.get("arrays", [])
-    if not isinstance(extra_names, list) or set(extra_names) - set(STATE_ARRAYS):
+    if (
+        not isinstance(extra_names, list)
+        or not all(isinstance(name, str) for name in extra_names)
+        or set(extra_names) - set(STATE_ARRAYS)
+    ):
         raise CheckpointError(f"{path}: unexpected state arrays {extra_names!r}")
     extra = {}
     for name in extra_names:
         if name not in arrays:
             raise CheckpointError(f"{path}: array {name!r} is missing")
-        shape = arrays[name].shape
+        shape = getattr(arrays[name], "shape", ())  # _check_array refuses what is not an array
         expected = (params.flat.size,) if name != "h" else (shape[0] if len(shape) == 2 else -1, model.hidden)
         extra[name] = _check_array(path, arrays, name, expected, dtype)
     return Checkpoint(params, vocab, model, meta, extra)

@@ -151,7 +151,9 @@ class HFLoader:
 
         try:
             dataset = datasets.load_from_disk(location.location)
-        except (OSError, ValueError, datasets.exceptions.DatasetsError) as error:
+        # datasets indexes its JSON metadata without checking its shape, so a damaged dataset_info.json
+        # or state.json surfaces as KeyError, IndexError, TypeError or AttributeError
+        except (OSError, ValueError, LookupError, TypeError, AttributeError, datasets.exceptions.DatasetsError) as error:
             raise CorpusError(f"{source}: cannot load the saved dataset ({_one_line(error)})") from None
         if isinstance(dataset, datasets.DatasetDict):
             if self.split not in dataset:
@@ -177,6 +179,8 @@ class HFLoader:
                 streaming=True if self.streaming is None else self.streaming,
                 **options,
             )
+        except StopIteration:  # the json builder's way of saying the files hold no rows
+            raise CorpusError(f"{source}: the dataset has no rows") from None
         except (OSError, ValueError, datasets.exceptions.DatasetsError) as error:
             raise _reading_error(error, source, location) from None
 

@@ -47,6 +47,10 @@ def iter_decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
                         f"{path}: byte {error.object[error.start]:#04x} at offset {offset} is not valid "
                         f"{encoding}; pass the file's real encoding with --encoding (for example latin-1)"
                     ) from None
+                except UnicodeError as error:  # e.g. utf-16 without a byte-order mark: no offset to give
+                    raise CorpusError(
+                        f"{path}: not valid {encoding} ({error}); pass the file's real encoding with --encoding"
+                    ) from None
                 consumed += len(chunk)
                 if text:
                     yield text
