@@ -1,4 +1,4 @@
-"""The `textgen` command: train, generate, gradcheck, corpora. The only module that prints or exits."""
+"""The `textgen` command: train, generate, evaluate, gradcheck, report, plot, corpora. The only module that prints."""
 
 from __future__ import annotations
 
@@ -161,6 +161,16 @@ def build_parser() -> ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
     evaluate.set_defaults(handler=command_evaluate)
 
+    report = commands.add_parser("report", help="write report.html (self-contained) and report.md into a run folder")
+    report.add_argument("run", type=Path, metavar="RUN_DIR", help="a run folder")
+    report.set_defaults(handler=command_report)
+
+    plot = commands.add_parser("plot", help="overlay several runs' loss curves in one PNG")
+    plot.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to compare")
+    plot.add_argument("--out", type=Path, default=Path("loss_comparison.png"), metavar="PNG",
+                      help="where to write the figure (default loss_comparison.png)")
+    plot.set_defaults(handler=command_plot)
+
     corpora = commands.add_parser("corpora", help="list corpus loaders and named corpora")
     corpora.set_defaults(handler=command_corpora)
     return parser
@@ -282,7 +292,8 @@ def command_train(args: argparse.Namespace) -> int:
     say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f}; best model by "
         f"{chosen}: {state.best_loss:.3f} at update {state.best_update:,}; run folder {result.folder}",
         file=sys.stderr)
-    say(f"textgen: generate more with: textgen generate --run {result.folder}", file=sys.stderr)
+    say(f"textgen: report: {result.folder / 'report.html'}; generate more with: textgen generate --run "
+        f"{result.folder}", file=sys.stderr)
     return 0
 
 
@@ -366,6 +377,21 @@ def command_evaluate(args: argparse.Namespace) -> int:
         print(f"{result['checkpoint']} on {', '.join(s['spec'] for s in corpus.sources)}: "
               f"{nats:.4f} nats per character, {result['bits_per_char']:.4f} bits per character "
               f"({ids.size:,} characters)")
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from textgen.report import write_report
+
+    html_path, md_path = write_report(args.run)
+    print(f"textgen: wrote {html_path} (self-contained; open it in a browser) and {md_path}")
+    return 0
+
+
+def command_plot(args: argparse.Namespace) -> int:
+    from textgen.report import plot_runs
+
+    print(f"textgen: wrote {plot_runs(args.runs, args.out)}")
     return 0
 
 

@@ -46,6 +46,9 @@ from textgen.vocab import CharVocab
 log = logging.getLogger(__name__)
 
 RUN_FILES = (
+    "report.html",
+    "report.md",
+    "report_loss.png",
     "config.json",
     "vocab.json",
     "metrics.jsonl",
@@ -198,12 +201,24 @@ def _train_in_folder(
                       val_ids=val_ids, stop=stop)
     except TrainingInterrupted:
         recorder.plot()
+        from textgen.report import write_report
+
+        try:
+            write_report(folder)
+        except TextgenError as error:
+            log.warning("the report of the stopped run could not be written: %s", error)
         raise
     passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng)
     try:
         (folder / "best_passage.txt").write_text(passage, encoding="utf-8")
     except OSError as error:
         raise TextgenError(f"{folder / 'best_passage.txt'}: cannot write ({error.strerror})") from None
+    from textgen.report import write_report  # here, not at the top: report imports this module
+
+    try:
+        write_report(folder)
+    except TextgenError as error:  # the run itself is complete; the report can be made again later
+        log.warning("training finished but the report could not be written: %s (try: textgen report %s)", error, folder)
     return RunResult(folder, state, vocab, passage)
 
 
@@ -323,18 +338,22 @@ def _start_run(
                             passage_length, stop)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file of a run; a half-written last line (a killed run) is ignored, other bad lines raise."""
     if not path.exists():
         return []
-    rows = []
     lines = path.read_bytes().splitlines()
+    rows = []
     for number, line in enumerate(lines, start=1):
         try:
-            rows.append(orjson.loads(line))
+            row = orjson.loads(line)
         except orjson.JSONDecodeError:
             if number == len(lines):
-                break  # a half-written last line from a killed process: the continuation rewrites it
+                break  # the continuation of a killed run rewrites it
             raise CheckpointError(f"{path}: line {number} is not valid JSON") from None
+        if not isinstance(row, dict):
+            raise CheckpointError(f"{path}: line {number} is not a JSON object")
+        rows.append(row)
     return rows
 
 
@@ -442,9 +461,9 @@ def resume_training(
     for stray in run.glob(".*.tmp"):  # temporaries of writes that a killed process never finished
         stray.unlink(missing_ok=True)
     # Rows written after the checkpoint (by a run that was then killed) are replayed by the continuation.
-    metrics = [row for row in _read_jsonl(run / "metrics.jsonl") if row.get("update", 0) <= update]
+    metrics = [row for row in read_jsonl(run / "metrics.jsonl") if row.get("update", 0) <= update]
     samples = [
-        row for row in _read_jsonl(run / "samples.jsonl")
+        row for row in read_jsonl(run / "samples.jsonl")
         if row.get("update", 0) < update or (row.get("update") == update and state.sampled_at == update)
     ]
     _rewrite_jsonl(run / "metrics.jsonl", metrics)
