@@ -111,3 +111,15 @@ def test_hf_folder_of_the_same_tweets_trains_identically(tmp_path):
     assert runs[0].vocab == runs[1].vocab
     assert runs[0].state.history == runs[1].state.history
     np.testing.assert_array_equal(runs[0].state.params.flat, runs[1].state.params.flat)
+
+
+def test_held_out_text_is_capped_so_evaluations_stay_quick(tmp_path):
+    from textgen.corpus import VAL_MAX_CHARACTERS, documents_to_hold, hold_out
+
+    text = "".join(f"line {i:07d}\n" for i in range(400_000))  # 5.2M characters: 5% would be 260k
+    train_pieces, validation = hold_out([text], continuous=True, fraction=0.05)
+    assert VAL_MAX_CHARACTERS - 13 < len(validation) <= VAL_MAX_CHARACTERS and validation.startswith("line ")
+    assert "".join(train_pieces) + validation == text
+    assert documents_to_hold([100] * 10, 10, 0.3) == 3
+    assert documents_to_hold([VAL_MAX_CHARACTERS // 2 + 1] * 10, 10, 0.5) == 1
+    assert documents_to_hold([5], 1, 0.5) == 0 and documents_to_hold([5, 5], 2, 0.01) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import inspect
 from collections.abc import Iterator
@@ -151,21 +152,37 @@ def interleave(sources: list[list[str]], weights: list[float]) -> tuple[list[str
     return mixed, taken
 
 
+VAL_MAX_CHARACTERS = 250_000  # held-out text per source at most: every evaluation reads all of it
+
+
+def documents_to_hold(lengths_from_end: list[int], documents: int, fraction: float) -> int:
+    """How many final documents to hold out: ``fraction`` of them, at least one (when there are two or
+    more), and no more than fit in VAL_MAX_CHARACTERS (``lengths_from_end``: the last ones' lengths, last first)."""
+    if fraction <= 0 or documents < 2:
+        return 0
+    held = min(max(round(documents * fraction), 1), documents - 1)
+    total = 0
+    for count, length in enumerate(lengths_from_end[:held]):
+        total += length
+        if total > VAL_MAX_CHARACTERS:
+            return max(count, 1)
+    return held
+
+
 def hold_out(pieces: list[str], continuous: bool, fraction: float) -> tuple[list[str], str]:
     """Split a source into training pieces and held-out text: its last ``fraction`` of documents, or for
-    continuous text its last ``fraction`` of characters (from a line start where there is one)."""
+    continuous text its last ``fraction`` of characters (from a line start where there is one); at most
+    about VAL_MAX_CHARACTERS either way."""
     if fraction <= 0:
         return pieces, ""
     if continuous:
         text = "".join(pieces)
-        cut = int(len(text) * (1 - fraction))
+        cut = max(int(len(text) * (1 - fraction)), len(text) - VAL_MAX_CHARACTERS)
         line_start = text.find("\n", cut)
         if 0 <= line_start < len(text) - 1:
             cut = line_start + 1
         return [text[:cut]], text[cut:]
-    held = round(len(pieces) * fraction)
-    if held < 1 or held >= len(pieces):
-        held = 1 if len(pieces) >= 2 else 0
+    held = documents_to_hold([len(piece) for piece in reversed(pieces)], len(pieces), fraction)
     if not held:
         return pieces, ""
     return pieces[:-held], "".join(pieces[-held:])
@@ -307,11 +324,17 @@ def stream_encode(
     source = resolve_source(spec, registry, kind)
     options = accepted_options(source, dict(options or {}))
     digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
+    recent = collections.deque()  # lengths of the last documents, as many as VAL_MAX_CHARACTERS can hold
+    recent_total = 0
     for piece in _pieces(source, options, reading):
         digest.update(piece.encode("utf-8", "surrogatepass"))
         seen.update(piece)
         documents += 1
         characters += len(piece)
+        recent.append(len(piece))
+        recent_total += len(piece)
+        while len(recent) > 1 and recent_total - recent[0] > VAL_MAX_CHARACTERS:
+            recent_total -= recent.popleft()
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     continuous = reading.get("separator") == ""
@@ -320,11 +343,12 @@ def stream_encode(
     else:
         check_known(vocab, seen)
     if continuous:
-        train_characters = int(characters * (1 - val_fraction)) if val_fraction > 0 else characters
+        train_characters = characters
+        if val_fraction > 0:
+            train_characters = max(int(characters * (1 - val_fraction)), characters - VAL_MAX_CHARACTERS)
         held_documents = 0
     else:
-        held_documents = round(documents * val_fraction) if val_fraction > 0 else 0
-        held_documents = min(max(held_documents, 1 if val_fraction > 0 and documents >= 2 else 0), documents - 1)
+        held_documents = documents_to_hold(list(reversed(recent)), documents, val_fraction)
         train_characters = None
     second = hashlib.sha256()
     written = {"ids.bin": 0, "val_ids.bin": 0}
