@@ -52,28 +52,23 @@ def read_source(source: ResolvedSource, options: dict) -> tuple[list[str], dict]
 
     ``options`` are keyword arguments for the loader's constructor, already filtered to those it takes.
     """
-    loader = source.loader.factory(**options)
-    separator = None
     pieces: list[str] = []
-    documents = 0
     digest = hashlib.sha256()
-    characters = 0
-    for document in loader.iter_texts(source.location):
-        if not isinstance(document, str):
-            raise PluginError(
-                f"loader {source.kind!r} yielded a {type(document).__name__} for {source.spec!r}; loaders must yield str"
-            )
-        if separator is None:
-            separator = document_separator(loader)  # read after iteration starts: a loader may set it then
-        if document:
-            piece = document + separator
-            pieces.append(piece)
-            digest.update(piece.encode("utf-8", "surrogatepass"))
-            characters += len(piece)
-            documents += 1
+    reading: dict = {}
+    for piece in _pieces(source, options, reading):
+        pieces.append(piece)
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+    characters = sum(len(piece) for piece in pieces)
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
-    summary = {
+    return pieces, source_summary(source, options, len(pieces), characters, digest, reading.get("separator") == "")
+
+
+def source_summary(
+    source: ResolvedSource, options: dict, documents: int, characters: int, digest, continuous: bool
+) -> dict:
+    """What config.json records of one source."""
+    return {
         "spec": source.spec,
         "kind": source.kind,
         "location": source.location,
@@ -82,9 +77,8 @@ def read_source(source: ResolvedSource, options: dict) -> tuple[list[str], dict]
         "documents": documents,
         "characters": characters,
         "sha256": digest.hexdigest(),
-        "continuous": separator == "",
+        "continuous": continuous,
     }
-    return pieces, summary
 
 
 INTERLEAVE_BLOCK = 4096  # continuous text is mixed with other corpora in blocks of about this many characters
@@ -426,19 +420,8 @@ def stream_encode(
     val_ids = None
     if written["val_ids.bin"] >= 2:
         val_ids = np.array(np.memmap(folder / "val_ids.bin", dtype=vocab.dtype, mode="r"))
-    summary = {
-        "spec": source.spec,
-        "kind": source.kind,
-        "location": source.location,
-        "loader_origin": source.loader.origin,
-        "options": options,
-        "documents": documents,
-        "characters": characters,
-        "sha256": digest.hexdigest(),
-        "continuous": continuous,
-        "val_characters": written["val_ids.bin"],
-        "streamed_to": "ids.bin",
-    }
+    summary = source_summary(source, options, documents, characters, digest, continuous)
+    summary.update(val_characters=written["val_ids.bin"], streamed_to="ids.bin")
     name = Corpus("", [summary]).name
     return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, name)
 
