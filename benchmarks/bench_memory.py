@@ -21,12 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = (
-    "the of and to in a is that for it as was with be by on not he I this are or his from at which but have "
-    "an they you were her she there one all we their been has when who will more no if out so said what up "
-    "its about into than them can only other new some could time these two may then do first any my now "
-    "such like our over man me even most made after also did many before must through back years where much"
-).split()
+WORDS = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "I", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "one", "all", "we", "their", "been", "has", "when", "who", "will", "more", "no", "if", "out", "so", "said", "what", "up", "its", "about", "into", "than", "them", "can", "only", "other", "new", "some", "could", "time", "these", "two", "may", "then", "do", "first", "any", "my", "now", "such", "like", "our", "over", "man", "me", "even", "most", "made", "after", "also", "did", "many", "before", "must", "through", "back", "years", "where", "much"]
 
 
 def write_corpus(path: Path, size_bytes: int, seed: int = 0) -> None:

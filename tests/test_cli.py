@@ -177,6 +177,7 @@ def test_weights_must_match_the_corpora(tmp_path, capsys):
 
 def test_evaluate_reports_the_loss_per_character_of_a_checkpoint(trained_run, capsys):
     from reference import textbook_loss_and_grads
+
     from textgen.checkpoint import load_checkpoint
 
     code, out, _ = run(capsys, "evaluate", "--run", trained_run, "--corpus", SAMPLE_BOOK, "--json")

@@ -11,6 +11,7 @@ import io
 import lzma
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -98,21 +99,21 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except OSError as error:
         raise CheckpointError(f"{path}: cannot read checkpoint ({error.strerror})") from None
+    if not data.startswith(_ZIP_MAGIC):  # np.load would read a lone .npy array, or try to unpickle
+        raise CheckpointError(f"{path}: not a textgen checkpoint (not an .npz archive)")
     try:
-        loaded = np.load(io.BytesIO(data), allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
-            raise CheckpointError(f"{path}: holds a single array, not a textgen checkpoint (.npz archive)")
-        with loaded as archive:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except _ARCHIVE_ERRORS as error:
         raise CheckpointError(f"{path}: not a readable textgen checkpoint ({type(error).__name__}: {error})") from None
 
 
-# What zipfile, its decompressors and numpy's .npy reader raise for a damaged archive; MemoryError
-# for an array header that declares an absurd shape.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or the end record of an empty zip
+# What zipfile, its decompressors and numpy's .npy header parser raise for a damaged archive;
+# MemoryError for an array header that declares an absurd shape.
 _ARCHIVE_ERRORS = (
     ValueError, OSError, EOFError, KeyError, RuntimeError, OverflowError, MemoryError, NotImplementedError,
-    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError,
+    SyntaxError, tokenize.TokenError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError,
 )
 
 

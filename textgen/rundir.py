@@ -353,6 +353,9 @@ def read_jsonl(path: Path) -> list[dict]:
             raise CheckpointError(f"{path}: line {number} is not valid JSON") from None
         if not isinstance(row, dict):
             raise CheckpointError(f"{path}: line {number} is not a JSON object")
+        update = row.get("update", 0)
+        if not isinstance(update, int) or isinstance(update, bool):
+            raise CheckpointError(f"{path}: line {number} has a non-integer 'update' ({update!r})")
         rows.append(row)
     return rows
 
@@ -497,9 +500,23 @@ def load_run_checkpoint(run: Path, which: str = "best") -> Checkpoint:
 
 def read_run_config(run: Path) -> dict:
     """The run's config.json."""
-    data = read_json(Path(run) / "config.json", "run configuration")
+    path = Path(run) / "config.json"
+    data = read_json(path, "run configuration")
     if not isinstance(data, dict):
-        raise CheckpointError(f"{run}/config.json: not a JSON object")
+        raise CheckpointError(f"{path}: not a JSON object")
+    for section in ("model", "train", "corpus"):
+        if not isinstance(data.get(section), dict):
+            raise CheckpointError(f"{path}: no {section!r} section; is this a textgen run folder?")
+    sources = data["corpus"].get("sources")
+    if (
+        not isinstance(sources, list)
+        or not sources
+        or not all(
+            isinstance(source, dict) and all(isinstance(source.get(key), str) for key in ("spec", "kind", "location"))
+            for source in sources
+        )
+    ):
+        raise CheckpointError(f"{path}: 'corpus.sources' is not a list of sources with spec, kind and location")
     return data
 
 

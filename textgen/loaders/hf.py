@@ -153,7 +153,8 @@ class HFLoader:
             dataset = datasets.load_from_disk(location.location)
         # datasets indexes its JSON metadata without checking its shape, so a damaged dataset_info.json
         # or state.json surfaces as KeyError, IndexError, TypeError or AttributeError
-        except (OSError, ValueError, LookupError, TypeError, AttributeError, datasets.exceptions.DatasetsError) as error:
+        except (OSError, ValueError, LookupError, TypeError, AttributeError,
+                datasets.exceptions.DatasetsError) as error:
             raise CorpusError(f"{source}: cannot load the saved dataset ({_one_line(error)})") from None
         if isinstance(dataset, datasets.DatasetDict):
             if self.split not in dataset:

@@ -30,9 +30,13 @@ def open_source_file(source: str) -> Path:
 def iter_decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
     """Yield the text of ``path`` in chunks, naming the byte offset of any undecodable bytes."""
     try:
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        codec = codecs.lookup(encoding)
     except LookupError:
-        raise CorpusError(f"--encoding {encoding!r}: unknown text encoding; try utf-8, latin-1 or cp1252") from None
+        codec = None
+    # the flag str.decode checks too: base64, rot13, zlib, ... are codecs but not text encodings
+    if codec is None or not getattr(codec, "_is_text_encoding", True):
+        raise CorpusError(f"--encoding {encoding!r}: unknown text encoding; try utf-8, latin-1 or cp1252")
+    decoder = codec.incrementaldecoder(errors="strict")
     consumed = 0  # bytes handed to the decoder so far
     try:
         with path.open("rb") as stream:
