@@ -315,6 +315,7 @@ def command_generate(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")  # a blank line between samples
         sys.stdout.write(sample.text + ("" if sample.text.endswith("\n") else "\n"))
         if config.documents and not sample.ended:
+            sys.stdout.flush()  # keep the note after the document it is about
             sys.stderr.write(f"textgen: document {index} reached --length {config.length} without an "
                              "end-of-document marker and was cut there\n")
     return 0

@@ -125,13 +125,26 @@ def sample_ids(params: Params, h: np.ndarray, x0: int, length: int, rng: np.rand
     return ids[0]
 
 
-def prime_state(params: Params, vocab: CharVocab, prime: str, start_id: int) -> tuple[np.ndarray, int]:
-    """Read ``start_id`` then all but the last character of ``prime`` from h = 0; returns (h (m,), next input id)."""
-    h = np.zeros((1, params.hidden), dtype=params.flat.dtype)
-    ids = [start_id, *vocab.encode(prime).tolist()] if prime else [start_id]
-    for x in ids[:-1]:
-        h, _ = step_probabilities(params, h, np.array([x]))
-    return h[0], ids[-1]
+def warm_up(
+    params: Params, h: np.ndarray, x: np.ndarray, stop_id: int, limit: int, rng: np.random.Generator,
+    config: SampleConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Let each stream write (and discard) one document, so the next starts from a state the model knows.
+
+    A model of documents has only ever begun a document right after another one ended, never from
+    h = 0; starting there gives it a garbled first few characters. Returns (h, x) with x = the marker,
+    or where a stream stood after ``limit`` characters without one.
+    """
+    done = np.zeros(h.shape[0], dtype=bool)
+    for _ in range(limit):
+        h_next, p = step_probabilities(params, h, x)
+        x_next = p.argmax(axis=1) if config.greedy else draw(filter_probabilities(p, config), rng)
+        h = np.where(done[:, None], h, h_next)
+        x = np.where(done, x, x_next)
+        done |= x_next == stop_id
+        if done.all():
+            break
+    return h, x
 
 
 def start_id(vocab: CharVocab) -> int:
@@ -147,6 +160,8 @@ def generate_texts(
     """``config.count`` samples of ``config.length`` characters, or ``config.documents`` whole documents.
 
     Every text starts with ``config.prime``. Prime characters outside the vocabulary raise CorpusError.
+    For a model of documents each stream first writes one throwaway document (see `warm_up`); otherwise
+    the model starts from h = 0 reading `start_id`.
     """
     unknown = vocab.missing(config.prime)
     if unknown:
@@ -163,10 +178,14 @@ def generate_texts(
             )
         stop_id = vocab.char_to_id[END_OF_DOCUMENT]
     streams = config.documents or config.count
-    h, x0 = prime_state(params, vocab, config.prime, start_id(vocab))
-    ids, lengths = draw_sequences(
-        params, np.repeat(h[None, :], streams, axis=0), np.full(streams, x0), config.length, rng, config, stop_id
-    )
+    h = np.zeros((streams, params.hidden), dtype=params.flat.dtype)
+    x = np.full(streams, start_id(vocab), dtype=np.int64)
+    if END_OF_DOCUMENT in vocab.chars:
+        h, x = warm_up(params, h, x, vocab.char_to_id[END_OF_DOCUMENT], max(config.length, 1000), rng, config)
+    for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last char is the next input
+        h, _ = step_probabilities(params, h, x)
+        x = np.full(streams, char_id, dtype=np.int64)
+    ids, lengths = draw_sequences(params, h, x, config.length, rng, config, stop_id)
     return [
         GeneratedText(config.prime + vocab.decode(row[:n]), ended=stop_id is not None and n < config.length)
         for row, n in zip(ids, lengths)
