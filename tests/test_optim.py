@@ -26,3 +26,20 @@ def test_a_zero_gradient_step_changes_nothing(values):
     optimizer.step(theta, np.zeros_like(values))
     np.testing.assert_array_equal(theta, values)
     np.testing.assert_array_equal(optimizer.memory, np.abs(values))
+
+
+def test_steps_are_bit_identical_to_the_textbook_expression():
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        theta = rng.standard_normal(1000).astype(dtype)
+        expected, memory = theta.copy(), np.zeros(1000, dtype=dtype)
+        optimizer = AdaGrad(1000, eta=0.1, eps=1e-8, dtype=dtype)
+        for _ in range(3):
+            g = np.clip(3 * rng.standard_normal(1000), -5, 5).astype(dtype)
+            g[rng.random(1000) < 0.3] = 0.0
+            optimizer.step(theta, g)
+            memory += g * g  # the assignment's update, written as the textbook writes it
+            expected -= 0.1 * g / np.sqrt(memory + 1e-8)
+        assert theta.dtype == dtype
+        np.testing.assert_array_equal(optimizer.memory, memory)
+        np.testing.assert_array_equal(theta, expected)

@@ -8,6 +8,7 @@ from textgen.rnn import (
     Params,
     RNNConfig,
     Workspace,
+    default_threads,
     init_params,
     loss_and_grads,
     param_shapes,
@@ -108,3 +109,94 @@ def test_step_probabilities_is_one_textbook_step():
 def test_bad_model_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         RNNConfig(**{field: value})
+
+
+def textbook_means(params, inputs, targets, h_prev):
+    """Loss, gradients and last states of each stream by the textbook loop, averaged like a batched window."""
+    singles = [
+        textbook_loss_and_grads(**params.arrays, inputs=inputs[:, j], targets=targets[:, j], h_prev=h_prev[j])
+        for j in range(inputs.shape[1])
+    ]
+    grads = {name: np.mean([s[1][name] for s in singles], axis=0) for name in PARAM_NAMES}
+    return np.mean([s[0] for s in singles]), grads, np.array([s[2] for s in singles])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_streams_split_over_threads_give_the_textbook_mean(threads):
+    params = random_params(seed=8)
+    rng = np.random.default_rng(9)
+    work = Workspace(7, 11, 6, batch=40, threads=threads)
+    assert work.threads == threads
+    h_prev = 0.3 * rng.standard_normal((40, 7))
+    for _ in range(2):  # the second window reuses every buffer
+        inputs, targets = rng.integers(0, 11, (6, 40)), rng.integers(0, 11, (6, 40))
+        loss = work.loss_and_grads(params, inputs, targets, h_prev)
+        expected_loss, expected_grads, expected_h = textbook_means(params, inputs, targets, h_prev)
+        assert loss == pytest.approx(expected_loss, rel=1e-12)
+        for name in PARAM_NAMES:
+            np.testing.assert_allclose(work.grads[name], expected_grads[name], rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(work.H[-1], expected_h, rtol=1e-12)
+        h_prev = work.H[-1].copy()
+
+
+def test_forward_loss_and_backward_called_one_by_one_agree_with_loss_and_grads():
+    params = random_params(seed=10)
+    rng = np.random.default_rng(11)
+    inputs, targets = rng.integers(0, 11, (5, 32)), rng.integers(0, 11, (5, 32))
+    h_prev = 0.3 * rng.standard_normal((32, 7))
+    whole = Workspace(7, 11, 5, batch=32, threads=2)
+    loss = whole.loss_and_grads(params, inputs, targets, h_prev)
+    steps = Workspace(7, 11, 5, batch=32, threads=2)
+    steps.forward(params, inputs, h_prev)
+    assert steps.loss(targets) == pytest.approx(loss, rel=1e-14)
+    np.testing.assert_array_equal(steps.backward(params, inputs, targets).flat, whole.grads.flat)
+
+
+def test_a_reused_workspace_matches_the_textbook_on_every_window_of_uint8_ids():
+    params = random_params(seed=12)
+    ids = np.random.default_rng(13).integers(0, 11, 200).astype(np.uint8)  # how CharVocab encodes
+    work = Workspace(7, 11, 25)
+    h = np.zeros((1, 7))
+    for start in range(0, 150, 25):
+        inputs, targets = ids[start : start + 25, None], ids[start + 1 : start + 26, None]
+        loss = work.loss_and_grads(params, inputs, targets, h)
+        expected, grads, h_last = textbook_loss_and_grads(
+            **params.arrays, inputs=inputs[:, 0], targets=targets[:, 0], h_prev=h[0]
+        )
+        assert loss == pytest.approx(expected, rel=1e-12)
+        for name in PARAM_NAMES:
+            np.testing.assert_allclose(work.grads[name], grads[name], rtol=1e-10, atol=1e-13)
+        h = work.H[-1].copy()
+        np.testing.assert_allclose(h[0], h_last, rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.3, 30.0])  # logits spanning a few nats, and far more than float32's exp range
+def test_softmax_of_a_big_block_is_exact_and_safe_whatever_the_logits(scale):
+    params = random_params(seed=14)
+    params["V"][...] *= scale / 0.3
+    rng = np.random.default_rng(15)
+    inputs, targets = rng.integers(0, 11, (25, 16)), rng.integers(0, 11, (25, 16))  # 400 rows in one block
+    h_prev = 0.3 * rng.standard_normal((16, 7))
+    expected_loss, expected_grads, _ = textbook_means(params, inputs, targets, h_prev)
+    work = Workspace(7, 11, 25, batch=16, threads=1)
+    assert work.loss_and_grads(params, inputs, targets, h_prev) == pytest.approx(expected_loss, rel=1e-12)
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(work.grads[name], expected_grads[name], rtol=1e-9, atol=1e-12)
+    # float32 overflows exp beyond ~88: with the most likely characters as targets the loss stays small and
+    # finite only if every row was shifted safely
+    likely = np.empty_like(targets)
+    h = h_prev
+    for t in range(25):
+        h, p = step_probabilities(params, h, inputs[t])
+        likely[t] = p.argmax(axis=1)
+    expected_likely = work.loss_and_grads(params, inputs, likely, h_prev)
+    work32 = Workspace(7, 11, 25, batch=16, dtype="float32", threads=1)
+    params32 = Params(params.flat.astype(np.float32), 7, 11)
+    loss32 = work32.loss_and_grads(params32, inputs, likely, h_prev.astype(np.float32))
+    assert np.isfinite(work32.grads.flat).all()
+    assert loss32 == pytest.approx(expected_likely, rel=1e-3, abs=1e-3)
+
+
+def test_default_threads_never_split_a_single_stream():
+    assert default_threads(1) == 1
+    assert 1 <= default_threads(64) <= 64 // 32

@@ -8,13 +8,18 @@ x_t is one-hot, so U x_t is column x_t of U: we gather columns instead of multip
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
 from textgen.errors import ConfigError
 
 PARAM_NAMES = ("b", "c", "U", "W", "V")  # the order parameters are laid out in the flat buffer
+# V right after W, both (·, m) row-major, makes the stacked [W; V] a view (the backward loop uses it)
+assert PARAM_NAMES[-2:] == ("W", "V")
 DTYPES = ("float64", "float32")
 
 
@@ -103,93 +108,262 @@ class LossAndGrads:
     h_last: np.ndarray  # hidden state after the last step, (m,) or (B, m)
 
 
-class Workspace:
-    """Preallocated buffers for windows of ``seq_length`` steps over ``batch`` streams.
+MIN_STREAMS_PER_THREAD = 32  # with fewer streams per thread, handing work over costs what it saves
+SHARED_SHIFT_ROWS = 256  # blocks of at least this many rows try one softmax shift for the block (see _softmax)
 
-    Arrays are time-major: row t of H holds h_t for every stream, H[0] = h_prev.
+
+def default_threads(batch: int) -> int:
+    """How many threads a Workspace uses for ``batch`` streams: one per CPU this process may run on,
+    but at most one per MIN_STREAMS_PER_THREAD streams, so a single stream always runs in one thread."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, batch // MIN_STREAMS_PER_THREAD))
+
+
+@dataclass
+class _StreamGroup:
+    """Views for the time loops over some of the streams, which run independently of the others."""
+
+    streams: slice
+    step: np.ndarray  # scratch for one time step: (m,) for a single stream, else (streams, m)
+    forward_steps: list  # (h_{t-1}, slot of h_t) for t = 1..n
+    backward_steps: list  # ([dL/da_{t+1} | dL/do_t], tanh'(a_t), slot of dL/da_t) for t = n..1
+
+
+@dataclass
+class _RowBlock:
+    """Views of a block of rows of the (step, stream) matrices, and where their gradient sums go."""
+
+    rows: slice
+    H_in: np.ndarray  # h_{t-1}
+    H_out: np.ndarray  # h_t
+    D: np.ndarray  # tanh'(a_t)
+    dA: np.ndarray  # dL/da_t
+    P: np.ndarray  # p_t, later dL/do_t
+    Z: np.ndarray  # [h_{t-1} | x_t | 1]
+    logits: np.ndarray  # o_t, shifted, then exp(o_t)
+    row: np.ndarray  # (rows, 1) per-row sum (and max) in the softmax
+    ones: np.ndarray  # (rows,) ones, for sums over rows as products
+    shared_shift: bool  # big enough to try one softmax shift for the whole block
+    c_shifted: np.ndarray  # (K,) c minus the block's softmax shift
+    grads: Params  # the workspace's own gradients for the first block, a partial sum for the others
+    dWUb: np.ndarray  # (m, m + K + 1) [dL/dW | dL/dU | dL/db] over these rows, before it is split up
+
+
+class Workspace:
+    """Preallocated buffers, and the per-step views the time loops use, for windows of ``seq_length``
+    steps over ``batch`` streams.
+
+    Arrays are time-major, one row per (step, stream): row t of H holds h_t for every stream,
+    H[0] = h_prev. Row t of E is [dL/da_t | dL/do_{t-1}] side by side, so that one product with the
+    stacked [W; V] (how W and V already lie in the flat parameter buffer) gives both terms of dL/dh_t
+    in the backward loop. Rows of Z are [h_{t-1} | x_t | 1], so dL/d[W | U | b] is one product.
     Reusing one workspace across updates avoids allocating in the training loop.
+
+    With ``threads`` > 1 (by default: one per CPU, at most one per MIN_STREAMS_PER_THREAD streams,
+    so never for a single stream) the streams are split into groups whose time loops run
+    concurrently and the whole-window products are split by rows; NumPy releases the GIL inside BLAS
+    and elementwise loops, so the groups really run in parallel. Each thread makes its own BLAS
+    calls, so such a process is best run with one BLAS thread (OPENBLAS_NUM_THREADS=1, set before
+    NumPy is imported) rather than letting both kinds of thread compete for the cores.
     """
 
-    def __init__(self, hidden: int, vocab_size: int, seq_length: int, batch: int = 1, dtype="float64"):
+    def __init__(self, hidden: int, vocab_size: int, seq_length: int, batch: int = 1, dtype="float64",
+                 threads: int | None = None):
         n, B, m, K = seq_length, batch, hidden, vocab_size
         self.shape = (n, B)
-        self.H = np.zeros((n + 1, B, m), dtype=dtype)  # h_0 .. h_n
-        self.P = np.zeros((n, B, K), dtype=dtype)  # p_t, later reused for dL/do_t
-        self.dA = np.zeros((n, B, m), dtype=dtype)  # dL/da_t (first holds dL/dh_t from the output layer)
+        self.H = np.zeros((n + 1, B, m), dtype=dtype)  # h_0 .. h_n; h_t holds U x_t + b until step t
+        self.E = np.zeros((n + 1, B, m + K), dtype=dtype)  # [dL/da_t | p_{t-1}, later dL/do_{t-1}]; dL/da_n = 0
         self.D = np.zeros((n, B, m), dtype=dtype)  # tanh'(a_t) = 1 - h_t^2
-        self.step = np.zeros((B, m), dtype=dtype)  # scratch for one time step
+        self.Z = np.zeros((n * B, m + K + 1), dtype=dtype)  # [h_{t-1} | one-hot x_t | 1], filled in backward
+        self.Z[:, -1] = 1.0
         self.grads = Params.zeros(hidden, vocab_size, dtype)
-        self.rows = np.arange(n * B)  # row index for picking p_t[y_t]
+        self._ones_K = np.ones(K, dtype=dtype)
+        # exp(x) is a normal number for every x >= -_exp_range: within that range a shared shift is safe
+        self._exp_range = 0.9 * -float(np.log(np.finfo(dtype).tiny))
+        rows = np.arange(n * B)
+        self._p_index = (rows + B) * (m + K) + m  # flat index in E of p_t[0] for each (step, stream)
+        self._x_index = rows * (m + K + 1) + m  # flat index in Z of x_t[0] for each (step, stream)
+        self._hot = self._x_index  # Z's ones from the last window (a harmless placeholder before the first)
+
+        self.threads = default_threads(B) if threads is None else max(1, min(int(threads), B))
+        stream_bounds = np.linspace(0, B, self.threads + 1).astype(int)
+        row_bounds = np.linspace(0, n * B, self.threads + 1).astype(int)
+        self._groups = [self._stream_group(slice(a, b)) for a, b in pairwise(stream_bounds)]
+        self._blocks = [self._row_block(slice(a, b)) for a, b in pairwise(row_bounds)]
+        self._pool = ThreadPoolExecutor(self.threads - 1, "textgen-workspace") if self.threads > 1 else None
+
+    def _stream_group(self, streams: slice) -> _StreamGroup:
+        """Per-step views for the time loops of these streams, made once; a single stream gets 1-D rows
+        (BLAS matrix-vector products, the cheapest call per step)."""
+        if self.shape[1] == 1:
+            h, e, d = list(self.H[:, 0]), list(self.E[:, 0]), list(self.D[:, 0])
+        else:
+            h, e, d = list(self.H[:, streams]), list(self.E[:, streams]), list(self.D[:, streams])
+        m, n = self.H.shape[-1], self.shape[0]
+        return _StreamGroup(
+            streams=streams,
+            step=np.zeros_like(h[0]),
+            forward_steps=list(pairwise(h)),
+            backward_steps=[(e[t + 1], d[t], e[t][..., :m]) for t in range(n - 1, -1, -1)],
+        )
+
+    def _row_block(self, rows: slice) -> _RowBlock:
+        """Views of these rows of the (step, stream) matrices, made once."""
+        (n, B), m = self.shape, self.H.shape[-1]
+        K, dtype = self.E.shape[-1] - m, self.H.dtype
+        size = rows.stop - rows.start
+        return _RowBlock(
+            rows=rows,
+            H_in=self.H[:-1].reshape(n * B, m)[rows],
+            H_out=self.H[1:].reshape(n * B, m)[rows],
+            D=self.D.reshape(n * B, m)[rows],
+            dA=self.E[:-1, :, :m].reshape(n * B, m)[rows],
+            P=self.E[1:, :, m:].reshape(n * B, K)[rows],
+            Z=self.Z[rows],
+            logits=np.zeros((size, K), dtype=dtype),
+            row=np.zeros((size, 1), dtype=dtype),
+            ones=np.ones(size, dtype=dtype),
+            shared_shift=size >= SHARED_SHIFT_ROWS,
+            c_shifted=np.zeros(K, dtype=dtype),
+            grads=self.grads if rows.start == 0 else Params.zeros(m, K, dtype),
+            dWUb=np.zeros((m, m + K + 1), dtype=dtype),
+        )
+
+    def _run(self, task, parts: list, *args) -> list:
+        """[task(part, *args) for part in parts]: the first in this thread, the others in the pool."""
+        if self._pool is None:
+            return [task(parts[0], *args)]
+        pending = [self._pool.submit(task, part, *args) for part in parts[1:]]
+        first = task(parts[0], *args)
+        return [first] + [future.result() for future in pending]
+
+    def _target_index(self, targets: np.ndarray) -> np.ndarray:
+        """Flat index into E of p_t[y_t] for every (step, stream)."""
+        assert targets.shape == self.shape, "targets must be (seq_length, batch)"
+        return self._p_index + targets.reshape(-1)
+
+    # ------------------------------------------------------------------ forward
 
     def forward(self, params: Params, inputs: np.ndarray, h_prev: np.ndarray) -> None:
-        """Fill H with h_0..h_n and P with p_1..p_n for ``inputs`` (n, B) from ``h_prev`` (B, m)."""
-        U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
-        H, P = self.H, self.P
-        n = inputs.shape[0]
-        H[0] = h_prev
-        # U x_t + b for every step at once: x_t is one-hot, so U x_t = U[:, x_t]. Kept in dA as scratch.
-        np.add(U.T[inputs], b, out=self.dA)
-        step = self.step
-        for t in range(n):
-            np.dot(H[t], W.T, out=step)  # (W h_{t-1})^T for every stream
-            step += self.dA[t]
-            np.tanh(step, out=H[t + 1])
-        # o_t = V h_t + c for all steps in one product, then a numerically safe softmax per row.
-        P2 = P.reshape(-1, P.shape[-1])
-        np.dot(H[1:].reshape(-1, H.shape[-1]), V.T, out=P2)
-        P2 += c
-        P2 -= P2.max(axis=1, keepdims=True)
-        np.exp(P2, out=P2)
-        P2 /= P2.sum(axis=1, keepdims=True)
+        """Fill H with h_0..h_n and the probabilities p_1..p_n for ``inputs`` (n, B) from ``h_prev`` (B, m)."""
+        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+        self.H[0] = h_prev
+        self._run(self._forward_loop, self._groups, params, inputs)
+        self._run(self._softmax, self._blocks, params)
+
+    def _forward_loop(self, group: _StreamGroup, params: Params, inputs: np.ndarray) -> None:
+        U, W, b = params["U"], params["W"], params["b"]
+        streams = group.streams
+        # U x_t + b for every step at once: x_t is one-hot, so U x_t is column x_t of U (row x_t of U^T).
+        np.add(U.T[inputs[:, streams]], b, out=self.H[1:, streams])
+        # h_t = tanh(W h_{t-1} + U x_t + b), with the states as rows: h_{t-1}^T W^T.
+        WT, step, add, tanh = W.T, group.step, np.add, np.tanh
+        for h_prev_t, h_t in group.forward_steps:
+            h_prev_t.dot(WT, step)
+            add(h_t, step, h_t)
+            tanh(h_t, h_t)
+
+    def _softmax(self, block: _RowBlock, params: Params, index: np.ndarray | None = None):
+        """p_t = softmax(V h_t + c) over a block of rows; with ``index``, also their loss and output gradients."""
+        c, O, row = params["c"], block.logits, block.row
+        np.dot(block.H_out, params["V"].T, O)
+        # Shift the logits so that exp cannot overflow. Per row by its max; for a big block, one shift
+        # for the whole block is much cheaper (two whole-array reductions instead of a reduction per
+        # row) and as safe when the block's logits span less than _exp_range, so nothing underflows.
+        shared = block.shared_shift
+        if shared:
+            shift = O.max() + c.max()
+            shared = shift - (O.min() + c.min()) < self._exp_range  # False too for NaN
+        if shared:
+            np.subtract(c, shift, block.c_shifted)
+            np.add(O, block.c_shifted, O)
+        else:
+            np.add(O, c, O)
+            np.maximum.reduce(O, axis=1, keepdims=True, out=row)
+            np.subtract(O, row, O)
+        np.exp(O, O)
+        np.dot(O, self._ones_K, row[:, 0])
+        np.divide(O, row, block.P)
+        if index is not None:
+            loss = self._loss(index[block.rows])
+            self._output_grads(block, index)
+            return loss
+        return None
+
+    def _loss(self, index: np.ndarray) -> np.floating:
+        """Summed -log p_t[y_t] at these flat indices into E."""
+        return -np.log(self.E.reshape(-1).take(index)).sum()
 
     def loss(self, targets: np.ndarray) -> np.floating:
-        """Summed cross-entropy of the filled P against ``targets`` (n, B), averaged over streams.
+        """Summed cross-entropy of the filled probabilities against ``targets`` (n, B), averaged over streams.
 
         Returned as a NumPy scalar of the workspace dtype, so an extended-precision check keeps its digits.
         """
-        P2 = self.P.reshape(-1, self.P.shape[-1])
-        picked = P2[self.rows[: targets.size], targets.reshape(-1)]
-        return -np.log(picked).sum() / targets.shape[1]
+        return self._loss(self._target_index(targets)) / self.shape[1]
+
+    # ------------------------------------------------------------------ backward
 
     def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray) -> Params:
         """Backprop through time after ``forward``; returns ``self.grads`` (mean over streams)."""
-        W, V = params["W"], params["V"]
+        self._run(self._output_grads, self._blocks, self._target_index(targets))
+        return self._backward(params, inputs)
+
+    def _output_grads(self, block: _RowBlock, index: np.ndarray) -> None:
+        """dL/do_t, dL/dV and dL/dc over a block of rows, and tanh'(a_t) there."""
+        g, dO, H_out, D = block.grads, block.P, block.H_out, block.D
+        self.E.reshape(-1)[index[block.rows]] -= 1.0  # dL/do_t = p_t - y_t (softmax with cross-entropy), over p_t
+        np.dot(dO.T, H_out, g["V"])  # dL/dV = sum_t dL/do_t h_t^T
+        np.dot(block.ones, dO, g["c"])  # dL/dc = sum_t dL/do_t
+        np.multiply(H_out, H_out, D)
+        np.subtract(1.0, D, D)  # tanh'(a_t) = 1 - h_t^2
+
+    def _backward(self, params: Params, inputs: np.ndarray) -> Params:
+        """Backprop from dL/do_t on: the loop back in time, then dL/d[W | U | b]; returns ``self.grads``."""
+        # x_t as one-hot columns of Z: clear the last window's ones, set this one's.
+        Z = self.Z.reshape(-1)
+        Z[self._hot] = 0.0
+        self._hot = self._x_index + inputs.reshape(-1)
+        Z[self._hot] = 1.0
+        m, K = params.hidden, params.vocab_size
+        # W and V lie next to each other in the flat buffer, so [W; V] is a view: one product per step.
+        WV = params.flat[-(m + K) * m :].reshape(m + K, m)
+        self._run(self._backward_loop, self._groups, WV)
+        self._run(self._input_grads, self._blocks)
         g = self.grads
-        H, dA, D = self.H, self.dA, self.D
-        n, B = inputs.shape
-        m = H.shape[-1]
-        # dL/do_t = p_t - y_t (softmax with cross-entropy); averaged over streams when B > 1.
-        dO = self.P.reshape(-1, self.P.shape[-1])
-        dO[self.rows[: n * B], targets.reshape(-1)] -= 1.0
-        if B > 1:
-            dO /= B
-        H_t = H[1:].reshape(-1, m)  # h_1..h_n, rows (t, stream)
-        np.dot(dO.T, H_t, out=g["V"])  # dL/dV = sum_t dL/do_t h_t^T
-        np.sum(dO, axis=0, out=g["c"])  # dL/dc = sum_t dL/do_t
-        dA2 = dA.reshape(-1, m)
-        np.dot(dO, V, out=dA2)  # dL/dh_t from the output at step t (before the recurrent term)
-        np.multiply(H[1:], H[1:], out=D)
-        np.subtract(1.0, D, out=D)  # tanh'(a_t) = 1 - h_t^2
-        # Recurrence, backwards: dL/da_t = (dL/dh_t|output + W^T dL/da_{t+1}) * (1 - h_t^2).
-        dA[n - 1] *= D[n - 1]
-        step = self.step
-        for t in range(n - 2, -1, -1):
-            np.dot(dA[t + 1], W, out=step)  # (W^T dL/da_{t+1})^T
-            dA[t] += step
-            dA[t] *= D[t]
-        np.dot(dA2.T, H[:-1].reshape(-1, m), out=g["W"])  # dL/dW = sum_t dL/da_t h_{t-1}^T
-        np.sum(dA2, axis=0, out=g["b"])  # dL/db = sum_t dL/da_t
-        # dL/dU = sum_t dL/da_t x_t^T: add each dL/da_t into column x_t of U.
-        g["U"].fill(0.0)
-        np.add.at(g["U"].T, inputs.reshape(-1), dA2)
+        for block in self._blocks[1:]:
+            np.add(g.flat, block.grads.flat, g.flat)
+        if self.shape[1] > 1:
+            np.divide(g.flat, self.shape[1], g.flat)  # the mean over streams
         return g
+
+    def _backward_loop(self, group: _StreamGroup, WV: np.ndarray) -> None:
+        # Backwards in time: dL/da_t = (W^T dL/da_{t+1} + V^T dL/do_t) * (1 - h_t^2), with dL/da_n = 0.
+        step, multiply = group.step, np.multiply
+        for e_next, d_t, da_t in group.backward_steps:
+            e_next.dot(WV, step)  # [dL/da_{t+1} | dL/do_t]^T [W; V], as a row
+            multiply(step, d_t, da_t)
+
+    def _input_grads(self, block: _RowBlock) -> None:
+        # [dL/dW | dL/dU | dL/db] = sum_t dL/da_t [h_{t-1} | x_t | 1]^T over the block, in one product.
+        g, dWUb, Z, m = block.grads, block.dWUb, block.Z, self.H.shape[-1]
+        np.copyto(Z[:, :m], block.H_in)
+        np.dot(block.dA.T, Z, dWUb)
+        np.copyto(g["W"], dWUb[:, :m])
+        np.copyto(g["U"], dWUb[:, m:-1])
+        np.copyto(g["b"], dWUb[:, -1])
 
     def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, h_prev: np.ndarray) -> float:
         """Forward and backward over one window; gradients land in ``self.grads``, h_n in ``self.H[-1]``."""
-        self.forward(params, inputs, h_prev)
-        loss = float(self.loss(targets))
-        self.backward(params, inputs, targets)
-        return loss
+        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+        index = self._target_index(targets)
+        self.H[0] = h_prev
+        self._run(self._forward_loop, self._groups, params, inputs)
+        losses = self._run(self._softmax, self._blocks, params, index)  # and dL/do_t, dL/dV, dL/dc
+        self._backward(params, inputs)
+        return float(sum(losses)) / self.shape[1]
 
 
 def loss_and_grads(params: Params, inputs, targets, h_prev: np.ndarray) -> LossAndGrads:
@@ -221,9 +395,13 @@ def step_probabilities(params: Params, h: np.ndarray, x: np.ndarray | int) -> tu
     ``h`` is (m,) or (B, m) and ``x`` an id or (B,) ids; returns (h_t, p) with p of shape (K,) or (B, K).
     """
     U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
-    h_next = np.tanh(h @ W.T + U.T[x] + b)
-    o = h_next @ V.T + c
-    o -= o.max(axis=-1, keepdims=True)
-    p = np.exp(o)
-    p /= p.sum(axis=-1, keepdims=True)
+    # Few, in-place calls: the sampler makes one of these per character.
+    h_next = np.add(U.T[x], b)
+    np.add(h_next, h.dot(W.T), h_next)
+    np.tanh(h_next, h_next)
+    p = h_next.dot(V.T)
+    np.add(p, c, p)
+    np.subtract(p, np.maximum.reduce(p, axis=-1, keepdims=True), p)
+    np.exp(p, p)
+    np.divide(p, np.add.reduce(p, axis=-1, keepdims=True), p)
     return h_next, p
