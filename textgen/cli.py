@@ -48,6 +48,7 @@ TRAIN_FLAGS = (
     ("--checkpoint-every", int, "N", "updates between saves of last.npz and best.npz"),
     ("--eval-every", int, "N", "updates between validation losses (default: a tenth of the run, at most 5000)"),
     ("--batch-size", int, "B", "parallel streams (1 is the assignment's exact algorithm)"),
+    ("--threads", int, "T", "threads sharing a batch's streams (default: one per CPU, at most one per 32 streams)"),
 )
 TRAIN_DEFAULTS = {name: field.default for name, field in TrainConfig.__dataclass_fields__.items()}
 

@@ -27,6 +27,7 @@ class TrainConfig:
     eval_every: int | None = None  # updates between validation losses; None: a tenth of the run, at most 5,000
     seed: int = 0  # seed of the run's random generator, recorded so the run can be repeated
     batch_size: int = 1  # parallel streams; 1 is the assignment's exact algorithm
+    threads: int | None = None  # threads that share a batch's streams; None: one per CPU, at most one per 32 streams
 
     def __post_init__(self):
         positive = ("seq_length", "sample_every", "sample_length", "log_every", "checkpoint_every", "batch_size")
@@ -38,7 +39,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"--{name} must be a positive number, got {value!r}")
-        for name in ("epochs", "updates", "eval_every"):
+        for name in ("epochs", "updates", "eval_every", "threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"--{name} must be a positive integer, got {value!r}")

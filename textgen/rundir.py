@@ -29,7 +29,7 @@ from textgen.checkpoint import (
 from textgen.corpus import Corpus, EncodedCorpus, encode_corpus, source_digest, stream_encode
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
 from textgen.plots import LossCurve, plot_loss
-from textgen.rnn import Params, RNNConfig
+from textgen.rnn import Params, RNNConfig, default_threads
 from textgen.sample import SampleConfig, generate
 from textgen.train import (
     TrainCallbacks,
@@ -299,7 +299,13 @@ def _start_run(
     if initial is not None:
         model = initial.model
     # fixed now and recorded, so a resumed run (whose total may differ) evaluates at the same updates
-    config = replace(config, eval_every=config.resolved_eval_every(total_updates(config, ids.size)))
+    # Fixed now and recorded, so a resumed run (whose total may differ, on a machine with other CPUs)
+    # evaluates at the same updates and sums its streams' gradients in the same order.
+    config = replace(
+        config,
+        eval_every=config.resolved_eval_every(total_updates(config, ids.size)),
+        threads=config.threads or default_threads(config.batch_size),
+    )
     per_epoch = count_updates_per_epoch(ids.size, config.seq_length, config.batch_size)
     write_json(
         folder / "config.json",

@@ -149,12 +149,12 @@ def train(
         state.best_by = "val_loss" if validating else "smooth_loss"
     params = state.params
     assert params.vocab_size == vocab.size and state.h.shape == (B, params.hidden), "state does not fit"
-    workspace = Workspace(params.hidden, vocab.size, n, B, params.flat.dtype)
+    workspace = Workspace(params.hidden, vocab.size, n, B, params.flat.dtype, threads=config.threads)
     optimizer = AdaGrad(params.flat.size, config.eta, config.eps, params.flat.dtype)
     optimizer.memory = state.adagrad_memory
     if state.best_params is None:
         state.best_params = params.copy()
-    offsets = stream_offsets(N, n, B)
+    offsets = stream_offsets(N, n + 1, B)
     h = state.h
     chars_per_update = n * B
     bar = tqdm(
@@ -171,7 +171,7 @@ def train(
 
     def sample_now() -> None:
         # As in the assignment: from stream 0's hidden state, reading the next window's first character.
-        x0 = int(ids[offsets[0, 0] + (state.update % per_epoch) * n])
+        x0 = int(ids[offsets[0, 0] + (state.update % per_epoch) * n])  # stream 0's next window starts here
         sample = sample_ids(params, h[0].copy(), x0, config.sample_length, rng)
         state.sampled_at = state.update
         callbacks.on_sample(
@@ -191,9 +191,8 @@ def train(
             window = state.update % per_epoch
             if window == 0:
                 h.fill(0.0)  # the hidden state starts from zero at the beginning of every epoch
-            position = window * n
-            inputs = ids[offsets + position]
-            targets = ids[offsets + position + 1]
+            chunk = ids[offsets + window * n]  # (n + 1, B): each stream's window and the character after it
+            inputs, targets = chunk[:-1], chunk[1:]
             if state.update % config.sample_every == 0 and state.sampled_at != state.update:
                 sample_now()
             loss = workspace.loss_and_grads(params, inputs, targets, h)
@@ -212,7 +211,7 @@ def train(
                 state.best_update = state.update
                 np.copyto(state.best_params.flat, params.flat)
             grads = workspace.grads.flat
-            np.clip(grads, -config.clip, config.clip, out=grads)
+            grads.clip(-config.clip, config.clip, out=grads)
             optimizer.step(params.flat, grads)
             np.copyto(h, workspace.H[-1])
             state.update += 1
