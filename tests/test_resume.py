@@ -1,3 +1,4 @@
+import itertools
 import os
 import random
 import signal
@@ -93,6 +94,14 @@ def wait_for(path: Path, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def wait_for_progress(run: Path, beyond: int, timeout: float = 90) -> None:
+    """Wait until the running process has saved a checkpoint past update ``beyond``."""
+    deadline = time.monotonic() + timeout
+    while load_checkpoint(run / "last.npz").meta["update"] <= beyond:
+        assert time.monotonic() < deadline, f"no training progress past update {beyond}"
+        time.sleep(0.02)
+
+
 def test_sigkill_at_random_moments_never_leaves_a_broken_checkpoint(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT * 3)
@@ -100,9 +109,10 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_checkpoint(tmp_path):
     chooser = random.Random(20261123)
     process = start_training(corpus, run, "--updates", "100000")
     wait_for(run / "last.npz")
-    kills, seen = 0, []
+    kills, seen = 0, [0]
     for _ in range(6):
-        time.sleep(chooser.uniform(0.3, 2.0))
+        wait_for_progress(run, beyond=seen[-1])  # the process is training past the last checkpoint...
+        time.sleep(chooser.uniform(0.0, 0.6))  # ...and is killed at a random moment of that
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         kills += 1
@@ -115,7 +125,7 @@ def test_sigkill_at_random_moments_never_leaves_a_broken_checkpoint(tmp_path):
         )
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    assert kills == 6 and seen == sorted(seen) and seen[-1] > seen[0]  # each resume went on from the last
+    assert kills == 6 and all(a < b for a, b in itertools.pairwise(seen))  # each resume went on from the last
     final = subprocess.run(
         [sys.executable, "-m", "textgen.cli", "train", "--resume", str(run), "--updates",
          str(load_checkpoint(run / "last.npz").meta["update"] + 50), "--no-progress"],
