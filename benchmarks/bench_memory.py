@@ -4,8 +4,8 @@
     python benchmarks/bench_memory.py --sizes-mb 10 200
 
 Each size gets a generated plain-text corpus (random words, line breaks, punctuation) in a
-temporary folder, then `textgen train --updates N` runs in a child process and its peak resident
-memory (ru_maxrss) is read. Files above the streaming threshold are encoded to ids.bin in the run
+temporary folder, then `textgen train --updates N` runs in a child process and that child's own
+peak resident memory (ru_maxrss from wait4) is read. Files above the streaming threshold are encoded to ids.bin in the run
 folder and memory-mapped; the table shows the encoded size beside the peak so the two can be told apart.
 Not part of the test suite.
 """
@@ -13,8 +13,8 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,16 +41,18 @@ def write_corpus(path: Path, size_bytes: int, seed: int = 0) -> None:
 
 
 def peak_of_training(corpus: Path, run: Path, updates: int) -> tuple[float, float]:
-    """Run `textgen train` in a child process; returns (peak RSS in MiB, seconds)."""
+    """Run `textgen train` in a child process; returns (its own peak RSS in MiB, seconds)."""
     command = [sys.executable, "-m", "textgen.cli", "train", "--corpus", str(corpus), "--updates", str(updates),
                "--no-progress", "--seed", "1", "--out", str(run), "--sample-every", str(updates)]
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, stderr = child.communicate()
-    seconds = time.perf_counter() - start
-    if child.returncode != 0:
-        raise SystemExit(f"textgen train failed on {corpus}:\n{stderr}")
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the largest child so far; sizes run in rising order
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        if child.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"textgen train failed on {corpus}:\n{errors.read().decode()}")
     return usage.ru_maxrss / 1024, seconds
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from textgen.errors import CheckpointError, CorpusError
 
 VOCAB_FORMAT_VERSION = 1
+_ENCODE_BLOCK = 1 << 20  # characters encoded at a time
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -63,14 +64,20 @@ class CharVocab:
         return sorted(set(text) - set(self.chars))
 
     def encode(self, text: str) -> np.ndarray:
-        """Ids of ``text``, shape (len(text),), dtype ``self.dtype``; CorpusError on unknown characters."""
-        points = _code_points(text)
-        ids = np.searchsorted(self._points, points)
-        ids_clipped = np.minimum(ids, self.size - 1)
-        if points.size and not np.array_equal(self._points[ids_clipped], points):
-            unknown = "".join(self.missing(text))
-            raise CorpusError(f"characters outside the vocabulary: {unknown!r}")
-        return ids.astype(self.dtype, copy=False)
+        """Ids of ``text``, shape (len(text),), dtype ``self.dtype``; CorpusError on unknown characters.
+
+        Works through the text in blocks, so the temporaries stay small beside the result.
+        """
+        ids = np.empty(len(text), dtype=self.dtype)
+        for start in range(0, len(text), _ENCODE_BLOCK):
+            block = text[start : start + _ENCODE_BLOCK]
+            points = _code_points(block)
+            found = np.searchsorted(self._points, points)
+            if not np.array_equal(self._points[np.minimum(found, self.size - 1)], points):
+                unknown = "".join(self.missing(block))
+                raise CorpusError(f"characters outside the vocabulary: {unknown!r}")
+            ids[start : start + len(block)] = found
+        return ids
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
         """The text of ``ids`` (any integer array or sequence)."""
