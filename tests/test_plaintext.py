@@ -54,3 +54,10 @@ def test_gutenberg_licence_is_stripped_when_asked(tmp_path):
     (tmp_path / "plain.txt").write_text("no markers here")
     with pytest.raises(CorpusError, match="START OF THE PROJECT GUTENBERG"):
         read(tmp_path / "plain.txt", strip_gutenberg=True)
+
+
+def test_a_decoder_message_with_a_line_break_stays_one_line(tmp_path):
+    (tmp_path / "book.txt").write_bytes(b"\n")
+    with pytest.raises(CorpusError) as raised:
+        read(tmp_path / "book.txt", encoding="punycode")  # its error message quotes the raw line break
+    assert "\n" not in str(raised.value) and "\\n" in str(raised.value)

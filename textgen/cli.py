@@ -11,7 +11,7 @@ from pathlib import Path
 
 from textgen import __version__
 from textgen.config import TrainConfig
-from textgen.errors import ConfigError, TextgenError
+from textgen.errors import ConfigError, TextgenError, one_line
 
 # Loader options: flag -> (keyword of the loader constructor, argparse settings). Only flags the
 # user actually gives are passed on, to the loaders whose constructors take them.
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return args.handler(args)
     except TextgenError as error:
-        sys.stderr.write(f"textgen: error: {error}\n")
+        sys.stderr.write(f"textgen: error: {one_line(error)}\n")  # one line, whatever a message holds
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("textgen: interrupted\n")

@@ -27,3 +27,8 @@ class ConfigError(TextgenError):
 
 class TrainingError(TextgenError):
     """Training cannot go on (for example a non-finite loss)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so a message stays one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))

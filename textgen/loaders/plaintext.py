@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from textgen.errors import CorpusError
+from textgen.errors import CorpusError, one_line
 
 _CHUNK_BYTES = 1 << 22  # read 4 MiB at a time so a large book never sits in memory twice
 
@@ -53,7 +53,7 @@ def iter_decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
                     ) from None
                 except UnicodeError as error:  # e.g. utf-16 without a byte-order mark: no offset to give
                     raise CorpusError(
-                        f"{path}: not valid {encoding} ({error}); pass the file's real encoding with --encoding"
+                        f"{path}: not valid {encoding} ({one_line(error)}); pass the file's real encoding with --encoding"
                     ) from None
                 consumed += len(chunk)
                 if text:
