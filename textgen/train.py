@@ -15,7 +15,7 @@ import numpy as np
 
 from textgen.config import DEFAULT_EPOCHS, TrainConfig
 from textgen.errors import CorpusError, TrainingError
-from textgen.evaluate import bits_per_char, mean_loss_per_char
+from textgen.evaluate import VAL_CONTEXT, bits_per_char, mean_loss_per_char
 from textgen.optim import AdaGrad
 from textgen.rnn import Params, RNNConfig, Workspace, init_params
 from textgen.sample import sample_ids
@@ -128,8 +128,9 @@ def train(
     """Train on the encoded corpus ``ids`` (1-D) and return the final state.
 
     ``state`` continues an earlier run exactly (with ``rng`` restored to its state); otherwise
-    parameters are drawn from ``rng``. ``val_ids`` is held-out text: its loss per character is
-    logged every ``eval_every`` updates and chooses the best parameters. When ``stop`` is set,
+    parameters are drawn from ``rng``. ``val_ids`` is held-out text: its loss per character (read
+    after the last VAL_CONTEXT training characters, which it follows) is logged every ``eval_every``
+    updates and chooses the best parameters. When ``stop`` is set,
     training checkpoints and raises TrainingInterrupted at the next window boundary. ``progress``:
     True shows a tqdm bar, False hides it, None shows it only on a terminal.
     """
@@ -144,6 +145,7 @@ def train(
     target = total_updates(config, N)
     eval_every = config.resolved_eval_every(target)
     validating = val_ids is not None and val_ids.size >= 2
+    val_context = np.asarray(ids[-VAL_CONTEXT:])  # the held-out tail follows the training text
     if state is None:
         state = TrainState.fresh(model, vocab.size, B, rng)
         state.best_by = "val_loss" if validating else "smooth_loss"
@@ -220,7 +222,7 @@ def train(
             evaluate_now = validating and state.update % eval_every == 0
             if evaluate_now:
                 evaluation_start = time.perf_counter()
-                val_loss = mean_loss_per_char(params, val_ids)
+                val_loss = mean_loss_per_char(params, val_ids, context=val_context)
                 window_start += time.perf_counter() - evaluation_start  # chars/s counts training time only
                 if val_loss < state.best_loss:
                     state.best_loss, state.best_update = val_loss, state.update
