@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             result.vocab,
             SampleConfig(length=args.max_length, documents=args.tweets),
             np.random.default_rng(args.seed),
+            start=(result.state.best_h, result.state.best_next_id),
         )
     except TextgenError as error:
         print(f"tweets.py: error: {error}", file=sys.stderr)

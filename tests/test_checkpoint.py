@@ -107,3 +107,20 @@ def test_random_generator_state_survives_json():
     rng.random(3)
     restored = rng_from_json(rng_state_to_json(rng), "test")
     assert restored.random() == rng.random()
+
+
+def test_run_checkpoints_keep_the_training_state_sampling_starts_from(tmp_path):
+    from textgen.cli import main
+
+    book = tmp_path / "book.txt"
+    book.write_text("a small book with a few words in it, repeated.\n" * 40)
+    assert main(["train", "--corpus", str(book), "--updates", "50", "--hidden", "8", "--no-progress",
+                 "--seed", "1", "--out", str(tmp_path / "run"), "--passage-length", "10"]) == 0
+    last, best = load_checkpoint(tmp_path / "run" / "last.npz"), load_checkpoint(tmp_path / "run" / "best.npz")
+    h, next_id = last.start_state()
+    np.testing.assert_array_equal(h, last.arrays["h"][0])
+    # 50 windows of 25 characters were read (an epoch here is 74 windows): the next window starts at 1250
+    assert last.vocab.chars[next_id] == book.read_text()[50 * 25]
+    best_h, best_next = best.start_state()
+    np.testing.assert_array_equal(best_h, last.arrays["best_h"][0])
+    assert best.meta["next_id"] == best_next == last.meta["best_next_id"]

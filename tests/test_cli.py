@@ -185,8 +185,10 @@ def test_evaluate_reports_the_loss_per_character_of_a_checkpoint(trained_run, ca
     result = json.loads(out)
     checkpoint = load_checkpoint(trained_run / "best.npz")
     ids = checkpoint.vocab.encode(SAMPLE_BOOK.read_text()).astype(int)
+    start_h, _ = checkpoint.start_state()  # evaluation starts from the training state the checkpoint keeps
+    assert np.abs(start_h).max() > 0
     loss, _, _ = textbook_loss_and_grads(**checkpoint.params.arrays, inputs=ids[:-1], targets=ids[1:],
-                                         h_prev=np.zeros(checkpoint.model.hidden))
+                                         h_prev=start_h)
     assert result["characters"] == ids.size
     assert result["loss_per_char"] == pytest.approx(loss / (ids.size - 1), rel=1e-9)
     assert result["bits_per_char"] == pytest.approx(result["loss_per_char"] / np.log(2))

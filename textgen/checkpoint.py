@@ -26,7 +26,8 @@ from textgen.vocab import CharVocab
 
 FORMAT_VERSION = 1
 META_KEY = "meta_json"
-STATE_ARRAYS = ("adagrad_memory", "h", "best_flat")  # present in checkpoints that can resume training
+STATE_ARRAYS = ("adagrad_memory", "h", "best_flat", "best_h")  # present in checkpoints that can resume training
+START_ARRAY = "start_h"  # (1, m): the hidden state generation starts from (every checkpoint written since 0.1)
 
 
 @dataclass
@@ -38,6 +39,14 @@ class Checkpoint:
     model: RNNConfig  # hidden size, sigma, dtype
     meta: dict = field(default_factory=dict)  # train config, counters, corpus summary, rng state
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra state arrays by name
+
+    def start_state(self) -> tuple[np.ndarray, int] | None:
+        """(h (m,), next id): the training state these parameters were used in, where sampling starts."""
+        start = self.arrays.get(START_ARRAY)
+        next_id = self.meta.get("next_id")
+        if start is None or not isinstance(next_id, int) or not 0 <= next_id < self.vocab.size:
+            return None
+        return start[0], next_id
 
 
 def _current_umask() -> int:
@@ -166,7 +175,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if (
         not isinstance(extra_names, list)
         or not all(isinstance(name, str) for name in extra_names)
-        or set(extra_names) - set(STATE_ARRAYS)
+        or set(extra_names) - set(STATE_ARRAYS) - {START_ARRAY}
     ):
         raise CheckpointError(f"{path}: unexpected state arrays {extra_names!r}")
     extra = {}
@@ -174,7 +183,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         if name not in arrays:
             raise CheckpointError(f"{path}: array {name!r} is missing")
         shape = getattr(arrays[name], "shape", ())  # _check_array refuses what is not an array
-        expected = (params.flat.size,) if name != "h" else (shape[0] if len(shape) == 2 else -1, model.hidden)
+        if name == "h":
+            expected = (shape[0] if len(shape) == 2 else -1, model.hidden)
+        elif name in ("best_h", START_ARRAY):
+            expected = (1, model.hidden)
+        else:
+            expected = (params.flat.size,)
         extra[name] = _check_array(path, arrays, name, expected, dtype)
     return Checkpoint(params, vocab, model, meta, extra)
 

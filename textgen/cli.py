@@ -310,7 +310,7 @@ def command_generate(args: argparse.Namespace) -> int:
     )
     checkpoint = load_run_checkpoint(args.run, args.checkpoint)
     rng = np.random.default_rng(args.seed)
-    texts = generate_texts(checkpoint.params, checkpoint.vocab, config, rng)
+    texts = generate_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state())
     for index, sample in enumerate(texts, start=1):
         if index > 1:
             sys.stdout.write("\n")  # a blank line between samples
@@ -370,7 +370,8 @@ def command_evaluate(args: argparse.Namespace) -> int:
         raise CorpusError(f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
                           "the model cannot score them")
     ids = checkpoint.vocab.encode(corpus.text)
-    nats = mean_loss_per_char(checkpoint.params, ids)
+    start = checkpoint.start_state()  # the training state, as validation during training uses
+    nats = mean_loss_per_char(checkpoint.params, ids, h0=None if start is None else start[0])
     result = {"loss_per_char": nats, "bits_per_char": bits_per_char(nats), "characters": int(ids.size),
               "checkpoint": str(Path(args.run) / f"{args.checkpoint}.npz")}
     if args.json:

@@ -9,7 +9,6 @@ import numpy as np
 from textgen.rnn import Params, Workspace
 
 EVAL_CHUNK = 1000  # characters per forward pass; the hidden state carries across chunks, so this only sets speed
-VAL_CONTEXT = 1000  # characters of training text read (not scored) before the held-out text
 
 
 def _run(params: Params, ids: np.ndarray, h: np.ndarray, chunk: int, score: bool) -> tuple[float, np.ndarray]:
@@ -32,22 +31,23 @@ def _run(params: Params, ids: np.ndarray, h: np.ndarray, chunk: int, score: bool
 
 
 def mean_loss_per_char(
-    params: Params, ids: np.ndarray, chunk: int = EVAL_CHUNK, context: np.ndarray | None = None
+    params: Params, ids: np.ndarray, chunk: int = EVAL_CHUNK, h0: np.ndarray | None = None
 ) -> float:
-    """Mean -ln p(next char) over ``ids`` (1-D), hidden state carried from start to end.
+    """Mean -ln p(next char) over ``ids`` (1-D): reading ids[:-1] and predicting ids[1:], hidden state
+    carried from start to end, starting from ``h0`` (m,) or from h = 0.
 
-    Without ``context`` the model starts from h = 0 reading ids[0] and predicts ids[1:]. With it, the
-    model first reads ``context`` (the text that comes before ``ids``, not scored) and then predicts
-    every id of ``ids``: a vanilla RNN trained with a carried state can take hundreds of characters to
-    recover from h = 0 in the middle of a text, which would otherwise dominate a short held-out text.
-    Returns nats per character (divide by ln 2 for bits); NaN if nothing is predicted.
+    Why a start state matters: the hidden state of a vanilla RNN trained as in the assignment is reset
+    only at the start of the corpus, so h = 0 anywhere else is a state it never saw. With a large
+    recurrent W it can then settle into a saturated state that predicts badly for thousands of
+    characters. Training starts evaluations from the current training state; checkpoints keep the
+    state their parameters were used with. Returns nats per character (divide by ln 2 for bits);
+    NaN if ``ids`` has fewer than 2 ids.
     """
-    h = np.zeros((1, params.hidden), dtype=params.flat.dtype)
-    if context is not None and context.size:
-        _, h = _run(params, context, h, chunk, score=False)  # reads context[:-1]; context[-1] is read next
-        ids = np.concatenate([context[-1:], ids])
     if ids.size < 2:
         return math.nan
+    h = np.zeros((1, params.hidden), dtype=params.flat.dtype)
+    if h0 is not None:
+        h[0] = h0
     total, _ = _run(params, ids, h, chunk, score=True)
     return total / (ids.size - 1)
 

@@ -16,6 +16,7 @@ import orjson
 
 from textgen import __version__
 from textgen.checkpoint import (
+    START_ARRAY,
     STATE_ARRAYS,
     Checkpoint,
     atomic_write_bytes,
@@ -149,14 +150,24 @@ class RunRecorder(TrainCallbacks):
             best_loss=state.best_loss if math.isfinite(state.best_loss) else None,
             best_update=state.best_update,
             best_by=state.best_by,
+            best_next_id=state.best_next_id,
             sampled_at=state.sampled_at,
+            next_id=state.next_id,
             rng=rng_state_to_json(self.rng),
         )
-        arrays = {"adagrad_memory": state.adagrad_memory, "h": state.h, "best_flat": state.best_params.flat}
+        best_h = state.best_h.reshape(1, -1)
+        arrays = {
+            "adagrad_memory": state.adagrad_memory,
+            "h": state.h,
+            "best_flat": state.best_params.flat,
+            "best_h": best_h,
+            START_ARRAY: state.h[:1],
+        }
         save_checkpoint(self.folder / "last.npz", Checkpoint(state.params, self.vocab, self.model, meta, arrays))
         best_meta = self._meta(state.best_update, state.best_loss if math.isfinite(state.best_loss) else None)
-        best_meta["best_by"] = state.best_by
-        save_checkpoint(self.folder / "best.npz", Checkpoint(state.best_params, self.vocab, self.model, best_meta))
+        best_meta.update(best_by=state.best_by, next_id=state.best_next_id)
+        best = Checkpoint(state.best_params, self.vocab, self.model, best_meta, {START_ARRAY: best_h})
+        save_checkpoint(self.folder / "best.npz", best)
         now = time.monotonic()
         if final or now - self.last_plot >= PLOT_EVERY_SECONDS:
             self.last_plot = now
@@ -208,7 +219,9 @@ def _train_in_folder(
         except TextgenError as error:
             log.warning("the report of the stopped run could not be written: %s", error)
         raise
-    passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng)
+    # As the assignment synthesises: from the hidden state training had when these parameters were in use.
+    start = (state.best_h, state.best_next_id)
+    passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng, start=start)
     try:
         (folder / "best_passage.txt").write_text(passage, encoding="utf-8")
     except OSError as error:
@@ -461,6 +474,9 @@ def resume_training(
         best_loss=math.inf if best_loss is None else float(best_loss),
         best_update=int(meta.get("best_update", 0)),
         best_params=Params(arrays["best_flat"].copy(), model.hidden, vocab.size),
+        best_h=arrays["best_h"][0].copy(),
+        best_next_id=int(meta.get("best_next_id", 0)),
+        next_id=int(meta.get("next_id", 0)),
         best_by=meta.get("best_by", "smooth_loss"),
         sampled_at=int(meta.get("sampled_at", -1)),
     )

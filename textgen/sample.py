@@ -155,13 +155,18 @@ def start_id(vocab: CharVocab) -> int:
 
 
 def generate_texts(
-    params: Params, vocab: CharVocab, config: SampleConfig, rng: np.random.Generator
+    params: Params,
+    vocab: CharVocab,
+    config: SampleConfig,
+    rng: np.random.Generator,
+    start: tuple[np.ndarray, int] | None = None,
 ) -> list[GeneratedText]:
     """``config.count`` samples of ``config.length`` characters, or ``config.documents`` whole documents.
 
     Every text starts with ``config.prime``. Prime characters outside the vocabulary raise CorpusError.
-    For a model of documents each stream first writes one throwaway document (see `warm_up`); otherwise
-    the model starts from h = 0 reading `start_id`.
+    Every stream starts from ``start`` = (h (m,), next id), the training state a checkpoint keeps (see
+    `Checkpoint.start_state`), or else from h = 0 reading `start_id`. A model of documents then
+    writes one throwaway document first, so that the texts begin where documents begin (see `warm_up`).
     """
     unknown = vocab.missing(config.prime)
     if unknown:
@@ -180,6 +185,9 @@ def generate_texts(
     streams = config.documents or config.count
     h = np.zeros((streams, params.hidden), dtype=params.flat.dtype)
     x = np.full(streams, start_id(vocab), dtype=np.int64)
+    if start is not None:
+        h[:] = start[0]
+        x[:] = start[1]
     if END_OF_DOCUMENT in vocab.chars:
         h, x = warm_up(params, h, x, vocab.char_to_id[END_OF_DOCUMENT], max(config.length, 1000), rng, config)
     for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last char is the next input
@@ -192,6 +200,12 @@ def generate_texts(
     ]
 
 
-def generate(params: Params, vocab: CharVocab, config: SampleConfig, rng: np.random.Generator) -> str:
+def generate(
+    params: Params,
+    vocab: CharVocab,
+    config: SampleConfig,
+    rng: np.random.Generator,
+    start: tuple[np.ndarray, int] | None = None,
+) -> str:
     """The first text of ``generate_texts`` (one sample of ``config.length`` characters after the prime)."""
-    return generate_texts(params, vocab, config, rng)[0].text
+    return generate_texts(params, vocab, config, rng, start)[0].text

@@ -15,7 +15,7 @@ import numpy as np
 
 from textgen.config import DEFAULT_EPOCHS, TrainConfig
 from textgen.errors import CorpusError, TrainingError
-from textgen.evaluate import VAL_CONTEXT, bits_per_char, mean_loss_per_char
+from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.optim import AdaGrad
 from textgen.rnn import Params, RNNConfig, Workspace, init_params
 from textgen.sample import sample_ids
@@ -49,8 +49,11 @@ class TrainState:
     best_loss: float = math.inf  # what chose the best parameters: lowest smooth loss, or validation loss
     best_update: int = 0  # update at which the best parameters were in use
     best_params: Params | None = None  # θ that gave best_loss
+    best_h: np.ndarray | None = None  # (m,) stream 0's hidden state when best_params were in use
+    best_next_id: int = 0  # the character stream 0 was about to read then; with best_h, where sampling starts
     best_by: str = "smooth_loss"  # "smooth_loss", or "val_loss" when there is held-out text
     sampled_at: int = -1  # update of the latest training-time sample (so a resumed run does not repeat it)
+    next_id: int = 0  # the character stream 0 reads next
     history: list = field(default_factory=list)  # (update, smooth_loss) pairs every log_every updates
 
     @classmethod
@@ -129,8 +132,8 @@ def train(
 
     ``state`` continues an earlier run exactly (with ``rng`` restored to its state); otherwise
     parameters are drawn from ``rng``. ``val_ids`` is held-out text: its loss per character (read
-    after the last VAL_CONTEXT training characters, which it follows) is logged every ``eval_every``
-    updates and chooses the best parameters. When ``stop`` is set,
+    from stream 0's hidden state at that moment) is logged every ``eval_every`` updates and chooses
+    the best parameters. When ``stop`` is set,
     training checkpoints and raises TrainingInterrupted at the next window boundary. ``progress``:
     True shows a tqdm bar, False hides it, None shows it only on a terminal.
     """
@@ -145,7 +148,6 @@ def train(
     target = total_updates(config, N)
     eval_every = config.resolved_eval_every(target)
     validating = val_ids is not None and val_ids.size >= 2
-    val_context = np.asarray(ids[-VAL_CONTEXT:])  # the held-out tail follows the training text
     if state is None:
         state = TrainState.fresh(model, vocab.size, B, rng)
         state.best_by = "val_loss" if validating else "smooth_loss"
@@ -156,6 +158,8 @@ def train(
     optimizer.memory = state.adagrad_memory
     if state.best_params is None:
         state.best_params = params.copy()
+        state.best_h = np.zeros(params.hidden, dtype=params.flat.dtype)
+        state.best_next_id = int(ids[0])
     offsets = stream_offsets(N, n + 1, B)
     h = state.h
     chars_per_update = n * B
@@ -212,21 +216,25 @@ def train(
                 state.best_loss = state.smooth_loss
                 state.best_update = state.update
                 np.copyto(state.best_params.flat, params.flat)
+                state.best_h, state.best_next_id = h[0].copy(), int(inputs[0, 0])
             grads = workspace.grads.flat
             grads.clip(-config.clip, config.clip, out=grads)
             optimizer.step(params.flat, grads)
             np.copyto(h, workspace.H[-1])
+            state.next_id = int(targets[-1, 0])
             state.update += 1
             window_updates += 1
             # Only at fixed multiples, so a run stopped and resumed logs and chooses exactly like one that was not.
             evaluate_now = validating and state.update % eval_every == 0
             if evaluate_now:
                 evaluation_start = time.perf_counter()
-                val_loss = mean_loss_per_char(params, val_ids, context=val_context)
+                # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
+                val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
                 window_start += time.perf_counter() - evaluation_start  # chars/s counts training time only
                 if val_loss < state.best_loss:
                     state.best_loss, state.best_update = val_loss, state.update
                     np.copyto(state.best_params.flat, params.flat)
+                    state.best_h, state.best_next_id = h[0].copy(), int(targets[-1, 0])
             if state.update % config.log_every == 0 or evaluate_now:
                 now = time.perf_counter()
                 chars_per_sec = window_updates * chars_per_update / max(now - window_start, 1e-9)
