@@ -81,3 +81,18 @@ def test_streamed_cut_matches_across_many_small_pieces(tmp_path):
                 assert streamed.val_ids is None
             else:
                 np.testing.assert_array_equal(streamed.val_ids, expected.val_ids, err_msg=f"{name} {fraction}")
+
+
+def test_force_over_a_streamed_run_removes_its_encoded_ids(tmp_path, capsys):
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"Line {i} of a book.\n" for i in range(300)))
+    run = tmp_path / "run"
+    run_training_streamed(str(book), run, RNNConfig(hidden=6), TrainConfig(updates=20, sample_every=1000, seed=1),
+                          progress=False, passage_length=5)
+    assert (run / "ids.bin").exists()
+    assert main(["train", "--corpus", str(book), "--updates", "20", "--hidden", "6", "--no-progress",
+                 "--out", str(run)]) == 1
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--corpus", str(book), "--updates", "20", "--hidden", "6", "--no-progress",
+                 "--out", str(run), "--force"]) == 0
+    assert not (run / "ids.bin").exists() and not (run / "val_ids.bin").exists()

@@ -6,7 +6,6 @@ import argparse
 import logging
 import secrets
 import sys
-import time
 from pathlib import Path
 
 from textgen import __version__
@@ -197,7 +196,7 @@ def command_train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from textgen.corpus import load_corpus, streamable_source
+    from textgen.corpus import load_corpus, run_name, streamable_source
     from textgen.rundir import (
         default_run_dir,
         load_run_checkpoint,
@@ -269,13 +268,13 @@ def command_train(args: argparse.Namespace) -> int:
             }
             if args.weights is None and streamable_source(args.corpus, args.kind):
                 # a large single file: encoded into the run folder and memory-mapped, never held whole
-                folder = args.out or Path("runs") / f"{Path(args.corpus[0]).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+                folder = args.out or default_run_dir(run_name(args.corpus[0]))
                 result = run_training_streamed(args.corpus[0], folder, model, config, kind=args.kind,
                                                options=loader_options(args), val_fraction=val_fraction, **settings)
             else:
                 corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights,
                                      val_fraction=val_fraction)
-                folder = args.out or default_run_dir(corpus)
+                folder = args.out or default_run_dir(corpus.name)
                 result = run_training(corpus, folder, model, config, **settings)
     except TrainingInterrupted as interrupted:
         code = 143 if received and received[0] == signal.SIGTERM else 130

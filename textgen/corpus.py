@@ -30,10 +30,15 @@ class Corpus:
 
     @property
     def name(self) -> str:
-        """A short name for run folders: the first source's file stem or corpus name."""
+        """A short name for run folders, from the first source."""
         first = self.sources[0]
-        stem = Path(first["location"]).stem if first["location"] else first["spec"]
-        return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (stem or first["kind"]))[:40]
+        return run_name(first["location"] or first["spec"] or first["kind"])
+
+
+def run_name(source: str) -> str:
+    """A short folder-safe name for a source: a file's stem, or the source itself."""
+    stem = Path(source).stem or source
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:40]
 
 
 def accepted_options(source: ResolvedSource, options: dict) -> dict:
@@ -422,8 +427,7 @@ def stream_encode(
         val_ids = np.array(np.memmap(folder / "val_ids.bin", dtype=vocab.dtype, mode="r"))
     summary = source_summary(source, options, documents, characters, digest, continuous)
     summary.update(val_characters=written["val_ids.bin"], streamed_to="ids.bin")
-    name = Corpus("", [summary]).name
-    return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, name)
+    return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, run_name(source.location or source.spec))
 
 
 def source_digest(spec: str, kind: str | None, options: dict, registry: Registry | None = None) -> str:

@@ -58,14 +58,16 @@ RUN_FILES = (
     "last.npz",
     "loss.png",
     "best_passage.txt",
+    "ids.bin",
+    "val_ids.bin",
 )
 CONFIG_FORMAT_VERSION = 1
 PLOT_EVERY_SECONDS = 20.0  # loss.png is redrawn at checkpoints at most this often (and at the end)
 
 
-def default_run_dir(corpus: Corpus) -> Path:
-    """runs/<corpus>-<timestamp>."""
-    return Path("runs") / f"{corpus.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+def default_run_dir(name: str) -> Path:
+    """runs/<name>-<timestamp>, for a corpus called ``name`` (see `textgen.corpus.run_name`)."""
+    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
 def prepare_run_dir(folder: Path, force: bool) -> None:
@@ -212,12 +214,7 @@ def _train_in_folder(
                       val_ids=val_ids, stop=stop)
     except TrainingInterrupted:
         recorder.plot()
-        from textgen.report import write_report
-
-        try:
-            write_report(folder)
-        except TextgenError as error:
-            log.warning("the report of the stopped run could not be written: %s", error)
+        _write_report(folder)
         raise
     # As the assignment synthesises: from the hidden state training had when these parameters were in use.
     start = (state.best_h, state.best_next_id)
@@ -226,13 +223,18 @@ def _train_in_folder(
         (folder / "best_passage.txt").write_text(passage, encoding="utf-8")
     except OSError as error:
         raise TextgenError(f"{folder / 'best_passage.txt'}: cannot write ({error.strerror})") from None
+    _write_report(folder)
+    return RunResult(folder, state, vocab, passage)
+
+
+def _write_report(folder: Path) -> None:
+    """Write the run report; a failure is a warning, since the run itself is complete or checkpointed."""
     from textgen.report import write_report  # here, not at the top: report imports this module
 
     try:
         write_report(folder)
-    except TextgenError as error:  # the run itself is complete; the report can be made again later
-        log.warning("training finished but the report could not be written: %s (try: textgen report %s)", error, folder)
-    return RunResult(folder, state, vocab, passage)
+    except TextgenError as error:
+        log.warning("the report could not be written: %s (try again with: textgen report %s)", error, folder)
 
 
 def run_training(
@@ -256,7 +258,7 @@ def run_training(
     """
     encoded = encode_corpus(corpus, initial.vocab if initial is not None else None)
     check_corpus_length(encoded.ids.size, config)  # before the folder is made, so a bad corpus leaves nothing
-    folder = Path(out) if out is not None else default_run_dir(corpus)
+    folder = Path(out) if out is not None else default_run_dir(corpus.name)
     prepare_run_dir(folder, force)
     return _start_run(folder, encoded, model, config, progress, on_sample, passage_length, extra_config, initial, stop)
 
@@ -445,9 +447,12 @@ def resume_training(
         # the ids are on disk already: check the source is unchanged in one streaming pass, then map them
         if source_digest(specs[0], None, options) != sources[0]["sha256"]:
             raise changed(sources[0]["spec"])
+        if not (run / "ids.bin").is_file():
+            raise CheckpointError(f"{run}/ids.bin: missing; this run's encoded corpus is gone, so it cannot resume")
         ids = np.memmap(run / "ids.bin", dtype=vocab.dtype, mode="r")
         val_path = run / "val_ids.bin"
-        val_ids = np.array(np.memmap(val_path, dtype=vocab.dtype, mode="r")) if val_path.stat().st_size else None
+        has_val = val_path.exists() and val_path.stat().st_size
+        val_ids = np.array(np.memmap(val_path, dtype=vocab.dtype, mode="r")) if has_val else None
     else:
         corpus = load_corpus(specs, options=options, registry=discover(), weights=weights,
                              val_fraction=config_data["corpus"].get("val_fraction", 0.0))

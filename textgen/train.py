@@ -133,9 +133,9 @@ def train(
     ``state`` continues an earlier run exactly (with ``rng`` restored to its state); otherwise
     parameters are drawn from ``rng``. ``val_ids`` is held-out text: its loss per character (read
     from stream 0's hidden state at that moment) is logged every ``eval_every`` updates and chooses
-    the best parameters. When ``stop`` is set,
-    training checkpoints and raises TrainingInterrupted at the next window boundary. ``progress``:
-    True shows a tqdm bar, False hides it, None shows it only on a terminal.
+    the best parameters. When ``stop`` is set, training checkpoints and raises TrainingInterrupted
+    at the next window boundary. ``progress``: True shows a tqdm bar, False hides it, None shows it
+    only on a terminal.
     """
     from tqdm.auto import tqdm
 
