@@ -11,6 +11,7 @@ from textgen.rnn import (
     default_threads,
     init_params,
     loss_and_grads,
+    make_workspace,
     param_shapes,
     step_probabilities,
     window_loss,
@@ -81,7 +82,7 @@ def test_batched_window_averages_the_streams():
     for name in PARAM_NAMES:
         np.testing.assert_allclose(work.grads[name], np.mean([s[1][name] for s in singles], axis=0), rtol=1e-9, atol=1e-13)
     for j in range(3):
-        np.testing.assert_allclose(work.H[-1, j], singles[j][2], rtol=1e-12)
+        np.testing.assert_allclose(work.h_last[j], singles[j][2], rtol=1e-12)
 
 
 def test_float32_gives_float32_results_close_to_float64():
@@ -125,7 +126,7 @@ def textbook_means(params, inputs, targets, h_prev):
 def test_streams_split_over_threads_give_the_textbook_mean(threads):
     params = random_params(seed=8)
     rng = np.random.default_rng(9)
-    work = Workspace(7, 11, 6, batch=40, threads=threads)
+    work = make_workspace(7, 11, 6, batch=40, threads=threads)
     assert work.threads == threads
     h_prev = 0.3 * rng.standard_normal((40, 7))
     for _ in range(2):  # the second window reuses every buffer
@@ -135,8 +136,8 @@ def test_streams_split_over_threads_give_the_textbook_mean(threads):
         assert loss == pytest.approx(expected_loss, rel=1e-12)
         for name in PARAM_NAMES:
             np.testing.assert_allclose(work.grads[name], expected_grads[name], rtol=1e-9, atol=1e-13)
-        np.testing.assert_allclose(work.H[-1], expected_h, rtol=1e-12)
-        h_prev = work.H[-1].copy()
+        np.testing.assert_allclose(work.h_last, expected_h, rtol=1e-12)
+        h_prev = work.h_last.copy()
 
 
 def test_forward_loss_and_backward_called_one_by_one_agree_with_loss_and_grads():
@@ -144,9 +145,9 @@ def test_forward_loss_and_backward_called_one_by_one_agree_with_loss_and_grads()
     rng = np.random.default_rng(11)
     inputs, targets = rng.integers(0, 11, (5, 32)), rng.integers(0, 11, (5, 32))
     h_prev = 0.3 * rng.standard_normal((32, 7))
-    whole = Workspace(7, 11, 5, batch=32, threads=2)
+    whole = make_workspace(7, 11, 5, batch=32, threads=2)
     loss = whole.loss_and_grads(params, inputs, targets, h_prev)
-    steps = Workspace(7, 11, 5, batch=32, threads=2)
+    steps = make_workspace(7, 11, 5, batch=32, threads=2)
     steps.forward(params, inputs, h_prev)
     assert steps.loss(targets) == pytest.approx(loss, rel=1e-14)
     np.testing.assert_array_equal(steps.backward(params, inputs, targets).flat, whole.grads.flat)
@@ -166,7 +167,7 @@ def test_a_reused_workspace_matches_the_textbook_on_every_window_of_uint8_ids():
         assert loss == pytest.approx(expected, rel=1e-12)
         for name in PARAM_NAMES:
             np.testing.assert_allclose(work.grads[name], grads[name], rtol=1e-10, atol=1e-13)
-        h = work.H[-1].copy()
+        h = work.h_last.copy()
         np.testing.assert_allclose(h[0], h_last, rtol=1e-12)
 
 
@@ -178,7 +179,7 @@ def test_softmax_of_a_big_block_is_exact_and_safe_whatever_the_logits(scale):
     inputs, targets = rng.integers(0, 11, (25, 16)), rng.integers(0, 11, (25, 16))  # 400 rows in one block
     h_prev = 0.3 * rng.standard_normal((16, 7))
     expected_loss, expected_grads, _ = textbook_means(params, inputs, targets, h_prev)
-    work = Workspace(7, 11, 25, batch=16, threads=1)
+    work = make_workspace(7, 11, 25, batch=16, threads=1)
     assert work.loss_and_grads(params, inputs, targets, h_prev) == pytest.approx(expected_loss, rel=1e-12)
     for name in PARAM_NAMES:
         np.testing.assert_allclose(work.grads[name], expected_grads[name], rtol=1e-9, atol=1e-12)
@@ -190,7 +191,7 @@ def test_softmax_of_a_big_block_is_exact_and_safe_whatever_the_logits(scale):
         h, p = step_probabilities(params, h, inputs[t])
         likely[t] = p.argmax(axis=1)
     expected_likely = work.loss_and_grads(params, inputs, likely, h_prev)
-    work32 = Workspace(7, 11, 25, batch=16, dtype="float32", threads=1)
+    work32 = make_workspace(7, 11, 25, batch=16, dtype="float32", threads=1)
     params32 = Params(params.flat.astype(np.float32), 7, 11)
     loss32 = work32.loss_and_grads(params32, inputs, likely, h_prev.astype(np.float32))
     assert np.isfinite(work32.grads.flat).all()

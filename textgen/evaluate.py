@@ -26,7 +26,7 @@ def _run(params: Params, ids: np.ndarray, h: np.ndarray, chunk: int, score: bool
         work.forward(params, inputs, h)
         if score:
             total += float(work.loss(targets))
-        h = work.H[-1].copy()
+        h = work.h_last.copy()
     return total, h
 
 

@@ -113,7 +113,7 @@ SHARED_SHIFT_ROWS = 256  # blocks of at least this many rows try one softmax shi
 
 
 def default_threads(batch: int) -> int:
-    """How many threads a Workspace uses for ``batch`` streams: one per CPU this process may run on,
+    """How many threads `make_workspace` gives ``batch`` streams: one per CPU this process may run on,
     but at most one per MIN_STREAMS_PER_THREAD streams, so a single stream always runs in one thread."""
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -122,123 +122,59 @@ def default_threads(batch: int) -> int:
     return max(1, min(cpus, batch // MIN_STREAMS_PER_THREAD))
 
 
-@dataclass
-class _StreamGroup:
-    """Views for the time loops over some of the streams, which run independently of the others."""
-
-    streams: slice
-    step: np.ndarray  # scratch for one time step: (m,) for a single stream, else (streams, m)
-    forward_steps: list  # (h_{t-1}, slot of h_t) for t = 1..n
-    backward_steps: list  # ([dL/da_{t+1} | dL/do_t], tanh'(a_t), slot of dL/da_t) for t = n..1
-
-
-@dataclass
-class _RowBlock:
-    """Views of a block of rows of the (step, stream) matrices, and where their gradient sums go."""
-
-    rows: slice
-    H_in: np.ndarray  # h_{t-1}
-    H_out: np.ndarray  # h_t
-    D: np.ndarray  # tanh'(a_t)
-    dA: np.ndarray  # dL/da_t
-    P: np.ndarray  # p_t, later dL/do_t
-    Z: np.ndarray  # [h_{t-1} | x_t | 1]
-    logits: np.ndarray  # o_t, shifted, then exp(o_t)
-    row: np.ndarray  # (rows, 1) per-row sum (and max) in the softmax
-    ones: np.ndarray  # (rows,) ones, for sums over rows as products
-    shared_shift: bool  # big enough to try one softmax shift for the whole block
-    c_shifted: np.ndarray  # (K,) c minus the block's softmax shift
-    grads: Params  # the workspace's own gradients for the first block, a partial sum for the others
-    dWUb: np.ndarray  # (m, m + K + 1) [dL/dW | dL/dU | dL/db] over these rows, before it is split up
-
-
 class Workspace:
-    """Preallocated buffers, and the per-step views the time loops use, for windows of ``seq_length``
-    steps over ``batch`` streams.
+    """Preallocated buffers for windows of ``seq_length`` steps over ``batch`` streams, all in this thread.
 
     Arrays are time-major, one row per (step, stream): row t of H holds h_t for every stream,
-    H[0] = h_prev. Row t of E is [dL/da_t | dL/do_{t-1}] side by side, so that one product with the
-    stacked [W; V] (how W and V already lie in the flat parameter buffer) gives both terms of dL/dh_t
-    in the backward loop. Rows of Z are [h_{t-1} | x_t | 1], so dL/d[W | U | b] is one product.
+    H[0] = h_prev. Rows of Z are [h_{t-1} | x_t | 1], so dL/d[W | U | b] is one product. Row t of E is
+    [dL/da_t | dL/do_{t-1}] side by side, so that one product with the stacked [W; V] (how W and V
+    already lie in the flat parameter buffer) gives both terms of dL/dh_t in the backward loop.
     Reusing one workspace across updates avoids allocating in the training loop.
 
-    With ``threads`` > 1 (by default: one per CPU, at most one per MIN_STREAMS_PER_THREAD streams,
-    so never for a single stream) the streams are split into groups whose time loops run
-    concurrently and the whole-window products are split by rows; NumPy releases the GIL inside BLAS
-    and elementwise loops, so the groups really run in parallel. Each thread makes its own BLAS
-    calls, so such a process is best run with one BLAS thread (OPENBLAS_NUM_THREADS=1, set before
-    NumPy is imported) rather than letting both kinds of thread compete for the cores.
+    With ``average`` (the default) the loss and gradients are means over the streams; without, sums
+    (what `ParallelWorkspace` adds up over its parts).
     """
 
+    threads = 1  # everything runs in the calling thread
+
     def __init__(self, hidden: int, vocab_size: int, seq_length: int, batch: int = 1, dtype="float64",
-                 threads: int | None = None):
+                 average: bool = True):
         n, B, m, K = seq_length, batch, hidden, vocab_size
         self.shape = (n, B)
+        self._divisor = B if average else 1
         self.H = np.zeros((n + 1, B, m), dtype=dtype)  # h_0 .. h_n; h_t holds U x_t + b until step t
-        self.E = np.zeros((n + 1, B, m + K), dtype=dtype)  # [dL/da_t | p_{t-1}, later dL/do_{t-1}]; dL/da_n = 0
-        self.D = np.zeros((n, B, m), dtype=dtype)  # tanh'(a_t) = 1 - h_t^2
         self.Z = np.zeros((n * B, m + K + 1), dtype=dtype)  # [h_{t-1} | one-hot x_t | 1], filled in backward
         self.Z[:, -1] = 1.0
+        self.h_last = self.H[-1]  # (B, m), h_n after a forward pass
+        self.E = np.zeros((n + 1, B, m + K), dtype=dtype)  # [dL/da_t | p_{t-1}, later dL/do_{t-1}]; dL/da_n = 0
+        self.D = np.zeros((n, B, m), dtype=dtype)  # tanh'(a_t) = 1 - h_t^2
         self.grads = Params.zeros(hidden, vocab_size, dtype)
+        self._dWUb = np.zeros((m, m + K + 1), dtype=dtype)  # [dL/dW | dL/dU | dL/db] before it is split up
+        self._logits = np.zeros((n * B, K), dtype=dtype)  # o_t, shifted, then exp(o_t)
+        self._row = np.zeros((n * B, 1), dtype=dtype)  # per-row max, then sum, in the softmax
         self._ones_K = np.ones(K, dtype=dtype)
+        self._ones_rows = np.ones(n * B, dtype=dtype)
+        self._c_shifted = np.zeros(K, dtype=dtype)
         # exp(x) is a normal number for every x >= -_exp_range: within that range a shared shift is safe
         self._exp_range = 0.9 * -float(np.log(np.finfo(dtype).tiny))
+        self._shared_shift = n * B >= SHARED_SHIFT_ROWS
+        # (step, stream) matrices as 2-D views
+        self._H_in = self.H[:-1].reshape(n * B, m)  # h_{t-1}
+        self._H_out = self.H[1:].reshape(n * B, m)  # h_t
+        self._D = self.D.reshape(n * B, m)
+        self._dA = self.E[:-1, :, :m].reshape(n * B, m)  # dL/da_t
+        self._P = self.E[1:, :, m:].reshape(n * B, K)  # p_t, later dL/do_t
         rows = np.arange(n * B)
         self._p_index = (rows + B) * (m + K) + m  # flat index in E of p_t[0] for each (step, stream)
         self._x_index = rows * (m + K + 1) + m  # flat index in Z of x_t[0] for each (step, stream)
         self._hot = self._x_index  # Z's ones from the last window (a harmless placeholder before the first)
-
-        self.threads = default_threads(B) if threads is None else max(1, min(int(threads), B))
-        stream_bounds = np.linspace(0, B, self.threads + 1).astype(int)
-        row_bounds = np.linspace(0, n * B, self.threads + 1).astype(int)
-        self._groups = [self._stream_group(slice(a, b)) for a, b in pairwise(stream_bounds)]
-        self._blocks = [self._row_block(slice(a, b)) for a, b in pairwise(row_bounds)]
-        self._pool = ThreadPoolExecutor(self.threads - 1, "textgen-workspace") if self.threads > 1 else None
-
-    def _stream_group(self, streams: slice) -> _StreamGroup:
-        """Per-step views for the time loops of these streams, made once; a single stream gets 1-D rows
-        (BLAS matrix-vector products, the cheapest call per step)."""
-        if self.shape[1] == 1:
-            h, e, d = list(self.H[:, 0]), list(self.E[:, 0]), list(self.D[:, 0])
-        else:
-            h, e, d = list(self.H[:, streams]), list(self.E[:, streams]), list(self.D[:, streams])
-        m, n = self.H.shape[-1], self.shape[0]
-        return _StreamGroup(
-            streams=streams,
-            step=np.zeros_like(h[0]),
-            forward_steps=list(pairwise(h)),
-            backward_steps=[(e[t + 1], d[t], e[t][..., :m]) for t in range(n - 1, -1, -1)],
-        )
-
-    def _row_block(self, rows: slice) -> _RowBlock:
-        """Views of these rows of the (step, stream) matrices, made once."""
-        (n, B), m = self.shape, self.H.shape[-1]
-        K, dtype = self.E.shape[-1] - m, self.H.dtype
-        size = rows.stop - rows.start
-        return _RowBlock(
-            rows=rows,
-            H_in=self.H[:-1].reshape(n * B, m)[rows],
-            H_out=self.H[1:].reshape(n * B, m)[rows],
-            D=self.D.reshape(n * B, m)[rows],
-            dA=self.E[:-1, :, :m].reshape(n * B, m)[rows],
-            P=self.E[1:, :, m:].reshape(n * B, K)[rows],
-            Z=self.Z[rows],
-            logits=np.zeros((size, K), dtype=dtype),
-            row=np.zeros((size, 1), dtype=dtype),
-            ones=np.ones(size, dtype=dtype),
-            shared_shift=size >= SHARED_SHIFT_ROWS,
-            c_shifted=np.zeros(K, dtype=dtype),
-            grads=self.grads if rows.start == 0 else Params.zeros(m, K, dtype),
-            dWUb=np.zeros((m, m + K + 1), dtype=dtype),
-        )
-
-    def _run(self, task, parts: list, *args) -> list:
-        """[task(part, *args) for part in parts]: the first in this thread, the others in the pool."""
-        if self._pool is None:
-            return [task(parts[0], *args)]
-        pending = [self._pool.submit(task, part, *args) for part in parts[1:]]
-        first = task(parts[0], *args)
-        return [first] + [future.result() for future in pending]
+        # Per-step views for the time loops, made once; a single stream gets 1-D rows (BLAS
+        # matrix-vector products, the cheapest call per step).
+        h, e, d = (list(a[:, 0]) if B == 1 else list(a) for a in (self.H, self.E, self.D))
+        self._step = np.zeros_like(h[0])  # scratch for one time step: (m,) or (B, m)
+        self._forward_steps = list(pairwise(h))  # (h_{t-1}, slot of h_t) for t = 1..n
+        # ([dL/da_{t+1} | dL/do_t], tanh'(a_t), slot of dL/da_t) for t = n..1
+        self._backward_steps = [(e[t + 1], d[t], e[t][..., :m]) for t in range(n - 1, -1, -1)]
 
     def _target_index(self, targets: np.ndarray) -> np.ndarray:
         """Flat index into E of p_t[y_t] for every (step, stream)."""
@@ -251,72 +187,66 @@ class Workspace:
         """Fill H with h_0..h_n and the probabilities p_1..p_n for ``inputs`` (n, B) from ``h_prev`` (B, m)."""
         assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
         self.H[0] = h_prev
-        self._run(self._forward_loop, self._groups, params, inputs)
-        self._run(self._softmax, self._blocks, params)
+        self._forward_loop(params, inputs)
+        self._softmax(params)
 
-    def _forward_loop(self, group: _StreamGroup, params: Params, inputs: np.ndarray) -> None:
+    def _forward_loop(self, params: Params, inputs: np.ndarray) -> None:
         U, W, b = params["U"], params["W"], params["b"]
-        streams = group.streams
         # U x_t + b for every step at once: x_t is one-hot, so U x_t is column x_t of U (row x_t of U^T).
-        np.add(U.T[inputs[:, streams]], b, out=self.H[1:, streams])
+        np.add(U.T[inputs], b, out=self.H[1:])
         # h_t = tanh(W h_{t-1} + U x_t + b), with the states as rows: h_{t-1}^T W^T.
-        WT, step, add, tanh = W.T, group.step, np.add, np.tanh
-        for h_prev_t, h_t in group.forward_steps:
+        WT, step, add, tanh = W.T, self._step, np.add, np.tanh
+        for h_prev_t, h_t in self._forward_steps:
             h_prev_t.dot(WT, step)
             add(h_t, step, h_t)
             tanh(h_t, h_t)
 
-    def _softmax(self, block: _RowBlock, params: Params, index: np.ndarray | None = None):
-        """p_t = softmax(V h_t + c) over a block of rows; with ``index``, also their loss and output gradients."""
-        c, O, row = params["c"], block.logits, block.row
-        np.dot(block.H_out, params["V"].T, O)
+    def _softmax(self, params: Params) -> None:
+        """p_t = softmax(V h_t + c) for every (step, stream)."""
+        c, O, row = params["c"], self._logits, self._row
+        np.dot(self._H_out, params["V"].T, O)
         # Shift the logits so that exp cannot overflow. Per row by its max; for a big block, one shift
         # for the whole block is much cheaper (two whole-array reductions instead of a reduction per
         # row) and as safe when the block's logits span less than _exp_range, so nothing underflows.
-        shared = block.shared_shift
+        shared = self._shared_shift
         if shared:
             shift = O.max() + c.max()
             shared = shift - (O.min() + c.min()) < self._exp_range  # False too for NaN
         if shared:
-            np.subtract(c, shift, block.c_shifted)
-            np.add(O, block.c_shifted, O)
+            np.subtract(c, shift, self._c_shifted)
+            np.add(O, self._c_shifted, O)
         else:
             np.add(O, c, O)
             np.maximum.reduce(O, axis=1, keepdims=True, out=row)
             np.subtract(O, row, O)
         np.exp(O, O)
         np.dot(O, self._ones_K, row[:, 0])
-        np.divide(O, row, block.P)
-        if index is not None:
-            loss = self._loss(index[block.rows])
-            self._output_grads(block, index)
-            return loss
-        return None
+        np.divide(O, row, self._P)
 
     def _loss(self, index: np.ndarray) -> np.floating:
-        """Summed -log p_t[y_t] at these flat indices into E."""
-        return -np.log(self.E.reshape(-1).take(index)).sum()
+        """Summed -log p_t[y_t] at these flat indices into E, divided by the streams when averaging."""
+        return -np.log(self.E.reshape(-1).take(index)).sum() / self._divisor
 
     def loss(self, targets: np.ndarray) -> np.floating:
         """Summed cross-entropy of the filled probabilities against ``targets`` (n, B), averaged over streams.
 
         Returned as a NumPy scalar of the workspace dtype, so an extended-precision check keeps its digits.
         """
-        return self._loss(self._target_index(targets)) / self.shape[1]
+        return self._loss(self._target_index(targets))
 
     # ------------------------------------------------------------------ backward
 
     def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray) -> Params:
         """Backprop through time after ``forward``; returns ``self.grads`` (mean over streams)."""
-        self._run(self._output_grads, self._blocks, self._target_index(targets))
+        self._output_grads(params, self._target_index(targets))
         return self._backward(params, inputs)
 
-    def _output_grads(self, block: _RowBlock, index: np.ndarray) -> None:
-        """dL/do_t, dL/dV and dL/dc over a block of rows, and tanh'(a_t) there."""
-        g, dO, H_out, D = block.grads, block.P, block.H_out, block.D
-        self.E.reshape(-1)[index[block.rows]] -= 1.0  # dL/do_t = p_t - y_t (softmax with cross-entropy), over p_t
+    def _output_grads(self, params: Params, index: np.ndarray) -> None:
+        """dL/do_t, dL/dV and dL/dc, and tanh'(a_t)."""
+        g, dO, H_out, D = self.grads, self._P, self._H_out, self._D
+        self.E.reshape(-1)[index] -= 1.0  # dL/do_t = p_t - y_t (softmax with cross-entropy), over p_t
         np.dot(dO.T, H_out, g["V"])  # dL/dV = sum_t dL/do_t h_t^T
-        np.dot(block.ones, dO, g["c"])  # dL/dc = sum_t dL/do_t
+        np.dot(self._ones_rows, dO, g["c"])  # dL/dc = sum_t dL/do_t
         np.multiply(H_out, H_out, D)
         np.subtract(1.0, D, D)  # tanh'(a_t) = 1 - h_t^2
 
@@ -330,40 +260,108 @@ class Workspace:
         m, K = params.hidden, params.vocab_size
         # W and V lie next to each other in the flat buffer, so [W; V] is a view: one product per step.
         WV = params.flat[-(m + K) * m :].reshape(m + K, m)
-        self._run(self._backward_loop, self._groups, WV)
-        self._run(self._input_grads, self._blocks)
-        g = self.grads
-        for block in self._blocks[1:]:
-            np.add(g.flat, block.grads.flat, g.flat)
-        if self.shape[1] > 1:
-            np.divide(g.flat, self.shape[1], g.flat)  # the mean over streams
-        return g
-
-    def _backward_loop(self, group: _StreamGroup, WV: np.ndarray) -> None:
         # Backwards in time: dL/da_t = (W^T dL/da_{t+1} + V^T dL/do_t) * (1 - h_t^2), with dL/da_n = 0.
-        step, multiply = group.step, np.multiply
-        for e_next, d_t, da_t in group.backward_steps:
+        step, multiply = self._step, np.multiply
+        for e_next, d_t, da_t in self._backward_steps:
             e_next.dot(WV, step)  # [dL/da_{t+1} | dL/do_t]^T [W; V], as a row
             multiply(step, d_t, da_t)
-
-    def _input_grads(self, block: _RowBlock) -> None:
-        # [dL/dW | dL/dU | dL/db] = sum_t dL/da_t [h_{t-1} | x_t | 1]^T over the block, in one product.
-        g, dWUb, Z, m = block.grads, block.dWUb, block.Z, self.H.shape[-1]
-        np.copyto(Z[:, :m], block.H_in)
-        np.dot(block.dA.T, Z, dWUb)
+        # [dL/dW | dL/dU | dL/db] = sum_t dL/da_t [h_{t-1} | x_t | 1]^T, in one product.
+        g, dWUb = self.grads, self._dWUb
+        np.copyto(self.Z[:, :m], self._H_in)
+        np.dot(self._dA.T, self.Z, dWUb)
         np.copyto(g["W"], dWUb[:, :m])
         np.copyto(g["U"], dWUb[:, m:-1])
         np.copyto(g["b"], dWUb[:, -1])
+        if self._divisor != 1:
+            np.divide(g.flat, self._divisor, g.flat)  # the mean over streams
+        return g
 
     def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, h_prev: np.ndarray) -> float:
-        """Forward and backward over one window; gradients land in ``self.grads``, h_n in ``self.H[-1]``."""
-        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+        """Forward and backward over one window; gradients land in ``self.grads``, h_n in ``self.h_last``."""
         index = self._target_index(targets)
-        self.H[0] = h_prev
-        self._run(self._forward_loop, self._groups, params, inputs)
-        losses = self._run(self._softmax, self._blocks, params, index)  # and dL/do_t, dL/dV, dL/dc
+        self.forward(params, inputs, h_prev)
+        loss = self._loss(index)
+        self._output_grads(params, index)
         self._backward(params, inputs)
-        return float(sum(losses)) / self.shape[1]
+        return float(loss)
+
+
+class ParallelWorkspace:
+    """A `Workspace` whose streams are split into groups that run in threads of their own.
+
+    Each group makes its whole window (both time loops and every whole-window product) on its own
+    buffers, so the threads meet once per window, to add up their gradients. NumPy releases the GIL
+    inside BLAS and elementwise loops on more than a few hundred numbers, so the groups really run
+    in parallel. Each thread makes its own BLAS calls, so such a process is best run with one BLAS
+    thread (OPENBLAS_NUM_THREADS=1, set before NumPy is imported) rather than letting both kinds of
+    thread compete for the cores.
+    """
+
+    def __init__(self, hidden: int, vocab_size: int, seq_length: int, batch: int, dtype="float64", threads: int = 2):
+        assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
+        self.shape = (seq_length, batch)
+        self.threads = threads
+        bounds = np.linspace(0, batch, threads + 1).astype(int)
+        self._streams = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
+        self._parts = [
+            Workspace(hidden, vocab_size, seq_length, s.stop - s.start, dtype, average=False) for s in self._streams
+        ]
+        self.grads = self._parts[0].grads  # the other parts' sums are added into the first's
+        self.h_last = np.zeros((batch, hidden), dtype=dtype)
+        self._pool = ThreadPoolExecutor(threads - 1, "textgen-workspace")
+
+    def _run(self, task, *args) -> list:
+        """[task(part, streams, *args) for each part]: the first in this thread, the others in the pool."""
+        pending = [self._pool.submit(task, part, s, *args) for part, s in zip(self._parts[1:], self._streams[1:])]
+        first = task(self._parts[0], self._streams[0], *args)
+        return [first] + [future.result() for future in pending]
+
+    def _mean_grads(self) -> Params:
+        """Add the parts' gradient sums into the first part's buffer and divide by the streams."""
+        g = self.grads
+        for part in self._parts[1:]:
+            np.add(g.flat, part.grads.flat, g.flat)
+        np.divide(g.flat, self.shape[1], g.flat)
+        return g
+
+    def forward(self, params: Params, inputs: np.ndarray, h_prev: np.ndarray) -> None:
+        """As `Workspace.forward`."""
+        def task(part, s):
+            part.forward(params, inputs[:, s], h_prev[s])
+            self.h_last[s] = part.h_last
+
+        self._run(task)
+
+    def loss(self, targets: np.ndarray) -> np.floating:
+        """As `Workspace.loss`."""
+        return sum(part.loss(targets[:, s]) for part, s in zip(self._parts, self._streams)) / self.shape[1]
+
+    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray) -> Params:
+        """As `Workspace.backward`."""
+        self._run(lambda part, s: part.backward(params, inputs[:, s], targets[:, s]))
+        return self._mean_grads()
+
+    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, h_prev: np.ndarray) -> float:
+        """As `Workspace.loss_and_grads`."""
+        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+
+        def task(part, s):
+            loss = part.loss_and_grads(params, inputs[:, s], targets[:, s], h_prev[s])
+            self.h_last[s] = part.h_last
+            return loss
+
+        loss = sum(self._run(task)) / self.shape[1]
+        self._mean_grads()
+        return loss
+
+
+def make_workspace(hidden: int, vocab_size: int, seq_length: int, batch: int = 1, dtype="float64",
+                   threads: int | None = None) -> Workspace | ParallelWorkspace:
+    """A workspace for ``batch`` streams: split over ``threads`` threads (by default `default_threads`)."""
+    threads = default_threads(batch) if threads is None else max(1, min(int(threads), batch))
+    if threads == 1:
+        return Workspace(hidden, vocab_size, seq_length, batch, dtype)
+    return ParallelWorkspace(hidden, vocab_size, seq_length, batch, dtype, threads)
 
 
 def loss_and_grads(params: Params, inputs, targets, h_prev: np.ndarray) -> LossAndGrads:
@@ -377,7 +375,7 @@ def loss_and_grads(params: Params, inputs, targets, h_prev: np.ndarray) -> LossA
     assert inputs.shape == targets.shape, "inputs and targets must have the same length"
     work = Workspace(params.hidden, params.vocab_size, inputs.shape[0], 1, params.flat.dtype)
     loss = work.loss_and_grads(params, inputs, targets, np.asarray(h_prev).reshape(1, -1))
-    return LossAndGrads(loss, work.grads.copy(), work.H[-1, 0].copy())
+    return LossAndGrads(loss, work.grads.copy(), work.h_last[0].copy())
 
 
 def window_loss(params: Params, inputs, targets, h_prev: np.ndarray) -> np.floating:

@@ -17,7 +17,7 @@ from textgen.config import DEFAULT_EPOCHS, TrainConfig
 from textgen.errors import CorpusError, TrainingError
 from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.optim import AdaGrad
-from textgen.rnn import Params, RNNConfig, Workspace, init_params
+from textgen.rnn import Params, RNNConfig, init_params, make_workspace
 from textgen.sample import sample_ids
 from textgen.vocab import CharVocab
 
@@ -153,7 +153,7 @@ def train(
         state.best_by = "val_loss" if validating else "smooth_loss"
     params = state.params
     assert params.vocab_size == vocab.size and state.h.shape == (B, params.hidden), "state does not fit"
-    workspace = Workspace(params.hidden, vocab.size, n, B, params.flat.dtype, threads=config.threads)
+    workspace = make_workspace(params.hidden, vocab.size, n, B, params.flat.dtype, threads=config.threads)
     optimizer = AdaGrad(params.flat.size, config.eta, config.eps, params.flat.dtype)
     optimizer.memory = state.adagrad_memory
     if state.best_params is None:
@@ -218,9 +218,9 @@ def train(
                 np.copyto(state.best_params.flat, params.flat)
                 state.best_h, state.best_next_id = h[0].copy(), int(inputs[0, 0])
             grads = workspace.grads.flat
-            grads.clip(-config.clip, config.clip, out=grads)
+            np.clip(grads, -config.clip, config.clip, out=grads)
             optimizer.step(params.flat, grads)
-            np.copyto(h, workspace.H[-1])
+            np.copyto(h, workspace.h_last)
             state.next_id = int(targets[-1, 0])
             state.update += 1
             window_updates += 1
