@@ -196,3 +196,26 @@ def test_evaluate_reports_the_loss_per_character_of_a_checkpoint(trained_run, ca
     assert result["bits_per_char"] == pytest.approx(result["loss_per_char"] / np.log(2))
     code, _, err = run(capsys, "evaluate", "--run", trained_run, "--corpus", PROJECT / "corpora" / "sample_tweets.json")
     assert code == 1 and "does not know" in err
+
+
+BLAS_PROBE = (
+    "import os, sys; from textgen.cli import BLAS_THREAD_VARIABLES, use_one_blas_thread; {before}"
+    "use_one_blas_thread(); print([os.environ.get(name) for name in BLAS_THREAD_VARIABLES])"
+)
+
+
+@pytest.mark.parametrize(
+    "user_setting, before, expected",
+    [
+        ({}, "", ["1", "1", "1"]),  # nothing chosen: one BLAS thread
+        ({"OMP_NUM_THREADS": "3"}, "", [None, "3", None]),  # the user's choice is left alone
+        ({}, "import numpy; ", [None, None, None]),  # too late once NumPy is loaded: nothing is pretended
+    ],
+)
+def test_the_cli_asks_for_one_blas_thread_unless_the_user_chose(user_setting, before, expected):
+    env = {key: value for key, value in os.environ.items() if key not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                                          "MKL_NUM_THREADS")}
+    env.update(user_setting)
+    probe = BLAS_PROBE.format(before=before)
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == str(expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -418,9 +419,27 @@ def command_corpora(args: argparse.Namespace) -> int:
     return 0
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def use_one_blas_thread() -> None:
+    """Ask BLAS for one thread, unless the user chose a count or NumPy is already loaded.
+
+    textgen runs a batch's streams in threads of its own (--threads), and batch 1 makes products too
+    small to share: BLAS threads on top only compete for the cores (benchmarks/README.md). The
+    variables act only before NumPy loads, so this runs before any command imports it; setting any
+    of them yourself (OPENBLAS_NUM_THREADS=2 textgen train ...) overrides it.
+    """
+    if "numpy" in sys.modules or any(name in os.environ for name in BLAS_THREAD_VARIABLES):
+        return
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ[name] = "1"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     logging.basicConfig(format="textgen: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    use_one_blas_thread()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
