@@ -66,31 +66,27 @@ class TextgenRunner:
     """Continues one TrainState through `train()`, ``updates`` at a time."""
 
     def __init__(self, ids, vocab, batch: int, dtype: str, workspace_threads: int | None):
-        import functools
-
         import numpy as np
 
-        import textgen.train
-        from textgen.rnn import RNNConfig, Workspace
+        from textgen.rnn import RNNConfig
         from textgen.train import TrainState
 
-        if workspace_threads is not None:  # train() has no option for it, so its Workspace is given one
-            textgen.train.Workspace = functools.partial(Workspace, threads=workspace_threads)
         self.ids, self.vocab, self.batch = ids, vocab, batch
+        self.threads = workspace_threads  # TrainConfig.threads: None lets the trainer choose
         self.model = RNNConfig(hidden=HIDDEN, dtype=dtype)
         self.rng = np.random.default_rng(1)
         self.state = TrainState.fresh(self.model, vocab.size, batch, self.rng)
 
     def workspace_threads(self) -> int:
-        import textgen.train
+        from textgen.rnn import make_workspace
 
-        return textgen.train.Workspace(HIDDEN, self.vocab.size, SEQ_LENGTH, self.batch).threads
+        return make_workspace(HIDDEN, self.vocab.size, SEQ_LENGTH, self.batch, threads=self.threads).threads
 
     def run(self, updates: int) -> int:
         from textgen.train import TrainConfig, train
 
         config = TrainConfig(seq_length=SEQ_LENGTH, eta=ETA, clip=CLIP, batch_size=self.batch,
-                             updates=self.state.update + updates)
+                             updates=self.state.update + updates, threads=self.threads)
         train(self.ids, self.vocab, config, self.rng, self.model, state=self.state, progress=False)
         return updates * SEQ_LENGTH * self.batch
 
