@@ -238,10 +238,10 @@ class Workspace:
 
     def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray) -> Params:
         """Backprop through time after ``forward``; returns ``self.grads`` (mean over streams)."""
-        self._output_grads(params, self._target_index(targets))
+        self._output_grads(self._target_index(targets))
         return self._backward(params, inputs)
 
-    def _output_grads(self, params: Params, index: np.ndarray) -> None:
+    def _output_grads(self, index: np.ndarray) -> None:
         """dL/do_t, dL/dV and dL/dc, and tanh'(a_t)."""
         g, dO, H_out, D = self.grads, self._P, self._H_out, self._D
         self.E.reshape(-1)[index] -= 1.0  # dL/do_t = p_t - y_t (softmax with cross-entropy), over p_t
@@ -281,7 +281,7 @@ class Workspace:
         index = self._target_index(targets)
         self.forward(params, inputs, h_prev)
         loss = self._loss(index)
-        self._output_grads(params, index)
+        self._output_grads(index)
         self._backward(params, inputs)
         return float(loss)
 
@@ -293,8 +293,8 @@ class ParallelWorkspace:
     buffers, so the threads meet once per window, to add up their gradients. NumPy releases the GIL
     inside BLAS and elementwise loops on more than a few hundred numbers, so the groups really run
     in parallel. Each thread makes its own BLAS calls, so such a process is best run with one BLAS
-    thread (OPENBLAS_NUM_THREADS=1, set before NumPy is imported) rather than letting both kinds of
-    thread compete for the cores.
+    thread rather than letting both kinds of thread compete for the cores (the CLI sets that up
+    before NumPy loads; see `textgen.cli.use_one_blas_thread`).
     """
 
     def __init__(self, hidden: int, vocab_size: int, seq_length: int, batch: int, dtype="float64", threads: int = 2):
