@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from textgen.config import RNNConfig, RunConfig, TrainConfig
 from textgen.corpus import load_corpus
 from textgen.errors import TextgenError
 from textgen.gradcheck import check_window
-from textgen.rnn import RNNConfig, init_params
-from textgen.rundir import run_training
-from textgen.train import TrainConfig
+from textgen.rnn import init_params
+from textgen.run import start_run
 from textgen.vocab import CharVocab
 
 
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n--- update {sample['update']:,} (smooth loss {loss}) ---\n{sample['text']}", flush=True)
 
         config = TrainConfig(epochs=args.epochs, updates=args.updates, seed=args.seed, sample_every=args.sample_every)
-        result = run_training(corpus, args.out, RNNConfig(), config, force=args.force, on_sample=show,
-                              extra_config={"gradcheck": errors})
+        run = RunConfig(out=args.out, force=args.force, val_fraction=0)  # the whole book, as in the assignment
+        result = start_run([args.corpus], RNNConfig(), config, run, on_sample=show, extra={"gradcheck": errors})
     except TextgenError as error:
         print(f"goblet.py: error: {error}", file=sys.stderr)
         return 1

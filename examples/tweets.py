@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from textgen.config import RNNConfig, RunConfig, TrainConfig
 from textgen.corpus import load_corpus
 from textgen.errors import TextgenError
-from textgen.rnn import RNNConfig
-from textgen.rundir import run_training
+from textgen.run import start_run
 from textgen.sample import SampleConfig, generate_texts
-from textgen.train import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace a run already in --out")
     args = parser.parse_args(argv)
     try:
-        corpus = load_corpus([args.corpus], options={"keep_retweets": True} if args.keep_retweets else None)
+        options = {"keep_retweets": True} if args.keep_retweets else None
+        corpus = load_corpus([args.corpus], options=options)
         source = corpus.sources[0]
         print(f"corpus: {source['location']}: {source['documents']:,} tweets, {len(corpus.text):,} characters")
 
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n--- update {sample['update']:,} (smooth loss {loss}) ---\n{sample['text']}", flush=True)
 
         config = TrainConfig(epochs=args.epochs, updates=args.updates, seed=args.seed, sample_every=args.sample_every)
-        result = run_training(corpus, args.out, RNNConfig(), config, force=args.force, on_sample=show)
+        run = RunConfig(out=args.out, force=args.force, val_fraction=0)  # every tweet, as in the assignment
+        result = start_run([args.corpus], RNNConfig(), config, run, options=options, on_sample=show)
         tweets = generate_texts(
             result.state.best_params,
             result.vocab,

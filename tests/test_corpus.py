@@ -9,7 +9,9 @@ from textgen.errors import ConfigError, CorpusError
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.loaders.tweets import TweetLoader
 from textgen.rnn import RNNConfig
-from textgen.rundir import load_run_checkpoint, run_training
+from textgen.config import RunConfig
+from textgen.run import start_run
+from textgen.runfolder import RunFolder
 from textgen.train import TrainConfig
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -82,16 +84,17 @@ def test_training_further_needs_a_subset_vocabulary(tmp_path):
     (tmp_path / "b.txt").write_text("cab cab\n" * 30)
     (tmp_path / "c.txt").write_text("xyz abc\n" * 30)
     config = TrainConfig(updates=30, seed=0, sample_every=1000)
-    first = run_training(load_corpus([str(tmp_path / "a.txt")]), tmp_path / "a", RNNConfig(hidden=8), config,
-                         progress=False, passage_length=10)
-    initial = load_run_checkpoint(tmp_path / "a", "last")
+    first = start_run([str(tmp_path / "a.txt")], RNNConfig(hidden=8), config,
+                      RunConfig(out=tmp_path / "a", passage_length=10, val_fraction=0), progress=False)
+    initial = RunFolder(tmp_path / "a").load("last")
     np.testing.assert_array_equal(initial.params.flat, first.state.params.flat)
-    second = run_training(load_corpus([str(tmp_path / "b.txt")]), tmp_path / "b", RNNConfig(hidden=99), config,
-                          progress=False, passage_length=10, initial=initial)
+    second = start_run([str(tmp_path / "b.txt")], RNNConfig(hidden=99), config,
+                       RunConfig(out=tmp_path / "b", passage_length=10, init_from=tmp_path / "a", val_fraction=0),
+                       progress=False)
     assert second.vocab == first.vocab and second.state.params.hidden == 8
     with pytest.raises(CorpusError, match="'xyz'"):
-        run_training(load_corpus([str(tmp_path / "c.txt")]), tmp_path / "c", RNNConfig(), config,
-                     progress=False, initial=initial)
+        start_run([str(tmp_path / "c.txt")], RNNConfig(), config,
+                  RunConfig(out=tmp_path / "c", init_from=tmp_path / "a", val_fraction=0), progress=False)
     assert not (tmp_path / "c").exists()
 
 
@@ -105,8 +108,9 @@ def test_hf_folder_of_the_same_tweets_trains_identically(tmp_path):
     assert hf_corpus.text == json_corpus.text
     config = TrainConfig(updates=60, log_every=10, seed=5, sample_every=1000)
     runs = [
-        run_training(corpus, tmp_path / name, RNNConfig(hidden=12), config, progress=False, passage_length=20)
-        for name, corpus in (("json", json_corpus), ("hf", hf_corpus))
+        start_run([spec], RNNConfig(hidden=12), config, RunConfig(out=tmp_path / name, passage_length=20,
+                                                                  val_fraction=0), progress=False)
+        for name, spec in (("json", str(SAMPLE_TWEETS)), ("hf", f"hf:{tmp_path / 'ds'}"))
     ]
     assert runs[0].vocab == runs[1].vocab
     assert runs[0].state.history == runs[1].state.history

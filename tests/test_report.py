@@ -17,7 +17,8 @@ from textgen.errors import CheckpointError
 from textgen.gradcheck import check_window
 from textgen.report import plot_runs, write_report
 from textgen.rnn import RNNConfig, init_params
-from textgen.rundir import run_training
+from textgen.config import RunConfig
+from textgen.run import start_run
 from textgen.train import TrainConfig
 from textgen.vocab import CharVocab
 
@@ -43,8 +44,8 @@ def runs(tmp_path_factory):
     errors = check_window(params, window[:-1], window[1:], max_entries=20, rng=rng)
     checked = root / "checked"
     config = TrainConfig(updates=100, sample_every=50, log_every=10, eval_every=20, seed=2)
-    run_training(corpus, checked, RNNConfig(hidden=8), config, progress=False, passage_length=300,
-                 extra_config={"gradcheck": errors})
+    start_run([str(SAMPLE_BOOK)], RNNConfig(hidden=8), config, RunConfig(out=checked, passage_length=300),
+              progress=False, extra={"gradcheck": errors})
     return {"book": book, "checked": checked}
 
 

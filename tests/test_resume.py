@@ -144,6 +144,7 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig, code
     run = tmp_path / "run"
     process = start_training(corpus, run, "--updates", "1000000")
     wait_for(run / "last.npz")
+    wait_for_progress(run, beyond=0)  # the run folder appears with its update-0 checkpoint; let it train a little
     process.send_signal(sig)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err

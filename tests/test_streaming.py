@@ -7,7 +7,8 @@ from textgen.checkpoint import load_checkpoint
 from textgen.cli import main
 from textgen.corpus import encode_corpus, load_corpus, stream_encode
 from textgen.rnn import RNNConfig
-from textgen.rundir import run_training_streamed
+from textgen.config import RunConfig
+from textgen.run import start_run
 from textgen.train import TrainConfig
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -41,8 +42,8 @@ def test_a_streamed_run_trains_and_resumes_from_its_mapped_ids(tmp_path, capsys)
     book.write_text("".join(f"Line {i} of a longer book, with some words.\n" for i in range(500)))
     run = tmp_path / "run"
     config = TrainConfig(updates=60, log_every=10, checkpoint_every=20, sample_every=1000, seed=2)
-    result = run_training_streamed(str(book), run, RNNConfig(hidden=10), config, val_fraction=0.05,
-                                   progress=False, passage_length=20)
+    result = start_run([str(book)], RNNConfig(hidden=10), config,
+                       RunConfig(out=run, val_fraction=0.05, passage_length=20, stream_over=0), progress=False)
     corpus = orjson.loads((run / "config.json").read_bytes())["corpus"]
     assert (run / "ids.bin").stat().st_size == corpus["characters"]  # one byte per uint8 id
     assert corpus["characters"] + corpus["val_characters"] == len(book.read_text())
@@ -87,8 +88,8 @@ def test_force_over_a_streamed_run_removes_its_encoded_ids(tmp_path, capsys):
     book = tmp_path / "book.txt"
     book.write_text("".join(f"Line {i} of a book.\n" for i in range(300)))
     run = tmp_path / "run"
-    run_training_streamed(str(book), run, RNNConfig(hidden=6), TrainConfig(updates=20, sample_every=1000, seed=1),
-                          progress=False, passage_length=5)
+    start_run([str(book)], RNNConfig(hidden=6), TrainConfig(updates=20, sample_every=1000, seed=1),
+              RunConfig(out=run, passage_length=5, stream_over=0), progress=False)
     assert (run / "ids.bin").exists()
     assert main(["train", "--corpus", str(book), "--updates", "20", "--hidden", "6", "--no-progress",
                  "--out", str(run)]) == 1

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import lzma
-import os
-import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -20,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from textgen.errors import CheckpointError, ConfigError, TextgenError
-from textgen.rnn import PARAM_NAMES, Params, RNNConfig, param_shapes
+from textgen.config import RNNConfig
+from textgen.errors import CheckpointError, ConfigError
+from textgen.fs import atomic_write
+from textgen.rnn import PARAM_NAMES, Params, param_shapes
 from textgen.vocab import CharVocab
 
 FORMAT_VERSION = 1
@@ -49,54 +49,20 @@ class Checkpoint:
         return start[0], next_id
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
-
-    A crash at any moment leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    folder = path.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the usual mode
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    try:
-        directory = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write ``checkpoint`` to ``path`` atomically (CheckpointError if the folder is not writable)."""
     meta = dict(checkpoint.meta)
     meta.update(
         format_version=FORMAT_VERSION,
         vocab=checkpoint.vocab.to_json(),
-        model={"hidden": checkpoint.model.hidden, "sigma": checkpoint.model.sigma, "dtype": checkpoint.model.dtype},
+        model=checkpoint.model.to_json(),
         arrays=sorted(checkpoint.arrays),
     )
     arrays = {name: checkpoint.params[name] for name in PARAM_NAMES}
     arrays.update(checkpoint.arrays)
     arrays[META_KEY] = np.frombuffer(orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
     try:
-        atomic_write_bytes(Path(path), lambda stream: np.savez(stream, **arrays))
+        atomic_write(Path(path), lambda stream: np.savez(stream, **arrays))
     except OSError as error:
         raise CheckpointError(f"{path}: cannot write checkpoint ({error.strerror}); the previous one is kept") from None
 
@@ -193,23 +159,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(params, vocab, model, meta, extra)
 
 
-def read_json(path: Path, what: str) -> object:
-    """Parse a JSON file of a run folder, turning any failure into CheckpointError."""
-    try:
-        return orjson.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; is this a textgen run folder?") from None
-    except (OSError, orjson.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: cannot read the {what} ({error})") from None
-
-
-def write_json(path: Path, data: object) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    payload = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
-    try:
-        atomic_write_bytes(Path(path), lambda stream: stream.write(payload))
-    except OSError as error:
-        raise TextgenError(f"{path}: cannot write ({error.strerror})") from None
+BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")  # numpy's; a checkpoint names one
 
 
 def rng_state_to_json(rng) -> dict:
@@ -228,7 +178,6 @@ def rng_state_to_json(rng) -> dict:
 
 def rng_from_json(data: dict, where: str):
     """A numpy Generator restored from ``rng_state_to_json``'s output."""
-    import numpy as np
 
     def decode(value):
         if isinstance(value, dict):
@@ -239,8 +188,11 @@ def rng_from_json(data: dict, where: str):
 
     try:
         state = decode(data)
-        bit_generator = getattr(np.random, state["bit_generator"])()
+        name = state["bit_generator"]
+        if name not in BIT_GENERATORS:
+            raise ValueError(f"unknown bit generator {str(name)[:40]!r}")
+        bit_generator = getattr(np.random, name)()
         bit_generator.state = state
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise CheckpointError(f"{where}: the random generator state is unreadable ({error})") from None
     return np.random.Generator(bit_generator)

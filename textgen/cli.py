@@ -6,12 +6,16 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 from textgen import __version__
 from textgen.config import TrainConfig
-from textgen.errors import ConfigError, TextgenError, one_line
+from textgen.errors import ConfigError, OutputError, TextgenError, one_line
+
+DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their cause (for plugin authors)
 
 # Loader options: flag -> (keyword of the loader constructor, argparse settings). Only flags the
 # user actually gives are passed on, to the loaders whose constructors take them.
@@ -100,6 +104,8 @@ def build_parser() -> ArgumentParser:
         description="Train character-level vanilla RNNs (KTH DD2424 Assignment 4) on any corpus and sample from them.",
     )
     parser.add_argument("--version", action="version", version=f"textgen {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback behind an error, e.g. a plugin's (or set {DEBUG_ENV}=1)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     train = commands.add_parser("train", help="train a model; writes a run folder")
@@ -177,6 +183,59 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+class Output:
+    """Standard output as the commands write it: what cannot be encoded or written becomes one error line.
+
+    A closed pipe is left to `main` (BrokenPipeError), which ends quietly as Unix tools do.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.escaped = False  # set once `write(..., escape=True)` had to escape a character
+
+    def write(self, text: str, escape: bool = False, flush: bool = False) -> None:
+        """Write ``text``; with ``escape``, characters the stream's encoding lacks become \\x.. escapes."""
+        if escape:
+            encoding = self.stream.encoding or "utf-8"
+            shown = text.encode(encoding, "backslashreplace").decode(encoding)
+            self.escaped = self.escaped or shown != text
+            text = shown
+        try:
+            self.stream.write(text)
+            if flush:
+                self.stream.flush()
+        except UnicodeEncodeError as error:
+            raise OutputError(
+                f"standard output is {self.stream.encoding}, which cannot hold {error.object[error.start]!r} "
+                f"(U+{ord(error.object[error.start]):04X}); run with PYTHONIOENCODING=utf-8 or a UTF-8 locale "
+                "(LANG=C.UTF-8)") from None
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise OutputError(f"cannot write to standard output ({error.strerror or error})") from None
+
+    def check_encodable(self, chars, what: str) -> None:
+        """OutputError listing the characters of ``chars`` that standard output cannot encode, before any is written."""
+        encoding = self.stream.encoding or "utf-8"
+        if (getattr(self.stream, "errors", "strict") or "strict") != "strict":
+            return
+        bad = []
+        for char in chars:
+            try:
+                char.encode(encoding)
+            except UnicodeEncodeError:
+                bad.append(char)
+        if bad:
+            shown = "".join(bad[:12]) + ("..." if len(bad) > 12 else "")
+            raise OutputError(
+                f"standard output is {encoding}, which cannot hold {len(bad)} of {what} ({shown!r}); run with "
+                "PYTHONIOENCODING=utf-8 or a UTF-8 locale (LANG=C.UTF-8)")
+
+    def flush(self) -> None:
+        """Flush, as `write` reports failures."""
+        self.write("", flush=True)
+
+
 def say(text: str = "", file=None) -> None:
     """Print a line, above the progress bar if one is showing."""
     from tqdm.auto import tqdm
@@ -186,26 +245,25 @@ def say(text: str = "", file=None) -> None:
 
 def model_config(args: argparse.Namespace):
     """RNNConfig from the model flags, defaults where not given."""
-    from textgen.rnn import RNNConfig
+    from textgen.config import RNNConfig
 
     given = {name: getattr(args, name) for name in ("hidden", "sigma", "dtype") if getattr(args, name) is not None}
     given.setdefault("hidden", args.hidden_default)
     return RNNConfig(**given)
 
 
-def command_train(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+# Flags a resumed run cannot change, as (flag, the attribute argparse fills); the loader flags are added.
+FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--out", "out"), ("--init-from", "init_from"),
+                   ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
+                   ("--hidden", "hidden"), ("--sigma", "sigma"), ("--dtype", "dtype"), ("--force", "force"))
 
-    from textgen.corpus import load_corpus, run_name, streamable_source
-    from textgen.rundir import (
-        default_run_dir,
-        load_run_checkpoint,
-        resume_training,
-        run_training,
-        run_training_streamed,
-    )
-    from textgen.train import TrainingInterrupted
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from textgen.config import RunConfig, TrainConfig
+    from textgen.run import resume_run, start_run
+    from textgen.stopping import Interrupted, StopRequest
 
     given = {}
     for flag, *_ in TRAIN_FLAGS:
@@ -214,111 +272,143 @@ def command_train(args: argparse.Namespace) -> int:
             given[name] = getattr(args, name)
     if args.updates is not None and args.epochs is not None:
         raise ConfigError("give --updates or --epochs, not both")
-    if args.passage_length is not None and args.passage_length < 0:
-        raise ConfigError(f"--passage-length must be a non-negative integer, got {args.passage_length}")
+    # Ctrl-C and SIGTERM: while training, the trainer checkpoints at the next window; at any other stage
+    # (reading a corpus, even one that blocks) the command stops at once. A second Ctrl-C always stops at once.
+    stop = StopRequest()
+    escaped = []  # whether a sample had characters the terminal's encoding lacks (said once)
+
+    def shown(text: str) -> str:
+        """``text`` as the terminal can show it: what its encoding lacks becomes \\x.. escapes (files keep it)."""
+        encoding = sys.stdout.encoding or "utf-8"
+        visible = text.encode(encoding, "backslashreplace").decode(encoding)
+        if visible != text and not escaped:
+            escaped.append(True)
+            say("textgen: characters your terminal's encoding lacks are shown as \\x.. escapes; the run's files "
+                "keep them", file=sys.stderr)
+        return visible
 
     def show_sample(record: dict) -> None:
         loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"
-        say(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---")
-        say(record["text"])
-
-    # Ctrl-C and SIGTERM ask the trainer to stop at the next window: it checkpoints, then we exit 130/143.
-    stop = threading.Event()
-    received = []
+        try:
+            say(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---")
+            say(shown(record["text"]))
+        except BrokenPipeError:  # nobody reads the samples any more: stop as after Ctrl-C, checkpoint first
+            silence_stdout()
+            stop.request(signal.SIGPIPE)
+        except OSError as error:
+            raise OutputError(f"cannot write to standard output ({error.strerror or error})") from None
 
     def request_stop(signum, frame):
-        received.append(signum)
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+        stop.request(signum)
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = False if args.no_progress else None
-    common = {"progress": progress, "on_sample": show_sample, "stop": stop}
-    folder = args.resume
     try:
         if args.resume is not None:
-            fixed = [flag for flag, value in (("--corpus", args.corpus), ("--kind", args.kind), ("--out", args.out),
-                     ("--init-from", args.init_from), ("--weights", args.weights), ("--seed", args.seed),
-                     ("--val-fraction", args.val_fraction), ("--hidden", args.hidden), ("--sigma", args.sigma),
-                     ("--dtype", args.dtype)) if value is not None] + [
+            fixed = [flag for flag, name in FIXED_ON_RESUME if getattr(args, name) not in (None, False)] + [
                      flag for flag, (dest, _) in LOADER_FLAGS.items() if getattr(args, "loader_" + dest) is not None]
             if fixed:
                 raise ConfigError(f"--resume continues a run as it was set up; {', '.join(fixed)} cannot be "
                                   "changed (start a new run or use --init-from)")
-            result = resume_training(args.resume, given, passage_length=args.passage_length, **common)
+            if args.passage_length is not None:
+                RunConfig(passage_length=args.passage_length)  # checks it before anything is read
+            result = resume_run(args.resume, given, passage_length=args.passage_length, progress=progress,
+                                on_sample=show_sample, stop=stop)
         else:
-            seed = args.seed if args.seed is not None else secrets.randbits(32)
-            initial = None
-            if args.init_from is not None:
-                initial = load_run_checkpoint(args.init_from, "last")
-                if args.hidden is not None and args.hidden != initial.model.hidden:
-                    raise ConfigError(
-                        f"--hidden {args.hidden} differs from --init-from's {initial.model.hidden} hidden units")
-                model = initial.model
-            else:
-                model = model_config(args)
-            config = TrainConfig(**given, seed=seed)
+            run = RunConfig(
+                out=args.out, force=args.force, init_from=args.init_from,
+                val_fraction=0.05 if args.val_fraction is None else args.val_fraction,
+                passage_length=1000 if args.passage_length is None else args.passage_length,
+            )
+            config = TrainConfig(**given, seed=args.seed if args.seed is not None else secrets.randbits(32))
+            model = None if args.init_from is not None else model_config(args)
+            if args.init_from is not None and args.hidden is not None:
+                from textgen.runfolder import RunFolder
+
+                hidden = RunFolder(args.init_from).load("last").model.hidden
+                if args.hidden != hidden:
+                    raise ConfigError(f"--hidden {args.hidden} differs from --init-from's {hidden} hidden units")
             if not args.corpus:
                 say("textgen: no --corpus given, training on the built-in default: the Python language reference "
                     "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
-            val_fraction = 0.05 if args.val_fraction is None else args.val_fraction
-            settings = {
-                "force": args.force, "initial": initial,
-                "passage_length": 1000 if args.passage_length is None else args.passage_length,
-                "extra_config": {"init_from": str(args.init_from)} if args.init_from else None, **common,
-            }
-            if args.weights is None and streamable_source(args.corpus, args.kind):
-                # a large single file: encoded into the run folder and memory-mapped, never held whole
-                folder = args.out or default_run_dir(run_name(args.corpus[0]))
-                result = run_training_streamed(args.corpus[0], folder, model, config, kind=args.kind,
-                                               options=loader_options(args), val_fraction=val_fraction, **settings)
-            else:
-                corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights,
-                                     val_fraction=val_fraction)
-                folder = args.out or default_run_dir(corpus.name)
-                result = run_training(corpus, folder, model, config, **settings)
-    except TrainingInterrupted as interrupted:
-        code = 143 if received and received[0] == signal.SIGTERM else 130
-        say(f"textgen: stopped at update {interrupted.state.update:,}; checkpoint saved in {folder}/last.npz. "
-            f"Continue with: textgen train --resume {folder}", file=sys.stderr)
+            result = start_run(args.corpus, model, config, run, kind=args.kind, options=loader_options(args),
+                               weights=args.weights, progress=progress, on_sample=show_sample, stop=stop)
+    except Interrupted as stopped:
+        code = EXIT_STATUS.get(stopped.signum, 130)
+        if code == 141:
+            return code  # the reader went away: end quietly, as Unix tools do (the checkpoint is saved)
+        folder = stopped.folder
+        if folder is None:
+            say("textgen: stopped before the run started; nothing was kept", file=sys.stderr)
+        elif stopped.finished:
+            say(f"textgen: stopped after training finished (update {stopped.update:,}, saved in {folder}/last.npz); "
+                f"the final passage and report were not written: textgen report {folder} writes the report",
+                file=sys.stderr)
+        else:
+            at = "" if stopped.update is None else f" at update {stopped.update:,}"
+            say(f"textgen: stopped{at}; checkpoint saved in {folder}/last.npz. Continue with: "
+                f"textgen train --resume {folder}", file=sys.stderr)
         return code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     state = result.state
     chosen = "validation loss" if state.best_by == "val_loss" else "smooth loss"
+    unit = "nats/char" if state.best_by == "val_loss" else "nats per window"
     say(f"--- {len(result.passage)} characters from the best model (update {state.best_update:,}, "
-        f"{chosen} {state.best_loss:.3f}) ---")
-    say(result.passage)
-    say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f}; best model by "
-        f"{chosen}: {state.best_loss:.3f} at update {state.best_update:,}; run folder {result.folder}",
-        file=sys.stderr)
+        f"{chosen} {state.best_loss:.3f} {unit}) ---")
+    say(shown(result.passage))
+    say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f} nats per window; best "
+        f"model by {chosen}: {state.best_loss:.3f} {unit} at update {state.best_update:,}; run folder "
+        f"{result.folder}", file=sys.stderr)
     say(f"textgen: report: {result.folder / 'report.html'}; generate more with: textgen generate --run "
         f"{result.folder}", file=sys.stderr)
     return 0
 
 
+def silence_stdout() -> None:
+    """Point standard output at /dev/null, so that nothing more (not even the exit's flush) hits a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def command_generate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from textgen.rundir import load_run_checkpoint
-    from textgen.sample import SampleConfig, generate_texts
+    from textgen.loaders.base import END_OF_DOCUMENT
+    from textgen.runfolder import RunFolder
+    from textgen.sample import SampleConfig, stream_texts
 
     config = SampleConfig(
         length=args.length, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
         prime=args.prime, count=args.count, documents=args.documents,
     )
-    checkpoint = load_run_checkpoint(args.run, args.checkpoint)
+    checkpoint = RunFolder(args.run).load(args.checkpoint)
+    out = Output()
+    shown = set(checkpoint.vocab.chars) | set(config.prime)
+    if config.documents:
+        shown.discard(END_OF_DOCUMENT)
+    out.check_encodable(sorted(shown), "the model's characters")
     rng = np.random.default_rng(args.seed)
-    texts = generate_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state())
-    for index, sample in enumerate(texts, start=1):
-        if index > 1:
-            sys.stdout.write("\n")  # a blank line between samples
-        sys.stdout.write(sample.text + ("" if sample.text.endswith("\n") else "\n"))
-        if config.documents and not sample.ended:
-            sys.stdout.flush()  # keep the note after the document it is about
-            sys.stderr.write(f"textgen: document {index} reached --length {config.length} without an "
-                             "end-of-document marker and was cut there\n")
+    last_char = ""
+    for piece in stream_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state()):
+        if piece.text:
+            out.write(piece.text)
+            last_char = piece.text[-1]
+        if piece.done:
+            out.write("" if last_char == "\n" else "\n")
+            if config.documents and not piece.ended:
+                out.flush()  # keep the note after the document it is about
+                sys.stderr.write(f"textgen: document {piece.index + 1} reached --length {config.length} without "
+                                 "an end-of-document marker and was cut there\n")
+            if piece.index + 1 < (config.documents or config.count):
+                out.write("\n")  # a blank line between samples
+            last_char = ""
+        out.flush()  # as it goes, so that `| head` stops the command
     return 0
 
 
@@ -328,7 +418,8 @@ def command_gradcheck(args: argparse.Namespace) -> int:
 
     from textgen.corpus import load_corpus
     from textgen.gradcheck import check_window
-    from textgen.rnn import init_params
+    from textgen.limits import check_memory
+    from textgen.rnn import init_params, param_count, training_bytes
     from textgen.vocab import CharVocab
 
     model = model_config(args)
@@ -336,22 +427,31 @@ def command_gradcheck(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seq-length must be a positive integer, got {args.seq_length}")
     if args.max_entries < 0:
         raise ConfigError(f"--max-entries must be 0 (all) or positive, got {args.max_entries}")
+
+    def check(vocab_size: int) -> None:
+        needed = training_bytes(model.hidden, vocab_size, args.seq_length, 1, model.dtype)
+        needed += 16 * param_count(model.hidden, vocab_size)  # the extended-precision copy the check perturbs
+        check_memory(needed, f"a gradient check of {model.hidden:,} hidden units", "use a smaller --hidden")
+
+    check(1)
     corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
     vocab = CharVocab.from_texts([corpus.text])
+    check(vocab.size)
     window = vocab.encode(corpus.text[: args.seq_length + 1])
     if window.size < args.seq_length + 1:
         raise ConfigError(f"the corpus has fewer than --seq-length + 1 = {args.seq_length + 1} characters")
     rng = np.random.default_rng(args.seed)
     params = init_params(model, vocab.size, rng)
     errors = check_window(params, window[:-1], window[1:], max_entries=args.max_entries or None, rng=rng)
+    out = Output()
     if args.json:
-        sys.stdout.write(orjson.dumps(errors).decode() + "\n")
+        out.write(orjson.dumps(errors).decode() + "\n")
         return 0
-    print(f"gradient check: m = {model.hidden}, K = {vocab.size}, seq_length = {args.seq_length}, {model.dtype}, "
-          f"{'all' if not args.max_entries else f'up to {args.max_entries}'} entries per parameter")
-    print("parameter  max relative error")
+    out.write(f"gradient check: m = {model.hidden}, K = {vocab.size}, seq_length = {args.seq_length}, "
+              f"{model.dtype}, {'all' if not args.max_entries else f'up to {args.max_entries}'} entries per "
+              "parameter\nparameter  max relative error\n")
     for name, error in errors.items():
-        print(f"{name:<9}  {error:.2e}")
+        out.write(f"{name:<9}  {error:.2e}\n")
     return 0
 
 
@@ -361,9 +461,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from textgen.corpus import load_corpus
     from textgen.errors import CorpusError
     from textgen.evaluate import bits_per_char, mean_loss_per_char
-    from textgen.rundir import load_run_checkpoint
+    from textgen.runfolder import RunFolder
 
-    checkpoint = load_run_checkpoint(args.run, args.checkpoint)
+    checkpoint = RunFolder(args.run).load(args.checkpoint)
     corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
     unknown = checkpoint.vocab.missing(corpus.text)
     if unknown:
@@ -374,12 +474,13 @@ def command_evaluate(args: argparse.Namespace) -> int:
     nats = mean_loss_per_char(checkpoint.params, ids, h0=None if start is None else start[0])
     result = {"loss_per_char": nats, "bits_per_char": bits_per_char(nats), "characters": int(ids.size),
               "checkpoint": str(Path(args.run) / f"{args.checkpoint}.npz")}
+    out = Output()
     if args.json:
-        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        out.write(orjson.dumps(result).decode() + "\n")
     else:
-        print(f"{result['checkpoint']} on {', '.join(s['spec'] for s in corpus.sources)}: "
-              f"{nats:.4f} nats per character, {result['bits_per_char']:.4f} bits per character "
-              f"({ids.size:,} characters)")
+        out.write(f"{result['checkpoint']} on {', '.join(s['spec'] for s in corpus.sources)}: "
+                  f"{nats:.4f} nats per character, {result['bits_per_char']:.4f} bits per character "
+                  f"({ids.size:,} characters)\n", escape=True)
     return 0
 
 
@@ -387,35 +488,38 @@ def command_report(args: argparse.Namespace) -> int:
     from textgen.report import write_report
 
     html_path, md_path = write_report(args.run)
-    print(f"textgen: wrote {html_path} (self-contained; open it in a browser) and {md_path}")
+    Output().write(f"textgen: wrote {html_path} (self-contained; open it in a browser) and {md_path}\n", escape=True)
     return 0
 
 
 def command_plot(args: argparse.Namespace) -> int:
     from textgen.report import plot_runs
 
-    print(f"textgen: wrote {plot_runs(args.runs, args.out)}")
+    Output().write(f"textgen: wrote {plot_runs(args.runs, args.out)}\n", escape=True)
     return 0
 
 
 def command_corpora(args: argparse.Namespace) -> int:
-    from textgen.registry import NAMED_CORPORA, corpus_search_dirs, discover
+    from textgen.registry import NAMED_CORPORA, corpus_search_dirs, default_registry
 
-    registry = discover()
-    print("loaders (--kind NAME or NAME:SOURCE):")
+    registry = default_registry()
+    lines = ["loaders (--kind NAME or NAME:SOURCE):"]
     for info in sorted(registry.loaders.values(), key=lambda i: (i.origin != "built-in", i.name)):
         suffixes = " ".join(info.suffixes) or "-"
-        print(f"  {info.name:<12} {info.origin:<24} {suffixes}")
+        lines.append(f"  {info.name:<12} {info.origin:<24} {suffixes}")
     for broken in registry.broken.values():
-        print(f"  {broken.name:<12} {broken.origin:<24} BROKEN: {broken.cause}")
-    print("named corpora (--corpus NAME):")
+        lines.append(f"  {broken.name:<12} {broken.origin:<24} BROKEN: {broken.cause}")
+    lines.append("named corpora (--corpus NAME):")
     for corpus in NAMED_CORPORA.values():
         if not corpus.filename:
             where = "built in"
         else:
             found = next((d / corpus.filename for d in corpus_search_dirs() if (d / corpus.filename).is_file()), None)
             where = str(found) if found else f"missing: {corpus.filename}"
-        print(f"  {corpus.name:<12} {corpus.description} [{where}]")
+        lines.append(f"  {corpus.name:<12} {corpus.description} [{where}]")
+    out = Output()
+    for line in lines:
+        out.write(line + "\n", escape=True)
     return 0
 
 
@@ -441,15 +545,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="textgen: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     use_one_blas_thread()
     parser = build_parser()
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         args = parser.parse_args(argv)
+        debug = debug or args.debug
         if not getattr(args, "command", None):
             parser.print_help()
             return 0
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()
+        return code
     except TextgenError as error:
+        if debug and error.__cause__ is not None:
+            traceback.print_exception(error.__cause__, file=sys.stderr)
         sys.stderr.write(f"textgen: error: {one_line(error)}\n")  # one line, whatever a message holds
         return 1
+    except BrokenPipeError:  # the reader went away (`textgen corpora | head -n1`): end quietly, as Unix tools do
+        silence_stdout()
+        return 141
     except KeyboardInterrupt:
         sys.stderr.write("textgen: interrupted\n")
         return 130

@@ -1,13 +1,62 @@
-"""`TrainConfig`, the training settings; kept free of NumPy so the command line starts instantly."""
+"""The settings of a run as frozen dataclasses: `RNNConfig` (the network), `TrainConfig` (training) and
+`RunConfig` (the run folder and what a run does around training). Free of NumPy, so the command line
+starts instantly and the run folder can validate a hand-edited config.json with the same checks as the flags."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from textgen.errors import ConfigError
 
 DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given
+MAX_COUNT = 10**15  # the largest count any setting takes (updates, intervals, lengths): beyond JSON's exact range
+MAX_THREADS = 256  # threads that share a batch's streams, at most
+DTYPES = ("float64", "float32")
+# What `--resume` may change: the totals, the learning rate and the logging intervals. Anything else
+# (the model, the windows, the streams, the seed, the threads' summing order) would make it inexact.
+RESUMABLE_FIELDS = ("eta", "updates", "epochs", "sample_every", "log_every", "checkpoint_every", "eval_every")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> None:
+    """ConfigError unless ``value`` is an int from ``minimum`` to MAX_COUNT (``name`` is the field)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ConfigError(f"{_flag(name)} must be {kind}, got {value!r}")
+    if value > MAX_COUNT:
+        raise ConfigError(f"{_flag(name)} must be at most {MAX_COUNT:,}, got {value:,}")
+
+
+def check_number(name: str, value: object, low: float = 0.0, high: float = math.inf) -> None:
+    """ConfigError unless ``value`` is a finite number above ``low`` and at most ``high``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not (ok and low < value <= high):
+        kind = "a positive number" if low == 0 and math.isinf(high) else f"a number above {low:g} and at most {high:g}"
+        raise ConfigError(f"{_flag(name)} must be {kind}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Shape and initialisation of the network."""
+
+    hidden: int = 100  # m, number of hidden units
+    sigma: float = 0.01  # standard deviation of the normal initialisation of U, W, V
+    dtype: str = "float64"  # float64 (as in the assignment) or float32 (faster)
+
+    def __post_init__(self):
+        check_count("hidden", self.hidden)
+        check_number("sigma", self.sigma)
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    def to_json(self) -> dict:
+        """The config as a JSON-ready dict."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -30,21 +79,20 @@ class TrainConfig:
     threads: int | None = None  # threads that share a batch's streams; None: one per CPU, at most one per 32 streams
 
     def __post_init__(self):
-        positive = ("seq_length", "sample_every", "sample_length", "log_every", "checkpoint_every", "batch_size")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        for name in ("seq_length", "sample_every", "sample_length", "log_every", "checkpoint_every", "batch_size"):
+            check_count(name, getattr(self, name))
         for name in ("eta", "eps", "clip"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"--{name} must be a positive number, got {value!r}")
-        for name in ("epochs", "updates", "eval_every", "threads"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"--{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
+            check_number(name, getattr(self, name))
+        for name in ("epochs", "updates", "eval_every"):
+            if getattr(self, name) is not None:
+                check_count(name, getattr(self, name))
+        if self.threads is not None:
+            check_count("threads", self.threads)
+            if self.threads > min(self.batch_size, MAX_THREADS):
+                raise ConfigError(f"--threads {self.threads} is more than the {min(self.batch_size, MAX_THREADS)} "
+                                  "that can share the work: each thread needs a stream of its own (--batch-size "
+                                  f"{self.batch_size}), and at most {MAX_THREADS} threads are used")
+        check_count("seed", self.seed, minimum=0)
 
     def resolved_eval_every(self, total: int) -> int:
         """``eval_every``, or when unset a tenth of a run of ``total`` updates, kept between 2,500 (an
@@ -58,3 +106,24 @@ class TrainConfig:
     def to_json(self) -> dict:
         """The config as a JSON-ready dict."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What a run does besides training: where it lives, what it holds out, what it writes at the end."""
+
+    out: Path | None = None  # the run folder; None: runs/<corpus>-<time>
+    force: bool = False  # replace a run already in ``out`` (the old one stays until the new one has a checkpoint)
+    val_fraction: float = 0.05  # the tail of each corpus held out for validation; 0 trains on everything
+    passage_length: int = 1000  # characters of the final passage from the best model
+    init_from: Path | None = None  # start from this run's last parameters, AdaGrad memory and vocabulary
+    stream_over: int = 64 << 20  # a single corpus file of more bytes is encoded to disk and memory-mapped
+
+    def __post_init__(self):
+        fraction = self.val_fraction
+        if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction < 1:
+            raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {fraction!r}")
+        check_count("passage_length", self.passage_length, minimum=0)
+        check_count("stream_over", self.stream_over, minimum=0)
+        if not isinstance(self.force, bool):
+            raise ConfigError(f"force must be True or False, got {self.force!r}")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen.errors import ConfigError, CorpusError, PluginError, TextgenError
+from textgen.errors import ConfigError, CorpusError, LimitError, PluginError, TextgenError
+from textgen.limits import available_memory, check_memory, format_bytes
 from textgen.loaders.base import document_separator
-from textgen.registry import Registry, ResolvedSource, discover, resolve_source
+from textgen.registry import Registry, ResolvedSource, default_registry, resolve_source
 from textgen.vocab import CharVocab
 
 DEFAULT_CORPUS = "pydoc"  # used when no --corpus is given
@@ -52,18 +53,49 @@ def accepted_options(source: ResolvedSource, options: dict) -> dict:
     return {name: value for name, value in options.items() if name in parameters}
 
 
-def read_source(source: ResolvedSource, options: dict) -> tuple[list[str], dict]:
+class ReadBudget:
+    """How much text may still be read into memory: a corpus held in memory is kept as its pieces, then
+    joined, then encoded, so each character costs about twice its width in the string plus its id.
+
+    Reading stops with LimitError once the text read would not fit, so an endless device, a plugin
+    that never stops or a member that expands without bound ends in one line, not in a killed process.
+    """
+
+    SHARE = 0.8  # of the memory available when reading starts; the rest is for everything else
+
+    def __init__(self, available: int | None = None):
+        self.available = available_memory() if available is None else available
+        self.used = 0  # estimated bytes of what was read so far
+
+    def take(self, piece: str, spec: str, characters: int) -> None:
+        """Count ``piece``; LimitError naming ``spec`` once the corpus read would no longer fit."""
+        width = 1 if piece.isascii() else (2 if max(piece) <= "\uffff" else 4)
+        self.used += len(piece) * (2 * width + 1) + 64
+        if self.used > self.SHARE * self.available:
+            raise LimitError(
+                f"{spec}: stopped reading after {characters:,} characters: holding more of this corpus in memory "
+                f"would need more than the {format_bytes(self.available)} this machine has available; use a smaller "
+                "corpus, or a single file, which textgen streams from disk when it is over "
+                f"{STREAM_THRESHOLD_BYTES >> 20} MB"
+            )
+
+
+def read_source(source: ResolvedSource, options: dict, budget: ReadBudget | None = None) -> tuple[list[str], dict]:
     """Read one source into pieces (each document followed by the loader's separator) and its summary.
 
-    ``options`` are keyword arguments for the loader's constructor, already filtered to those it takes.
+    ``options`` are keyword arguments for the loader's constructor, already filtered to those it takes;
+    ``budget`` (default: a fresh one) stops the reading once it would not fit in memory.
     """
+    budget = budget or ReadBudget()
     pieces: list[str] = []
     digest = hashlib.sha256()
     reading: dict = {}
+    characters = 0
     for piece in _pieces(source, options, reading):
+        characters += len(piece)
+        budget.take(piece, source.spec, characters)
         pieces.append(piece)
-        digest.update(piece.encode("utf-8", "surrogatepass"))
-    characters = sum(len(piece) for piece in pieces)
+        digest.update(piece.encode("utf-8"))
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     return pieces, source_summary(source, options, len(pieces), characters, digest, reading.get("separator") == "")
@@ -135,6 +167,9 @@ def interleave(sources: list[list[str]], weights: list[float]) -> tuple[list[str
             f"--weights {','.join(f'{w:g}' for w in weights)} would repeat the corpora to about "
             f"{expected / sum(sizes):.0f} times their size; give the larger corpora larger weights"
         )
+    # the mix is joined into one text and encoded: about 4 bytes per character at most, twice, plus the ids
+    check_memory(int(expected) * 9, f"mixing the corpora into {expected:,.0f} characters",
+                 "use smaller corpora or weights closer to their sizes")
     taken = [0] * len(sources)
     position = [0] * len(sources)
     complete = [False] * len(sources)
@@ -187,6 +222,30 @@ def hold_out(pieces: list[str], continuous: bool, fraction: float) -> tuple[list
     return pieces[:-held], "".join(pieces[-held:])
 
 
+def plan_sources(
+    specs: list[str] | None,
+    kind: str | None = None,
+    options: dict | None = None,
+    registry: Registry | None = None,
+) -> list[tuple[ResolvedSource, dict]]:
+    """Each source of ``specs`` (the default corpus if empty) with its loader and the options it takes.
+
+    Cheap (nothing is read), so a bad source or option is refused before any work. An option no
+    chosen loader takes is a ConfigError, so a mistyped or misplaced flag is never silently ignored.
+    """
+    registry = registry or default_registry()
+    options = dict(options or {})
+    sources = [resolve_source(spec, registry, kind) for spec in list(specs or [DEFAULT_CORPUS])]
+    planned = [(source, accepted_options(source, options)) for source in sources]
+    used = {name for _, accepted in planned for name in accepted}
+    unused = [name for name in options if name not in used]
+    if unused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
+        kinds = ", ".join(sorted({source.kind for source in sources}))
+        raise ConfigError(f"{flags} does not apply to the loader(s) used here ({kinds})")
+    return planned
+
+
 def load_corpus(
     specs: list[str] | None,
     kind: str | None = None,
@@ -204,25 +263,13 @@ def load_corpus(
     """
     if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {val_fraction!r}")
-    registry = registry or discover()
-    specs = list(specs or [DEFAULT_CORPUS])
-    weights = parse_weights(weights, len(specs))
-    options = dict(options or {})
-    sources = [resolve_source(spec, registry, kind) for spec in specs]
-    used = set()
-    per_source = []
-    for source in sources:
-        accepted = accepted_options(source, options)
-        used.update(accepted)
-        per_source.append(accepted)
-    unused = [name for name in options if name not in used]
-    if unused:
-        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
-        kinds = ", ".join(sorted({source.kind for source in sources}))
-        raise ConfigError(f"{flags} does not apply to the loader(s) used here ({kinds})")
+    planned = plan_sources(specs, kind, options, registry)
+    sources = [source for source, _ in planned]
+    weights = parse_weights(weights, len(planned))
+    budget = ReadBudget()
     all_pieces, summaries, held_out = [], [], []
-    for source, accepted in zip(sources, per_source):
-        pieces, summary = read_source(source, accepted)
+    for source, accepted in planned:
+        pieces, summary = read_source(source, accepted, budget)
         pieces, validation = hold_out(pieces, summary["continuous"], val_fraction)
         summary["val_characters"] = len(validation)
         held_out.append(validation)
@@ -275,33 +322,77 @@ def check_known(vocab: CharVocab, text: str | set) -> None:
         )
 
 
-def streamable_source(specs: list[str] | None, kind: str | None, registry: Registry | None = None) -> bool:
-    """True for one source that is a file larger than STREAM_THRESHOLD_BYTES."""
+def streamable_source(
+    specs: list[str] | None, kind: str | None, registry: Registry | None = None, over: int = STREAM_THRESHOLD_BYTES
+) -> bool:
+    """True for one source that is a file larger than ``over`` bytes."""
     if not specs or len(specs) != 1:
         return False
-    source = resolve_source(specs[0], registry or discover(), kind)
+    source = resolve_source(specs[0], registry or default_registry(), kind)
     path = Path(source.location).expanduser() if source.location else None
-    return bool(path and path.is_file() and path.stat().st_size > STREAM_THRESHOLD_BYTES)
+    return bool(path and path.is_file() and path.stat().st_size > over)
+
+
+def _plugin_failure(source: ResolvedSource, error: BaseException, doing: str) -> PluginError:
+    """The one line for a third-party loader that broke: which loader, from which distribution, what it raised."""
+    cause = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    return PluginError(
+        f"corpus loader {source.kind!r} ({source.loader.origin}) failed while {doing} {source.spec!r}: {cause}; "
+        "this is a problem in the plugin, not in textgen: report it to the plugin's authors "
+        "(run textgen with --debug to see its traceback)"
+    )
+
+
+def _guarded(source: ResolvedSource, doing: str, call):
+    """``call()``; for a plugin, any exception but textgen's own and a stop becomes PluginError naming it."""
+    if source.loader.origin == "built-in":
+        return call()  # our own code: an unexpected exception is a bug and keeps its traceback
+    try:
+        return call()
+    except TextgenError:
+        raise
+    except (Exception, SystemExit) as error:  # whatever a plugin raises, it is said in one line
+        raise _plugin_failure(source, error, doing) from error
 
 
 def _pieces(source: ResolvedSource, options: dict, seen: dict | None = None) -> Iterator[str]:
     """Each document of a source followed by its separator, as read_source joins them.
 
-    The separator the loader used is left in ``seen["separator"]``.
+    The separator the loader used is left in ``seen["separator"]``. A document that is not a str, or
+    holds a lone surrogate (not valid Unicode), is refused here, whatever loader made it.
     """
-    loader = source.loader.factory(**options)
+    loader = _guarded(source, "setting up to read", lambda: source.loader.factory(**options))
+    documents = _guarded(source, "reading", lambda: iter(loader.iter_texts(source.location)))
     separator = None
-    for document in loader.iter_texts(source.location):
+    number = 0
+    while True:
+        document = _guarded(source, "reading", lambda: next(documents, _END))
+        if document is _END:
+            return
+        number += 1
         if not isinstance(document, str):
             raise PluginError(
-                f"loader {source.kind!r} yielded a {type(document).__name__} for {source.spec!r}; loaders must yield str"
+                f"loader {source.kind!r} ({source.loader.origin}) yielded a {type(document).__name__} as document "
+                f"{number} of {source.spec!r}; loaders must yield str"
             )
         if separator is None:
-            separator = document_separator(loader)
+            separator = _guarded(source, "reading", lambda: document_separator(loader))
             if seen is not None:
                 seen["separator"] = separator
+        if not document.isascii():
+            try:
+                document.encode("utf-8")
+            except UnicodeEncodeError as error:
+                kind = PluginError if source.loader.origin != "built-in" else CorpusError
+                raise kind(
+                    f"{source.spec}: loader {source.kind!r} gave document {number} with a lone surrogate "
+                    f"U+{ord(document[error.start]):04X} at character {error.start}, which is not valid Unicode text"
+                ) from None
         if document:
             yield document + separator
+
+
+_END = object()  # what next() returns at the end of a loader's documents
 
 
 def stream_encode(
@@ -319,14 +410,14 @@ def stream_encode(
     and the SHA-256; the second encodes into the files (and must see the same text). Held-out text
     is the last ``val_fraction`` of documents, or of characters for continuous text.
     """
-    registry = registry or discover()
+    registry = registry or default_registry()
     source = resolve_source(spec, registry, kind)
     options = accepted_options(source, dict(options or {}))
     digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
     recent = collections.deque()  # lengths of the last documents, as many as VAL_MAX_CHARACTERS can hold
     recent_total = 0
     for piece in _pieces(source, options, reading):
-        digest.update(piece.encode("utf-8", "surrogatepass"))
+        digest.update(piece.encode("utf-8"))
         seen.update(piece)
         documents += 1
         characters += len(piece)
@@ -379,7 +470,7 @@ def stream_encode(
     try:
         position = 0
         for index, piece in enumerate(_pieces(source, options)):
-            second.update(piece.encode("utf-8", "surrogatepass"))
+            second.update(piece.encode("utf-8"))
             if not continuous:
                 add("val_ids.bin" if index >= documents - held_documents else "ids.bin", piece)
                 continue
@@ -432,9 +523,9 @@ def stream_encode(
 
 def source_digest(spec: str, kind: str | None, options: dict, registry: Registry | None = None) -> str:
     """SHA-256 of a source's joined text, read in one streaming pass (to check a source has not changed)."""
-    registry = registry or discover()
+    registry = registry or default_registry()
     source = resolve_source(spec, registry, kind)
     digest = hashlib.sha256()
     for piece in _pieces(source, accepted_options(source, options)):
-        digest.update(piece.encode("utf-8", "surrogatepass"))
+        digest.update(piece.encode("utf-8"))
     return digest.hexdigest()

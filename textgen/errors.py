@@ -29,6 +29,18 @@ class TrainingError(TextgenError):
     """Training cannot go on (for example a non-finite loss)."""
 
 
+class RunFolderError(TextgenError):
+    """A run folder is in use by another process, already holds a run, or cannot be created."""
+
+
+class LimitError(TextgenError):
+    """A size would need more memory than this machine has (checked before anything is allocated)."""
+
+
+class OutputError(TextgenError):
+    """A file or standard output cannot be written (full disk, read-only folder, an encoding too narrow)."""
+
+
 def one_line(text: str) -> str:
     """``text`` with line breaks and other control characters escaped, so a message stays one line."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -180,7 +181,7 @@ def discover(entry_points: Iterable[metadata.EntryPoint] | None = None) -> Regis
         try:
             factory = entry_point.load()
             name, suffixes = _describe(factory)
-        except Exception as error:  # noqa: BLE001 - a plugin's bug must not break textgen: report, go on
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - a plugin's bug must not break textgen
             cause = f"{type(error).__name__}: {error}"
             log.warning("corpus plugin %r from %s was not loaded: %s", entry_point.name, origin, cause)
             registry.broken.setdefault(entry_point.name, BrokenPlugin(entry_point.name, origin, cause))
@@ -196,6 +197,16 @@ def discover(entry_points: Iterable[metadata.EntryPoint] | None = None) -> Regis
             )
         registry.loaders[name] = LoaderInfo(name, suffixes, factory, origin, distribution)
     return registry
+
+
+def default_registry() -> Registry:
+    """The installed loaders, discovered once per process, so a broken plugin is reported once."""
+    return _discover_installed(os.environ.get(DISABLE_AUTOLOAD_ENV, ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _discover_installed(autoload_setting: str) -> Registry:
+    return discover()
 
 
 @dataclass(frozen=True)

@@ -15,35 +15,40 @@ from itertools import pairwise
 
 import numpy as np
 
-from textgen.errors import ConfigError
+from textgen.config import RNNConfig
 
 PARAM_NAMES = ("b", "c", "U", "W", "V")  # the order parameters are laid out in the flat buffer
 # V right after W, both (·, m) row-major, makes the stacked [W; V] a view (the backward loop uses it)
 assert PARAM_NAMES[-2:] == ("W", "V")
-DTYPES = ("float64", "float32")
-
-
-@dataclass(frozen=True)
-class RNNConfig:
-    """Shape and initialisation of the network."""
-
-    hidden: int = 100  # m, number of hidden units
-    sigma: float = 0.01  # standard deviation of the normal initialisation of U, W, V
-    dtype: str = "float64"  # float64 (as in the assignment) or float32 (faster)
-
-    def __post_init__(self):
-        if not isinstance(self.hidden, int) or self.hidden < 1:
-            raise ConfigError(f"--hidden must be a positive integer, got {self.hidden!r}")
-        if not self.sigma > 0 or not np.isfinite(self.sigma):
-            raise ConfigError(f"--sigma must be a positive number, got {self.sigma!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
 
 def param_shapes(hidden: int, vocab_size: int) -> dict[str, tuple[int, ...]]:
     """Shapes of b, c, U, W, V for m = ``hidden`` and K = ``vocab_size``."""
     m, K = hidden, vocab_size
     return {"b": (m,), "c": (K,), "U": (m, K), "W": (m, m), "V": (K, m)}
+
+
+def param_count(hidden: int, vocab_size: int) -> int:
+    """Numbers in b, c, U, W and V together."""
+    m, K = hidden, vocab_size
+    return m + K + 2 * m * K + m * m
+
+
+def training_bytes(hidden: int, vocab_size: int, seq_length: int, batch: int, dtype: str) -> int:
+    """Memory a training run allocates for the model, before any of it is allocated.
+
+    θ, its best copy, the gradients, AdaGrad's memory and two scratch buffers (6 × the parameters), plus
+    a `Workspace`'s buffers for ``batch`` streams (H, Z, E, D, the logits and the index arrays).
+    """
+    m, K, n, B = hidden, vocab_size, seq_length, batch
+    size = np.dtype(dtype).itemsize
+    workspace = (n + 1) * B * m + n * B * (m + K + 1) + (n + 1) * B * (m + K) + n * B * m + m * (m + K + 1) + n * B * K
+    return size * (6 * param_count(m, K) + workspace + 4 * B * m) + 8 * 3 * n * B
+
+
+def sampling_bytes(hidden: int, vocab_size: int, streams: int, dtype: str) -> int:
+    """Memory of one step of ``streams`` sampling streams beside the parameters (states, probabilities, draws)."""
+    return np.dtype(dtype).itemsize * (param_count(hidden, vocab_size) + 8 * streams * (hidden + vocab_size))
 
 
 @dataclass

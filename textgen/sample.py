@@ -6,14 +6,16 @@ advances a batch of independent streams one character at a time.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from textgen.config import check_count, check_number
 from textgen.errors import ConfigError, CorpusError
+from textgen.limits import check_memory
 from textgen.loaders.base import END_OF_DOCUMENT
-from textgen.rnn import Params, step_probabilities
+from textgen.rnn import Params, sampling_bytes, step_probabilities
 from textgen.vocab import CharVocab
 
 
@@ -31,18 +33,14 @@ class SampleConfig:
     documents: int = 0  # if > 0: this many whole documents, each stopped at the end-of-document character
 
     def __post_init__(self):
-        def positive_int(name, value, minimum):
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ConfigError(f"--{name} must be an integer of at least {minimum}, got {value!r}")
-
-        positive_int("length", self.length, 0)
-        positive_int("top-k", self.top_k, 0)
-        positive_int("count", self.count, 1)
-        positive_int("documents", self.documents, 0)
-        if not isinstance(self.temperature, (int, float)) or not self.temperature > 0 or math.isinf(self.temperature):
-            raise ConfigError(f"--temperature must be a positive number, got {self.temperature!r}")
-        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p!r}")
+        check_count("length", self.length, minimum=0)
+        check_count("top_k", self.top_k, minimum=0)
+        check_count("count", self.count)
+        check_count("documents", self.documents, minimum=0)
+        check_number("temperature", self.temperature)
+        check_number("top_p", self.top_p, high=1.0)
+        if not isinstance(self.greedy, bool) or not isinstance(self.prime, str):
+            raise ConfigError("greedy must be True or False and prime a string")
         if self.documents and self.count != 1:
             raise ConfigError("--documents and --count cannot be combined; --documents N already draws N samples")
 
@@ -58,9 +56,11 @@ class GeneratedText:
 def filter_probabilities(p: np.ndarray, config: SampleConfig) -> np.ndarray:
     """Apply temperature, top-k and top-p to probability rows ``p`` (B, K); returns unnormalised weights."""
     if config.temperature != 1.0:
-        # softmax(o / T) is p^(1/T) renormalised; computed from log p so that it stays finite
-        logits = np.log(np.maximum(p, np.finfo(p.dtype).tiny)) / config.temperature
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        # softmax(o / T) is p^(1/T) renormalised. From log p, shifted so that the likeliest is 0 before the
+        # division: it stays 0 (weight 1) for any T, so even T = 1e-300 or 1e300 gives no NaN.
+        log_p = np.log(np.maximum(p, np.finfo(p.dtype).tiny))
+        with np.errstate(over="ignore", under="ignore"):
+            p = np.exp((log_p - log_p.max(axis=1, keepdims=True)) / config.temperature)
     if 0 < config.top_k < p.shape[1]:
         dropped = np.argpartition(p, -config.top_k, axis=1)[:, : -config.top_k]
         p = p.copy()
@@ -84,6 +84,44 @@ def draw(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((cumulative <= u).sum(axis=1), weights.shape[1] - 1)
 
 
+def draw_blocks(
+    params: Params,
+    h: np.ndarray,
+    x: np.ndarray,
+    length: int,
+    rng: np.random.Generator,
+    config: SampleConfig = SampleConfig(),
+    stop_id: int | None = None,
+    block: int = 256,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Advance B streams from hidden states ``h`` (B, m) reading ids ``x`` (B,); each drawn id is the next input.
+
+    Yields (ids (B, k), stopped_at (B,)) for every ``block`` steps drawn, up to ``length`` in all:
+    ``stopped_at`` is the step at which a stream drew ``stop_id`` (the stop id is not counted), -1 while
+    it runs. Drawing ends early once every stream has stopped. Memory does not grow with ``length``.
+    """
+    B = h.shape[0]
+    stopped_at = np.full(B, -1, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64)
+    t = 0
+    while t < length:
+        ids = np.zeros((B, min(block, length - t)), dtype=np.int64)
+        for column in range(ids.shape[1]):
+            h, p = step_probabilities(params, h, x)
+            if config.greedy:
+                x = p.argmax(axis=1)
+            else:
+                x = draw(filter_probabilities(p, config), rng)
+            ids[:, column] = x
+            if stop_id is not None:
+                stopped_at[(stopped_at < 0) & (x == stop_id)] = t
+                if (stopped_at >= 0).all():
+                    yield ids[:, : column + 1], stopped_at
+                    return
+            t += 1
+        yield ids, stopped_at
+
+
 def draw_sequences(
     params: Params,
     h: np.ndarray,
@@ -93,30 +131,16 @@ def draw_sequences(
     config: SampleConfig = SampleConfig(),
     stop_id: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Advance B streams from hidden states ``h`` (B, m) reading ids ``x`` (B,); each drawn id is the next input.
-
-    Returns (ids (B, length), lengths (B,)): a stream that draws ``stop_id`` stops there (the stop id is
-    not counted in its length); the others run to ``length``.
-    """
+    """`draw_blocks` collected: (ids (B, length), lengths (B,)); a stream that drew ``stop_id`` stops there
+    (the stop id is not counted in its length); the others run to ``length``."""
     B = h.shape[0]
     ids = np.zeros((B, length), dtype=np.int64)
-    lengths = np.full(B, length, dtype=np.int64)
-    running = np.ones(B, dtype=bool)
-    x = np.asarray(x, dtype=np.int64)
-    for t in range(length):
-        h, p = step_probabilities(params, h, x)
-        if config.greedy:
-            x = p.argmax(axis=1)
-        else:
-            x = draw(filter_probabilities(p, config), rng)
-        ids[:, t] = x
-        if stop_id is not None:
-            stopped = running & (x == stop_id)
-            lengths[stopped] = t
-            running &= ~stopped
-            if not running.any():
-                break
-    return ids, lengths
+    stopped_at = np.full(B, -1, dtype=np.int64)
+    position = 0
+    for drawn, stopped_at in draw_blocks(params, h, x, length, rng, config, stop_id):
+        ids[:, position : position + drawn.shape[1]] = drawn
+        position += drawn.shape[1]
+    return ids, np.where(stopped_at >= 0, stopped_at, length)
 
 
 def sample_ids(params: Params, h: np.ndarray, x0: int, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -154,19 +178,40 @@ def start_id(vocab: CharVocab) -> int:
     return lookup.get(END_OF_DOCUMENT, lookup.get("\n", 0))
 
 
-def generate_texts(
+@dataclass(frozen=True)
+class TextPiece:
+    """The next characters of one sample, as `stream_texts` writes them."""
+
+    index: int  # which sample, from 0
+    text: str  # its next characters (the first piece starts with the prime)
+    done: bool  # True on the sample's last piece
+    ended: bool = False  # on the last piece: the sample stopped at an end-of-document marker
+
+
+def check_sampling_memory(params: Params, config: SampleConfig, itemsize: int = 4) -> None:
+    """LimitError before sampling if the samples `stream_texts` must hold back would not fit in memory."""
+    streams = config.documents or config.count
+    needed = sampling_bytes(params.hidden, params.vocab_size, streams, params.flat.dtype)
+    needed += (streams - 1) * config.length * itemsize  # every sample but the one being written waits here
+    check_memory(needed, f"{streams} samples of {config.length:,} characters",
+                 "ask for fewer or shorter samples (--count, --documents, --length)")
+
+
+def stream_texts(
     params: Params,
     vocab: CharVocab,
     config: SampleConfig,
     rng: np.random.Generator,
     start: tuple[np.ndarray, int] | None = None,
-) -> list[GeneratedText]:
-    """``config.count`` samples of ``config.length`` characters, or ``config.documents`` whole documents.
+) -> Iterator[TextPiece]:
+    """``config.count`` samples of ``config.length`` characters, or ``config.documents`` whole documents,
+    written as they are drawn: sample 0's pieces as soon as they exist, then sample 1's, and so on.
 
-    Every text starts with ``config.prime``. Prime characters outside the vocabulary raise CorpusError.
+    Every text starts with ``config.prime``; prime characters outside the vocabulary raise CorpusError.
     Every stream starts from ``start`` = (h (m,), next id), the training state a checkpoint keeps (see
-    `Checkpoint.start_state`), or else from h = 0 reading `start_id`. A model of documents then
-    writes one throwaway document first, so that the texts begin where documents begin (see `warm_up`).
+    `Checkpoint.start_state`), or else from h = 0 reading `start_id`. A model of documents then writes one
+    throwaway document first, so that the texts begin where documents begin (see `warm_up`). The streams
+    are drawn together; only the samples waiting for their turn are held in memory.
     """
     unknown = vocab.missing(config.prime)
     if unknown:
@@ -182,6 +227,7 @@ def generate_texts(
                 "was trained on continuous text and has no end-of-document marker; use --length instead"
             )
         stop_id = vocab.char_to_id[END_OF_DOCUMENT]
+    check_sampling_memory(params, config, vocab.dtype.itemsize)
     streams = config.documents or config.count
     h = np.zeros((streams, params.hidden), dtype=params.flat.dtype)
     x = np.full(streams, start_id(vocab), dtype=np.int64)
@@ -193,11 +239,57 @@ def generate_texts(
     for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last char is the next input
         h, _ = step_probabilities(params, h, x)
         x = np.full(streams, char_id, dtype=np.int64)
-    ids, lengths = draw_sequences(params, h, x, config.length, rng, config, stop_id)
-    return [
-        GeneratedText(config.prime + vocab.decode(row[:n]), ended=stop_id is not None and n < config.length)
-        for row, n in zip(ids, lengths)
-    ]
+    pending: list[list[np.ndarray]] = [[] for _ in range(streams)]  # drawn, not yet written, in the id dtype
+    began = [False] * streams  # whether a sample's prime has been written
+    stopped_at = np.full(streams, -1, dtype=np.int64)
+
+    def take(index: int, done: bool) -> TextPiece:
+        ids, pending[index] = pending[index], []
+        text = vocab.decode(np.concatenate(ids)) if ids else ""
+        if not began[index]:
+            text, began[index] = config.prime + text, True
+        return TextPiece(index, text, done, ended=bool(done and stopped_at[index] >= 0))
+
+    current = 0  # the sample being written; the later ones wait in `pending`
+    if config.prime:
+        yield take(0, done=False)
+    offset = 0  # steps drawn before this block
+    for block, stopped_at in draw_blocks(params, h, x, config.length, rng, config, stop_id):
+        width = block.shape[1]
+        for index in range(current, streams):
+            stop = int(stopped_at[index])
+            valid = width if stop < 0 else max(0, min(width, stop - offset))  # ids from the stop on are not text
+            if valid:
+                pending[index].append(block[index, :valid].astype(vocab.dtype))
+        offset += width
+        while current < streams:
+            done = offset >= config.length or stopped_at[current] >= 0
+            piece = take(current, done)
+            if piece.text or done:
+                yield piece
+            if not done:
+                break
+            current += 1
+    while current < streams:  # nothing was drawn (length 0)
+        yield take(current, done=True)
+        current += 1
+
+
+def generate_texts(
+    params: Params,
+    vocab: CharVocab,
+    config: SampleConfig,
+    rng: np.random.Generator,
+    start: tuple[np.ndarray, int] | None = None,
+) -> list[GeneratedText]:
+    """`stream_texts` collected: one `GeneratedText` per sample."""
+    parts: list[list[str]] = [[] for _ in range(config.documents or config.count)]
+    ended = [False] * len(parts)
+    for piece in stream_texts(params, vocab, config, rng, start):
+        parts[piece.index].append(piece.text)
+        if piece.done:
+            ended[piece.index] = piece.ended
+    return [GeneratedText("".join(text), stopped) for text, stopped in zip(parts, ended)]
 
 
 def generate(

@@ -1,24 +1,27 @@
-"""`TrainConfig` and `train()`: the DD2424 training loop, its windowing, smooth loss, best model and progress bar.
+"""`train()`, the DD2424 training loop (windowing, smooth loss, best model, progress bar), its `TrainState`,
+and the mapping between a state and its two checkpoints, written once and read once, side by side.
 
 The trainer never opens files: it reports logs, samples and checkpoints to a `TrainCallbacks`
-object, and the caller (the run folder, a test) decides what to keep.
+object, and the caller (the run recorder, a test) decides what to keep.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from textgen.config import DEFAULT_EPOCHS, TrainConfig
-from textgen.errors import CorpusError, TrainingError
+from textgen.checkpoint import START_ARRAY, STATE_ARRAYS, Checkpoint, rng_from_json, rng_state_to_json
+from textgen.config import DEFAULT_EPOCHS, MAX_COUNT, RNNConfig, TrainConfig
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError
 from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.optim import AdaGrad
-from textgen.rnn import Params, RNNConfig, init_params, make_workspace
+from textgen.rnn import Params, init_params, make_workspace
 from textgen.sample import sample_ids
+from textgen.stopping import StopRequest
 from textgen.vocab import CharVocab
 
 
@@ -31,10 +34,15 @@ def updates_per_epoch(corpus_length: int, seq_length: int, batch_size: int = 1) 
 
 
 def total_updates(config: TrainConfig, corpus_length: int) -> int:
-    """The number of updates a run makes in all."""
+    """The number of updates a run makes in all; ConfigError if the epochs asked for make too many to count."""
     if config.updates is not None:
         return config.updates
-    return (config.epochs or DEFAULT_EPOCHS) * updates_per_epoch(corpus_length, config.seq_length, config.batch_size)
+    epochs = config.epochs or DEFAULT_EPOCHS
+    total = epochs * updates_per_epoch(corpus_length, config.seq_length, config.batch_size)
+    if total > MAX_COUNT:
+        raise ConfigError(f"--epochs {epochs} would be {total:,} updates, more than the {MAX_COUNT:,} a run can "
+                          "count; ask for fewer")
+    return total
 
 
 @dataclass
@@ -57,13 +65,38 @@ class TrainState:
     history: list = field(default_factory=list)  # (update, smooth_loss) pairs every log_every updates
 
     @classmethod
-    def fresh(cls, model: RNNConfig, vocab_size: int, batch_size: int, rng: np.random.Generator) -> TrainState:
-        """Initial parameters drawn from ``rng``, zero AdaGrad memory and zero hidden state."""
-        params = init_params(model, vocab_size, rng)
+    def fresh(
+        cls,
+        model: RNNConfig,
+        vocab_size: int,
+        batch_size: int,
+        rng: np.random.Generator,
+        first_id: int = 0,
+        best_by: str = "smooth_loss",
+    ) -> TrainState:
+        """Initial parameters drawn from ``rng``, zero AdaGrad memory and hidden state, and these
+        parameters as the best so far (where sampling starts: h = 0 reading ``first_id``)."""
+        return cls.starting_from(init_params(model, vocab_size, rng), None, batch_size, first_id, best_by)
+
+    @classmethod
+    def starting_from(
+        cls,
+        params: Params,
+        adagrad_memory: np.ndarray | None,
+        batch_size: int,
+        first_id: int = 0,
+        best_by: str = "smooth_loss",
+    ) -> TrainState:
+        """A state at update 0 from given parameters (and AdaGrad memory: zero if None), e.g. another run's."""
+        dtype = params.flat.dtype
         return cls(
             params=params,
-            adagrad_memory=np.zeros_like(params.flat),
-            h=np.zeros((batch_size, model.hidden), dtype=params.flat.dtype),
+            adagrad_memory=np.zeros_like(params.flat) if adagrad_memory is None else adagrad_memory,
+            h=np.zeros((batch_size, params.hidden), dtype=dtype),
+            best_params=params.copy(),
+            best_h=np.zeros(params.hidden, dtype=dtype),
+            best_next_id=int(first_id),
+            best_by=best_by,
         )
 
 
@@ -86,9 +119,107 @@ class TrainingInterrupted(Exception):
     A checkpoint of the state it stopped at was taken just before.
     """
 
-    def __init__(self, state: TrainState):
+    def __init__(self, state: TrainState, signum: int | None = None):
         super().__init__(f"training stopped at update {state.update}")
         self.state = state
+        self.signum = signum  # the signal that asked for the stop
+
+
+# ---------------------------------------------------------------- a state and its checkpoints, both ways
+
+BEST_BY = ("smooth_loss", "val_loss")
+
+
+def checkpoints_of(
+    state: TrainState,
+    vocab: CharVocab,
+    model: RNNConfig,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    corpus: list[dict],
+) -> tuple[Checkpoint, Checkpoint]:
+    """(last, best): ``last`` holds everything `state_of` needs to continue exactly; ``best`` the best
+    parameters with the training state they were used in (where generation starts).
+
+    ``corpus`` is the run's per-source summary; each source's spec, kind, size and SHA-256 go in both.
+    """
+    sources = [{key: source[key] for key in ("spec", "kind", "characters", "sha256")} for source in corpus]
+    best_loss = state.best_loss if math.isfinite(state.best_loss) else None
+    best_h = state.best_h.reshape(1, -1)
+    last = Checkpoint(state.params, vocab, model, meta={
+        "train": config.to_json(),
+        "update": state.update,
+        "smooth_loss": state.smooth_loss,
+        "corpus": sources,
+        "best_loss": best_loss,
+        "best_update": state.best_update,
+        "best_by": state.best_by,
+        "best_next_id": state.best_next_id,
+        "sampled_at": state.sampled_at,
+        "next_id": state.next_id,
+        "rng": rng_state_to_json(rng),
+    }, arrays={
+        "adagrad_memory": state.adagrad_memory,
+        "h": state.h,
+        "best_flat": state.best_params.flat,
+        "best_h": best_h,
+        START_ARRAY: state.h[:1],
+    })
+    best = Checkpoint(state.best_params, vocab, model, meta={
+        "train": config.to_json(),
+        "update": state.best_update,
+        "smooth_loss": best_loss,  # the loss that chose it: smooth loss per window, or validation nats per char
+        "corpus": sources,
+        "best_by": state.best_by,
+        "next_id": state.best_next_id,
+    }, arrays={START_ARRAY: best_h})
+    return last, best
+
+
+def state_of(last: Checkpoint, where: str) -> tuple[TrainState, TrainConfig, np.random.Generator]:
+    """The state, training configuration and generator `checkpoints_of` stored in ``last``, each field
+    checked (CheckpointError naming ``where`` and the field)."""
+    meta, arrays, K = last.meta, last.arrays, last.vocab.size
+    if set(STATE_ARRAYS) - set(arrays) or "rng" not in meta:
+        raise CheckpointError(f"{where}: holds no training state to resume from")
+
+    def field_of(name, valid, default=None, required=True):
+        value = meta.get(name, default) if not required else meta.get(name)
+        if (required and name not in meta) or not valid(value):
+            raise CheckpointError(f"{where}: its {name!r} is missing or out of range ({str(value)[:60]!r})")
+        return value
+
+    def count(low, high=MAX_COUNT):
+        return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+    def loss(v):
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+
+    try:
+        config = TrainConfig(**meta["train"])
+    except (KeyError, TypeError, ConfigError) as error:
+        raise CheckpointError(f"{where}: unreadable training configuration ({error})") from None
+    update = field_of("update", count(0))
+    best_loss = field_of("best_loss", loss, required=False)
+    state = TrainState(
+        params=last.params,
+        adagrad_memory=arrays["adagrad_memory"].copy(),
+        h=arrays["h"].copy(),
+        update=update,
+        smooth_loss=field_of("smooth_loss", loss, required=False),
+        best_loss=math.inf if best_loss is None else float(best_loss),
+        best_update=field_of("best_update", count(0, update), 0, required=False),
+        best_params=Params(arrays["best_flat"].copy(), last.params.hidden, K),
+        best_h=arrays["best_h"][0].copy(),
+        best_next_id=field_of("best_next_id", count(0, K - 1), 0, required=False),
+        next_id=field_of("next_id", count(0, K - 1), 0, required=False),
+        best_by=field_of("best_by", lambda v: v in BEST_BY, "smooth_loss", required=False),
+        sampled_at=field_of("sampled_at", count(-1, update), -1, required=False),
+    )
+    if state.h.shape != (config.batch_size, last.params.hidden):
+        raise CheckpointError(f"{where}: hidden state shape {state.h.shape} does not fit --batch-size "
+                              f"{config.batch_size} and {last.params.hidden} hidden units")
+    return state, config, rng_from_json(meta["rng"], where)
 
 
 def stream_offsets(corpus_length: int, seq_length: int, batch_size: int) -> np.ndarray:
@@ -126,7 +257,7 @@ def train(
     callbacks: TrainCallbacks | None = None,
     progress: bool | None = None,
     val_ids: np.ndarray | None = None,
-    stop: threading.Event | None = None,
+    stop: StopRequest | None = None,
 ) -> TrainState:
     """Train on the encoded corpus ``ids`` (1-D) and return the final state.
 
@@ -134,7 +265,7 @@ def train(
     parameters are drawn from ``rng``. ``val_ids`` is held-out text: its loss per character (read
     from stream 0's hidden state at that moment) is logged every ``eval_every`` updates and chooses
     the best parameters. When ``stop`` is set, training checkpoints and raises TrainingInterrupted
-    at the next window boundary. ``progress``: True shows a tqdm bar, False hides it, None shows it
+    at the next window boundary (see `StopRequest`). ``progress``: True shows a tqdm bar, False hides it, None shows it
     only on a terminal.
     """
     from tqdm.auto import tqdm
@@ -149,8 +280,7 @@ def train(
     eval_every = config.resolved_eval_every(target)
     validating = val_ids is not None and val_ids.size >= 2
     if state is None:
-        state = TrainState.fresh(model, vocab.size, B, rng)
-        state.best_by = "val_loss" if validating else "smooth_loss"
+        state = TrainState.fresh(model, vocab.size, B, rng, int(ids[0]), "val_loss" if validating else "smooth_loss")
     params = state.params
     assert params.vocab_size == vocab.size and state.h.shape == (B, params.hidden), "state does not fit"
     workspace = make_workspace(params.hidden, vocab.size, n, B, params.flat.dtype, threads=config.threads)
@@ -189,82 +319,83 @@ def train(
             }
         )
 
-    try:
-        while state.update < target:
-            if stop is not None and stop.is_set():
-                callbacks.on_checkpoint(state, final=False)
-                raise TrainingInterrupted(state)
-            window = state.update % per_epoch
-            if window == 0:
-                h.fill(0.0)  # the hidden state starts from zero at the beginning of every epoch
-            chunk = ids[offsets + window * n]  # (n + 1, B): each stream's window and the character after it
-            inputs, targets = chunk[:-1], chunk[1:]
-            if state.update % config.sample_every == 0 and state.sampled_at != state.update:
-                sample_now()
-            loss = workspace.loss_and_grads(params, inputs, targets, h)
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} at update {state.update + 1}; the last checkpoint is kept. "
-                    f"Try a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})"
-                )
-            if state.smooth_loss is None:
-                state.smooth_loss = loss
-            else:
-                state.smooth_loss = 0.999 * state.smooth_loss + 0.001 * loss
-            if not validating and state.smooth_loss < state.best_loss:
-                # these parameters produced the loss just measured, so keep them before the update
-                state.best_loss = state.smooth_loss
-                state.best_update = state.update
-                np.copyto(state.best_params.flat, params.flat)
-                state.best_h, state.best_next_id = h[0].copy(), int(inputs[0, 0])
-            grads = workspace.grads.flat
-            np.clip(grads, -config.clip, config.clip, out=grads)
-            optimizer.step(params.flat, grads)
-            np.copyto(h, workspace.h_last)
-            state.next_id = int(targets[-1, 0])
-            state.update += 1
-            window_updates += 1
-            # Only at fixed multiples, so a run stopped and resumed logs and chooses exactly like one that was not.
-            evaluate_now = validating and state.update % eval_every == 0
-            if evaluate_now:
-                evaluation_start = time.perf_counter()
-                # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
-                val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
-                window_start += time.perf_counter() - evaluation_start  # chars/s counts training time only
-                if val_loss < state.best_loss:
-                    state.best_loss, state.best_update = val_loss, state.update
+    with stop.polled() if stop is not None else nullcontext():
+        try:
+            while state.update < target:
+                if stop is not None and stop.is_set():
+                    callbacks.on_checkpoint(state, final=False)
+                    raise TrainingInterrupted(state, stop.signum)
+                window = state.update % per_epoch
+                if window == 0:
+                    h.fill(0.0)  # the hidden state starts from zero at the beginning of every epoch
+                chunk = ids[offsets + window * n]  # (n + 1, B): each stream's window and the character after it
+                inputs, targets = chunk[:-1], chunk[1:]
+                if state.update % config.sample_every == 0 and state.sampled_at != state.update:
+                    sample_now()
+                loss = workspace.loss_and_grads(params, inputs, targets, h)
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f"the loss became {loss} at update {state.update + 1}; the last checkpoint is kept. "
+                        f"Try a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})"
+                    )
+                if state.smooth_loss is None:
+                    state.smooth_loss = loss
+                else:
+                    state.smooth_loss = 0.999 * state.smooth_loss + 0.001 * loss
+                if not validating and state.smooth_loss < state.best_loss:
+                    # these parameters produced the loss just measured, so keep them before the update
+                    state.best_loss = state.smooth_loss
+                    state.best_update = state.update
                     np.copyto(state.best_params.flat, params.flat)
-                    state.best_h, state.best_next_id = h[0].copy(), int(targets[-1, 0])
-            if state.update % config.log_every == 0 or evaluate_now:
-                now = time.perf_counter()
-                chars_per_sec = window_updates * chars_per_update / max(now - window_start, 1e-9)
-                window_start, window_updates = now, 0
-                state.history.append((state.update, state.smooth_loss))
-                record = {
-                    "update": state.update,
-                    "epoch": state.update / per_epoch,
-                    "loss": loss,
-                    "smooth_loss": state.smooth_loss,
-                    "chars_per_sec": round(chars_per_sec, 1),
-                }
+                    state.best_h, state.best_next_id = h[0].copy(), int(inputs[0, 0])
+                grads = workspace.grads.flat
+                np.clip(grads, -config.clip, config.clip, out=grads)
+                optimizer.step(params.flat, grads)
+                np.copyto(h, workspace.h_last)
+                state.next_id = int(targets[-1, 0])
+                state.update += 1
+                window_updates += 1
+                # Only at fixed multiples, so a run stopped and resumed logs and chooses exactly like one that was not.
+                evaluate_now = validating and state.update % eval_every == 0
                 if evaluate_now:
-                    record.update(val_loss=val_loss, val_bpc=bits_per_char(val_loss))
-                callbacks.on_log(record)
-                bar.set_postfix(
-                    epoch=f"{state.update / per_epoch:.2f}",
-                    smooth_loss=f"{state.smooth_loss:.3f}",
-                    **({"val_bpc": f"{bits_per_char(val_loss):.3f}"} if val_loss is not None else {}),
-                    chars_s=f"{chars_per_sec:,.0f}",
-                    refresh=False,
-                )
-            bar.update(1)
-            if state.update % config.checkpoint_every == 0 and state.update < target:
-                check_finite(state)
-                callbacks.on_checkpoint(state, final=False)
-        if state.update % config.sample_every == 0 and state.update > 0 and state.sampled_at != state.update:
-            sample_now()  # the loop stopped just before this sampling point
-        check_finite(state)
-        callbacks.on_checkpoint(state, final=True)
-    finally:
-        bar.close()
+                    evaluation_start = time.perf_counter()
+                    # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
+                    val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
+                    window_start += time.perf_counter() - evaluation_start  # chars/s counts training time only
+                    if val_loss < state.best_loss:
+                        state.best_loss, state.best_update = val_loss, state.update
+                        np.copyto(state.best_params.flat, params.flat)
+                        state.best_h, state.best_next_id = h[0].copy(), int(targets[-1, 0])
+                if state.update % config.log_every == 0 or evaluate_now:
+                    now = time.perf_counter()
+                    chars_per_sec = window_updates * chars_per_update / max(now - window_start, 1e-9)
+                    window_start, window_updates = now, 0
+                    state.history.append((state.update, state.smooth_loss))
+                    record = {
+                        "update": state.update,
+                        "epoch": state.update / per_epoch,
+                        "loss": loss,
+                        "smooth_loss": state.smooth_loss,
+                        "chars_per_sec": round(chars_per_sec, 1),
+                    }
+                    if evaluate_now:
+                        record.update(val_loss=val_loss, val_bpc=bits_per_char(val_loss))
+                    callbacks.on_log(record)
+                    bar.set_postfix(
+                        epoch=f"{state.update / per_epoch:.2f}",
+                        smooth_loss=f"{state.smooth_loss:.3f}",
+                        **({"val_bpc": f"{bits_per_char(val_loss):.3f}"} if val_loss is not None else {}),
+                        chars_s=f"{chars_per_sec:,.0f}",
+                        refresh=False,
+                    )
+                bar.update(1)
+                if state.update % config.checkpoint_every == 0 and state.update < target:
+                    check_finite(state)
+                    callbacks.on_checkpoint(state, final=False)
+            if state.update % config.sample_every == 0 and state.update > 0 and state.sampled_at != state.update:
+                sample_now()  # the loop stopped just before this sampling point
+            check_finite(state)
+            callbacks.on_checkpoint(state, final=True)
+        finally:
+            bar.close()
     return state

@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from textgen.errors import CorpusError, one_line
+from textgen.errors import CorpusError, LimitError, one_line
+from textgen.limits import available_memory, format_bytes
 
 _CHUNK_BYTES = 1 << 22  # read 4 MiB at a time so a large book never sits in memory twice
 
@@ -93,7 +94,21 @@ class PlainTextLoader:
         path = open_source_file(source)
         chunks = iter_decoded_chunks(path, self.encoding)
         if self.strip_gutenberg:
-            yield strip_gutenberg_boilerplate("".join(chunks), source)
+            yield strip_gutenberg_boilerplate(_join_at_most(chunks, source), source)
         else:
             yield from chunks
+
+
+def _join_at_most(chunks: Iterator[str], source: str) -> str:
+    """The whole text, for the boilerplate search; LimitError once it could not be held in memory twice."""
+    limit = available_memory() // 10  # up to 4 bytes a character, the chunks and their join, and the rest
+    parts, size = [], 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise LimitError(f"{source}: more than {size:,} characters, too many to search for Project Gutenberg's "
+                             f"markers in the {format_bytes(limit * 10)} this machine has available; strip them "
+                             "another way and drop --strip-gutenberg")
+    return "".join(parts)
 

@@ -15,7 +15,8 @@ from typing import IO
 
 import orjson
 
-from textgen.errors import ConfigError, CorpusError
+from textgen.errors import ConfigError, CorpusError, LimitError
+from textgen.limits import available_memory, format_bytes
 from textgen.loaders.plaintext import open_source_file
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,37 @@ try:
     _READ_ERRORS += (lzma.LZMAError,)
 except ImportError:  # a Python built without lzma cannot open such members at all
     pass
+
+
+# A JSON value is parsed whole: its Python objects take several times its bytes, so one value may
+# take at most this share of the memory available (the rest of the file may be any size).
+_JSON_VALUE_SHARE = 1 / 8
+
+
+def _value_limit() -> int:
+    return int(available_memory() * _JSON_VALUE_SHARE)
+
+
+def _too_large(label: str, limit: int, what: str) -> LimitError:
+    return LimitError(
+        f"{label}: {what} is larger than {format_bytes(limit)}, more than this machine can parse in memory "
+        f"({format_bytes(limit / _JSON_VALUE_SHARE)} available); split it, or write one tweet per line (.jsonl), "
+        "which textgen reads a line at a time"
+    )
+
+
+def _read_at_most(stream: IO[bytes], limit: int, label: str) -> bytes:
+    """All of ``stream``, or LimitError once it holds more than ``limit`` bytes (a member that expands without bound)."""
+    parts, size = [], 0
+    while True:
+        with _reading(label):
+            chunk = stream.read(min(_CHUNK_BYTES * 4, limit + 1 - size))
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(label, limit, "the JSON document")
 
 
 class _NotJsonLines(Exception):
@@ -158,6 +190,7 @@ def _iter_lines(stream: IO[bytes], label: str) -> Iterator[tuple[int, bytes]]:
     """Yield (line number, line without its newline) of a binary stream, reading a chunk at a time."""
     number = 0
     pending: list[bytes] = []  # pieces of a line that spans chunks
+    pending_size, limit = 0, _value_limit()
     while True:
         with _reading(label):
             chunk = stream.read(_CHUNK_BYTES)
@@ -166,12 +199,16 @@ def _iter_lines(stream: IO[bytes], label: str) -> Iterator[tuple[int, bytes]]:
         newline = chunk.find(b"\n")
         if newline < 0:
             pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size > limit:
+                raise _too_large(label, limit, f"line {number + 1}")
             continue
         pending.append(chunk[:newline])
         lines = chunk[newline + 1 :].split(b"\n")
         number += 1
         yield number, b"".join(pending)
         pending = [lines.pop()]
+        pending_size = len(pending[0])
         for line in lines:
             number += 1
             yield number, line
@@ -227,7 +264,7 @@ def _iter_json_lines(
 def _iter_json_document(opener: Callable[[], IO[bytes]], label: str) -> Iterator[tuple[str, object]]:
     """Records of a file holding one JSON value (a list of tweets, or an object holding one), read whole."""
     with _reading(label), opener() as stream:
-        data = stream.read()
+        data = _read_at_most(stream, _value_limit(), label)
     data = data.removeprefix(_UTF8_BOM)
     try:
         value = orjson.loads(data)

@@ -1,0 +1,56 @@
+"""Run reports: one self-contained HTML page and its Markdown twin summarising a run folder, and a figure that
+overlays several runs' loss curves. A run is read only through `RunFolder`; figures come from `textgen.plots`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textgen.errors import CheckpointError
+from textgen.fs import write_bytes
+from textgen.plots import comparison_figure, report_figure
+from textgen.report.html import render_html
+from textgen.report.markdown import render_markdown
+from textgen.report.summary import RunSummary, curves, read_run
+from textgen.runfolder import RunFolder
+
+REPORT_FILES = ("report.html", "report.md", "report_loss.png")
+
+__all__ = ["REPORT_FILES", "RunSummary", "plot_runs", "read_run", "write_report"]
+
+
+def write_report(run: Path) -> tuple[Path, Path]:
+    """Write report.html (self-contained) and report.md (+ report_loss.png) into ``run``; returns both paths.
+
+    CheckpointError if ``run`` is not a run folder; works on unfinished runs too (it says what is missing).
+    """
+    summary = read_run(run)
+    figure_png = report_figure(curves(summary)) if summary.metrics else None
+    folder = RunFolder(run)
+    html_name, md_name, figure_name = REPORT_FILES
+    page = render_html(summary, figure_png).encode("utf-8")
+    markdown = render_markdown(summary, figure_name if figure_png is not None else None).encode("utf-8")
+    if figure_png is not None:
+        folder.write_file(figure_name, figure_png)
+    folder.write_file(html_name, page)
+    folder.write_file(md_name, markdown)
+    return folder.file(html_name), folder.file(md_name)
+
+
+def plot_runs(runs: list[Path], out: Path) -> Path:
+    """Overlay several runs' smooth loss (solid) and validation loss (dashed) in one PNG at ``out``.
+
+    CheckpointError for a folder that is not a run or has no metrics yet.
+    """
+    if not runs:
+        raise CheckpointError("no run folders given to compare")
+    summaries = []
+    for run in runs:
+        summary = read_run(Path(run))
+        if not summary.metrics:
+            raise CheckpointError(f"{run}/metrics.jsonl: missing or empty; the run has logged no losses yet")
+        summaries.append(summary)
+    names = [s.name for s in summaries]
+    labels = names if len(set(names)) == len(names) else [str(s.folder) for s in summaries]
+    out = Path(out)
+    write_bytes(out, comparison_figure([curves(s, label) for s, label in zip(summaries, labels)]))
+    return out

@@ -1,0 +1,313 @@
+"""What a report shows of a run, read through `RunFolder`, and the numbers and text formatted once for both
+the HTML page and its Markdown twin."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from textgen.errors import CheckpointError
+from textgen.plots import RunCurves, epoch_step
+from textgen.runfolder import RunFolder
+
+SECTIONS = (  # (anchor, heading), shared by the HTML and the Markdown so both have the same sections
+    ("loss", "Loss curves"),
+    ("samples", "Samples during training"),
+    ("passage", "Passage from the best model"),
+    ("gradcheck", "Gradient check"),
+    ("corpus", "Corpus"),
+    ("configuration", "Configuration"),
+)
+SETTING_MEANINGS = {  # the configuration table's third column, for the settings textgen writes today
+    "hidden": "hidden units m",
+    "sigma": "std of the initial U, W, V",
+    "dtype": "floating-point type of the parameters",
+    "seq_length": "characters per window (backprop through time)",
+    "eta": "AdaGrad learning rate",
+    "eps": "AdaGrad epsilon",
+    "clip": "gradients clipped to [-clip, clip]",
+    "epochs": "passes over the corpus asked for",
+    "updates": "parameter updates asked for",
+    "sample_every": "updates between training-time samples",
+    "sample_length": "characters per training-time sample",
+    "log_every": "updates between rows of metrics.jsonl",
+    "checkpoint_every": "updates between checkpoints",
+    "eval_every": "updates between validation losses",
+    "seed": "random seed of the run",
+    "batch_size": "parallel streams (1: the assignment's algorithm)",
+    "passage_length": "characters in best_passage.txt",
+    "init_from": "run whose parameters this run started from",
+}
+
+
+
+@dataclass
+class RunSummary:
+    """What a report shows, read from one run folder."""
+
+    folder: Path  # the run folder
+    config: dict  # config.json
+    metrics: list[dict]  # metrics.jsonl rows
+    samples: list[dict]  # samples.jsonl rows
+    chars: tuple[str, ...] | None = None  # the vocabulary (None if vocab.json is missing)
+    passage: str | None = None  # best_passage.txt (None before the run has finished)
+    best: dict | None = None  # best.npz: best_by, update, loss (None if there is none)
+    best_problem: str = ""  # why best is None, when best.npz exists but cannot be read
+
+    @property
+    def name(self) -> str:
+        return self.folder.resolve().name
+
+    @property
+    def seq_length(self) -> int:
+        return int(self.config.get("train", {}).get("seq_length", 25))
+
+    @property
+    def updates_per_epoch(self) -> int | None:
+        per_epoch = self.config.get("corpus", {}).get("updates_per_epoch")
+        return per_epoch if isinstance(per_epoch, int) and per_epoch > 0 else None
+
+    @property
+    def final_smooth_loss(self) -> float | None:
+        """smooth_loss of the last metrics row."""
+        return self.metrics[-1]["smooth_loss"] if self.metrics else None
+
+    @property
+    def best_val(self) -> tuple[float, float, int] | None:
+        """(val_loss in nats per character, val_bpc, update) of the evaluation with the lowest val_loss."""
+        rows = [row for row in self.metrics if row.get("val_loss") is not None]
+        if not rows:
+            return None
+        row = min(rows, key=lambda r: r["val_loss"])
+        return row["val_loss"], row.get("val_bpc", row["val_loss"] / math.log(2)), row["update"]
+
+    @property
+    def median_chars_per_sec(self) -> float | None:
+        speeds = [row["chars_per_sec"] for row in self.metrics if row.get("chars_per_sec") is not None]
+        return statistics.median(speeds) if speeds else None
+
+
+
+def read_run(run: Path) -> RunSummary:
+    """Everything a report needs from ``run``; CheckpointError if it is not a run folder."""
+    folder = RunFolder(run)
+    config = folder.read_record().to_json()
+    summary = RunSummary(folder.path, config, folder.metrics(), folder.samples())
+    if folder.has("vocab.json"):
+        summary.chars = folder.read_vocab().chars
+    summary.passage = folder.passage()
+    if folder.has("best.npz"):
+        try:
+            meta = folder.load("best").meta
+            summary.best = {"best_by": meta.get("best_by", "smooth_loss"), "update": meta.get("update"),
+                            "loss": meta.get("smooth_loss")}  # best.npz keeps the loss that chose it here
+        except CheckpointError as error:
+            summary.best_problem = str(error)
+    return summary
+
+
+def curves(summary: RunSummary, label: str | None = None) -> RunCurves:
+    """The run's curves for `textgen.plots`."""
+    n = summary.seq_length
+    val_rows = [row for row in summary.metrics if row.get("val_loss") is not None]
+    best = summary.best
+    star = None
+    if best is not None and isinstance(best["update"], int) and isinstance(best["loss"], (int, float)):
+        star = (best["update"], best["loss"] * n if best["best_by"] == "val_loss" else best["loss"])
+    return RunCurves(
+        label=label or summary.name,
+        seq_length=n,
+        updates=[row["update"] for row in summary.metrics],
+        smooth_loss=[row["smooth_loss"] for row in summary.metrics],
+        val_updates=[row["update"] for row in val_rows],
+        val_loss=[row["val_loss"] for row in val_rows],
+        updates_per_epoch=summary.updates_per_epoch,
+        best=star,
+    )
+
+
+# ---------------------------------------------------------------- numbers and text, formatted once for both outputs
+
+
+def fmt(value, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters other than newline and tab written as escapes (\\r, \\x0c, ...)."""
+    if text.isprintable() or all(char.isprintable() or char in "\n\t" for char in text):
+        return text
+    out = []
+    for char in text:
+        if char == "\r":
+            out.append("\\r")
+        elif unicodedata.category(char) == "Cc" and char not in "\n\t":
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def readable_char(char: str) -> str:
+    """How one vocabulary character is shown: itself, or an escape for whitespace and invisible ones."""
+    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣"}
+    if char in named:
+        return named[char]
+    if not char.isprintable():
+        return f"U+{ord(char):04X}"
+    return char
+
+
+def char_title(char: str) -> str:
+    """'U+0041 LATIN CAPITAL LETTER A' (the tooltip of a vocabulary character)."""
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
+
+
+def headline(summary: RunSummary) -> list[tuple[str, str, str]]:
+    """The header's key numbers as (label, value, detail)."""
+    train = summary.config["train"]
+    corpus = summary.config["corpus"]
+    n = summary.seq_length
+    last = summary.metrics[-1] if summary.metrics else {}
+    total = corpus.get("total_updates")
+    progress = f"{last['update']:,}" if last else "0"
+    detail = f"of {total:,} updates" if isinstance(total, int) else "updates"
+    if last.get("epoch") is not None:
+        detail += f", {last['epoch']:.2f} epochs"
+    numbers = [("Updates", progress, detail),
+               ("Smooth loss", fmt(summary.final_smooth_loss, ".3f"), f"final, in nats per {n}-character window")]
+    best_val = summary.best_val
+    if best_val is not None:
+        numbers.append(("Validation loss", f"{best_val[0]:.4f}",
+                        f"best, in nats/char ({best_val[1]:.4f} bits/char), at update {best_val[2]:,}"))
+    else:
+        numbers.append(("Validation loss", "n/a", "no held-out text" if not corpus.get("val_characters")
+                        else "not evaluated yet"))
+    best = summary.best
+    if best is not None:
+        by_val = best["best_by"] == "val_loss"
+        unit = "nats/char" if by_val else f"nats per {n} chars"
+        loss = fmt(best["loss"], ".4f" if by_val else ".3f")
+        numbers.append(("Best model", fmt(best["update"], ","),
+                        f"update, chosen by {'validation' if by_val else 'smooth'} loss {loss} {unit}"))
+    numbers.append(("Speed", fmt(summary.median_chars_per_sec, ",.0f"), "characters/s (median)"))
+    model = summary.config["model"]
+    numbers.append(("Model", f"m = {model.get('hidden')}",
+                    f"K = {corpus.get('vocab_size')}, {model.get('dtype')}, seq_length {train.get('seq_length')}"))
+    return numbers
+
+
+def best_sentence(summary: RunSummary) -> str:
+    """Plain-text sentence on which criterion chose best.npz."""
+    best = summary.best
+    if best is None:
+        return summary.best_problem or "No best model has been saved yet."
+    if best["best_by"] == "val_loss":
+        loss = best["loss"]
+        bits = "" if loss is None else f" ({loss / math.log(2):.4f} bits/char)"
+        return (f"The best model (best.npz) was chosen by the lowest validation loss: {fmt(loss, '.4f')} nats "
+                f"per character{bits}, at update {fmt(best['update'], ',')}.")
+    return (f"The best model (best.npz) was chosen by the lowest smooth training loss: {fmt(best['loss'], '.3f')} "
+            f"nats per {summary.seq_length}-character window, at update {fmt(best['update'], ',')}.")
+
+
+def subtitle(summary: RunSummary) -> str:
+    config = summary.config
+    specs = ", ".join(str(source.get("spec", "")) for source in config["corpus"].get("sources", []))
+    started = str(config.get("created", "?")).replace("T", " ")
+    return f"Started {started} with textgen {config.get('textgen_version', '?')} · corpus: {specs}"
+
+
+def caption(summary: RunSummary) -> str:
+    n = summary.seq_length
+    text = (f"Smooth training loss, in nats per window of {n} characters (left axis), against updates. "
+            "It is an exponential average with a time constant of about 1,000 updates, so it lags the model. ")
+    if summary.best_val is not None:
+        text += (f"Validation loss is measured in nats per character; it is drawn multiplied by seq_length = {n} "
+                 "on the same axes so both curves share one scale, and the right axis gives the per-character "
+                 f"value (left ÷ {n}). ")
+    if summary.best is not None:
+        text += "The star marks the update of the best model. "
+    per_epoch = summary.updates_per_epoch
+    if per_epoch:
+        step = epoch_step(summary.metrics[-1]["update"] if summary.metrics else 0, per_epoch)
+        every = "each epoch boundary" if step == 1 else f"every {step} epochs"
+        text += f"Dashed grey lines: {every} ({per_epoch:,} updates per epoch; the top axis counts epochs)."
+    return text
+
+
+def config_rows(summary: RunSummary) -> list[tuple[str, str, str, str]]:
+    """(group, setting, value, meaning) rows of the configuration table."""
+    config = summary.config
+    rows = [("model", key, json_text(value), SETTING_MEANINGS.get(key, "")) for key, value in config["model"].items()]
+    rows += [("training", key, json_text(value), SETTING_MEANINGS.get(key, "")) for key, value in
+             config["train"].items()]
+    for key in ("passage_length", "init_from"):
+        if key in config:
+            rows.append(("run", key, json_text(config[key]), SETTING_MEANINGS.get(key, "")))
+    rows.append(("run", "textgen_version", json_text(config.get("textgen_version")), "textgen that made the run"))
+    rows.append(("run", "created", json_text(config.get("created")), "when the run started"))
+    return rows
+
+
+def json_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return repr(value)
+    return orjson.dumps(value).decode()
+
+
+def source_table(summary: RunSummary) -> tuple[list[str], list[list[str]], set[int]]:
+    """The corpus sources as (columns, rows of text cells, numeric column indexes); sha256 cells hold the full hash.
+
+    The weight and options columns appear only when some source has them.
+    """
+    sources = summary.config["corpus"].get("sources", [])
+    cells = []
+    for source in sources:
+        options = source.get("options") or {}
+        cells.append({
+            "spec": str(source.get("spec", "")),
+            "loader": str(source.get("kind", "")),
+            "origin": str(source.get("loader_origin", "")),
+            "documents": fmt(source.get("documents"), ","),
+            "characters": fmt(source.get("characters"), ","),
+            "val characters": fmt(source.get("val_characters"), ","),
+            "weight": fmt(source.get("weight"), ".3g", "—"),
+            "options": ", ".join(f"{key}={json_text(value)}" for key, value in options.items()) or "—",
+            "sha256": str(source.get("sha256", "")),
+        })
+    columns = ["spec", "loader", "origin", "documents", "characters", "val characters"]
+    if len(sources) > 1 and any(row["weight"] != "—" for row in cells):
+        columns.append("weight")
+    if any(row["options"] != "—" for row in cells):
+        columns.append("options")
+    columns.append("sha256")
+    numeric = {i for i, name in enumerate(columns) if name in ("documents", "characters", "val characters", "weight")}
+    return columns, [[row[name] for name in columns] for row in cells], numeric
+
+
+def corpus_totals(summary: RunSummary) -> list[tuple[str, str]]:
+    corpus = summary.config["corpus"]
+    return [
+        ("training characters", fmt(corpus.get("characters"), ",")),
+        ("validation characters", fmt(corpus.get("val_characters"), ",")
+         + (f" (val_fraction {corpus['val_fraction']})" if corpus.get("val_fraction") is not None else "")),
+        ("vocabulary size K", fmt(corpus.get("vocab_size"), ",")),
+        ("updates per epoch", fmt(corpus.get("updates_per_epoch"), ",")),
+        ("total updates", fmt(corpus.get("total_updates"), ",")),
+    ]
+
+
+
+def fmt_error(error) -> str:
+    return f"{error:.2e}" if isinstance(error, (int, float)) else json_text(error)
+

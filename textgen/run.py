@@ -1,0 +1,395 @@
+"""Starting and resuming runs: `start_run` and `resume_run`, and the recorder that writes what the trainer reports.
+
+A start reads the corpus, checks every size, writes config.json, vocab.json and a checkpoint at update 0 in
+a staging folder and only then moves it into place (`RunFolder.create`). A resume checks everything first and
+records itself in config.json only once its first checkpoint is saved. Both hold the folder's lock throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from textgen.checkpoint import Checkpoint
+from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig
+from textgen.corpus import (
+    EncodedCorpus,
+    encode_corpus,
+    load_corpus,
+    plan_sources,
+    run_name,
+    source_digest,
+    stream_encode,
+    streamable_source,
+)
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
+from textgen.limits import check_memory
+from textgen.plots import LossCurve, plot_loss
+from textgen.registry import Registry, default_registry
+from textgen.rnn import default_threads, training_bytes
+from textgen.runfolder import RunFolder, RunRecord, new_record
+from textgen.sample import SampleConfig, generate
+from textgen.stopping import Interrupted, StopRequest
+from textgen.train import (
+    TrainCallbacks,
+    TrainingInterrupted,
+    TrainState,
+    check_corpus_length,
+    checkpoints_of,
+    state_of,
+    total_updates,
+    train,
+    updates_per_epoch,
+)
+from textgen.vocab import CharVocab
+
+log = logging.getLogger(__name__)
+
+PLOT_EVERY_SECONDS = 20.0  # loss.png is redrawn at checkpoints at most this often (and at the end)
+SAMPLE_BYTES_PER_CHAR = 24  # a sample's drawn ids (8 bytes each), its text (up to 4), its JSON row and its echo
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    folder: Path  # the run folder
+    state: TrainState  # final training state (params, best params, losses)
+    vocab: CharVocab  # the shared vocabulary
+    passage: str  # text from the best model, also in best_passage.txt
+
+
+class RunRecorder(TrainCallbacks):
+    """Writes what the trainer reports into the run folder as it happens.
+
+    ``on_first_checkpoint`` runs once, after the first checkpoint is safely saved (a resume records
+    itself there). ``on_first_write`` runs before the first row or checkpoint is written (a resume
+    drops there the rows a killed run wrote after its last checkpoint).
+    """
+
+    def __init__(
+        self,
+        folder: RunFolder,
+        vocab: CharVocab,
+        model: RNNConfig,
+        config: TrainConfig,
+        rng: np.random.Generator,
+        per_epoch: int,
+        sources: list[dict],
+        on_sample: Callable[[dict], None] | None = None,
+        metrics: list[dict] = (),
+        on_first_write: Callable[[], None] | None = None,
+        on_first_checkpoint: Callable[[TrainState], None] | None = None,
+    ):
+        self.folder = folder
+        self.vocab, self.model, self.config, self.rng = vocab, model, config, rng
+        self.per_epoch = per_epoch
+        self.sources = sources
+        self.echo_sample = on_sample
+        self.on_first_write = on_first_write
+        self.on_first_checkpoint = on_first_checkpoint
+        self.updates = [row["update"] for row in metrics]  # what loss.png draws
+        self.smooth_losses = [row["smooth_loss"] for row in metrics]
+        self.checkpoint_update = None  # the update of the newest checkpoint saved, None before the first
+        self.wrote = False  # whether anything has been written to the folder yet
+        self.last_plot = 0.0
+
+    def _before_writing(self) -> None:
+        self.wrote = True
+        if self.on_first_write is not None:
+            first, self.on_first_write = self.on_first_write, None
+            first()
+
+    def on_log(self, record: dict) -> None:
+        self._before_writing()
+        self.folder.append_metrics(record)
+        self.updates.append(record["update"])
+        self.smooth_losses.append(record["smooth_loss"])
+
+    def on_sample(self, record: dict) -> None:
+        self._before_writing()
+        self.folder.append_sample(record)
+        if self.echo_sample:
+            self.echo_sample(record)
+
+    def on_checkpoint(self, state: TrainState, final: bool) -> None:
+        self._before_writing()
+        last, best = checkpoints_of(state, self.vocab, self.model, self.config, self.rng, self.sources)
+        self.folder.save_checkpoints(last, best)
+        self.checkpoint_update = state.update
+        if self.on_first_checkpoint is not None:
+            first, self.on_first_checkpoint = self.on_first_checkpoint, None
+            first(state)
+        now = time.monotonic()
+        if final or (self.updates and now - self.last_plot >= PLOT_EVERY_SECONDS):
+            self.last_plot = now
+            self.plot()
+
+    def plot(self) -> None:
+        """Redraw loss.png from the metrics logged so far."""
+        curve = LossCurve("smooth loss", self.updates, self.smooth_losses, self.per_epoch)
+        plot_loss(self.folder.file("loss.png"), [curve], title=f"Smooth training loss: {self.folder.path.name}")
+
+
+def default_run_dir(name: str) -> Path:
+    """runs/<name>-<timestamp>, for a corpus called ``name`` (see `textgen.corpus.run_name`)."""
+    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, vocab_size: int = 1) -> None:
+    """LimitError before anything is allocated if the model's buffers or a sample would not fit in memory.
+
+    Called before the corpus is read with ``vocab_size`` 1 (a lower bound, so an absurd --hidden is refused
+    at once) and again once the vocabulary is known.
+    """
+    check_memory(
+        training_bytes(model.hidden, vocab_size, config.seq_length, config.batch_size, model.dtype),
+        f"training {model.hidden:,} hidden units over {config.batch_size:,} streams of {config.seq_length:,} "
+        f"characters ({model.dtype})",
+        "use a smaller --hidden, --batch-size or --seq-length, or --dtype float32",
+    )
+    longest = max(config.sample_length, passage_length)
+    check_memory(longest * SAMPLE_BYTES_PER_CHAR, f"a sample of {longest:,} characters",
+                 "ask for a shorter --sample-length or --passage-length")
+
+
+def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
+    """``config`` with the evaluation interval and thread count fixed as numbers, so that a resumed run
+    (whose total may differ, on a machine with other CPUs) evaluates at the same updates and sums its
+    streams' gradients in the same order."""
+    return replace(config, eval_every=config.resolved_eval_every(total_updates(config, corpus_length)),
+                   threads=config.threads or default_threads(config.batch_size))
+
+
+def start_run(
+    corpus: list[str] | None,
+    model: RNNConfig | None = None,
+    config: TrainConfig | None = None,
+    run: RunConfig | None = None,
+    *,
+    kind: str | None = None,
+    options: dict | None = None,
+    weights: str | list[float] | None = None,
+    registry: Registry | None = None,
+    progress: bool | None = None,
+    on_sample: Callable[[dict], None] | None = None,
+    stop: StopRequest | None = None,
+    extra: dict | None = None,
+) -> RunResult:
+    """Train a new model on ``corpus`` (sources, the default corpus if empty) into a new run folder.
+
+    ``model``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from`` training starts from that run's last parameters, AdaGrad memory and vocabulary
+    (and its model configuration; ``model`` is then ignored). ``extra`` is recorded in config.json (e.g.
+    a gradient check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and
+    ``update`` set to what was kept.
+    """
+    config, run = config or TrainConfig(), run or RunConfig()
+    registry = registry or default_registry()
+    planned = plan_sources(corpus, kind, options, registry)  # a bad source or option fails before any work
+    initial = RunFolder(run.init_from).load("last") if run.init_from is not None else None
+    model = initial.model if initial is not None else (model or RNNConfig())
+    check_sizes(model, config, run.passage_length)
+    folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),
+                              run.force)
+    try:
+        encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial)
+        check_corpus_length(encoded.ids.size, config)
+        check_sizes(model, config, run.passage_length, encoded.vocab.size)
+        config = resolved(config, encoded.ids.size)
+        vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
+        per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
+        folder.write_record(new_record(
+            model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
+            val_fraction=encoded.val_fraction, val_characters=0 if val_ids is None else int(val_ids.size),
+            vocab_size=vocab.size, updates_per_epoch=per_epoch, total_updates=total_updates(config, ids.size),
+            passage_length=run.passage_length, init_from=None if run.init_from is None else str(run.init_from),
+            extra=dict(extra or {}),
+        ))
+        folder.write_vocab(vocab)
+        rng = np.random.default_rng(config.seed)
+        best_by = "val_loss" if val_ids is not None else "smooth_loss"
+        if initial is None:
+            state = TrainState.fresh(model, vocab.size, config.batch_size, rng, int(ids[0]), best_by)
+        else:
+            memory = initial.arrays.get("adagrad_memory")
+            state = TrainState.starting_from(initial.params.copy(), None if memory is None else memory.copy(),
+                                             config.batch_size, int(ids[0]), best_by)
+        recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, on_sample)
+        # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
+        # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.
+        with stop.polled() if stop is not None else nullcontext():
+            recorder.on_checkpoint(state, final=False)
+            folder.publish()
+    except BaseException:
+        folder.discard()
+        raise
+    try:
+        return _train_in(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress,
+                         run.passage_length, stop)
+    finally:
+        folder.release()
+
+
+def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: RunFolder,
+            initial: Checkpoint | None) -> EncodedCorpus:
+    """The corpus as ids: a single large file is encoded into the (staging) folder and memory-mapped."""
+    known = initial.vocab if initial is not None else None
+    if weights is None and streamable_source(corpus, kind, registry, run.stream_over):
+        return stream_encode(corpus[0], folder.path, kind, options, run.val_fraction, known, registry)
+    loaded = load_corpus(corpus, kind, options, registry, weights=weights, val_fraction=run.val_fraction)
+    return encode_corpus(loaded, known)
+
+
+def _train_in(
+    folder: RunFolder,
+    ids: np.ndarray,
+    val_ids: np.ndarray | None,
+    vocab: CharVocab,
+    model: RNNConfig,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    state: TrainState,
+    recorder: RunRecorder,
+    progress: bool | None,
+    passage_length: int,
+    stop: StopRequest | None,
+) -> RunResult:
+    """Train in the locked ``folder``, then write the final passage and the report.
+
+    A stop during training ends in a checkpoint (and the plot and report); a stop afterwards (during the
+    passage or the report) comes at once. Either way `Interrupted` goes on with the folder and the update kept.
+    """
+    finished = False
+    try:
+        try:
+            state = train(ids, vocab, config, rng, model, state=state, callbacks=recorder, progress=progress,
+                          val_ids=val_ids, stop=stop)
+        except TrainingInterrupted as interrupted:
+            recorder.plot()
+            _write_report(folder.path)
+            raise Interrupted(interrupted.signum) from None
+        finished = True
+        if stop is not None:
+            stop.check()  # a stop that came while the final checkpoint was written
+        # As the assignment synthesises: from the hidden state training had when these parameters were in use.
+        start = (state.best_h, state.best_next_id)
+        passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng, start=start)
+        folder.write_text("best_passage.txt", passage)
+        _write_report(folder.path)
+    except Interrupted as stopped:
+        stopped.folder, stopped.update, stopped.finished = folder.path, recorder.checkpoint_update, finished
+        raise
+    return RunResult(folder.path, state, vocab, passage)
+
+
+def _write_report(folder: Path) -> None:
+    """Write the run report; a failure is a warning, since the run itself is complete or checkpointed."""
+    from textgen.report import write_report
+
+    try:
+        write_report(folder)
+    except TextgenError as error:
+        log.warning("the report could not be written: %s (try again with: textgen report %s)", error, folder)
+
+
+def resume_run(
+    path: Path,
+    changes: dict | None = None,
+    *,
+    passage_length: int | None = None,
+    registry: Registry | None = None,
+    progress: bool | None = None,
+    on_sample: Callable[[dict], None] | None = None,
+    stop: StopRequest | None = None,
+) -> RunResult:
+    """Continue a run from its ``last.npz`` exactly as if it had never stopped.
+
+    ``changes`` may set the totals (``updates`` or ``epochs``, counted from the run's start), the
+    learning rate and the logging intervals (`RESUMABLE_FIELDS`); anything else is refused. config.json,
+    vocab.json and last.npz are checked against each other, the corpus is read again and must be
+    unchanged, every size is checked, and only then is anything written. The resume is recorded in
+    config.json once its first checkpoint is saved; until then a failure leaves the folder as it was.
+    """
+    changes = dict(changes or {})
+    refused = sorted(set(changes) - set(RESUMABLE_FIELDS))
+    if refused:
+        raise ConfigError(
+            f"--resume cannot change {', '.join('--' + name.replace('_', '-') for name in refused)}: the "
+            "continuation would not be exact; start a new run (or --init-from this one) instead"
+        )
+    folder = RunFolder.open_for_writing(path)
+    recorder = None
+    try:
+        record, last = folder.load_for_resume()
+        state, saved, rng = state_of(last, str(folder.file("last.npz")))
+        base = replace(saved, updates=None, epochs=None) if {"updates", "epochs"} & set(changes) else saved
+        config = replace(base, **changes)
+        passage_length = record.passage_length if passage_length is None else passage_length
+        ids, val_ids = _reencode(record, last.vocab, folder, registry or default_registry())
+        target = total_updates(config, ids.size)
+        if target <= state.update:
+            raise ConfigError(f"--resume: the run already has {state.update:,} updates; give a larger total with "
+                              "--updates or --epochs")
+        check_sizes(last.model, config, passage_length, last.vocab.size)
+        metrics, samples = folder.rows_up_to(state.update, state.sampled_at)
+        entry = {"at_update": state.update, "changes": changes,
+                 "when": datetime.now().astimezone().isoformat(timespec="seconds")}
+        updated = replace(record, train=config, total_updates=target, passage_length=passage_length,
+                          resumes=(*record.resumes, entry))
+        recorder = RunRecorder(
+            folder, last.vocab, last.model, config, rng, record.updates_per_epoch, list(record.sources), on_sample,
+            metrics, on_first_write=lambda: folder.truncate_rows(metrics, samples),
+            on_first_checkpoint=lambda _: folder.write_record(updated),
+        )
+        return _train_in(folder, ids, val_ids, last.vocab, last.model, config, rng, state, recorder, progress,
+                         passage_length, stop)
+    finally:
+        folder.release(undo=recorder is None or not recorder.wrote)  # a resume that wrote nothing changed nothing
+
+
+def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
+              registry: Registry) -> tuple[np.ndarray, np.ndarray | None]:
+    """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
+    sources = record.sources
+    options = {}
+    for source in sources:
+        options.update(source.get("options", {}))
+    specs = [f"{source['kind']}:{source['location']}" for source in sources]
+
+    def changed(spec: str) -> CorpusError:
+        return CorpusError(
+            f"--resume: corpus {spec!r} has changed since the run started (SHA-256 differs); "
+            "the continuation would not be exact; start a new run or --init-from this one"
+        )
+
+    if sources[0].get("streamed_to"):
+        # the ids are on disk already: check the source is unchanged in one streaming pass, then map them
+        if source_digest(specs[0], None, options, registry) != sources[0]["sha256"]:
+            raise changed(sources[0]["spec"])
+        ids_path, val_path = folder.file("ids.bin"), folder.file("val_ids.bin")
+        if not ids_path.is_file() or ids_path.stat().st_size != record.characters * vocab.dtype.itemsize:
+            raise CheckpointError(f"{ids_path}: missing or of the wrong size; this run's encoded corpus is damaged, "
+                                  "so it cannot resume")
+        ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r")
+        has_val = val_path.exists() and val_path.stat().st_size
+        val_ids = np.array(np.memmap(val_path, dtype=vocab.dtype, mode="r")) if has_val else None
+        return ids, val_ids
+    weights = [source["weight"] for source in sources] if len(sources) > 1 else None
+    corpus = load_corpus(specs, options=options, registry=registry, weights=weights,
+                         val_fraction=record.val_fraction)
+    for old, new in zip(sources, corpus.sources):
+        if old["sha256"] != new["sha256"]:
+            raise changed(old["spec"])
+    ids = vocab.encode(corpus.text)
+    if ids.size != record.characters:
+        raise CheckpointError(f"{folder.file('config.json')}: corpus.characters is {record.characters:,} but the "
+                              f"corpus has {ids.size:,}; the run folder has been edited")
+    val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
+    return ids, val_ids

@@ -1,0 +1,662 @@
+"""`RunFolder`: the one owner of a run folder's layout, its lock, and the checking of what it holds.
+
+A new run is built in a staging folder beside its place (``.NAME.textgen-new``) and moved into place
+only once it holds its first checkpoint, so a run folder that exists can always be resumed; with
+``force`` the old run is swapped out at that moment, not before. Every writer holds an exclusive
+``flock`` on the folder's ``.lock`` file for as long as it writes, so two writers never meet in one
+folder, and a lock dies with its process. config.json is validated field by field, as the flags are,
+and against the checkpoint it describes. Imports neither the trainer nor the report.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import logging
+import math
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+
+from textgen import __version__
+from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
+from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError
+from textgen.fs import (
+    append_jsonl,
+    fsync_folder,
+    read_json,
+    read_jsonl,
+    remove_temporaries,
+    rewrite_jsonl,
+    write_bytes,
+    write_json,
+)
+from textgen.vocab import CharVocab
+
+log = logging.getLogger(__name__)
+
+CONFIG_FORMAT_VERSION = 1
+LOCK_FILE = ".lock"
+STAGING_SUFFIX = ".textgen-new"  # .NAME.textgen-new: a run being prepared for NAME
+OLD_SUFFIX = ".textgen-old"  # .NAME.textgen-old: an old run on its way out (where folders cannot be swapped)
+RUN_FILES = (
+    "config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
+    "best_passage.txt", "report.html", "report.md", "report_loss.png", "ids.bin", "val_ids.bin",
+)
+CHECKPOINTS = ("best", "last")
+
+
+# ---------------------------------------------------------------- the lock
+
+
+def _process_description(pid: int) -> str:
+    """``process N (textgen train ...)`` from /proc, or just ``process N`` where that cannot be read."""
+    try:
+        argv = [part.decode(errors="replace") for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    except OSError:
+        return f"process {pid}"
+    argv = [part for part in argv if part]
+    for index, part in enumerate(argv):  # "python .../bin/textgen train ..." or "python -m textgen.cli train ..."
+        if part.endswith(("/textgen", "textgen.cli")) or part == "textgen":
+            argv = ["textgen", *argv[index + 1 :]]
+            break
+    command = " ".join(argv)
+    return f"process {pid} ({command[:160]}{'...' if len(command) > 160 else ''})" if command else f"process {pid}"
+
+
+def lock_holder(folder: Path) -> str | None:
+    """Who holds ``folder``'s lock, looked up without touching the lock (Linux's /proc/locks); None if nobody."""
+    try:
+        inode = os.stat(folder / LOCK_FILE).st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except (OSError, ValueError):
+        return None
+    for line in lines:
+        parts = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            try:
+                return _process_description(int(parts[4]))
+            except ValueError:
+                return "another process"
+    return None
+
+
+class FolderLock:
+    """An exclusive advisory lock (``flock``) on a folder's ``.lock`` file, held until `release`.
+
+    The kernel drops it when the process ends, however it ends, so a lock never outlives its holder.
+    The file itself is never written: it is created empty once and stays with the run.
+    """
+
+    def __init__(self, handle: int, folder: Path, created: bool):
+        self._handle = handle
+        self.folder = folder
+        self.created = created  # this lock made the .lock file (a command that changes nothing removes it again)
+
+    @classmethod
+    def acquire(cls, folder: Path, refusal: str) -> FolderLock:
+        """Lock ``folder``; RunFolderError ``{refusal} process N (...)`` if another process holds it.
+
+        ``refusal`` says what the holder does, ending in "by": "--resume X: the run is being written by".
+        """
+        path = folder / LOCK_FILE
+        for _ in range(10):
+            created = False
+            try:
+                try:
+                    handle = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                    created = True
+                except FileExistsError:
+                    handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # removed between the two opens by a command that had just created it
+            except OSError as error:
+                raise RunFolderError(f"{folder}: cannot write ({error.strerror}); nothing was changed") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                os.close(handle)
+                if error.errno in (errno.EAGAIN, errno.EACCES):
+                    holder = lock_holder(folder) or "another process"
+                    raise RunFolderError(f"{refusal} {holder}; wait for it to finish (or stop it), then try "
+                                         "again") from None
+                raise RunFolderError(f"{folder}: cannot lock the run folder ({error.strerror})") from None
+            try:  # the path may have been replaced between open and flock: then the lock guards nothing
+                same = os.path.samestat(os.fstat(handle), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                return cls(handle, folder, created)
+            os.close(handle)
+        raise RunFolderError(f"{folder}: its lock file kept changing while textgen tried to take it; try again")
+
+    def moved_to(self, folder: Path) -> None:
+        """The locked file now lives in ``folder`` (its folder was renamed)."""
+        self.folder = folder
+
+    def release(self, undo: bool = False) -> None:
+        """Drop the lock (idempotent); with ``undo``, first remove the .lock file if this lock created it.
+
+        Removing it while the lock is held is safe: a process that opened the old file finds, after its
+        flock, that the path no longer names it, and tries again.
+        """
+        if self._handle >= 0:
+            if undo and self.created:
+                (self.folder / LOCK_FILE).unlink(missing_ok=True)
+            os.close(self._handle)
+            self._handle = -1
+
+
+# ---------------------------------------------------------------- config.json, checked
+
+
+def _check(condition: bool, where: str, key: str, value: object, expected: str) -> None:
+    if not condition:
+        raise CheckpointError(f"{where}: {key} is {str(value)[:80]!r}, expected {expected}")
+
+
+def _count(value: object, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= 10**15
+
+
+def _dataclass_from(kind, data: object, where: str, section: str):
+    """``kind(**data)``, with unknown keys and bad values reported as CheckpointError naming the field."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{where}: {section!r} is not a JSON object; is this a textgen run folder?")
+    unknown = sorted(set(data) - {f.name for f in fields(kind)})
+    if unknown:
+        raise CheckpointError(f"{where}: {section} has unknown settings: {', '.join(map(str, unknown))}")
+    try:
+        return kind(**data)
+    except ConfigError as error:
+        raise CheckpointError(f"{where}: {section}: {error}") from None
+
+
+def _check_source(source: object, where: str, index: int, several: bool) -> dict:
+    key = f"corpus.sources[{index}]"
+    _check(isinstance(source, dict), where, key, source, "a JSON object")
+    for name in ("spec", "kind", "location"):
+        _check(isinstance(source.get(name), str), where, f"{key}.{name}", source.get(name), "a string")
+    options = source.get("options", {})
+    _check(isinstance(options, dict) and all(isinstance(k, str) for k in options), where, f"{key}.options",
+           options, "an object of loader options")
+    sha = source.get("sha256")
+    _check(isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha), where,
+           f"{key}.sha256", sha, "64 hexadecimal digits")
+    for name in ("characters", "documents"):
+        _check(_count(source.get(name)), where, f"{key}.{name}", source.get(name), "a count")
+    _check(_count(source.get("val_characters", 0)), where, f"{key}.val_characters", source.get("val_characters"),
+           "a count")
+    if several:
+        weight = source.get("weight")
+        _check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
+               and weight > 0, where, f"{key}.weight", weight, "a positive number")
+    _check(source.get("streamed_to") in (None, "ids.bin"), where, f"{key}.streamed_to", source.get("streamed_to"),
+           "'ids.bin' or absent")
+    _check(isinstance(source.get("continuous", False), bool), where, f"{key}.continuous", source.get("continuous"),
+           "true or false")
+    return source
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """config.json, every field checked: the model, the training settings, the corpus and the run's history."""
+
+    model: RNNConfig  # hidden size, sigma, dtype
+    train: TrainConfig  # the training settings in force (resolved: eval_every and threads are numbers)
+    sources: tuple[dict, ...]  # per corpus source: spec, kind, location, options, sizes, sha256, weight
+    characters: int  # training characters
+    val_fraction: float  # share of each source held out
+    val_characters: int  # held-out characters
+    vocab_size: int  # K
+    updates_per_epoch: int  # windows per pass over the corpus
+    total_updates: int  # the updates the run makes in all
+    passage_length: int = 1000  # characters of best_passage.txt
+    init_from: str | None = None  # the run this one started from
+    created: str = ""  # when the run started (ISO 8601)
+    textgen_version: str = __version__  # the textgen that started it
+    resumes: tuple[dict, ...] = ()  # each resume: at_update, changes, when
+    extra: dict = field(default_factory=dict)  # other JSON the caller recorded (e.g. "gradcheck")
+
+    def to_json(self) -> dict:
+        """The config.json layout (format_version 1)."""
+        data = {
+            "format_version": CONFIG_FORMAT_VERSION,
+            "textgen_version": self.textgen_version,
+            "created": self.created,
+            "model": self.model.to_json(),
+            "train": self.train.to_json(),
+            "corpus": {
+                "sources": list(self.sources),
+                "characters": self.characters,
+                "val_fraction": self.val_fraction,
+                "val_characters": self.val_characters,
+                "vocab_size": self.vocab_size,
+                "updates_per_epoch": self.updates_per_epoch,
+                "total_updates": self.total_updates,
+            },
+            "passage_length": self.passage_length,
+            **({"init_from": self.init_from} if self.init_from is not None else {}),
+            **self.extra,
+        }
+        if self.resumes:
+            data["resumes"] = list(self.resumes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> RunRecord:
+        """Check every field of a config.json (CheckpointError naming the file, the field and the value)."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{where}: not a JSON object; is this a textgen run folder?")
+        for section in ("model", "train", "corpus"):
+            if not isinstance(data.get(section), dict):
+                raise CheckpointError(f"{where}: no {section!r} section; is this a textgen run folder?")
+        version = data.get("format_version")
+        _check(version == CONFIG_FORMAT_VERSION, where, "format_version", version, str(CONFIG_FORMAT_VERSION))
+        corpus = data["corpus"]
+        sources = corpus.get("sources")
+        _check(isinstance(sources, list) and bool(sources), where, "corpus.sources", sources, "a list of sources")
+        several = len(sources) > 1
+        checked = tuple(_check_source(source, where, index, several) for index, source in enumerate(sources))
+        for name in ("characters", "val_characters", "vocab_size", "updates_per_epoch", "total_updates"):
+            _check(_count(corpus.get(name), 1 if name in ("vocab_size", "updates_per_epoch") else 0), where,
+                   f"corpus.{name}", corpus.get(name), "a count")
+        fraction = corpus.get("val_fraction", 0.0)
+        _check(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 <= fraction < 1,
+               where, "corpus.val_fraction", fraction, "a number from 0 to below 1")
+        passage = data.get("passage_length", 1000)
+        try:
+            check_count("passage_length", passage, minimum=0)
+        except ConfigError as error:
+            raise CheckpointError(f"{where}: {error}") from None
+        init_from = data.get("init_from")
+        _check(init_from is None or isinstance(init_from, str), where, "init_from", init_from, "a path")
+        resumes = data.get("resumes", [])
+        _check(isinstance(resumes, list) and all(isinstance(r, dict) for r in resumes), where, "resumes", resumes,
+               "a list of objects")
+        for name in ("created", "textgen_version"):
+            _check(isinstance(data.get(name, ""), str), where, name, data.get(name), "a string")
+        gradcheck = data.get("gradcheck", {})
+        _check(isinstance(gradcheck, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in gradcheck.values()), where, "gradcheck", gradcheck,
+               "an object of parameter name to error")
+        known = {"format_version", "textgen_version", "created", "model", "train", "corpus", "passage_length",
+                 "init_from", "resumes"}
+        return cls(
+            model=_dataclass_from(RNNConfig, data["model"], where, "model"),
+            train=_dataclass_from(TrainConfig, data["train"], where, "train"),
+            sources=checked,
+            characters=corpus["characters"],
+            val_fraction=fraction,
+            val_characters=corpus["val_characters"],
+            vocab_size=corpus["vocab_size"],
+            updates_per_epoch=corpus["updates_per_epoch"],
+            total_updates=corpus["total_updates"],
+            passage_length=passage,
+            init_from=init_from,
+            created=data.get("created", ""),
+            textgen_version=data.get("textgen_version", ""),
+            resumes=tuple(resumes),
+            extra={key: value for key, value in data.items() if key not in known},
+        )
+
+    def check_against(self, checkpoint: Checkpoint, vocab: CharVocab, where: str, name: str) -> None:
+        """CheckpointError naming the first field on which config.json, vocab.json and the checkpoint disagree.
+
+        The settings a resume may change (`RESUMABLE_FIELDS`) may differ: config.json records the newest.
+        """
+        def disagree(key: str, ours: object, theirs: object) -> None:
+            if ours != theirs:
+                raise CheckpointError(f"{where}: config.json and {name} disagree on {key}: {ours!r} in config.json, "
+                                      f"{theirs!r} in {name}; the run folder has been edited or mixed up")
+
+        for key, value in self.model.to_json().items():
+            disagree(f"model.{key}", value, getattr(checkpoint.model, key))
+        disagree("the vocabulary (vocab.json)", vocab.chars, checkpoint.vocab.chars)
+        disagree("corpus.vocab_size", self.vocab_size, checkpoint.vocab.size)
+        saved = checkpoint.meta.get("train")
+        if isinstance(saved, dict):
+            for key, value in self.train.to_json().items():
+                if key not in RESUMABLE_FIELDS:
+                    disagree(f"train.{key}", value, saved.get(key))
+        stored = checkpoint.meta.get("corpus")
+        if isinstance(stored, list):
+            disagree("the corpus SHA-256", [s["sha256"] for s in self.sources],
+                     [s.get("sha256") if isinstance(s, dict) else s for s in stored])
+
+
+# ---------------------------------------------------------------- the folder
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where that is not possible."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd, rename_exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # the filesystem cannot swap: the caller renames twice
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _listing(folder: Path) -> list[str]:
+    """What a folder holds, leaving out the lock and temporaries of killed writes."""
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE and not p.name.endswith(".tmp"))
+    except FileNotFoundError:
+        return []
+
+
+def holds_run(folder: Path) -> list[str]:
+    """The run files ``folder`` holds (none for a folder that is not a run)."""
+    return [name for name in RUN_FILES if (folder / name).exists()]
+
+
+class RunFolder:
+    """One run folder: readers use it as it is; writers hold its lock (see `create` and `open_for_writing`)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock: FolderLock | None = None
+        self._target: Path | None = None  # where a staging folder goes when published
+        self._old_lock: FolderLock | None = None  # the lock on the run a forced replacement removes
+        self._made_parents: list[Path] = []  # folders created for the staging folder, removed with it
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        """The path of one of the folder's files."""
+        return self.path / name
+
+    @property
+    def staged(self) -> bool:
+        """True until `publish` moves a new run into its place."""
+        return self._target is not None
+
+    # ------------------------------------------------------------ taking a folder for writing
+
+    @classmethod
+    def create(cls, out: Path, force: bool = False) -> RunFolder:
+        """A locked, empty staging folder for a new run at ``out``; `publish` moves it into place.
+
+        Refused (RunFolderError, nothing touched) when ``out`` already holds a run, unless ``force``; when
+        another process is writing or preparing a run there; or when ``out`` holds files that are not a
+        run's. With ``force`` the old run is locked now and replaced only by `publish`.
+        """
+        out = Path(os.path.abspath(out))
+        if not out.name or out.is_symlink():
+            raise RunFolderError(f"--out {out}: give the path of a folder of its own (not a link, not a root)")
+        staging = out.parent / f".{out.name}{STAGING_SUFFIX}"
+        folder = cls(staging)
+        folder._target = out
+        try:
+            folder._made_parents = cls._make_parents(out.parent)
+            cls._restore_cut_short(out)
+            if force:
+                folder._old_lock = cls._lock_old_run(out)
+            else:
+                cls._refuse_existing(out)
+            try:
+                staging.mkdir(exist_ok=True)
+            except OSError as error:
+                raise RunFolderError(f"--out {out}: cannot create the run folder ({error.strerror})") from None
+            folder._lock = FolderLock.acquire(staging, f"--out {out}: a run is being prepared there by")
+            for stale in _listing(staging):  # left by a process killed while it prepared a run here
+                path = staging / stale
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            remove_temporaries(staging)
+            if force and folder._old_lock is None:  # a run may have appeared since we looked
+                folder._old_lock = cls._lock_old_run(out)
+            elif not force:
+                cls._refuse_existing(out)
+        except BaseException:
+            folder.discard()
+            raise
+        return folder
+
+    @staticmethod
+    def _make_parents(parent: Path) -> list[Path]:
+        missing = []
+        probe = parent
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunFolderError(f"--out {parent}: cannot create the folder ({error.strerror})") from None
+        return missing
+
+    @staticmethod
+    def _restore_cut_short(out: Path) -> None:
+        """Put back an old run that a replacement killed between its two renames left at .NAME.textgen-old."""
+        old = out.parent / f".{out.name}{OLD_SUFFIX}"
+        if out.exists() or not old.is_dir() or not holds_run(old):
+            return
+        lock = FolderLock.acquire(old, f"--out {out}: its run is being replaced by")
+        try:
+            os.rename(old, out)
+            lock.moved_to(out)
+            log.warning("%s: a replacement of this run was cut short; the old run is back in place", out)
+        finally:
+            lock.release()
+
+    @staticmethod
+    def _refuse_existing(out: Path) -> None:
+        if out.exists() and not out.is_dir():
+            raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
+        existing = holds_run(out)
+        if existing:
+            writer = lock_holder(out)
+            raise RunFolderError(f"--out {out}: already holds a run ({', '.join(existing)})"
+                                 + (f", which {writer} is writing" if writer else "")
+                                 + "; choose another folder or pass --force to replace it")
+        other = _listing(out)
+        if other:
+            shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+            raise RunFolderError(f"--out {out}: is not empty ({shown}); a run needs a folder of its own: choose "
+                                 "a new or empty one")
+
+    @staticmethod
+    def _lock_old_run(out: Path) -> FolderLock | None:
+        """Lock the run ``--force`` will replace (None if there is none yet)."""
+        if not out.exists():
+            return None
+        if not out.is_dir():
+            raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
+        if not holds_run(out):
+            other = _listing(out)
+            if other:
+                shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+                raise RunFolderError(f"--out {out}: holds files that are not a run's ({shown}); --force only "
+                                     "replaces a run: choose a new or empty folder")
+            return None
+        return FolderLock.acquire(out, f"--out {out}: the run there is being written by")
+
+    def publish(self) -> None:
+        """Move the staged run into its place, swapping out the old run if ``force`` locked one; then remove it."""
+        assert self._target is not None and self._lock is not None, "only a staged, locked folder is published"
+        staging, target = self.path, self._target
+        fsync_folder(staging)
+        try:
+            if self._old_lock is not None and target.exists():
+                if _exchange(staging, target):
+                    old = staging  # the old run now sits where the staging folder was
+                else:
+                    old = target.parent / f".{target.name}{OLD_SUFFIX}"
+                    os.rename(target, old)
+                    os.rename(staging, target)
+                self._lock.moved_to(target)
+                self.path, self._target = target, None
+                fsync_folder(target.parent)
+                shutil.rmtree(old, ignore_errors=True)
+                self._old_lock.release()
+                self._old_lock = None
+            else:
+                os.rename(staging, target)  # replaces an empty folder; refuses one that gained files
+                self._lock.moved_to(target)
+                self.path, self._target = target, None
+                fsync_folder(target.parent)
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise RunFolderError(f"--out {target}: files appeared in it while the run was being prepared; "
+                                     "nothing was replaced: choose another folder") from None
+            raise RunFolderError(f"--out {target}: cannot move the new run into place ({error.strerror})") from None
+        self._made_parents = []
+
+    def discard(self) -> None:
+        """Give up a staged run: remove the staging folder (and folders made for it) and drop every lock."""
+        if self._target is not None and self._lock is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            for parent in self._made_parents:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+        self.release(undo=True)
+
+    @classmethod
+    def open_for_writing(cls, path: Path) -> RunFolder:
+        """An existing run folder, locked for this process (to resume it); RunFolderError if another holds it."""
+        folder = cls(path)
+        if not folder.file("config.json").is_file():
+            raise CheckpointError(f"{folder.path}/config.json: missing; is this a textgen run folder?")
+        folder._lock = FolderLock.acquire(folder.path, f"--resume {folder.path}: the run is being written by")
+        if not os.access(folder.path, os.W_OK):
+            folder.release(undo=True)
+            raise RunFolderError(f"{folder.path}: cannot write (Permission denied); nothing was changed")
+        return folder
+
+    def release(self, undo: bool = False) -> None:
+        """Drop this process's locks (idempotent); the folder stays as it is. With ``undo`` (a command that
+        changed nothing), a .lock file the command created is removed again."""
+        for lock in (self._lock, self._old_lock):
+            if lock is not None:
+                lock.release(undo)
+        self._lock = self._old_lock = None
+
+    # ------------------------------------------------------------ reading
+
+    def read_record(self) -> RunRecord:
+        """config.json, checked."""
+        where = str(self.file("config.json"))
+        return RunRecord.from_json(read_json(self.file("config.json"), "run configuration"), where)
+
+    def read_vocab(self) -> CharVocab:
+        """vocab.json."""
+        return CharVocab.from_json(read_json(self.file("vocab.json"), "vocabulary"), f"{self.file('vocab.json')}")
+
+    def load(self, which: str = "best") -> Checkpoint:
+        """The ``best`` or ``last`` checkpoint."""
+        if which not in CHECKPOINTS:
+            raise CheckpointError(f"--checkpoint must be best or last, got {which!r}")
+        if not self.path.is_dir():
+            raise CheckpointError(f"{self.path}: no such run folder")
+        return load_checkpoint(self.file(f"{which}.npz"))
+
+    def load_for_resume(self) -> tuple[RunRecord, Checkpoint]:
+        """config.json and last.npz, each checked and checked against each other and vocab.json."""
+        record = self.read_record()
+        last = self.load("last")
+        record.check_against(last, self.read_vocab(), str(self.path), "last.npz")
+        return record, last
+
+    def metrics(self) -> list[dict]:
+        """metrics.jsonl's rows."""
+        return read_jsonl(self.file("metrics.jsonl"))
+
+    def samples(self) -> list[dict]:
+        """samples.jsonl's rows."""
+        return read_jsonl(self.file("samples.jsonl"))
+
+    def passage(self) -> str | None:
+        """best_passage.txt, or None before the run has finished."""
+        try:
+            return self.file("best_passage.txt").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read ({error})") from None
+
+    def has(self, name: str) -> bool:
+        """True if the folder holds file ``name``."""
+        return self.file(name).exists()
+
+    # ------------------------------------------------------------ writing (the lock holder only)
+
+    def _writable(self) -> None:
+        assert self._lock is not None, "write to a run folder only while holding its lock"
+
+    def write_record(self, record: RunRecord) -> None:
+        """config.json, atomically."""
+        self._writable()
+        write_json(self.file("config.json"), record.to_json())
+
+    def write_vocab(self, vocab: CharVocab) -> None:
+        """vocab.json, atomically."""
+        self._writable()
+        write_json(self.file("vocab.json"), vocab.to_json())
+
+    def append_metrics(self, row: dict) -> None:
+        """One metrics.jsonl row."""
+        self._writable()
+        append_jsonl(self.file("metrics.jsonl"), row)
+
+    def append_sample(self, row: dict) -> None:
+        """One samples.jsonl row."""
+        self._writable()
+        append_jsonl(self.file("samples.jsonl"), row)
+
+    def save_checkpoints(self, last: Checkpoint, best: Checkpoint) -> None:
+        """last.npz, then best.npz, each atomically (a crash between them leaves a best.npz one checkpoint old)."""
+        self._writable()
+        save_checkpoint(self.file("last.npz"), last)
+        save_checkpoint(self.file("best.npz"), best)
+
+    def rows_up_to(self, update: int, sampled_at: int) -> tuple[list[dict], list[dict]]:
+        """The metrics and samples rows a continuation from ``update`` keeps: rows written after that
+        checkpoint (by a process then killed) are made again by the continuation."""
+        metrics = [row for row in self.metrics() if row.get("update", 0) <= update]
+        samples = [row for row in self.samples()
+                   if row.get("update", 0) < update or (row.get("update") == update and sampled_at == update)]
+        return metrics, samples
+
+    def truncate_rows(self, metrics: list[dict], samples: list[dict]) -> None:
+        """Rewrite metrics.jsonl and samples.jsonl with these rows, and remove killed writes' temporaries."""
+        self._writable()
+        remove_temporaries(self.path)
+        rewrite_jsonl(self.file("metrics.jsonl"), metrics)
+        rewrite_jsonl(self.file("samples.jsonl"), samples)
+
+    def write_text(self, name: str, text: str) -> None:
+        """A UTF-8 text file of the run (best_passage.txt), atomically."""
+        self._writable()
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise OutputError(f"{self.file(name)}: the text holds a character that is not valid Unicode "
+                              f"({error.reason})") from None
+        write_bytes(self.file(name), data)
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """A file of the report (written by whoever makes the report; no lock needed)."""
+        write_bytes(self.file(name), data)
+
+
+def new_record(**values) -> RunRecord:
+    """A RunRecord stamped with this textgen's version and the time."""
+    return RunRecord(created=datetime.now().astimezone().isoformat(timespec="seconds"), **values)
+
