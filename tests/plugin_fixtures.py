@@ -53,3 +53,105 @@ class SmallChunkLoader:
             text = stream.read()
         for start in range(0, len(text), 7):
             yield text[start : start + 7]
+
+
+class SlowLineLoader:
+    """Continuous text read a line at a time with a pause every 50 lines, so that reading takes a while.
+
+    When TEXTGEN_TEST_MARKERS names a folder, it touches ``reading`` there at its first line and
+    ``read`` after its last, so a test can tell from outside when a run is reading its corpus.
+    """
+
+    name = "slowlines"
+    suffixes = (".slow",)
+    document_separator = ""
+
+    def iter_texts(self, source):
+        import os
+        import pathlib
+        import time
+
+        markers = os.environ.get("TEXTGEN_TEST_MARKERS")
+        with open(source, encoding="utf-8") as stream:
+            for number, line in enumerate(stream):
+                if number == 0 and markers:
+                    pathlib.Path(markers, "reading").touch()
+                if number % 50 == 49:
+                    time.sleep(0.01)
+                yield line
+        if markers:
+            pathlib.Path(markers, "read").touch()
+
+
+class RaisesWhileReading(LineLoader):
+    """A plugin with a bug: it fails after a few documents."""
+
+    name = "raises"
+    suffixes = (".raises",)
+
+    def iter_texts(self, source):
+        yield "a first document"
+        raise KeyError("row_17")
+
+
+class RaisesInConstructor(LineLoader):
+    name = "badinit"
+    suffixes = (".badinit",)
+
+    def __init__(self):
+        raise RuntimeError("cannot find my configuration file")
+
+
+class ReturnsNone(LineLoader):
+    name = "returnsnone"
+    suffixes = (".none",)
+
+    def iter_texts(self, source):
+        return None
+
+
+class YieldsSurrogates(LineLoader):
+    name = "surrogates"
+    suffixes = (".surrogates",)
+
+    def iter_texts(self, source):
+        yield "fine text\n"
+        yield "broken \udc80 text\n"
+
+
+class ExitsWhileReading(LineLoader):
+    name = "exits"
+    suffixes = (".exits",)
+
+    def iter_texts(self, source):
+        import sys
+
+        yield "one"
+        sys.exit(3)
+
+
+class BlocksForever(LineLoader):
+    """Reads nothing and never returns (as a loader stuck on a network or a pipe would)."""
+
+    name = "blocks"
+    suffixes = (".blocks",)
+
+    def iter_texts(self, source):
+        import time
+
+        while True:
+            time.sleep(60)
+        yield ""
+
+
+class Endless(LineLoader):
+    """Never stops yielding text."""
+
+    name = "endless"
+    suffixes = (".endless",)
+    document_separator = ""
+
+    def iter_texts(self, source):
+        chunk = "all work and no play makes a dull corpus\n" * 25_000
+        while True:
+            yield chunk

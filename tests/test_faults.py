@@ -6,18 +6,18 @@ Also a read-only run folder and a full disk (a tiny tmpfs; we mount it where the
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
+import resource
 import shutil
-import subprocess
-import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+from commands import assert_one_error_line, fill, mount, snapshot, textgen, tmpfs, unmount
 
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from textgen.errors import CheckpointError
@@ -33,38 +33,6 @@ TEXT = "".join(
 )
 QUICK = ["--seq-length", "25", "--checkpoint-every", "100", "--log-every", "50", "--sample-every", "150",
          "--sample-length", "40", "--passage-length", "50", "--no-progress", "--seed", "1"]
-
-
-def textgen_command() -> list[str]:
-    """The installed console script (as tests/test_cli.py finds it), else the module."""
-    script = shutil.which("textgen", path=os.path.dirname(sys.executable)) or shutil.which("textgen")
-    return [script] if script else [sys.executable, "-m", "textgen.cli"]
-
-
-def textgen(*argv: object, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the real command, offline, and return what it did."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return subprocess.run([*textgen_command(), *map(str, argv)], capture_output=True, text=True, timeout=timeout,
-                          env=env, check=False)
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess, pattern: str = "") -> str:
-    """Exit status 1, exactly one line on stderr saying `textgen: error: ...`, no traceback; returns the line."""
-    err = result.stderr
-    assert result.returncode == 1, (result.returncode, err)
-    assert err.count("\n") == 1 and err.endswith("\n"), err
-    assert err.startswith("textgen: error: ") and "Traceback" not in err, err
-    assert re.search(pattern, err), (pattern, err)
-    return err
-
-
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``folder`` (hidden ones too) with its bytes and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 @dataclass
@@ -143,6 +111,50 @@ BAD_INPUTS = {
     "--resume with a metrics.jsonl row whose update is not a number": (
         ["train", "--resume", "{badmetrics}", "--updates", "400", "--no-progress"], r"badmetrics/metrics\.jsonl",
         "{badmetrics}"),
+    # config.json is checked, not trusted: every value as its flag is, and against the checkpoint
+    "--resume with a hand-edited bad value in config.json": (
+        ["train", "--resume", "{edited}", "--updates", "400", "--no-progress"],
+        r"edited/config\.json: train: --eta must be a positive number, got -1", "{edited}"),
+    "--resume with config.json disagreeing with last.npz": (
+        ["train", "--resume", "{mixed}", "--updates", "400", "--no-progress"],
+        r"mixed: config\.json and last\.npz disagree on model\.hidden: 9 in config\.json, 8 in last\.npz", "{mixed}"),
+    "--out a folder of other files": (["train", "--corpus", "{corpus}", "--out", "{notrun}", "--hidden", "8"],
+                                      r"notrun: is not empty \(notes\.txt\); a run needs a folder of its own",
+                                      "{notrun}"),
+    "--force over a folder of other files": (
+        ["train", "--corpus", "{corpus}", "--out", "{notrun}", "--force", "--hidden", "8"],
+        r"notrun: holds files that are not a run's \(notes\.txt\)", "{notrun}"),
+    # every size that becomes memory is checked before it is allocated
+    "--hidden too large for memory": (["train", "--corpus", "{corpus}", "--hidden", "200000", "--out", "{tmp}/out"],
+                                      r"training 200,000 hidden units .* would need about [\d.]+ [GT]iB of memory",
+                                      None),
+    "--force with a model too large keeps the old run": (
+        ["train", "--corpus", "{corpus}", "--out", "{forced}", "--force", "--hidden", "200000"],
+        r"training 200,000 hidden units", "{forced}"),
+    "--sample-length too large for memory": (
+        ["train", "--corpus", "{corpus}", "--sample-length", "100000000000", "--out", "{tmp}/out"],
+        r"a sample of 100,000,000,000 characters would need about", None),
+    "--passage-length too large for memory": (
+        ["train", "--corpus", "{corpus}", "--passage-length", "100000000000", "--out", "{tmp}/out"],
+        r"a sample of 100,000,000,000 characters would need about", None),
+    "--passage-length too large on --resume": (
+        ["train", "--resume", "{forced}", "--updates", "400", "--passage-length", "100000000000", "--no-progress"],
+        r"a sample of 100,000,000,000 characters", "{forced}"),
+    "generate --count x --length too large": (["generate", "--run", "{run}", "--length", "100000000000",
+                                                "--count", "3"], r"3 samples of 100,000,000,000 characters", "{run}"),
+    "generate --length beyond any count": (["generate", "--run", "{run}", "--length", "10000000000000000"],
+                                           r"--length must be at most", "{run}"),
+    "gradcheck --hidden too large for memory": (["gradcheck", "--corpus", "{corpus}", "--hidden", "1000000"],
+                                                r"a gradient check of 1,000,000 hidden units would need", None),
+    # values at their extremes
+    "--seed beyond 64 bits": (["train", "--corpus", "{corpus}", "--seed", str(2**70), "--out", "{tmp}/out"],
+                              r"--seed must be at most", None),
+    "--threads beyond the streams": (["train", "--corpus", "{corpus}", "--threads", "4", "--batch-size", "2",
+                                      "--out", "{tmp}/out"], r"--threads 4 is more than the 2", None),
+    "--epochs too many to count": (["train", "--corpus", "{corpus}", "--epochs", "900000000000000",
+                                    "--out", "{tmp}/out"], r"--epochs 900000000000000 would be .* updates", None),
+    "--eta that is not finite": (["train", "--corpus", "{corpus}", "--eta", "inf", "--out", "{tmp}/out"],
+                                 r"--eta must be a positive number, got inf", None),
 }
 
 
@@ -172,9 +184,18 @@ def bad_inputs(tmp_path, finished_run) -> dict[str, Path]:
     badmetrics = copy_run(finished_run, tmp_path / "badmetrics")
     with (badmetrics / "metrics.jsonl").open("ab") as stream:
         stream.write(b'{"update": "late"}\n')
+    edited = copy_run(finished_run, tmp_path / "edited")
+    config = orjson.loads((edited / "config.json").read_bytes())
+    config["train"]["eta"] = -1
+    (edited / "config.json").write_bytes(orjson.dumps(config))
+    mixed = copy_run(finished_run, tmp_path / "mixed")
+    config = orjson.loads((mixed / "config.json").read_bytes())
+    config["model"]["hidden"] = 9
+    (mixed / "config.json").write_bytes(orjson.dumps(config))
+    forced = copy_run(finished_run, tmp_path / "forced")
     return {"tmp": tmp_path, "corpus": finished_run.corpus, "run": finished_run.folder, "garbage": garbage,
             "npy": npy, "truncated": truncated, "notrun": notrun, "moved": moved, "foreign": foreign,
-            "badmetrics": badmetrics}
+            "badmetrics": badmetrics, "edited": edited, "mixed": mixed, "forced": forced}
 
 
 @pytest.mark.parametrize(("argv", "pattern", "untouched"), list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
@@ -191,16 +212,6 @@ def test_bad_input_gives_one_line_exit_1_and_changes_nothing(bad_inputs, argv, p
 
 
 # --- a read-only run folder ---------------------------------------------------------------------------
-
-
-def mount(*argv: str) -> bool:
-    result = subprocess.run(["mount", *argv], capture_output=True, text=True, check=False)
-    return result.returncode == 0
-
-
-def unmount(target: Path) -> None:
-    if subprocess.run(["umount", str(target)], capture_output=True, check=False).returncode != 0:
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -251,30 +262,11 @@ def test_training_into_a_read_only_folder_fails_cleanly(read_only_run, finished_
 # --- a full disk ----------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str):
-    """A tmpfs of ``size`` mounted on ``folder`` for the block; skips the test where mounting is not allowed."""
-    folder.mkdir()
-    if not mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)):
-        pytest.skip("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
-    try:
-        yield folder
-    finally:
-        unmount(folder)
-
-
 def small_checkpoint(hidden: int) -> Checkpoint:
     vocab = CharVocab.from_texts(["hello world"])
     model = RNNConfig(hidden=hidden)
     params = init_params(model, vocab.size, np.random.default_rng(hidden))
     return Checkpoint(params, vocab, model, {"update": hidden}, {"adagrad_memory": np.zeros_like(params.flat)})
-
-
-def fill(folder: Path) -> None:
-    """Write a file until the filesystem is full."""
-    with open(folder / "filler", "wb", buffering=0) as stream, contextlib.suppress(OSError):
-        while True:
-            stream.write(b"\0" * 4096)
 
 
 def test_save_checkpoint_on_a_full_disk_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -304,3 +296,75 @@ def test_training_onto_a_full_disk_fails_with_the_path_and_keeps_the_last_checkp
         assert load_checkpoint(run / "last.npz").meta["update"] == 0
         assert load_checkpoint(run / "best.npz").model.hidden == 48
         assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- replace, don't delete -----------------------------------------------------------------------------------
+
+
+def test_force_with_a_large_corpus_that_turns_out_bad_keeps_the_old_run(tmp_path, finished_run):
+    """A corpus over the streaming threshold is encoded into the new run's staging folder; a bad byte near its
+    end fails that, and the old run, which --force would replace, is still there whole."""
+    big = tmp_path / "big.txt"
+    with big.open("wb") as stream:
+        block = TEXT.encode() * 200  # ~1.2 MB
+        for _ in range(120):
+            stream.write(block)
+        stream.write(b"the end, and then \xff\n")
+    assert big.stat().st_size > 64 << 20
+    run = copy_run(finished_run, tmp_path / "old")
+    before = snapshot(run)
+    result = textgen("train", "--corpus", big, "--out", run, "--force", "--hidden", "8", *QUICK)
+    assert_one_error_line(result, r"big\.txt: byte 0xff at offset \d+ is not valid utf-8")
+    assert snapshot(run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "old"]  # no staging folder left
+
+
+def test_force_onto_a_full_disk_keeps_the_old_run(tmp_path, finished_run):
+    with tmpfs(tmp_path / "disk", "600k") as disk:
+        run = copy_run(finished_run, disk / "run")
+        before = snapshot(run)
+        fill(disk)
+        result = textgen("train", "--corpus", finished_run.corpus, "--out", run, "--force", "--hidden", "8", *QUICK)
+        assert_one_error_line(result, r"No space left on device")
+        assert snapshot(run) == before
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "run"]
+
+
+def test_a_resume_that_fails_on_a_full_disk_leaves_the_folder_as_it_was(tmp_path, finished_run):
+    with tmpfs(tmp_path / "disk", "600k") as disk:
+        run = copy_run(finished_run, disk / "run")
+        before = snapshot(run)
+        fill(disk)
+        result = textgen("train", "--resume", run, "--updates", "600", "--no-progress")
+        assert_one_error_line(result, re.escape(str(run)) + r".*No space left on device")
+        assert snapshot(run) == before  # no resume recorded, no rows rewritten, no temporaries
+
+
+# --- reading stops once a corpus would not fit ---------------------------------------------------------------
+
+ADDRESS_SPACE = 1_500_000_000  # bytes of address space the child gets: room for Python and NumPy, not for 1.5 GB
+
+
+def limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def test_an_endless_device_is_read_until_it_would_not_fit_then_refused(tmp_path):
+    result = textgen("train", "--corpus", "/dev/zero", "--kind", "text", "--out", tmp_path / "out",
+                     preexec_fn=limited, timeout=120)
+    assert_one_error_line(result, r"/dev/zero: stopped reading after [\d,]+ characters: holding more of this corpus "
+                                  r"in memory would need more than the [\d.]+ [MG]iB")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_zip_member_that_expands_without_bound_is_refused(tmp_path):
+    bomb = tmp_path / "tweets.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
+            archive.open("tweets.json", "w") as member:
+        member.write(b"[" + b" " * (1 << 20))
+        for _ in range(250):  # 250 MiB of spaces inside a JSON list, about 250 kB compressed
+            member.write(b" " * (1 << 20))
+    assert bomb.stat().st_size < 2 << 20
+    result = textgen("train", "--corpus", bomb, "--out", tmp_path / "out", preexec_fn=limited, timeout=120)
+    assert_one_error_line(result, r"tweets\.zip \(tweets\.json\): the JSON document is larger than [\d.]+ MiB, "
+                                  r"more than this machine can parse in memory")

@@ -389,7 +389,7 @@ def command_generate(args: argparse.Namespace) -> int:
     )
     checkpoint = RunFolder(args.run).load(args.checkpoint)
     out = Output()
-    shown = set(checkpoint.vocab.chars) | set(config.prime)
+    shown = set(checkpoint.vocab.chars)  # what the text can hold (a prime outside them is refused when it is read)
     if config.documents:
         shown.discard(END_OF_DOCUMENT)
     out.check_encodable(sorted(shown), "the model's characters")

@@ -316,6 +316,7 @@ def resume_run(
     vocab.json and last.npz are checked against each other, the corpus is read again and must be
     unchanged, every size is checked, and only then is anything written. The resume is recorded in
     config.json once its first checkpoint is saved; until then a failure leaves the folder as it was.
+    A run stopped after its last update, before its final passage or its report, is finished off.
     """
     changes = dict(changes or {})
     refused = sorted(set(changes) - set(RESUMABLE_FIELDS))
@@ -334,7 +335,11 @@ def resume_run(
         passage_length = record.passage_length if passage_length is None else passage_length
         ids, val_ids = _reencode(record, last.vocab, folder, registry or default_registry())
         target = total_updates(config, ids.size)
-        if target <= state.update:
+        if target == state.update and folder.has("best_passage.txt") and not folder.report_is_current():
+            _write_report(folder.path)  # stopped while its report was written: only that is left to do
+            return RunResult(folder.path, state, last.vocab, folder.passage() or "")
+        unfinished = target == state.update and not folder.has("best_passage.txt")  # stopped after training
+        if target <= state.update and not unfinished:
             raise ConfigError(f"--resume: the run already has {state.update:,} updates; give a larger total with "
                               "--updates or --epochs")
         check_sizes(last.model, config, passage_length, last.vocab.size)

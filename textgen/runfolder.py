@@ -595,6 +595,14 @@ class RunFolder:
         """True if the folder holds file ``name``."""
         return self.file(name).exists()
 
+    def report_is_current(self) -> bool:
+        """True if report.html and report.md were written after best_passage.txt (the run's last file)."""
+        try:
+            passage = self.file("best_passage.txt").stat().st_mtime_ns
+            return all(self.file(name).stat().st_mtime_ns >= passage for name in ("report.html", "report.md"))
+        except FileNotFoundError:
+            return False
+
     # ------------------------------------------------------------ writing (the lock holder only)
 
     def _writable(self) -> None:

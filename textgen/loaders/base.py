@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
+from textgen.errors import ConfigError
+
 # Appended after every document of a multi-document corpus (tweets, dataset rows) so the
 # model learns where a document ends. U+2403 SYMBOL FOR END OF TEXT is printable, so it
 # shows up plainly in samples, and it does not occur in ordinary text.
@@ -27,6 +29,16 @@ class CorpusLoader(Protocol):
     def iter_texts(self, source: str) -> Iterator[str]:
         """Yield the documents of ``source`` lazily."""
         ...
+
+
+def check_option(flag: str, value: object, kind: type | tuple[type, ...], allow_none: bool = False) -> None:
+    """ConfigError unless ``value`` is of ``kind`` (or None, with ``allow_none``): loader options also come from a
+    hand-editable config.json, not only from typed flags."""
+    if (value is None and allow_none) or (isinstance(value, kind) and not (isinstance(value, bool) and kind is int)):
+        return
+    words = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    names = " or ".join(words.get(t, t.__name__) for t in (kind if isinstance(kind, tuple) else (kind,)))
+    raise ConfigError(f"{flag} must be {names}, got {str(value)[:60]!r}")
 
 
 def document_separator(loader: object) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from textgen.errors import ConfigError, CorpusError
-from textgen.loaders.base import END_OF_DOCUMENT
+from textgen.loaders.base import END_OF_DOCUMENT, check_option
 
 _BATCH_ROWS = 1000  # rows per Arrow batch: few Python calls per row, little memory per batch
 
@@ -113,6 +113,10 @@ class HFLoader:
         text_column: str | None = None,
         streaming: bool | None = None,
     ):
+        check_option("--hf-config", config, str, allow_none=True)
+        check_option("--hf-split", split, str)
+        check_option("--text-column", text_column, str, allow_none=True)
+        check_option("streaming", streaming, bool, allow_none=True)
         self.config = config  # the Hub dataset's configuration (subset) name; Hub datasets only
         self.split = split  # which split to read; a single saved Dataset is read whole
         self.text_column = text_column  # column holding the text; None: the only string column

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from textgen.errors import CorpusError, LimitError, one_line
 from textgen.limits import available_memory, format_bytes
+from textgen.loaders.base import check_option
 
 _CHUNK_BYTES = 1 << 22  # read 4 MiB at a time so a large book never sits in memory twice
 
@@ -86,6 +87,8 @@ class PlainTextLoader:
     document_separator = ""  # chunks of one book: join them with nothing
 
     def __init__(self, encoding: str = "utf-8", strip_gutenberg: bool = False):
+        check_option("--encoding", encoding, str)
+        check_option("--strip-gutenberg", strip_gutenberg, bool)
         self.encoding = encoding  # how the file's bytes are decoded
         self.strip_gutenberg = strip_gutenberg  # keep only the book between Gutenberg's markers
 

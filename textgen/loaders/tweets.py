@@ -17,6 +17,7 @@ import orjson
 
 from textgen.errors import ConfigError, CorpusError, LimitError
 from textgen.limits import available_memory, format_bytes
+from textgen.loaders.base import check_option
 from textgen.loaders.plaintext import open_source_file
 
 log = logging.getLogger(__name__)
@@ -375,6 +376,9 @@ class TweetLoader:
         until: str | None = None,
         min_length: int = 0,
     ):
+        for flag, value in (("--keep-retweets", keep_retweets), ("--keep-html-entities", unescape_html),
+                            ("--keep-links", keep_links)):
+            check_option(flag, value, bool)
         self.keep_retweets = keep_retweets  # keep retweets (dropped by default: they are someone else's words)
         self.unescape_html = unescape_html  # turn entities such as &amp; back into characters
         self.keep_links = keep_links  # keep https://t.co/... links (dropped by default, with the space before them)

@@ -1,0 +1,112 @@
+"""Running the real `textgen` command in a child process, as a user's shell would, for the tests that need one:
+faults, signals, kills and races. Also an installed third-party plugin made from `plugin_fixtures`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from textgen.registry import ENTRY_POINT_GROUP
+
+TESTS = Path(__file__).resolve().parent
+
+
+def textgen_command() -> list[str]:
+    """The installed console script (as tests/test_cli.py finds it), else the module."""
+    script = shutil.which("textgen", path=os.path.dirname(sys.executable)) or shutil.which("textgen")
+    return [script] if script else [sys.executable, "-m", "textgen.cli"]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """The child's environment: offline, plus ``extra``."""
+    return dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **extra)
+
+
+def textgen(*argv: object, timeout: float = 300, env: dict | None = None, **run) -> subprocess.CompletedProcess:
+    """Run the real command and return what it did."""
+    return subprocess.run([*textgen_command(), *map(str, argv)], capture_output=True, text=True, timeout=timeout,
+                          env=env or environment(), check=False, **run)
+
+
+def start(*argv: object, env: dict | None = None, **popen) -> subprocess.Popen:
+    """Start the real command in the background (stdout discarded, stderr kept)."""
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([*textgen_command(), *map(str, argv)], text=True, env=env or environment(), **popen)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, pattern: str = "") -> str:
+    """Exit status 1, exactly one line on stderr saying `textgen: error: ...`, no traceback; returns the line."""
+    err = result.stderr
+    assert result.returncode == 1, (result.returncode, err)
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith("textgen: error: ") and "Traceback" not in err, err
+    assert re.search(pattern, err), (pattern, err)
+    return err
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder`` (hidden ones too) with its bytes and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def plugin_environment(root: Path, entries: dict[str, str], distribution: str = "misbehaving-plugins",
+                       version: str = "0.1", **extra: str) -> dict[str, str]:
+    """An environment in which a child textgen finds ``entries`` (name -> "plugin_fixtures:Class") as an
+    installed distribution: a real dist-info record on the child's path, as pip would leave it."""
+    info = root / f"{distribution.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
+    lines = "".join(f"{key} = {value}\n" for key, value in entries.items())
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}")
+    path = os.pathsep.join([str(root), str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return environment(PYTHONPATH=path, **extra)
+
+
+def wait_until(condition, timeout: float = 60, what: str = "the condition", interval: float = 0.01) -> None:
+    """Poll ``condition()`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+def mount(*argv: str) -> bool:
+    result = subprocess.run(["mount", *argv], capture_output=True, text=True, check=False)
+    return result.returncode == 0
+
+
+def unmount(target: Path) -> None:
+    if subprocess.run(["umount", str(target)], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str):
+    """A tmpfs of ``size`` mounted on ``folder`` for the block; skips the test where mounting is not allowed."""
+    folder.mkdir()
+    if not mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)):
+        pytest.skip("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)")
+    try:
+        yield folder
+    finally:
+        unmount(folder)
+
+
+def fill(folder: Path) -> None:
+    """Write a file until the filesystem is full."""
+    with open(folder / "filler", "wb", buffering=0) as stream, contextlib.suppress(OSError):
+        while True:
+            stream.write(b"\0" * 4096)

@@ -1,0 +1,70 @@
+"""Output that fails, through the real command: a reader that goes away ends the command quietly (as Unix
+tools end), an encoding that cannot hold the text and a full device are one error line."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+from commands import assert_one_error_line, environment, start, textgen, textgen_command
+
+TEXT = "".join(f"Line {i}: café, naïve, résumé and the usual words of a small book.\n" for i in range(300))
+
+
+@pytest.fixture(scope="module")
+def accented_run(tmp_path_factory):
+    """A small model whose vocabulary has characters ASCII lacks."""
+    root = tmp_path_factory.mktemp("output")
+    (root / "book.txt").write_text(TEXT, encoding="utf-8")
+    result = textgen("train", "--corpus", root / "book.txt", "--out", root / "run", "--hidden", "8", "--updates",
+                     "60", "--sample-every", "1000", "--passage-length", "20", "--no-progress", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    return root / "run"
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly():
+    process = subprocess.Popen([*textgen_command(), "corpora"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=environment())
+    assert process.stdout.readline().startswith(b"loaders")
+    process.stdout.close()  # as `textgen corpora | head -n1` does
+    _, err = process.communicate(timeout=60)
+    assert process.returncode in (0, 141) and err == b""
+
+
+def test_generate_writes_as_it_goes_so_head_stops_it(accented_run):
+    began = time.monotonic()
+    process = start("generate", "--run", accented_run, "--length", "50000000", stdout=subprocess.PIPE)
+    assert len(process.stdout.read(100)) == 100  # the first characters come long before 50 million are drawn
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode in (0, 141) and err == ""
+    assert time.monotonic() - began < 30  # 50 million characters would take half an hour
+
+
+def test_an_encoding_that_cannot_hold_the_text_is_one_line(accented_run):
+    result = textgen("generate", "--run", accented_run, "--length", "50",
+                     env=environment(PYTHONIOENCODING="ascii"))
+    assert_one_error_line(result, r"standard output is ascii, which cannot hold \d+ of the model's characters .*"
+                                  "PYTHONIOENCODING=utf-8")
+    assert result.stdout == ""
+
+
+def test_training_shows_what_a_narrow_terminal_cannot_as_escapes(tmp_path, accented_run):
+    result = textgen("train", "--corpus", accented_run.parent / "book.txt", "--out", tmp_path / "run", "--hidden",
+                     "8", "--updates", "20", "--sample-every", "10", "--passage-length", "200", "--no-progress",
+                     "--seed", "1", env=environment(PYTHONIOENCODING="ascii"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.isascii() and "\\x" in result.stdout
+    assert result.stderr.count("shown as \\x.. escapes") == 1
+    assert not (tmp_path / "run" / "best_passage.txt").read_text(encoding="utf-8").isascii()  # the file keeps them
+
+
+@pytest.mark.parametrize("argv", [["corpora"], ["generate", "--run", "{run}", "--length", "100000"]],
+                         ids=["corpora", "generate"])
+def test_a_full_device_is_one_line(accented_run, argv):
+    argv = [str(arg).replace("{run}", str(accented_run)) for arg in argv]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*textgen_command(), *argv], stdout=full, stderr=subprocess.PIPE, text=True,
+                                env=environment(), timeout=60, check=False)
+    assert_one_error_line(result, r"cannot write to standard output \(No space left on device\)")

@@ -1,0 +1,80 @@
+"""Third-party loaders that misbehave, installed for a real `textgen` child process: whatever a plugin raises
+or yields, the command says in one line which plugin, from which distribution, and what went wrong."""
+
+from __future__ import annotations
+
+import pytest
+from commands import assert_one_error_line, plugin_environment, textgen
+
+MISBEHAVING = {
+    "raises": "plugin_fixtures:RaisesWhileReading",
+    "badinit": "plugin_fixtures:RaisesInConstructor",
+    "returnsnone": "plugin_fixtures:ReturnsNone",
+    "bytes": "plugin_fixtures:YieldsBytes",
+    "surrogates": "plugin_fixtures:YieldsSurrogates",
+    "exits": "plugin_fixtures:ExitsWhileReading",
+    "gone": "no_such_module_for_textgen_tests:Loader",  # fails to import: a warning, and the rest works
+}
+ORIGIN = r"\(misbehaving-plugins 0\.1\)"
+
+CASES = {  # suffix: what the one line says after the loader and its distribution
+    ".raises": rf"corpus loader 'raises' {ORIGIN} failed while reading '.*x\.raises': KeyError: 'row_17'; this is "
+               r"a problem in the plugin",
+    ".badinit": rf"corpus loader 'badinit' {ORIGIN} failed while setting up to read .*: RuntimeError: cannot find "
+                r"my configuration file",
+    ".none": rf"corpus loader 'returnsnone' {ORIGIN} failed while reading .*: TypeError: 'NoneType' object is not "
+             r"iterable",
+    ".bytes": rf"loader 'bytes' {ORIGIN} yielded a bytes as document 1 of .*; loaders must yield str",
+    ".surrogates": r"loader 'surrogates' gave document 2 with a lone surrogate U\+DC80 at character 7, which is "
+                   r"not valid Unicode text",
+    ".exits": rf"corpus loader 'exits' {ORIGIN} failed while reading .*: SystemExit: 3",
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return plugin_environment(tmp_path_factory.mktemp("site"), MISBEHAVING)
+
+
+@pytest.mark.parametrize("suffix", list(CASES))
+def test_a_misbehaving_plugin_is_one_line_naming_it(env, tmp_path, suffix):
+    corpus = tmp_path / f"x{suffix}"
+    corpus.write_text("some text\n")
+    result = textgen("train", "--corpus", corpus, "--out", tmp_path / "run", "--no-progress", env=env)
+    assert "warning: corpus plugin 'gone'" in result.stderr  # the broken one is reported, once
+    assert result.stderr.count("warning:") == 1
+    result.stderr = result.stderr.split("\n", 1)[1]
+    assert_one_error_line(result, CASES[suffix])
+    assert not (tmp_path / "run").exists()
+
+
+def test_debug_shows_the_plugins_traceback(env, tmp_path):
+    corpus = tmp_path / "x.raises"
+    corpus.write_text("some text\n")
+    for argv, extra in ((["--debug", "train"], {}), (["train"], {"TEXTGEN_DEBUG": "1"})):
+        result = textgen(*argv, "--corpus", corpus, "--out", tmp_path / "run", "--no-progress",
+                         env=dict(env, **extra))
+        assert result.returncode == 1
+        assert "Traceback" in result.stderr and "plugin_fixtures.py" in result.stderr and "KeyError" in result.stderr
+        assert result.stderr.rstrip().splitlines()[-1].startswith("textgen: error: corpus loader 'raises'")
+
+
+def test_a_broken_plugin_does_not_stop_the_others_and_is_reported_once(env):
+    result = textgen("corpora", env=env)
+    assert result.returncode == 0
+    assert result.stderr.count("corpus plugin 'gone'") == 1
+    assert "raises" in result.stdout and "BROKEN: ModuleNotFoundError" in result.stdout
+
+
+def test_a_plugin_that_never_stops_is_read_until_the_corpus_would_not_fit(tmp_path):
+    import resource
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+
+    env = plugin_environment(tmp_path / "site", {"endless": "plugin_fixtures:Endless"})
+    (tmp_path / "x.endless").write_text("")
+    result = textgen("train", "--corpus", tmp_path / "x.endless", "--out", tmp_path / "run", env=env,
+                     preexec_fn=limited, timeout=120)
+    assert_one_error_line(result, r"x\.endless: stopped reading after [\d,]+ characters")
+    assert not (tmp_path / "run").exists()

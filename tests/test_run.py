@@ -1,0 +1,93 @@
+"""start_run and resume_run in-process: the checkpoint at update 0, exact continuation from it, a resume that
+records itself only once under way, and a run finished off after a stop past its last update."""
+
+import numpy as np
+import orjson
+import pytest
+
+from textgen.checkpoint import load_checkpoint
+from textgen.config import RNNConfig, RunConfig, TrainConfig
+from textgen.errors import ConfigError
+from textgen.run import resume_run, start_run
+
+TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog, again and again.\n" for i in range(200))
+CONFIG = TrainConfig(updates=120, sample_every=50, sample_length=30, log_every=10, checkpoint_every=40,
+                     eval_every=40, seed=4)
+
+
+class Crash(Exception):
+    """What a test callback raises to stop a run as a crash would."""
+
+
+def crash_at(update):
+    def on_sample(record):
+        if record["update"] == update:
+            raise Crash(update)
+    return on_sample
+
+
+def rows(path):
+    return [{k: v for k, v in orjson.loads(line).items() if k != "chars_per_sec"}
+            for line in path.read_bytes().splitlines()]
+
+
+def run_config(folder, **extra):
+    return RunConfig(out=folder, passage_length=40, **extra)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    return str(path)
+
+
+def test_a_run_crashed_before_its_first_update_resumes_to_the_same_numbers(corpus, tmp_path):
+    whole = start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(tmp_path / "whole"), progress=False)
+    with pytest.raises(Crash):
+        start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(tmp_path / "split"), progress=False,
+                  on_sample=crash_at(0))
+    split = tmp_path / "split"
+    assert load_checkpoint(split / "last.npz").meta["update"] == 0  # the folder exists only with its checkpoint
+    resumed = resume_run(split, progress=False)
+    np.testing.assert_array_equal(resumed.state.params.flat, whole.state.params.flat)
+    assert resumed.passage == whole.passage
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        assert rows(split / name) == rows(tmp_path / "whole" / name)
+
+
+def test_a_resume_records_itself_only_once_its_first_checkpoint_is_saved(corpus, tmp_path):
+    run = tmp_path / "run"
+    start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
+    config = (run / "config.json").read_bytes()
+    # the resumed run fails at update 150, before its first checkpoint (160): nothing is recorded
+    with pytest.raises(Crash):
+        resume_run(run, {"updates": 200}, progress=False, on_sample=crash_at(150))
+    assert (run / "config.json").read_bytes() == config
+    assert load_checkpoint(run / "last.npz").meta["update"] == 120
+    resume_run(run, {"updates": 200}, progress=False)
+    record = orjson.loads((run / "config.json").read_bytes())
+    assert [r["changes"] for r in record["resumes"]] == [{"updates": 200}]
+    assert [row["update"] for row in rows(run / "metrics.jsonl")] == list(range(10, 201, 10))
+
+
+def test_a_run_stopped_after_training_is_finished_off_by_resume(corpus, tmp_path):
+    run = tmp_path / "run"
+    whole = start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
+    for name in ("best_passage.txt", "report.html", "report.md"):
+        (run / name).unlink()  # as a stop during the passage leaves it
+    finished = resume_run(run, progress=False)
+    assert finished.passage == whole.passage and (run / "report.html").exists()
+    (run / "report.html").unlink()  # as a stop during the report leaves it
+    before = (run / "config.json").read_bytes()
+    resume_run(run, progress=False)
+    assert (run / "report.html").exists() and (run / "config.json").read_bytes() == before
+    with pytest.raises(ConfigError, match="already has 120 updates"):
+        resume_run(run, progress=False)
+
+
+def test_a_resume_may_change_only_what_keeps_it_exact(corpus, tmp_path):
+    run = tmp_path / "run"
+    start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
+    with pytest.raises(ConfigError, match="--resume cannot change --seq-length, --threads"):
+        resume_run(run, {"seq_length": 10, "threads": 1}, progress=False)

@@ -1,0 +1,266 @@
+"""RunFolder: creating, locking, replacing and checking run folders (in-process; the real command's races and
+kills are in test_crash.py)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from textgen.cli import main
+from textgen.errors import CheckpointError, RunFolderError
+from textgen.runfolder import LOCK_FILE, OLD_SUFFIX, STAGING_SUFFIX, FolderLock, RunFolder, RunRecord
+
+TEXT = "".join(f"line {i}: a small corpus for run folder tests, with some words.\n" for i in range(120))
+QUICK = ["--hidden", "6", "--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--sample-every",
+         "1000", "--passage-length", "10", "--no-progress", "--seed", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trained")
+    corpus = base / "corpus.txt"
+    corpus.write_text(TEXT)
+    assert main(["train", "--corpus", str(corpus), "--out", str(base / "run"), *QUICK]) == 0
+    return base / "run"
+
+
+@pytest.fixture
+def finished(trained, tmp_path):
+    """A copy of one small finished run (its corpus stays where the run expects it)."""
+    return shutil.copytree(trained, tmp_path / "run")
+
+
+def listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_folder_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
+    lock = FolderLock.acquire(tmp_path, "busy: held by")
+    with pytest.raises(RunFolderError, match=rf"^busy: held by process {os.getpid()}\b"):
+        FolderLock.acquire(tmp_path, "busy: held by")  # another open file description: refused even here
+    lock.release()
+    FolderLock.acquire(tmp_path, "busy: held by").release()
+    # a process that takes the lock and is then killed leaves nothing behind that blocks anyone
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from textgen.runfolder import FolderLock
+        FolderLock.acquire(Path({str(tmp_path)!r}), "x")
+        print("locked", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RunFolderError, match=rf"busy: held by process {holder.pid} "):
+        FolderLock.acquire(tmp_path, "busy: held by")
+    holder.kill()
+    holder.wait()
+    FolderLock.acquire(tmp_path, "busy: held by").release()
+
+
+def test_a_replaced_lock_file_is_not_trusted(tmp_path):
+    """Between open and flock the path may come to name another file; the lock then takes the new one."""
+    first = FolderLock.acquire(tmp_path, "x")
+    (tmp_path / LOCK_FILE).unlink()  # as a failed command that created it removes it
+    second = FolderLock.acquire(tmp_path, "x")  # a new file: a new lock, not a stale one
+    assert os.path.samestat(os.fstat(second._handle), os.stat(tmp_path / LOCK_FILE))
+    first.release()
+    second.release()
+
+
+def test_a_new_run_is_staged_beside_its_place_and_appears_only_when_published(tmp_path):
+    out = tmp_path / "runs" / "new"
+    folder = RunFolder.create(out)
+    staging = tmp_path / "runs" / f".new{STAGING_SUFFIX}"
+    assert folder.path == staging and staging.is_dir() and not out.exists()
+    with pytest.raises(RunFolderError, match="a run is being prepared there by process"):
+        RunFolder.create(out)
+    (staging / "config.json").write_text("{}")
+    folder.publish()
+    assert folder.path == out and listing(out) == [LOCK_FILE, "config.json"] and not staging.exists()
+    with pytest.raises(RunFolderError, match="already holds a run .*which process \\d+ .* is writing"):
+        RunFolder.create(out)
+    folder.release()
+    with pytest.raises(RunFolderError, match="already holds a run \\(config.json\\); choose another"):
+        RunFolder.create(out)
+
+
+def test_a_discarded_run_leaves_nothing_not_even_the_folders_made_for_it(tmp_path):
+    folder = RunFolder.create(tmp_path / "a" / "b" / "run")
+    (folder.path / "ids.bin").write_bytes(b"\0" * 100)
+    folder.discard()
+    assert listing(tmp_path) == []
+
+
+def test_a_stale_staging_folder_of_a_killed_process_is_cleared(tmp_path):
+    staging = tmp_path / f".run{STAGING_SUFFIX}"
+    staging.mkdir()
+    (staging / "ids.bin").write_bytes(b"\0" * 100)
+    (staging / "sub").mkdir()
+    folder = RunFolder.create(tmp_path / "run")
+    assert listing(staging) == [LOCK_FILE]
+    folder.discard()
+
+
+def test_out_must_be_new_empty_or_a_run(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    (tmp_path / "file").write_text("x")
+    for force in (False, True):
+        with pytest.raises(RunFolderError, match="todo.txt"):
+            RunFolder.create(tmp_path / "notes", force=force)
+        with pytest.raises(RunFolderError, match="exists and is not a folder"):
+            RunFolder.create(tmp_path / "file", force=force)
+    assert listing(tmp_path / "notes") == ["todo.txt"]
+    (tmp_path / "empty").mkdir()
+    folder = RunFolder.create(tmp_path / "empty")
+    (folder.path / "config.json").write_text("{}")
+    folder.publish()
+    folder.release()
+    assert listing(tmp_path / "empty") == [LOCK_FILE, "config.json"]
+
+
+def test_force_swaps_the_old_run_out_only_when_the_new_one_is_published(finished):
+    old = {name: (finished / name).read_bytes() for name in listing(finished) if name != LOCK_FILE}
+    folder = RunFolder.create(finished, force=True)
+    with pytest.raises(RunFolderError, match="--resume .*: the run is being written by process"):
+        RunFolder.open_for_writing(finished)
+    with pytest.raises(RunFolderError, match="--out .*: the run there is being written by process"):
+        RunFolder.create(finished, force=True)
+    assert {name: (finished / name).read_bytes() for name in old} == old  # untouched until publish
+    (folder.path / "config.json").write_text('{"new": true}')
+    folder.publish()
+    folder.release()
+    assert listing(finished) == [LOCK_FILE, "config.json"]
+    assert (finished / "config.json").read_text() == '{"new": true}'
+    assert not any(p.name.startswith(".run.") for p in finished.parent.iterdir())
+
+
+def test_a_forced_replacement_that_fails_leaves_the_old_run_whole(finished):
+    before = {name: (finished / name).read_bytes() for name in listing(finished)}
+    folder = RunFolder.create(finished, force=True)
+    (folder.path / "config.json").write_text("{}")
+    folder.discard()  # the new run failed before its first checkpoint
+    assert {name: (finished / name).read_bytes() for name in listing(finished)} == before
+
+
+def test_an_old_run_left_half_replaced_is_put_back(finished, caplog):
+    """Where folders cannot be swapped in one step, a kill between the two renames leaves the old run aside."""
+    aside = finished.parent / f".{finished.name}{OLD_SUFFIX}"
+    finished.rename(aside)
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        RunFolder.create(finished)
+    assert (finished / "last.npz").exists() and not aside.exists()
+    assert "cut short" in caplog.text
+
+
+def test_config_json_round_trips_and_every_field_is_checked(finished):
+    folder = RunFolder(finished)
+    record = folder.read_record()
+    data = orjson.loads((finished / "config.json").read_bytes())
+    assert record.to_json() == data and RunRecord.from_json(record.to_json(), "x") == record
+    edits = {
+        "model.hidden": (lambda d: d["model"].update(hidden=-3), "--hidden must be a positive integer, got -3"),
+        "model.dtype": (lambda d: d["model"].update(dtype="float16"), "--dtype must be one of"),
+        "train.eta": (lambda d: d["train"].update(eta="fast"), "--eta must be a positive number"),
+        "train.seed": (lambda d: d["train"].update(seed=2**70), "--seed must be at most"),
+        "train, unknown": (lambda d: d["train"].update(learning_rate=1), "unknown settings: learning_rate"),
+        "sources": (lambda d: d["corpus"].update(sources=[]), "corpus.sources"),
+        "sha256": (lambda d: d["corpus"]["sources"][0].update(sha256="abc"), "sha256 is 'abc', expected 64"),
+        "characters": (lambda d: d["corpus"].update(characters=-1), "corpus.characters is '-1'"),
+        "val_fraction": (lambda d: d["corpus"].update(val_fraction=1.5), "corpus.val_fraction"),
+        "passage_length": (lambda d: d.update(passage_length=10**30), "--passage-length must be at most"),
+        "format_version": (lambda d: d.update(format_version=2), "format_version is '2'"),
+        "resumes": (lambda d: d.update(resumes={"a": 1}), "resumes"),
+    }
+    for edit, message in edits.values():
+        broken = orjson.loads(orjson.dumps(data))
+        edit(broken)
+        with pytest.raises(CheckpointError, match=message):
+            RunRecord.from_json(broken, str(finished / "config.json"))
+
+
+def test_config_json_is_checked_against_the_checkpoint_and_the_vocabulary(finished):
+    data = orjson.loads((finished / "config.json").read_bytes())
+    cases = {
+        "model.hidden": lambda d: d["model"].update(hidden=7),
+        "model.dtype": lambda d: d["model"].update(dtype="float32"),
+        "train.seq_length": lambda d: d["train"].update(seq_length=24),
+        "train.batch_size": lambda d: d["train"].update(batch_size=2),
+        "corpus.vocab_size": lambda d: d["corpus"].update(vocab_size=d["corpus"]["vocab_size"] + 1),
+        "the corpus SHA-256": lambda d: d["corpus"]["sources"][0].update(sha256="0" * 64),
+    }
+    for field, edit in cases.items():
+        broken = orjson.loads(orjson.dumps(data))
+        edit(broken)
+        (finished / "config.json").write_bytes(orjson.dumps(broken))
+        with pytest.raises(CheckpointError, match=f"disagree on {field}: .* in config.json, .* in last.npz"):
+            RunFolder(finished).load_for_resume()
+    (finished / "config.json").write_bytes(orjson.dumps(data))
+    vocab = orjson.loads((finished / "vocab.json").read_bytes())
+    vocab["chars"] = vocab["chars"][1:]
+    (finished / "vocab.json").write_bytes(orjson.dumps(vocab))
+    with pytest.raises(CheckpointError, match="disagree on the vocabulary"):
+        RunFolder(finished).load_for_resume()
+
+
+def test_changes_a_resume_may_make_do_not_count_as_disagreement(finished):
+    data = orjson.loads((finished / "config.json").read_bytes())
+    data["train"].update(updates=400, eta=0.05, log_every=5)  # what a resume records before its checkpoint
+    (finished / "config.json").write_bytes(orjson.dumps(data))
+    record, last = RunFolder(finished).load_for_resume()
+    assert record.train.updates == 400 and last.meta["train"]["updates"] == 40
+
+
+def test_a_resume_that_changes_nothing_removes_the_lock_file_it_made(finished):
+    copy = finished.parent / "legacy"
+    shutil.copytree(finished, copy)
+    (copy / LOCK_FILE).unlink()  # a run folder from before textgen locked them
+    folder = RunFolder.open_for_writing(copy)
+    folder.release(undo=True)
+    assert not (copy / LOCK_FILE).exists()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def paths_of(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from paths_of(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from paths_of(item, (*prefix, index))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_edit_of_config_json_is_accepted_or_one_checkpoint_error(trained, data):
+    original = orjson.loads((trained / "config.json").read_bytes())
+    edited = orjson.loads(orjson.dumps(original))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(list(paths_of(edited))))
+        replacement = data.draw(JSON_VALUES)
+        if not path:
+            edited = replacement
+            continue
+        target = edited
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = replacement
+    try:
+        record = RunRecord.from_json(edited, "config.json")
+    except CheckpointError as error:
+        assert "\n" not in str(error)
+    else:
+        assert RunRecord.from_json(record.to_json(), "config.json") == record

@@ -1,0 +1,92 @@
+"""SIGINT and SIGTERM end `textgen train` at every stage, through the real command: while a loader is blocked
+(a FIFO nobody writes to, a plugin that never returns), while training (after a checkpoint), and after it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from commands import plugin_environment, start, wait_until
+
+from textgen.checkpoint import load_checkpoint
+from textgen.errors import CheckpointError
+from textgen.runfolder import RunFolder
+
+TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog, again and again.\n" for i in range(400))
+CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def stopped(process, sig, timeout: float = 30) -> tuple[int, str, float]:
+    """Send ``sig``; return (exit status, stderr, seconds until the process ended)."""
+    began = time.monotonic()
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=timeout)
+    return process.returncode, err, time.monotonic() - began
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_while_a_fifo_blocks_the_reader_ends_at_once_and_leaves_nothing(tmp_path, sig):
+    fifo = tmp_path / "corpus.txt"
+    os.mkfifo(fifo)  # no writer ever comes: open() blocks
+    process = start("train", "--corpus", fifo, "--out", tmp_path / "run", "--no-progress")
+    wait_until(lambda: (tmp_path / ".run.textgen-new").exists(), 60, "the run to start")
+    time.sleep(0.3)
+    code, err, seconds = stopped(process, sig)
+    assert code == CODES[sig] and seconds < 10, (code, err)
+    assert err == "textgen: stopped before the run started; nothing was kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt"]
+
+
+def test_a_stop_while_a_plugin_never_returns_ends_at_once(tmp_path):
+    env = plugin_environment(tmp_path / "site", {"blocks": "plugin_fixtures:BlocksForever"})
+    (tmp_path / "x.blocks").write_text("")
+    process = start("train", "--corpus", tmp_path / "x.blocks", "--out", tmp_path / "run", "--no-progress", env=env)
+    wait_until(lambda: (tmp_path / ".run.textgen-new").exists(), 60, "the run to start")
+    time.sleep(0.5)
+    code, err, seconds = stopped(process, signal.SIGTERM)
+    assert code == 143 and seconds < 10 and "nothing was kept" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def training(tmp_path, *extra: str):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    run = tmp_path / "run"
+    process = start("train", "--corpus", corpus, "--out", run, "--hidden", "32", "--checkpoint-every", "25",
+                    "--log-every", "25", "--sample-every", "500", "--no-progress", "--seed", "1", *extra)
+    return run, process
+
+
+def checkpoint_update(run) -> int:
+    try:
+        return load_checkpoint(run / "last.npz").meta["update"]
+    except CheckpointError:
+        return -1
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_run_stays_resumable(tmp_path):
+    run, process = training(tmp_path, "--updates", "1000000")
+    wait_until(lambda: checkpoint_update(run) > 0, 60, "training")
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # no waiting for the checkpoint the first one asked for
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    _, last = RunFolder(run).load_for_resume()
+    assert last.meta["update"] > 0 and last.meta["update"] % 25 == 0
+
+
+def test_a_stop_after_training_says_so_and_resume_finishes_the_run(tmp_path):
+    # a long passage after a short training: the stop comes while it is drawn, where it acts at once
+    run, process = training(tmp_path, "--updates", "50", "--passage-length", "2000000")
+    wait_until(lambda: checkpoint_update(run) == 50, 60, "the last update")
+    time.sleep(0.3)
+    code, err, seconds = stopped(process, signal.SIGTERM)
+    assert code == 143 and seconds < 10, err
+    assert "stopped after training finished (update 50" in err and f"textgen report {run}" in err
+    assert not (run / "best_passage.txt").exists()
+    result = start("train", "--resume", run, "--no-progress", "--passage-length", "300")
+    assert result.wait(timeout=120) == 0, result.stderr.read()
+    assert len((run / "best_passage.txt").read_text(encoding="utf-8")) == 300
+    assert (run / "report.html").exists()
