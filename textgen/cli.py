@@ -191,15 +191,12 @@ class Output:
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
-        self.escaped = False  # set once `write(..., escape=True)` had to escape a character
 
     def write(self, text: str, escape: bool = False, flush: bool = False) -> None:
         """Write ``text``; with ``escape``, characters the stream's encoding lacks become \\x.. escapes."""
         if escape:
             encoding = self.stream.encoding or "utf-8"
-            shown = text.encode(encoding, "backslashreplace").decode(encoding)
-            self.escaped = self.escaped or shown != text
-            text = shown
+            text = text.encode(encoding, "backslashreplace").decode(encoding)
         try:
             self.stream.write(text)
             if flush:

@@ -74,7 +74,7 @@ class ReadBudget:
         if self.used > self.SHARE * self.available:
             raise LimitError(
                 f"{spec}: stopped reading after {characters:,} characters: holding more of this corpus in memory "
-                f"would need more than the {format_bytes(self.available)} this machine has available; use a smaller "
+                f"would need more than the {format_bytes(self.available)} available; use a smaller "
                 "corpus, or a single file, which textgen streams from disk when it is over "
                 f"{STREAM_THRESHOLD_BYTES >> 20} MB"
             )

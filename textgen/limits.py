@@ -119,5 +119,5 @@ def check_memory(needed: int, what: str, fix: str) -> None:
     """LimitError unless ``needed`` bytes fit in `available_memory`, saying ``what`` needs them and ``fix``."""
     available = available_memory()
     if needed > available:
-        raise LimitError(f"{what} would need about {format_bytes(needed)} of memory and this machine has "
-                         f"{format_bytes(available)} available; {fix}")
+        raise LimitError(f"{what} would need about {format_bytes(needed)} of memory and only {format_bytes(available)} "
+                         f"is available; {fix}")

@@ -151,8 +151,8 @@ def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, voca
     """
     check_memory(
         training_bytes(model.hidden, vocab_size, config.seq_length, config.batch_size, model.dtype),
-        f"training {model.hidden:,} hidden units over {config.batch_size:,} streams of {config.seq_length:,} "
-        f"characters ({model.dtype})",
+        f"training {model.hidden:,} hidden units over {config.batch_size:,} stream"
+        f"{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} characters ({model.dtype})",
         "use a smaller --hidden, --batch-size or --seq-length, or --dtype float32",
     )
     longest = max(config.sample_length, passage_length)
