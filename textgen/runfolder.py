@@ -396,9 +396,9 @@ class RunFolder:
         another process is writing or preparing a run there; or when ``out`` holds files that are not a
         run's. With ``force`` the old run is locked now and replaced only by `publish`.
         """
-        out = Path(os.path.abspath(out))
-        if not out.name or out.is_symlink():
-            raise RunFolderError(f"--out {out}: give the path of a folder of its own (not a link, not a root)")
+        out = Path(out)
+        if out.name in ("", ".", "..") or not Path(os.path.abspath(out)).name or out.is_symlink():
+            raise RunFolderError(f"--out {out}: give the path of a folder of its own (not a link, not . or /)")
         staging = out.parent / f".{out.name}{STAGING_SUFFIX}"
         folder = cls(staging)
         folder._target = out
