@@ -105,8 +105,11 @@ def tmpfs(folder: Path, size: str):
         unmount(folder)
 
 
-def fill(folder: Path) -> None:
-    """Write a file until the filesystem is full."""
+def fill(folder: Path, leave: int = 0) -> None:
+    """Write a file until the filesystem is full, then give back about ``leave`` bytes."""
     with open(folder / "filler", "wb", buffering=0) as stream, contextlib.suppress(OSError):
         while True:
             stream.write(b"\0" * 4096)
+    if leave:
+        size = (folder / "filler").stat().st_size
+        os.truncate(folder / "filler", max(0, size - leave))

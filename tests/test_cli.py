@@ -39,7 +39,7 @@ def trained_run(tmp_path_factory):
 def test_train_writes_every_file_of_the_run_folder(trained_run):
     expected = {"config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "best.npz", "last.npz", "loss.png",
                 "best_passage.txt", "report.html", "report.md", "report_loss.png"}
-    assert {p.name for p in trained_run.iterdir()} == expected | {".lock"} and expected <= set(RUN_FILES)
+    assert {p.name for p in trained_run.iterdir()} == expected and expected <= set(RUN_FILES)
     config = json.loads((trained_run / "config.json").read_text())
     assert config["train"]["updates"] == 120 and config["train"]["seed"] == 3
     assert config["model"] == {"hidden": 16, "sigma": 0.01, "dtype": "float64"}

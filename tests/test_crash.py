@@ -193,3 +193,20 @@ def test_two_writers_started_together_never_meet_in_one_folder(setting, tmp_path
         assert updates == list(range(25, 301, 25)), (kind, updates[:5], len(updates))
         samples = [row["update"] for row in rows(run / "samples.jsonl")]
         assert samples == sorted(set(samples))
+
+
+def test_a_resume_killed_before_its_first_checkpoint_leaves_the_folder_as_it_was(setting, tmp_path):
+    from commands import snapshot
+
+    run = shutil.copytree(setting["reference"], tmp_path / "run")
+    before = snapshot(run)
+    for marker in setting["markers"].iterdir():
+        marker.unlink()
+    process = start("train", "--resume", run, "--updates", "40000", "--checkpoint-every", "20000", "--no-progress",
+                    env=setting["env"])
+    wait_until(lambda: (setting["markers"] / "read").exists(), 120, "the corpus to be read")
+    time.sleep(1.0)  # training, and logging rows, long before its first checkpoint at update 20,000
+    assert process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert snapshot(run) == before

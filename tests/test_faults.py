@@ -368,3 +368,27 @@ def test_a_zip_member_that_expands_without_bound_is_refused(tmp_path):
     result = textgen("train", "--corpus", bomb, "--out", tmp_path / "out", preexec_fn=limited, timeout=120)
     assert_one_error_line(result, r"tweets\.zip \(tweets\.json\): the JSON document is larger than [\d.]+ MiB, "
                                   r"more than this machine can parse in memory")
+
+
+def test_a_resume_whose_first_checkpoint_does_not_fit_leaves_the_folder_as_it_was(tmp_path, finished_run):
+    """With a little room left, the rows fit and the checkpoint does not: what was written is put back. With
+    more room the first checkpoint fits and the resume is under way: then it is recorded, whatever fails next."""
+    outcomes = set()
+    for room in (4_000, 12_000, 24_000, 40_000, 80_000):
+        with tmpfs(tmp_path / f"disk-{room}", "600k") as disk:
+            run = copy_run(finished_run, disk / "run")
+            before = snapshot(run)
+            fill(disk, leave=room)
+            result = textgen("train", "--resume", run, "--updates", "1000", "--checkpoint-every", "1000",
+                             "--no-progress")
+            if result.returncode == 0:
+                outcomes.add("finished")
+            elif snapshot(run).get("config.json") == before["config.json"]:
+                assert_one_error_line(result, r"No space left on device")
+                assert snapshot(run) == before  # failed before it was under way: exactly as it was
+                outcomes.add("left as it was")
+            else:
+                assert orjson.loads((run / "config.json").read_bytes())["resumes"][-1]["at_update"] == 300
+                assert load_checkpoint(run / "last.npz").meta["update"] == 1000  # under way, then stopped
+                outcomes.add("under way")
+    assert "left as it was" in outcomes, outcomes

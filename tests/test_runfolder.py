@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from textgen.cli import main
 from textgen.errors import CheckpointError, RunFolderError
-from textgen.runfolder import LOCK_FILE, OLD_SUFFIX, STAGING_SUFFIX, FolderLock, RunFolder, RunRecord
+from textgen.runfolder import OLD_SUFFIX, STAGING_SUFFIX, FolderLock, RunFolder, RunRecord
 
 TEXT = "".join(f"line {i}: a small corpus for run folder tests, with some words.\n" for i in range(120))
 QUICK = ["--hidden", "6", "--updates", "40", "--log-every", "10", "--checkpoint-every", "20", "--sample-every",
@@ -45,6 +45,7 @@ def test_a_folder_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
     with pytest.raises(RunFolderError, match=rf"^busy: held by process {os.getpid()}\b"):
         FolderLock.acquire(tmp_path, "busy: held by")  # another open file description: refused even here
     lock.release()
+    lock.release()  # twice is harmless
     FolderLock.acquire(tmp_path, "busy: held by").release()
     # a process that takes the lock and is then killed leaves nothing behind that blocks anyone
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
@@ -61,16 +62,18 @@ def test_a_folder_lock_is_exclusive_and_dies_with_its_holder(tmp_path):
     holder.kill()
     holder.wait()
     FolderLock.acquire(tmp_path, "busy: held by").release()
+    assert listing(tmp_path) == []  # the lock is on the folder itself: no file to remove or forge
 
 
-def test_a_replaced_lock_file_is_not_trusted(tmp_path):
-    """Between open and flock the path may come to name another file; the lock then takes the new one."""
-    first = FolderLock.acquire(tmp_path, "x")
-    (tmp_path / LOCK_FILE).unlink()  # as a failed command that created it removes it
-    second = FolderLock.acquire(tmp_path, "x")  # a new file: a new lock, not a stale one
-    assert os.path.samestat(os.fstat(second._handle), os.stat(tmp_path / LOCK_FILE))
-    first.release()
-    second.release()
+def test_a_writer_notices_when_its_folder_is_moved_or_replaced(finished):
+    folder = RunFolder.open_for_writing(finished)
+    folder.append_metrics({"update": 50})
+    finished.rename(finished.parent / "moved")
+    finished.mkdir()
+    with pytest.raises(RunFolderError, match="was moved, removed or replaced while this run wrote it"):
+        folder.append_metrics({"update": 60})
+    folder.release()
+    assert listing(finished) == []
 
 
 def test_a_new_run_is_staged_beside_its_place_and_appears_only_when_published(tmp_path):
@@ -82,7 +85,7 @@ def test_a_new_run_is_staged_beside_its_place_and_appears_only_when_published(tm
         RunFolder.create(out)
     (staging / "config.json").write_text("{}")
     folder.publish()
-    assert folder.path == out and listing(out) == [LOCK_FILE, "config.json"] and not staging.exists()
+    assert folder.path == out and listing(out) == ["config.json"] and not staging.exists()
     with pytest.raises(RunFolderError, match="already holds a run .*which process \\d+ .* is writing"):
         RunFolder.create(out)
     folder.release()
@@ -103,7 +106,7 @@ def test_a_stale_staging_folder_of_a_killed_process_is_cleared(tmp_path):
     (staging / "ids.bin").write_bytes(b"\0" * 100)
     (staging / "sub").mkdir()
     folder = RunFolder.create(tmp_path / "run")
-    assert listing(staging) == [LOCK_FILE]
+    assert listing(staging) == []
     folder.discard()
 
 
@@ -122,11 +125,11 @@ def test_out_must_be_new_empty_or_a_run(tmp_path):
     (folder.path / "config.json").write_text("{}")
     folder.publish()
     folder.release()
-    assert listing(tmp_path / "empty") == [LOCK_FILE, "config.json"]
+    assert listing(tmp_path / "empty") == ["config.json"]
 
 
 def test_force_swaps_the_old_run_out_only_when_the_new_one_is_published(finished):
-    old = {name: (finished / name).read_bytes() for name in listing(finished) if name != LOCK_FILE}
+    old = {name: (finished / name).read_bytes() for name in listing(finished)}
     folder = RunFolder.create(finished, force=True)
     with pytest.raises(RunFolderError, match="--resume .*: the run is being written by process"):
         RunFolder.open_for_writing(finished)
@@ -136,7 +139,7 @@ def test_force_swaps_the_old_run_out_only_when_the_new_one_is_published(finished
     (folder.path / "config.json").write_text('{"new": true}')
     folder.publish()
     folder.release()
-    assert listing(finished) == [LOCK_FILE, "config.json"]
+    assert listing(finished) == ["config.json"]
     assert (finished / "config.json").read_text() == '{"new": true}'
     assert not any(p.name.startswith(".run.") for p in finished.parent.iterdir())
 
@@ -217,13 +220,18 @@ def test_changes_a_resume_may_make_do_not_count_as_disagreement(finished):
     assert record.train.updates == 400 and last.meta["train"]["updates"] == 40
 
 
-def test_a_resume_that_changes_nothing_removes_the_lock_file_it_made(finished):
-    copy = finished.parent / "legacy"
-    shutil.copytree(finished, copy)
-    (copy / LOCK_FILE).unlink()  # a run folder from before textgen locked them
-    folder = RunFolder.open_for_writing(copy)
-    folder.release(undo=True)
-    assert not (copy / LOCK_FILE).exists()
+def test_a_resume_cleans_up_the_old_run_a_killed_force_left_beside_it(finished):
+    """A --force killed between its swap and removing the old run leaves that run in the staging folder."""
+    left = shutil.copytree(finished, finished.parent / f".{finished.name}{STAGING_SUFFIX}")
+    RunFolder.open_for_writing(finished).release()
+    assert not left.exists()
+
+
+def test_a_new_run_being_prepared_is_named_to_a_resume(tmp_path):
+    folder = RunFolder.create(tmp_path / "run")
+    with pytest.raises(RunFolderError, match=r"--resume .*run: a new run is being prepared there by process \d+"):
+        RunFolder.open_for_writing(tmp_path / "run")
+    folder.discard()
 
 
 JSON_VALUES = st.recursive(
@@ -264,3 +272,25 @@ def test_any_edit_of_config_json_is_accepted_or_one_checkpoint_error(trained, da
         assert "\n" not in str(error)
     else:
         assert RunRecord.from_json(record.to_json(), "config.json") == record
+
+
+def test_an_old_run_left_aside_is_put_back_by_a_resume_or_a_reader(finished, caplog):
+    aside = finished.parent / f".{finished.name}{OLD_SUFFIX}"
+    for use in (lambda: RunFolder.open_for_writing(finished).release(), lambda: RunFolder(finished).load("last")):
+        finished.rename(aside)
+        use()
+        assert (finished / "last.npz").exists() and not aside.exists()
+    assert caplog.text.count("cut short") == 2
+
+
+def test_a_reader_reads_one_run_even_if_the_folder_is_replaced_under_it(finished, tmp_path):
+    other = shutil.copytree(finished, tmp_path / "other")
+    record = orjson.loads((other / "config.json").read_bytes())
+    record["train"]["seed"] = 99
+    (other / "config.json").write_bytes(orjson.dumps(record))
+    reader = RunFolder(finished)
+    assert reader.read_record().train.seed == 2
+    finished.rename(tmp_path / "gone")
+    other.rename(finished)  # as --force swaps a new run in
+    assert reader.read_record().train.seed == 2  # still the run it started reading
+    assert RunFolder(finished).read_record().train.seed == 99

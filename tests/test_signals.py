@@ -84,9 +84,55 @@ def test_a_stop_after_training_says_so_and_resume_finishes_the_run(tmp_path):
     time.sleep(0.3)
     code, err, seconds = stopped(process, signal.SIGTERM)
     assert code == 143 and seconds < 10, err
-    assert "stopped after training finished (update 50" in err and f"textgen report {run}" in err
+    assert "stopped after training finished (update 50" in err and f"textgen train --resume {run} writes" in err
     assert not (run / "best_passage.txt").exists()
     result = start("train", "--resume", run, "--no-progress", "--passage-length", "300")
     assert result.wait(timeout=120) == 0, result.stderr.read()
     assert len((run / "best_passage.txt").read_text(encoding="utf-8")) == 300
     assert (run / "report.html").exists()
+
+
+def test_an_extended_run_stopped_during_its_new_passage_is_finished_with_a_new_one(tmp_path):
+    run, process = training(tmp_path, "--updates", "50", "--passage-length", "100")
+    assert process.wait(timeout=120) == 0
+    first_passage = (run / "best_passage.txt").read_text(encoding="utf-8")
+    process = start("train", "--resume", run, "--updates", "100", "--passage-length", "2000000", "--no-progress")
+    wait_until(lambda: checkpoint_update(run) == 100, 60, "the last update")
+    time.sleep(0.3)
+    stopped(process, signal.SIGKILL)
+    assert not (run / "best_passage.txt").exists()  # the passage of the shorter run is gone with its first checkpoint
+    finish = start("train", "--resume", run, "--passage-length", "100", "--no-progress")
+    assert finish.wait(timeout=120) == 0, finish.stderr.read()
+    assert (run / "best_passage.txt").read_text(encoding="utf-8") != first_passage
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["new run", "--force"])
+def test_two_quick_signals_while_the_corpus_is_read_are_one_clean_stop(tmp_path, force):
+    """The second signal comes while the first one's stop is under way (removing the staging folder, printing)."""
+    import random
+
+    from commands import plugin_environment, snapshot
+
+    env = plugin_environment(tmp_path / "site", {"slowlines": "plugin_fixtures:SlowLineLoader"},
+                             TEXTGEN_TEST_MARKERS=str(tmp_path))
+    corpus = tmp_path / "book.slow"
+    corpus.write_text(TEXT * 8)
+    run = tmp_path / "run"
+    if force:
+        made = start("train", "--corpus", tmp_path / "book.slow", "--out", run, "--updates", "20", "--hidden", "8",
+                     "--no-progress", env=env)
+        assert made.wait(timeout=120) == 0
+    before = snapshot(run) if force else None
+    chooser = random.Random(7)
+    for _ in range(6):
+        (tmp_path / "reading").unlink(missing_ok=True)
+        process = start("train", "--corpus", corpus, "--out", run, *(["--force"] if force else []), "--updates",
+                        "20", "--hidden", "8", "--no-progress", env=env)
+        wait_until(lambda: (tmp_path / "reading").exists(), 60, "reading")
+        time.sleep(chooser.uniform(0, 0.2))
+        process.send_signal(signal.SIGINT)
+        time.sleep(chooser.uniform(0, 0.04))
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 130 and err == "textgen: stopped before the run started; nothing was kept\n", err
+        assert snapshot(run) == before if force else not run.exists()

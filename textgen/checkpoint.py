@@ -20,7 +20,7 @@ import orjson
 
 from textgen.config import RNNConfig
 from textgen.errors import CheckpointError, ConfigError
-from textgen.fs import atomic_write
+from textgen.fs import atomic_write, read_bytes
 from textgen.rnn import PARAM_NAMES, Params, param_shapes
 from textgen.vocab import CharVocab
 
@@ -49,8 +49,9 @@ class Checkpoint:
         return start[0], next_id
 
 
-def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
-    """Write ``checkpoint`` to ``path`` atomically (CheckpointError if the folder is not writable)."""
+def save_checkpoint(path: Path, checkpoint: Checkpoint, at: int | None = None) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (CheckpointError if the folder is not writable); ``at``:
+    see `textgen.fs`."""
     meta = dict(checkpoint.meta)
     meta.update(
         format_version=FORMAT_VERSION,
@@ -62,14 +63,14 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     arrays.update(checkpoint.arrays)
     arrays[META_KEY] = np.frombuffer(orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
     try:
-        atomic_write(Path(path), lambda stream: np.savez(stream, **arrays))
+        atomic_write(Path(path), lambda stream: np.savez(stream, **arrays), at)
     except OSError as error:
         raise CheckpointError(f"{path}: cannot write checkpoint ({error.strerror}); the previous one is kept") from None
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, at: int | None) -> dict[str, np.ndarray]:
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, at)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except OSError as error:
@@ -108,10 +109,11 @@ def _check_array(path: Path, arrays: dict, name: str, shape: tuple, dtype: np.dt
     return array
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and validate a checkpoint; any corruption or mismatch raises CheckpointError naming it."""
+def load_checkpoint(path: str | Path, at: int | None = None) -> Checkpoint:
+    """Read and validate a checkpoint; any corruption or mismatch raises CheckpointError naming it.
+    ``at``: see `textgen.fs`."""
     path = Path(path)
-    arrays = _read_npz(path)
+    arrays = _read_npz(path, at)
     meta_array = arrays.get(META_KEY)
     if not isinstance(meta_array, np.ndarray) or meta_array.dtype != np.uint8 or meta_array.ndim != 1:
         raise CheckpointError(f"{path}: no textgen metadata inside; is this a textgen checkpoint?")

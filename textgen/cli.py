@@ -14,6 +14,7 @@ from pathlib import Path
 from textgen import __version__
 from textgen.config import TrainConfig
 from textgen.errors import ConfigError, OutputError, TextgenError, one_line
+from textgen.stopping import Interrupted
 
 DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their cause (for plugin authors)
 
@@ -260,7 +261,7 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
 def command_train(args: argparse.Namespace) -> int:
     from textgen.config import RunConfig, TrainConfig
     from textgen.run import resume_run, start_run
-    from textgen.stopping import Interrupted, StopRequest
+    from textgen.stopping import StopRequest
 
     given = {}
     for flag, *_ in TRAIN_FLAGS:
@@ -298,6 +299,8 @@ def command_train(args: argparse.Namespace) -> int:
     def request_stop(signum, frame):
         stop.request(signum)
 
+    import tqdm.auto  # noqa: F401 - imported now, not half-way when a signal comes (`say` uses it)
+
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = False if args.no_progress else None
     try:
@@ -331,24 +334,27 @@ def command_train(args: argparse.Namespace) -> int:
             result = start_run(args.corpus, model, config, run, kind=args.kind, options=loader_options(args),
                                weights=args.weights, progress=progress, on_sample=show_sample, stop=stop)
     except Interrupted as stopped:
+        for sig in previous:  # the command is ending: nothing may cut short the last words
+            signal.signal(sig, signal.SIG_IGN)
         code = EXIT_STATUS.get(stopped.signum, 130)
         if code == 141:
             return code  # the reader went away: end quietly, as Unix tools do (the checkpoint is saved)
         folder = stopped.folder
         if folder is None:
-            say("textgen: stopped before the run started; nothing was kept", file=sys.stderr)
+            message = "stopped before the run started; nothing was kept"
         elif stopped.finished:
-            say(f"textgen: stopped after training finished (update {stopped.update:,}, saved in {folder}/last.npz); "
-                f"the final passage and report were not written: textgen report {folder} writes the report",
-                file=sys.stderr)
+            message = (f"stopped after training finished (update {stopped.update:,}, saved in {folder}/last.npz); "
+                       f"the final passage and report were not written: textgen train --resume {folder} writes them")
         else:
             at = "" if stopped.update is None else f" at update {stopped.update:,}"
-            say(f"textgen: stopped{at}; checkpoint saved in {folder}/last.npz. Continue with: "
-                f"textgen train --resume {folder}", file=sys.stderr)
+            message = (f"stopped{at}; checkpoint saved in {folder}/last.npz. Continue with: "
+                       f"textgen train --resume {folder}")
+        sys.stderr.write(f"textgen: {message}\n")
         return code
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if not stop.is_set():  # after a stop the signals stay ignored: the process ends, untouched, as it should
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     state = result.state
     chosen = "validation loss" if state.best_by == "val_loss" else "smooth loss"
     unit = "nats/char" if state.best_by == "val_loss" else "nats per window"
@@ -358,8 +364,8 @@ def command_train(args: argparse.Namespace) -> int:
     say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f} nats per window; best "
         f"model by {chosen}: {state.best_loss:.3f} {unit} at update {state.best_update:,}; run folder "
         f"{result.folder}", file=sys.stderr)
-    say(f"textgen: report: {result.folder / 'report.html'}; generate more with: textgen generate --run "
-        f"{result.folder}", file=sys.stderr)
+    report = f"report: {result.folder / 'report.html'}; " if result.report else ""
+    say(f"textgen: {report}generate more with: textgen generate --run {result.folder}", file=sys.stderr)
     return 0
 
 
@@ -563,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("textgen: interrupted\n")
         return 130
+    except Interrupted as stopped:  # a stop that came after the command had handled its own
+        return EXIT_STATUS.get(stopped.signum, 130)
 
 
 if __name__ == "__main__":

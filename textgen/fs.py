@@ -7,7 +7,7 @@ A failed write raises `OutputError` naming the path and the cause; the old file 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +18,10 @@ from textgen.errors import CheckpointError, OutputError
 
 TEMPORARY_SUFFIX = ".tmp"  # atomic writes go to ".NAME.XXXX.tmp" beside NAME first
 
+# Every function takes the file's path (for messages) and, optionally, ``at``: an open descriptor of its
+# folder. With ``at``, the file is found through that descriptor (the name only), so a reader or writer
+# keeps to the one folder it opened even if another process renames or replaces folders meanwhile.
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -25,10 +29,14 @@ def _current_umask() -> int:
     return mask
 
 
-def fsync_folder(folder: Path) -> None:
-    """Make a rename or creation inside ``folder`` durable (best effort where folders cannot be opened)."""
+def _open(path: Path, flags: int, at: int | None, mode: int = 0o666) -> int:
+    return os.open(path.name if at is not None else path, flags | os.O_CLOEXEC, mode, dir_fd=at)
+
+
+def fsync_folder(folder: Path, at: int | None = None) -> None:
+    """Make a rename or creation inside a folder durable (best effort where folders cannot be opened)."""
     try:
-        handle = os.open(folder, os.O_RDONLY)
+        handle = os.open(folder, os.O_RDONLY | os.O_CLOEXEC) if at is None else os.dup(at)
     except OSError:
         return
     try:
@@ -39,44 +47,60 @@ def fsync_folder(folder: Path) -> None:
         os.close(handle)
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def read_bytes(path: Path, at: int | None = None) -> bytes:
+    """The whole file (OSError as os.open and read raise it)."""
+    handle = _open(Path(path), os.O_RDONLY, at)
+    with os.fdopen(handle, "rb") as stream:
+        return stream.read()
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], at: int | None = None) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     A crash at any moment leaves the old file or the new one, never half of one; a failure leaves no
     temporary behind. Raises OSError (callers say what the file was).
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC) if at is None else at
+    temporary = f".{path.name}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
     try:
-        os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; give the usual mode
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         0o666 & ~_current_umask(), dir_fd=folder)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                write(stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            try:
+                os.unlink(temporary, dir_fd=folder)
+            except OSError:
+                pass
+            raise
+        fsync_folder(path.parent, folder)
+    finally:
+        if at is None:
+            os.close(folder)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
+def write_bytes(path: Path, data: bytes, at: int | None = None) -> None:
     """Write ``data`` to ``path`` atomically; OutputError naming the path if it cannot be written."""
     try:
-        atomic_write(path, lambda stream: stream.write(data))
+        atomic_write(path, lambda stream: stream.write(data), at)
     except OSError as error:
         raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
-def write_json(path: Path, data: object) -> None:
+def write_json(path: Path, data: object, at: int | None = None) -> None:
     """Write ``data`` as indented JSON, atomically."""
-    write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY), at)
 
 
-def read_json(path: Path, what: str) -> object:
+def read_json(path: Path, what: str, at: int | None = None) -> object:
     """Parse a JSON file, turning any failure into CheckpointError naming the file and ``what`` it should be."""
     try:
-        return orjson.loads(Path(path).read_bytes())
+        return orjson.loads(read_bytes(path, at))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing; is this a textgen run folder?") from None
     except IsADirectoryError:
@@ -85,13 +109,13 @@ def read_json(path: Path, what: str) -> object:
         raise CheckpointError(f"{path}: cannot read the {what} ({getattr(error, 'strerror', None) or error})") from None
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path, at: int | None = None) -> list[dict]:
     """The rows of a JSON-lines file (none if it is missing), each a JSON object with an integer ``update``
     if it has one. A half-written last line (a killed writer) is left out; any other bad line raises
     CheckpointError naming its number."""
     path = Path(path)
     try:
-        lines = path.read_bytes().splitlines()
+        lines = read_bytes(path, at).splitlines()
     except FileNotFoundError:
         return []
     except OSError as error:
@@ -113,21 +137,31 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def append_jsonl(path: Path, row: dict) -> None:
+def jsonl_bytes(rows: Iterable[dict]) -> bytes:
+    """Rows as the bytes of a JSON-lines file."""
+    return b"".join(orjson.dumps(row) + b"\n" for row in rows)
+
+
+def append_jsonl(path: Path, row: dict, at: int | None = None) -> None:
     """Append one row; OutputError naming the path if it cannot be written."""
     try:
-        with Path(path).open("ab") as stream:
+        handle = _open(Path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, at)
+        with os.fdopen(handle, "ab") as stream:
             stream.write(orjson.dumps(row) + b"\n")
     except OSError as error:
         raise OutputError(f"{path}: cannot write ({error.strerror})") from None
 
 
-def rewrite_jsonl(path: Path, rows: Iterable[dict]) -> None:
+def rewrite_jsonl(path: Path, rows: Iterable[dict], at: int | None = None) -> None:
     """Replace the file with ``rows``, atomically."""
-    write_bytes(path, b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    write_bytes(path, jsonl_bytes(rows), at)
 
 
-def remove_temporaries(folder: Path) -> None:
-    """Delete what killed atomic writes left in ``folder`` (``.NAME.XXXX.tmp``)."""
-    for stray in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
-        stray.unlink(missing_ok=True)
+def remove_temporaries(folder: Path, at: int | None = None) -> None:
+    """Delete what killed atomic writes left in a folder (``.NAME.XXXX.tmp``)."""
+    for name in os.listdir(folder if at is None else at):
+        if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+            try:
+                os.unlink(name if at is not None else Path(folder) / name, dir_fd=at)
+            except FileNotFoundError:
+                pass

@@ -56,7 +56,12 @@ class LossCurve:
 
 
 def plot_loss(path: Path, curves: Sequence[LossCurve], title: str = "Smooth training loss") -> None:
-    """Draw the curves on one axis, epoch boundaries dashed, and write the PNG atomically to ``path``."""
+    """`loss_plot` written atomically to ``path``."""
+    write_bytes(Path(path), loss_plot(curves, title))
+
+
+def loss_plot(curves: Sequence[LossCurve], title: str = "Smooth training loss") -> bytes:
+    """The curves on one axis, epoch boundaries dashed, as PNG."""
     figure = _figure(8, 4.5, 100)
     axis = figure.add_subplot()
     longest = 0
@@ -75,7 +80,7 @@ def plot_loss(path: Path, curves: Sequence[LossCurve], title: str = "Smooth trai
     if curves:
         axis.legend(loc="upper right")
     figure.tight_layout()
-    write_bytes(Path(path), _png(figure))
+    return _png(figure)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from textgen.corpus import (
 )
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
 from textgen.limits import check_memory
-from textgen.plots import LossCurve, plot_loss
+from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.rnn import default_threads, training_bytes
 from textgen.runfolder import RunFolder, RunRecord, new_record
@@ -64,15 +64,23 @@ class RunResult:
     state: TrainState  # final training state (params, best params, losses)
     vocab: CharVocab  # the shared vocabulary
     passage: str  # text from the best model, also in best_passage.txt
+    report: bool = True  # whether report.html and report.md were written (a failure is only a warning)
+
+
+@dataclass
+class Resumption:
+    """What a resumed run writes with its first checkpoint (see `RunFolder.commit_resume`): until then its rows
+    wait here, so that a resume that fails or is killed before that checkpoint leaves the folder as it was."""
+
+    metrics: list[dict]  # the rows kept from before, then the resumed run's own
+    samples: list[dict]
+    record: RunRecord  # config.json with this resume recorded
+    drop: tuple[str, ...] = ()  # files the run will make anew (a passage drawn before it was extended)
 
 
 class RunRecorder(TrainCallbacks):
-    """Writes what the trainer reports into the run folder as it happens.
-
-    ``on_first_checkpoint`` runs once, after the first checkpoint is safely saved (a resume records
-    itself there). ``on_first_write`` runs before the first row or checkpoint is written (a resume
-    drops there the rows a killed run wrote after its last checkpoint).
-    """
+    """Writes what the trainer reports into the run folder as it happens (for a resumed run, from its first
+    checkpoint on: see `Resumption`)."""
 
     def __init__(
         self,
@@ -84,49 +92,46 @@ class RunRecorder(TrainCallbacks):
         per_epoch: int,
         sources: list[dict],
         on_sample: Callable[[dict], None] | None = None,
-        metrics: list[dict] = (),
-        on_first_write: Callable[[], None] | None = None,
-        on_first_checkpoint: Callable[[TrainState], None] | None = None,
+        resumption: Resumption | None = None,
     ):
         self.folder = folder
         self.vocab, self.model, self.config, self.rng = vocab, model, config, rng
         self.per_epoch = per_epoch
         self.sources = sources
         self.echo_sample = on_sample
-        self.on_first_write = on_first_write
-        self.on_first_checkpoint = on_first_checkpoint
+        self.resumption = resumption
+        metrics = resumption.metrics if resumption is not None else []
         self.updates = [row["update"] for row in metrics]  # what loss.png draws
         self.smooth_losses = [row["smooth_loss"] for row in metrics]
         self.checkpoint_update = None  # the update of the newest checkpoint saved, None before the first
-        self.wrote = False  # whether anything has been written to the folder yet
         self.last_plot = 0.0
 
-    def _before_writing(self) -> None:
-        self.wrote = True
-        if self.on_first_write is not None:
-            first, self.on_first_write = self.on_first_write, None
-            first()
-
     def on_log(self, record: dict) -> None:
-        self._before_writing()
-        self.folder.append_metrics(record)
+        if self.resumption is not None:
+            self.resumption.metrics.append(record)
+        else:
+            self.folder.append_metrics(record)
         self.updates.append(record["update"])
         self.smooth_losses.append(record["smooth_loss"])
 
     def on_sample(self, record: dict) -> None:
-        self._before_writing()
-        self.folder.append_sample(record)
+        if self.resumption is not None:
+            self.resumption.samples.append(record)
+        else:
+            self.folder.append_sample(record)
         if self.echo_sample:
             self.echo_sample(record)
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
-        self._before_writing()
         last, best = checkpoints_of(state, self.vocab, self.model, self.config, self.rng, self.sources)
-        self.folder.save_checkpoints(last, best)
+        if self.resumption is not None:
+            resumption = self.resumption
+            self.folder.commit_resume(last, best, resumption.metrics, resumption.samples, resumption.record,
+                                      resumption.drop)
+            self.resumption = None
+        else:
+            self.folder.save_checkpoints(last, best)
         self.checkpoint_update = state.update
-        if self.on_first_checkpoint is not None:
-            first, self.on_first_checkpoint = self.on_first_checkpoint, None
-            first(state)
         now = time.monotonic()
         if final or (self.updates and now - self.last_plot >= PLOT_EVERY_SECONDS):
             self.last_plot = now
@@ -135,7 +140,7 @@ class RunRecorder(TrainCallbacks):
     def plot(self) -> None:
         """Redraw loss.png from the metrics logged so far."""
         curve = LossCurve("smooth loss", self.updates, self.smooth_losses, self.per_epoch)
-        plot_loss(self.folder.file("loss.png"), [curve], title=f"Smooth training loss: {self.folder.path.name}")
+        self.folder.write_file("loss.png", loss_plot([curve], title=f"Smooth training loss: {self.folder.path.name}"))
 
 
 def default_run_dir(name: str) -> Path:
@@ -271,10 +276,10 @@ def _train_in(
         try:
             state = train(ids, vocab, config, rng, model, state=state, callbacks=recorder, progress=progress,
                           val_ids=val_ids, stop=stop)
-        except TrainingInterrupted as interrupted:
+        except TrainingInterrupted:
             recorder.plot()
             _write_report(folder.path)
-            raise Interrupted(interrupted.signum) from None
+            stop.check()  # raises Interrupted: the stop the trainer saw
         finished = True
         if stop is not None:
             stop.check()  # a stop that came while the final checkpoint was written
@@ -282,21 +287,24 @@ def _train_in(
         start = (state.best_h, state.best_next_id)
         passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng, start=start)
         folder.write_text("best_passage.txt", passage)
-        _write_report(folder.path)
+        report = _write_report(folder.path)
     except Interrupted as stopped:
         stopped.folder, stopped.update, stopped.finished = folder.path, recorder.checkpoint_update, finished
         raise
-    return RunResult(folder.path, state, vocab, passage)
+    return RunResult(folder.path, state, vocab, passage, report)
 
 
-def _write_report(folder: Path) -> None:
-    """Write the run report; a failure is a warning, since the run itself is complete or checkpointed."""
+def _write_report(folder: Path) -> bool:
+    """Write the run report; a failure is a warning (returns False), since the run itself is complete or
+    checkpointed."""
     from textgen.report import write_report
 
     try:
         write_report(folder)
     except TextgenError as error:
         log.warning("the report could not be written: %s (try again with: textgen report %s)", error, folder)
+        return False
+    return True
 
 
 def resume_run(
@@ -326,7 +334,6 @@ def resume_run(
             "continuation would not be exact; start a new run (or --init-from this one) instead"
         )
     folder = RunFolder.open_for_writing(path)
-    recorder = None
     try:
         record, last = folder.load_for_resume()
         state, saved, rng = state_of(last, str(folder.file("last.npz")))
@@ -336,8 +343,8 @@ def resume_run(
         ids, val_ids = _reencode(record, last.vocab, folder, registry or default_registry())
         target = total_updates(config, ids.size)
         if target == state.update and folder.has("best_passage.txt") and not folder.report_is_current():
-            _write_report(folder.path)  # stopped while its report was written: only that is left to do
-            return RunResult(folder.path, state, last.vocab, folder.passage() or "")
+            report = _write_report(folder.path)  # stopped while its report was written: only that is left to do
+            return RunResult(folder.path, state, last.vocab, folder.passage() or "", report)
         unfinished = target == state.update and not folder.has("best_passage.txt")  # stopped after training
         if target <= state.update and not unfinished:
             raise ConfigError(f"--resume: the run already has {state.update:,} updates; give a larger total with "
@@ -348,15 +355,13 @@ def resume_run(
                  "when": datetime.now().astimezone().isoformat(timespec="seconds")}
         updated = replace(record, train=config, total_updates=target, passage_length=passage_length,
                           resumes=(*record.resumes, entry))
-        recorder = RunRecorder(
-            folder, last.vocab, last.model, config, rng, record.updates_per_epoch, list(record.sources), on_sample,
-            metrics, on_first_write=lambda: folder.truncate_rows(metrics, samples),
-            on_first_checkpoint=lambda _: folder.write_record(updated),
-        )
+        extended = ("best_passage.txt",) if target > state.update else ()  # a passage of the shorter run
+        recorder = RunRecorder(folder, last.vocab, last.model, config, rng, record.updates_per_epoch,
+                               list(record.sources), on_sample, Resumption(metrics, samples, updated, extended))
         return _train_in(folder, ids, val_ids, last.vocab, last.model, config, rng, state, recorder, progress,
                          passage_length, stop)
     finally:
-        folder.release(undo=recorder is None or not recorder.wrote)  # a resume that wrote nothing changed nothing
+        folder.release()
 
 
 def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,

@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -25,14 +26,16 @@ from pathlib import Path
 from textgen import __version__
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
-from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError
+from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError, TextgenError
 from textgen.fs import (
+    TEMPORARY_SUFFIX,
     append_jsonl,
     fsync_folder,
+    jsonl_bytes,
+    read_bytes,
     read_json,
     read_jsonl,
     remove_temporaries,
-    rewrite_jsonl,
     write_bytes,
     write_json,
 )
@@ -41,7 +44,6 @@ from textgen.vocab import CharVocab
 log = logging.getLogger(__name__)
 
 CONFIG_FORMAT_VERSION = 1
-LOCK_FILE = ".lock"
 STAGING_SUFFIX = ".textgen-new"  # .NAME.textgen-new: a run being prepared for NAME
 OLD_SUFFIX = ".textgen-old"  # .NAME.textgen-old: an old run on its way out (where folders cannot be swapped)
 RUN_FILES = (
@@ -70,9 +72,9 @@ def _process_description(pid: int) -> str:
 
 
 def lock_holder(folder: Path) -> str | None:
-    """Who holds ``folder``'s lock, looked up without touching the lock (Linux's /proc/locks); None if nobody."""
+    """Who holds ``folder``'s lock, looked up without touching it (Linux's /proc/locks); None if nobody."""
     try:
-        inode = os.stat(folder / LOCK_FILE).st_ino
+        inode = os.stat(folder).st_ino
         lines = Path("/proc/locks").read_text().splitlines()
     except (OSError, ValueError):
         return None
@@ -87,16 +89,17 @@ def lock_holder(folder: Path) -> str | None:
 
 
 class FolderLock:
-    """An exclusive advisory lock (``flock``) on a folder's ``.lock`` file, held until `release`.
+    """An exclusive advisory lock (``flock``) on a folder itself, held until `release`.
 
-    The kernel drops it when the process ends, however it ends, so a lock never outlives its holder.
-    The file itself is never written: it is created empty once and stays with the run.
+    The lock is on the folder's own inode, through a descriptor of it: no file in the folder can be
+    removed to get round it, it follows the folder when it is renamed into place, and the kernel
+    drops it when the process ends, however it ends, so it never outlives its holder. The
+    descriptor is also how the holder reads and writes the folder's files (see `textgen.fs`).
     """
 
-    def __init__(self, handle: int, folder: Path, created: bool):
-        self._handle = handle
+    def __init__(self, handle: int, folder: Path):
+        self.handle = handle  # an O_RDONLY descriptor of the folder, flock'ed
         self.folder = folder
-        self.created = created  # this lock made the .lock file (a command that changes nothing removes it again)
 
     @classmethod
     def acquire(cls, folder: Path, refusal: str) -> FolderLock:
@@ -104,52 +107,44 @@ class FolderLock:
 
         ``refusal`` says what the holder does, ending in "by": "--resume X: the run is being written by".
         """
-        path = folder / LOCK_FILE
-        for _ in range(10):
-            created = False
+        for attempt in range(50):
             try:
-                try:
-                    handle = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-                    created = True
-                except FileExistsError:
-                    handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # removed between the two opens by a command that had just created it
+                handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError as error:
-                raise RunFolderError(f"{folder}: cannot write ({error.strerror}); nothing was changed") from None
+                raise RunFolderError(f"{folder}: cannot open the run folder ({error.strerror})") from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:
                 os.close(handle)
-                if error.errno in (errno.EAGAIN, errno.EACCES):
-                    holder = lock_holder(folder) or "another process"
-                    raise RunFolderError(f"{refusal} {holder}; wait for it to finish (or stop it), then try "
-                                         "again") from None
-                raise RunFolderError(f"{folder}: cannot lock the run folder ({error.strerror})") from None
-            try:  # the path may have been replaced between open and flock: then the lock guards nothing
-                same = os.path.samestat(os.fstat(handle), os.stat(path))
+                if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise RunFolderError(f"{folder}: cannot lock the run folder ({error.strerror})") from None
+                holder = lock_holder(folder)
+                if holder is None and attempt < 49:
+                    time.sleep(0.01)  # released between our try and the look-up: try again
+                    continue
+                raise RunFolderError(f"{refusal} {holder or 'another process'}; wait for it to finish (or stop "
+                                     "it), then try again") from None
+            try:  # the path may have come to name another folder between open and flock
+                same = os.path.samestat(os.fstat(handle), os.stat(folder))
             except FileNotFoundError:
                 same = False
             if same:
-                return cls(handle, folder, created)
+                return cls(handle, folder)
             os.close(handle)
-        raise RunFolderError(f"{folder}: its lock file kept changing while textgen tried to take it; try again")
+        raise RunFolderError(f"{folder}: it kept being replaced while textgen tried to lock it; try again")
 
-    def moved_to(self, folder: Path) -> None:
-        """The locked file now lives in ``folder`` (its folder was renamed)."""
-        self.folder = folder
+    def still_names(self, folder: Path) -> bool:
+        """True if ``folder`` is still the locked folder (not moved away, removed or replaced)."""
+        try:
+            return os.path.samestat(os.fstat(self.handle), os.stat(folder))
+        except OSError:
+            return False
 
-    def release(self, undo: bool = False) -> None:
-        """Drop the lock (idempotent); with ``undo``, first remove the .lock file if this lock created it.
-
-        Removing it while the lock is held is safe: a process that opened the old file finds, after its
-        flock, that the path no longer names it, and tries again.
-        """
-        if self._handle >= 0:
-            if undo and self.created:
-                (self.folder / LOCK_FILE).unlink(missing_ok=True)
-            os.close(self._handle)
-            self._handle = -1
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        handle, self.handle = self.handle, -1  # first, so that an interrupted release is never repeated
+        if handle >= 0:
+            os.close(handle)
 
 
 # ---------------------------------------------------------------- config.json, checked
@@ -352,9 +347,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _listing(folder: Path) -> list[str]:
-    """What a folder holds, leaving out the lock and temporaries of killed writes."""
+    """What a folder holds, leaving out the temporaries of killed writes."""
     try:
-        return sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE and not p.name.endswith(".tmp"))
+        return sorted(p.name for p in folder.iterdir() if not p.name.endswith(TEMPORARY_SUFFIX))
     except FileNotFoundError:
         return []
 
@@ -365,11 +360,13 @@ def holds_run(folder: Path) -> list[str]:
 
 
 class RunFolder:
-    """One run folder: readers use it as it is; writers hold its lock (see `create` and `open_for_writing`)."""
+    """One run folder. Readers read it through one descriptor of the folder, so that what they read comes from
+    one run even while another process replaces it; writers hold its lock (see `create`, `open_for_writing`)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._lock: FolderLock | None = None
+        self._lock: FolderLock | None = None  # held by a writer; its descriptor is the one files go through
+        self._reading: int | None = None  # a reader's descriptor of the folder, opened at the first read
         self._target: Path | None = None  # where a staging folder goes when published
         self._old_lock: FolderLock | None = None  # the lock on the run a forced replacement removes
         self._made_parents: list[Path] = []  # folders created for the staging folder, removed with it
@@ -377,14 +374,34 @@ class RunFolder:
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
+    def __del__(self) -> None:
+        if getattr(self, "_reading", None) is not None:
+            os.close(self._reading)
+
     def file(self, name: str) -> Path:
-        """The path of one of the folder's files."""
+        """The path of one of the folder's files (for messages, and for what must be opened by path)."""
         return self.path / name
 
     @property
     def staged(self) -> bool:
         """True until `publish` moves a new run into its place."""
         return self._target is not None
+
+    def _at(self) -> int:
+        """The descriptor the folder's files are reached through."""
+        if self._lock is not None:
+            return self._lock.handle
+        if self._reading is None:
+            _recover(self.path)
+            try:
+                self._reading = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise CheckpointError(f"{self.path}: no such run folder") from None
+            except NotADirectoryError:
+                raise CheckpointError(f"{self.path}: not a folder; give a run folder") from None
+            except OSError as error:
+                raise CheckpointError(f"{self.path}: cannot open the run folder ({error.strerror})") from None
+        return self._reading
 
     # ------------------------------------------------------------ taking a folder for writing
 
@@ -399,107 +416,44 @@ class RunFolder:
         out = Path(out)
         if out.name in ("", ".", "..") or not Path(os.path.abspath(out)).name or out.is_symlink():
             raise RunFolderError(f"--out {out}: give the path of a folder of its own (not a link, not . or /)")
-        staging = out.parent / f".{out.name}{STAGING_SUFFIX}"
+        staging = _staging(out)
         folder = cls(staging)
         folder._target = out
         try:
-            folder._made_parents = cls._make_parents(out.parent)
-            cls._restore_cut_short(out)
+            folder._made_parents = _make_parents(out.parent)
+            _recover(out)
             if force:
-                folder._old_lock = cls._lock_old_run(out)
+                folder._old_lock = _lock_old_run(out)
             else:
-                cls._refuse_existing(out)
+                _refuse_existing(out)
             try:
                 staging.mkdir(exist_ok=True)
             except OSError as error:
                 raise RunFolderError(f"--out {out}: cannot create the run folder ({error.strerror})") from None
             folder._lock = FolderLock.acquire(staging, f"--out {out}: a run is being prepared there by")
-            for stale in _listing(staging):  # left by a process killed while it prepared a run here
-                path = staging / stale
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-            remove_temporaries(staging)
+            _clear(staging)  # what a process killed while it prepared a run here left
             if force and folder._old_lock is None:  # a run may have appeared since we looked
-                folder._old_lock = cls._lock_old_run(out)
+                folder._old_lock = _lock_old_run(out)
             elif not force:
-                cls._refuse_existing(out)
+                _refuse_existing(out)
         except BaseException:
             folder.discard()
             raise
         return folder
 
-    @staticmethod
-    def _make_parents(parent: Path) -> list[Path]:
-        missing = []
-        probe = parent
-        while not probe.exists():
-            missing.append(probe)
-            probe = probe.parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise RunFolderError(f"--out {parent}: cannot create the folder ({error.strerror})") from None
-        return missing
-
-    @staticmethod
-    def _restore_cut_short(out: Path) -> None:
-        """Put back an old run that a replacement killed between its two renames left at .NAME.textgen-old."""
-        old = out.parent / f".{out.name}{OLD_SUFFIX}"
-        if out.exists() or not old.is_dir() or not holds_run(old):
-            return
-        lock = FolderLock.acquire(old, f"--out {out}: its run is being replaced by")
-        try:
-            os.rename(old, out)
-            lock.moved_to(out)
-            log.warning("%s: a replacement of this run was cut short; the old run is back in place", out)
-        finally:
-            lock.release()
-
-    @staticmethod
-    def _refuse_existing(out: Path) -> None:
-        if out.exists() and not out.is_dir():
-            raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
-        existing = holds_run(out)
-        if existing:
-            writer = lock_holder(out)
-            raise RunFolderError(f"--out {out}: already holds a run ({', '.join(existing)})"
-                                 + (f", which {writer} is writing" if writer else "")
-                                 + "; choose another folder or pass --force to replace it")
-        other = _listing(out)
-        if other:
-            shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
-            raise RunFolderError(f"--out {out}: is not empty ({shown}); a run needs a folder of its own: choose "
-                                 "a new or empty one")
-
-    @staticmethod
-    def _lock_old_run(out: Path) -> FolderLock | None:
-        """Lock the run ``--force`` will replace (None if there is none yet)."""
-        if not out.exists():
-            return None
-        if not out.is_dir():
-            raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
-        if not holds_run(out):
-            other = _listing(out)
-            if other:
-                shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
-                raise RunFolderError(f"--out {out}: holds files that are not a run's ({shown}); --force only "
-                                     "replaces a run: choose a new or empty folder")
-            return None
-        return FolderLock.acquire(out, f"--out {out}: the run there is being written by")
-
     def publish(self) -> None:
         """Move the staged run into its place, swapping out the old run if ``force`` locked one; then remove it."""
         assert self._target is not None and self._lock is not None, "only a staged, locked folder is published"
         staging, target = self.path, self._target
-        fsync_folder(staging)
+        fsync_folder(staging, self._lock.handle)
         try:
             if self._old_lock is not None and target.exists():
                 if _exchange(staging, target):
                     old = staging  # the old run now sits where the staging folder was
                 else:
-                    old = target.parent / f".{target.name}{OLD_SUFFIX}"
+                    old = _aside(target)
                     os.rename(target, old)
                     os.rename(staging, target)
-                self._lock.moved_to(target)
                 self.path, self._target = target, None
                 fsync_folder(target.parent)
                 shutil.rmtree(old, ignore_errors=True)
@@ -507,7 +461,6 @@ class RunFolder:
                 self._old_lock = None
             else:
                 os.rename(staging, target)  # replaces an empty folder; refuses one that gained files
-                self._lock.moved_to(target)
                 self.path, self._target = target, None
                 fsync_folder(target.parent)
         except OSError as error:
@@ -526,26 +479,34 @@ class RunFolder:
                     parent.rmdir()
                 except OSError:
                     break
-        self.release(undo=True)
+        self.release()
 
     @classmethod
     def open_for_writing(cls, path: Path) -> RunFolder:
         """An existing run folder, locked for this process (to resume it); RunFolderError if another holds it."""
         folder = cls(path)
-        if not folder.file("config.json").is_file():
+        _recover(folder.path)
+        if not folder.path.is_dir():
+            staging = _staging(folder.path)
+            holder = lock_holder(staging) if staging.is_dir() else None
+            if holder:
+                raise RunFolderError(f"--resume {folder.path}: a new run is being prepared there by {holder}; "
+                                     "wait for it to start, then try again")
             raise CheckpointError(f"{folder.path}/config.json: missing; is this a textgen run folder?")
         folder._lock = FolderLock.acquire(folder.path, f"--resume {folder.path}: the run is being written by")
         if not os.access(folder.path, os.W_OK):
-            folder.release(undo=True)
-            raise RunFolderError(f"{folder.path}: cannot write (Permission denied); nothing was changed")
+            folder.release()
+            read_only = os.statvfs(folder.path).f_flag & os.ST_RDONLY
+            raise RunFolderError(f"{folder.path}: cannot write ({'Read-only file system' if read_only else 'Permission denied'}); "
+                                 "nothing was changed")
+        _remove_stale(_staging(folder.path))  # an old run a killed --force had swapped out but not yet removed
         return folder
 
-    def release(self, undo: bool = False) -> None:
-        """Drop this process's locks (idempotent); the folder stays as it is. With ``undo`` (a command that
-        changed nothing), a .lock file the command created is removed again."""
+    def release(self) -> None:
+        """Drop this process's locks (idempotent); the folder stays as it is."""
         for lock in (self._lock, self._old_lock):
             if lock is not None:
-                lock.release(undo)
+                lock.release()
         self._lock = self._old_lock = None
 
     # ------------------------------------------------------------ reading
@@ -553,19 +514,18 @@ class RunFolder:
     def read_record(self) -> RunRecord:
         """config.json, checked."""
         where = str(self.file("config.json"))
-        return RunRecord.from_json(read_json(self.file("config.json"), "run configuration"), where)
+        return RunRecord.from_json(read_json(self.file("config.json"), "run configuration", self._at()), where)
 
     def read_vocab(self) -> CharVocab:
         """vocab.json."""
-        return CharVocab.from_json(read_json(self.file("vocab.json"), "vocabulary"), f"{self.file('vocab.json')}")
+        return CharVocab.from_json(read_json(self.file("vocab.json"), "vocabulary", self._at()),
+                                   f"{self.file('vocab.json')}")
 
     def load(self, which: str = "best") -> Checkpoint:
         """The ``best`` or ``last`` checkpoint."""
         if which not in CHECKPOINTS:
             raise CheckpointError(f"--checkpoint must be best or last, got {which!r}")
-        if not self.path.is_dir():
-            raise CheckpointError(f"{self.path}: no such run folder")
-        return load_checkpoint(self.file(f"{which}.npz"))
+        return load_checkpoint(self.file(f"{which}.npz"), self._at())
 
     def load_for_resume(self) -> tuple[RunRecord, Checkpoint]:
         """config.json and last.npz, each checked and checked against each other and vocab.json."""
@@ -576,63 +536,67 @@ class RunFolder:
 
     def metrics(self) -> list[dict]:
         """metrics.jsonl's rows."""
-        return read_jsonl(self.file("metrics.jsonl"))
+        return read_jsonl(self.file("metrics.jsonl"), self._at())
 
     def samples(self) -> list[dict]:
         """samples.jsonl's rows."""
-        return read_jsonl(self.file("samples.jsonl"))
+        return read_jsonl(self.file("samples.jsonl"), self._at())
 
     def passage(self) -> str | None:
         """best_passage.txt, or None before the run has finished."""
         try:
-            return self.file("best_passage.txt").read_text(encoding="utf-8")
+            return read_bytes(self.file("best_passage.txt"), self._at()).decode("utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as error:
             raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read ({error})") from None
 
+    def _stat(self, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=self._at())
+        except FileNotFoundError:
+            return None
+
     def has(self, name: str) -> bool:
         """True if the folder holds file ``name``."""
-        return self.file(name).exists()
+        return self._stat(name) is not None
 
     def report_is_current(self) -> bool:
         """True if report.html and report.md were written after best_passage.txt (the run's last file)."""
-        try:
-            passage = self.file("best_passage.txt").stat().st_mtime_ns
-            return all(self.file(name).stat().st_mtime_ns >= passage for name in ("report.html", "report.md"))
-        except FileNotFoundError:
-            return False
+        passage = self._stat("best_passage.txt")
+        reports = [self._stat(name) for name in ("report.html", "report.md")]
+        return passage is not None and all(r is not None and r.st_mtime_ns >= passage.st_mtime_ns for r in reports)
 
     # ------------------------------------------------------------ writing (the lock holder only)
 
-    def _writable(self) -> None:
+    def _writable(self) -> int:
         assert self._lock is not None, "write to a run folder only while holding its lock"
+        if self._target is None and not self._lock.still_names(self.path):
+            raise RunFolderError(f"{self.path}: the run folder was moved, removed or replaced while this run wrote "
+                                 "it; stopped (the files written so far are wherever the folder went)")
+        return self._lock.handle
 
     def write_record(self, record: RunRecord) -> None:
         """config.json, atomically."""
-        self._writable()
-        write_json(self.file("config.json"), record.to_json())
+        write_json(self.file("config.json"), record.to_json(), self._writable())
 
     def write_vocab(self, vocab: CharVocab) -> None:
         """vocab.json, atomically."""
-        self._writable()
-        write_json(self.file("vocab.json"), vocab.to_json())
+        write_json(self.file("vocab.json"), vocab.to_json(), self._writable())
 
     def append_metrics(self, row: dict) -> None:
         """One metrics.jsonl row."""
-        self._writable()
-        append_jsonl(self.file("metrics.jsonl"), row)
+        append_jsonl(self.file("metrics.jsonl"), row, self._writable())
 
     def append_sample(self, row: dict) -> None:
         """One samples.jsonl row."""
-        self._writable()
-        append_jsonl(self.file("samples.jsonl"), row)
+        append_jsonl(self.file("samples.jsonl"), row, self._writable())
 
     def save_checkpoints(self, last: Checkpoint, best: Checkpoint) -> None:
         """last.npz, then best.npz, each atomically (a crash between them leaves a best.npz one checkpoint old)."""
-        self._writable()
-        save_checkpoint(self.file("last.npz"), last)
-        save_checkpoint(self.file("best.npz"), best)
+        at = self._writable()
+        save_checkpoint(self.file("last.npz"), last, at)
+        save_checkpoint(self.file("best.npz"), best, at)
 
     def rows_up_to(self, update: int, sampled_at: int) -> tuple[list[dict], list[dict]]:
         """The metrics and samples rows a continuation from ``update`` keeps: rows written after that
@@ -642,26 +606,161 @@ class RunFolder:
                    if row.get("update", 0) < update or (row.get("update") == update and sampled_at == update)]
         return metrics, samples
 
-    def truncate_rows(self, metrics: list[dict], samples: list[dict]) -> None:
-        """Rewrite metrics.jsonl and samples.jsonl with these rows, and remove killed writes' temporaries."""
-        self._writable()
-        remove_temporaries(self.path)
-        rewrite_jsonl(self.file("metrics.jsonl"), metrics)
-        rewrite_jsonl(self.file("samples.jsonl"), samples)
+    def commit_resume(self, last: Checkpoint, best: Checkpoint, metrics: list[dict], samples: list[dict],
+                      record: RunRecord, drop: tuple[str, ...] = ()) -> None:
+        """A resumed run's first checkpoint, with its rows so far and config.json recording the resume.
+
+        The rows go first (a kill before the checkpoint leaves rows past it, which the next continuation
+        drops again), then the checkpoint, then config.json and removing ``drop`` (files the run makes
+        anew). If the rows or the checkpoint cannot be written (a full disk), what was written is put
+        back, so a resume that fails before it is under way leaves the folder as it was.
+        """
+        at = self._writable()
+        originals = {name: self._original(name) for name in ("metrics.jsonl", "samples.jsonl", "last.npz", "best.npz")}
+        try:
+            remove_temporaries(self.path, at)
+            for name, rows in (("metrics.jsonl", metrics), ("samples.jsonl", samples)):
+                data = jsonl_bytes(rows)
+                if originals[name] is None or data != originals[name][0]:
+                    write_bytes(self.file(name), data, at)
+            self.save_checkpoints(last, best)
+        except TextgenError:
+            self._put_back(originals)
+            raise
+        self.write_record(record)
+        for name in drop:
+            try:
+                os.unlink(name, dir_fd=at)
+            except FileNotFoundError:
+                pass
+
+    def _original(self, name: str) -> tuple[bytes, os.stat_result] | None:
+        """A file's bytes and times, to put it back as it was."""
+        try:
+            return read_bytes(self.file(name), self._at()), os.stat(name, dir_fd=self._at())
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise CheckpointError(f"{self.file(name)}: cannot read ({error.strerror})") from None
+
+    def _put_back(self, originals: dict[str, tuple[bytes, os.stat_result] | None]) -> None:
+        """Restore files to what `_original` read (best effort: the error that called for it is the one to report)."""
+        at = self._lock.handle
+        for name, original in originals.items():
+            try:
+                current = self._original(name)
+                if original is None:
+                    if current is not None:
+                        os.unlink(name, dir_fd=at)
+                    continue
+                data, stat = original
+                if current is None or current[0] != data:
+                    write_bytes(self.file(name), data, at)
+                os.utime(name, ns=(stat.st_atime_ns, stat.st_mtime_ns), dir_fd=at)
+            except (OSError, TextgenError):
+                pass
 
     def write_text(self, name: str, text: str) -> None:
         """A UTF-8 text file of the run (best_passage.txt), atomically."""
-        self._writable()
+        at = self._writable()
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError as error:
             raise OutputError(f"{self.file(name)}: the text holds a character that is not valid Unicode "
                               f"({error.reason})") from None
-        write_bytes(self.file(name), data)
+        write_bytes(self.file(name), data, at)
 
     def write_file(self, name: str, data: bytes) -> None:
-        """A file of the report (written by whoever makes the report; no lock needed)."""
-        write_bytes(self.file(name), data)
+        """A file of the report (written by whoever makes the report, into the folder it read; no lock needed)."""
+        write_bytes(self.file(name), data, self._at())
+
+
+def _staging(out: Path) -> Path:
+    return out.parent / f".{out.name}{STAGING_SUFFIX}"
+
+
+def _aside(out: Path) -> Path:
+    return out.parent / f".{out.name}{OLD_SUFFIX}"
+
+
+def _make_parents(parent: Path) -> list[Path]:
+    """Create ``parent`` and the folders above it that are missing; returns those it made, deepest first."""
+    missing = []
+    probe = parent
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunFolderError(f"--out {parent}: cannot create the folder ({error.strerror})") from None
+    return missing
+
+
+def _clear(folder: Path) -> None:
+    for entry in folder.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def _remove_stale(folder: Path) -> None:
+    """Remove ``folder`` (a staging folder beside a run) if no process holds it."""
+    if not folder.is_dir():
+        return
+    try:
+        lock = FolderLock.acquire(folder, "")
+    except RunFolderError:
+        return  # in use: not ours to remove
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        lock.release()
+
+
+def _recover(out: Path) -> None:
+    """Put back an old run that a replacement, killed between its two renames, left at .NAME.textgen-old
+    (only where folders cannot be swapped in one step)."""
+    old = _aside(out)
+    if out.exists() or not old.is_dir() or not holds_run(old):
+        return
+    lock = FolderLock.acquire(old, f"{out}: its run is being replaced by")
+    try:
+        if not out.exists():
+            os.rename(old, out)
+            log.warning("%s: a replacement of this run was cut short; the old run is back in place", out)
+    finally:
+        lock.release()
+
+
+def _refuse_existing(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
+    existing = holds_run(out)
+    if existing:
+        writer = lock_holder(out)
+        raise RunFolderError(f"--out {out}: already holds a run ({', '.join(existing)})"
+                             + (f", which {writer} is writing" if writer else "")
+                             + "; choose another folder or pass --force to replace it")
+    other = _listing(out)
+    if other:
+        shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+        raise RunFolderError(f"--out {out}: is not empty ({shown}); a run needs a folder of its own: choose "
+                             "a new or empty one")
+
+
+def _lock_old_run(out: Path) -> FolderLock | None:
+    """Lock the run ``--force`` will replace (None if there is none yet)."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
+    if not holds_run(out):
+        other = _listing(out)
+        if other:
+            shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+            raise RunFolderError(f"--out {out}: holds files that are not a run's ({shown}); --force only "
+                                 "replaces a run: choose a new or empty folder")
+        return None
+    return FolderLock.acquire(out, f"--out {out}: the run there is being written by")
 
 
 def new_record(**values) -> RunRecord:

@@ -33,14 +33,22 @@ class StopRequest:
     def __init__(self):
         self.signum: int | None = None  # the first signal received, None while nobody asked to stop
         self._polling = 0  # > 0 while the trainer checks `is_set` between windows
+        self._raised = False  # Interrupted is on its way: the command is already stopping at once
 
     def request(self, signum: int) -> None:
-        """Ask to stop; raises Interrupted unless the trainer is polling and this is the first request."""
+        """Ask to stop; raises Interrupted unless the trainer is polling and this is the first request.
+
+        Once Interrupted has been raised, further requests do nothing: the command is already stopping
+        at once, and a signal must not cut short the clean-up on the way out (removing a staging folder).
+        """
+        if self._raised:
+            return
         first = self.signum is None
         if first:
             self.signum = signum
         if first and self._polling:
             return
+        self._raised = True
         raise Interrupted(self.signum)
 
     def is_set(self) -> bool:
@@ -50,6 +58,7 @@ class StopRequest:
     def check(self) -> None:
         """Raise Interrupted if a stop was asked for (for a code path that has just left `polled`)."""
         if self.signum is not None:
+            self._raised = True
             raise Interrupted(self.signum)
 
     @contextmanager

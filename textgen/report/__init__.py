@@ -23,9 +23,9 @@ def write_report(run: Path) -> tuple[Path, Path]:
 
     CheckpointError if ``run`` is not a run folder; works on unfinished runs too (it says what is missing).
     """
-    summary = read_run(run)
+    folder = RunFolder(run)  # one descriptor of the folder: what is read and written belongs to one run
+    summary = read_run(folder)
     figure_png = report_figure(curves(summary)) if summary.metrics else None
-    folder = RunFolder(run)
     html_name, md_name, figure_name = REPORT_FILES
     page = render_html(summary, figure_png).encode("utf-8")
     markdown = render_markdown(summary, figure_name if figure_png is not None else None).encode("utf-8")
@@ -45,7 +45,7 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
         raise CheckpointError("no run folders given to compare")
     summaries = []
     for run in runs:
-        summary = read_run(Path(run))
+        summary = read_run(RunFolder(run))
         if not summary.metrics:
             raise CheckpointError(f"{run}/metrics.jsonl: missing or empty; the run has logged no losses yet")
         summaries.append(summary)

@@ -93,9 +93,9 @@ class RunSummary:
 
 
 
-def read_run(run: Path) -> RunSummary:
+def read_run(run: Path | RunFolder) -> RunSummary:
     """Everything a report needs from ``run``; CheckpointError if it is not a run folder."""
-    folder = RunFolder(run)
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
     config = folder.read_record().to_json()
     summary = RunSummary(folder.path, config, folder.metrics(), folder.samples())
     if folder.has("vocab.json"):
