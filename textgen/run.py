@@ -190,10 +190,11 @@ def start_run(
 ) -> RunResult:
     """Train a new model on ``corpus`` (sources, the default corpus if empty) into a new run folder.
 
-    ``model``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from`` training starts from that run's last parameters, AdaGrad memory and vocabulary
-    (and its model configuration; ``model`` is then ignored). ``extra`` is recorded in config.json (e.g.
-    a gradient check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and
-    ``update`` set to what was kept.
+    ``model``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from``,
+    training starts from that run's last parameters, AdaGrad memory and vocabulary (and its model
+    configuration; ``model`` is then ignored). ``extra`` is recorded in config.json (e.g. a gradient
+    check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and ``update`` set
+    to what was kept.
     """
     config, run = config or TrainConfig(), run or RunConfig()
     registry = registry or default_registry()

@@ -496,9 +496,8 @@ class RunFolder:
         folder._lock = FolderLock.acquire(folder.path, f"--resume {folder.path}: the run is being written by")
         if not os.access(folder.path, os.W_OK):
             folder.release()
-            read_only = os.statvfs(folder.path).f_flag & os.ST_RDONLY
-            raise RunFolderError(f"{folder.path}: cannot write ({'Read-only file system' if read_only else 'Permission denied'}); "
-                                 "nothing was changed")
+            cause = "Read-only file system" if os.statvfs(folder.path).f_flag & os.ST_RDONLY else "Permission denied"
+            raise RunFolderError(f"{folder.path}: cannot write ({cause}); nothing was changed")
         _remove_stale(_staging(folder.path))  # an old run a killed --force had swapped out but not yet removed
         return folder
 

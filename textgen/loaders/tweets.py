@@ -72,7 +72,8 @@ def _too_large(label: str, limit: int, what: str) -> LimitError:
 
 
 def _read_at_most(stream: IO[bytes], limit: int, label: str) -> bytes:
-    """All of ``stream``, or LimitError once it holds more than ``limit`` bytes (a member that expands without bound)."""
+    """All of ``stream``, or LimitError once it holds more than ``limit`` bytes (a member that expands without
+    bound)."""
     parts, size = [], 0
     while True:
         with _reading(label):
