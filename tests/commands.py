@@ -53,13 +53,17 @@ def assert_one_error_line(result: subprocess.CompletedProcess, pattern: str = ""
     return err
 
 
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``folder`` (hidden ones too) with its bytes and modification time."""
-    return {
-        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+def snapshot(folder: Path, links: bool = True) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder`` (hidden ones too) with its bytes and modification time; with ``links``
+    False, links, FIFOs and devices by what they are (never read) rather than what they hold."""
+    shot = {}
+    for path in sorted(folder.rglob("*")):
+        name = str(path.relative_to(folder))
+        if path.is_symlink() or (not links and path.exists() and not path.is_file() and not path.is_dir()):
+            shot[name] = (os.readlink(path).encode() if path.is_symlink() else b"special", path.lstat().st_mtime_ns)
+        elif path.is_file():
+            shot[name] = (path.read_bytes(), path.stat().st_mtime_ns)
+    return shot
 
 
 def plugin_environment(root: Path, entries: dict[str, str], distribution: str = "misbehaving-plugins",

@@ -68,3 +68,17 @@ def test_a_full_device_is_one_line(accented_run, argv):
         result = subprocess.run([*textgen_command(), *argv], stdout=full, stderr=subprocess.PIPE, text=True,
                                 env=environment(), timeout=60, check=False)
     assert_one_error_line(result, r"cannot write to standard output \(No space left on device\)")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["--version"]])
+def test_help_onto_a_full_device_is_one_line(argv):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*textgen_command(), *argv], stdout=full, stderr=subprocess.PIPE, text=True,
+                                env=environment(), timeout=60, check=False)
+    assert_one_error_line(result, r"cannot write to standard output \(No space left on device\)")
+
+
+def test_a_loss_that_overflows_is_one_line_without_numpys_warnings(tmp_path, accented_run):
+    result = textgen("train", "--corpus", accented_run.parent / "book.txt", "--out", tmp_path / "run", "--eta",
+                     "1e308", "--sigma", "1e18", "--no-progress")
+    assert_one_error_line(result, r"the loss became (nan|inf) at update \d+; the last checkpoint is kept")

@@ -234,3 +234,16 @@ def test_a_headless_browser_renders_the_report_with_its_figure(runs, reports, tm
     assert "<h2>Samples during training</h2>" in dom and 'src="data:image/png;base64,' in dom
     for sample in rows_of(runs["book"] / "samples.jsonl"):
         assert html.escape(sample["text"], quote=False) in dom
+
+
+def test_plot_writes_through_a_link_and_refuses_what_is_not_a_png_file(runs, tmp_path):
+    from textgen.errors import ConfigError, OutputError
+
+    (tmp_path / "link.png").symlink_to(tmp_path / "real.png")
+    plot_runs([runs["book"]], tmp_path / "link.png")
+    assert (tmp_path / "link.png").is_symlink() and (tmp_path / "real.png").read_bytes().startswith(PNG_SIGNATURE)
+    with pytest.raises(ConfigError, match="give a name ending in .png"):
+        plot_runs([runs["book"]], tmp_path / "figure.jpg")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(OutputError, match="exists and is not a regular file"):
+        plot_runs([runs["book"]], tmp_path / "folder.png")

@@ -65,7 +65,7 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint, at: int | None = None) -
     try:
         atomic_write(Path(path), lambda stream: np.savez(stream, **arrays), at)
     except OSError as error:
-        raise CheckpointError(f"{path}: cannot write checkpoint ({error.strerror}); the previous one is kept") from None
+        raise CheckpointError(f"{path}: cannot write checkpoint ({error.strerror})") from None
 
 
 def _read_npz(path: Path, at: int | None) -> dict[str, np.ndarray]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import math
 import os
 import secrets
 import signal
@@ -12,8 +14,8 @@ import traceback
 from pathlib import Path
 
 from textgen import __version__
-from textgen.config import TrainConfig
-from textgen.errors import ConfigError, OutputError, TextgenError, one_line
+from textgen.config import TrainConfig, check_count
+from textgen.errors import ConfigError, CorpusError, OutputError, TextgenError, TrainingError, one_line
 from textgen.stopping import Interrupted
 
 DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their cause (for plugin authors)
@@ -63,6 +65,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise ConfigError(f"{self.prog}: {message} (see --help)")
+
+    def _print_message(self, message: str, file=None) -> None:
+        """As argparse's, but a failure to write (--help > /dev/full) is not swallowed."""
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
@@ -322,6 +329,8 @@ def command_train(args: argparse.Namespace) -> int:
             )
             config = TrainConfig(**given, seed=args.seed if args.seed is not None else secrets.randbits(32))
             model = None if args.init_from is not None else model_config(args)
+            if args.init_from is not None and (args.sigma is not None or args.dtype is not None):
+                raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")
             if args.init_from is not None and args.hidden is not None:
                 from textgen.runfolder import RunFolder
 
@@ -390,6 +399,8 @@ def command_generate(args: argparse.Namespace) -> int:
         length=args.length, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
         prime=args.prime, count=args.count, documents=args.documents,
     )
+    if args.seed is not None:
+        check_count("seed", args.seed, minimum=0)
     checkpoint = RunFolder(args.run).load(args.checkpoint)
     out = Output()
     shown = set(checkpoint.vocab.chars)  # what the text can hold (a prime outside them is refused when it is read)
@@ -426,15 +437,15 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     from textgen.vocab import CharVocab
 
     model = model_config(args)
-    if args.seq_length < 1:
-        raise ConfigError(f"--seq-length must be a positive integer, got {args.seq_length}")
-    if args.max_entries < 0:
-        raise ConfigError(f"--max-entries must be 0 (all) or positive, got {args.max_entries}")
+    check_count("seq_length", args.seq_length)
+    check_count("max_entries", args.max_entries, minimum=0)
+    check_count("seed", args.seed, minimum=0)
 
     def check(vocab_size: int) -> None:
         needed = training_bytes(model.hidden, vocab_size, args.seq_length, 1, model.dtype)
         needed += 16 * param_count(model.hidden, vocab_size)  # the extended-precision copy the check perturbs
-        check_memory(needed, f"a gradient check of {model.hidden:,} hidden units", "use a smaller --hidden")
+        check_memory(needed, f"a gradient check of {model.hidden:,} hidden units over {args.seq_length:,} characters",
+                     "use a smaller --hidden or --seq-length")
 
     check(1)
     corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
@@ -446,6 +457,10 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     params = init_params(model, vocab.size, rng)
     errors = check_window(params, window[:-1], window[1:], max_entries=args.max_entries or None, rng=rng)
+    broken = [name for name, error in errors.items() if not math.isfinite(error)]
+    if broken:
+        raise TrainingError(f"the gradient check of {', '.join(broken)} is not a number: the loss overflows at "
+                            f"--sigma {model.sigma}; use a smaller --sigma")
     out = Output()
     if args.json:
         out.write(orjson.dumps(errors).decode() + "\n")
@@ -462,7 +477,6 @@ def command_evaluate(args: argparse.Namespace) -> int:
     import orjson
 
     from textgen.corpus import load_corpus
-    from textgen.errors import CorpusError
     from textgen.evaluate import bits_per_char, mean_loss_per_char
     from textgen.runfolder import RunFolder
 
@@ -473,6 +487,9 @@ def command_evaluate(args: argparse.Namespace) -> int:
         raise CorpusError(f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
                           "the model cannot score them")
     ids = checkpoint.vocab.encode(corpus.text)
+    if ids.size < 2:
+        raise CorpusError(f"the corpus has {ids.size} character(s); a loss per character needs at least 2 (one to "
+                          "read, one to predict)")
     start = checkpoint.start_state()  # the training state, as validation during training uses
     nats = mean_loss_per_char(checkpoint.params, ids, h0=None if start is None else start[0])
     result = {"loss_per_char": nats, "bits_per_char": bits_per_char(nats), "characters": int(ids.size),
@@ -543,6 +560,28 @@ def use_one_blas_thread() -> None:
         os.environ[name] = "1"
 
 
+PATH_ARGUMENTS = (("corpus", "--corpus"), ("out", "--out"), ("resume", "--resume"), ("init_from", "--init-from"),
+                  ("run", "--run"), ("runs", "RUN_DIR"))
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """ConfigError for a path argument that is not valid UTF-8 (textgen records paths in JSON) or that has a
+    name too long for the filesystem, before anything uses it."""
+    for name, flag in PATH_ARGUMENTS:
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if value is None:
+                continue
+            text = str(value)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"{flag} {text.encode('utf-8', 'surrogateescape')!r}: not valid UTF-8; textgen "
+                                  "records paths in JSON, so rename it") from None
+            if any(len(os.fsencode(part)) > 240 for part in Path(text).parts):
+                raise ConfigError(f"{flag} {text[:60]}...: a name in it is longer than 240 bytes; use a shorter one")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     logging.basicConfig(format="textgen: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
@@ -550,7 +589,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as done:  # --help and --version print, then exit: their output may fail too
+            sys.stdout.flush()
+            return done.code if isinstance(done.code, int) else 0
+        check_paths(args)
         debug = debug or args.debug
         if not getattr(args, "command", None):
             parser.print_help()
@@ -566,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`textgen corpora | head -n1`): end quietly, as Unix tools do
         silence_stdout()
         return 141
+    except OSError as error:
+        if error.filename is not None or error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+            raise  # not our own output failing: a bug, which keeps its traceback
+        silence_stdout()
+        sys.stderr.write(f"textgen: error: cannot write to standard output ({error.strerror})\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("textgen: interrupted\n")
         return 130

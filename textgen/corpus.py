@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import inspect
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,8 +145,12 @@ def parse_weights(weights: str | list[float] | None, count: int) -> list[float] 
             raise ConfigError(f"--weights {weights!r}: expected comma-separated numbers such as 0.7,0.3") from None
     if len(weights) != count:
         raise ConfigError(f"--weights has {len(weights)} values for {count} corpora; give one weight per --corpus")
-    if not all(w > 0 and w != float("inf") for w in weights):
+    if not all(isinstance(w, (int, float)) and math.isfinite(w) and w > 0 for w in weights):
         raise ConfigError(f"--weights must all be positive numbers, got {','.join(map(str, weights))}")
+    total = sum(weights)
+    if not math.isfinite(total) or any(w / total == 0 for w in weights):
+        raise ConfigError(f"--weights {','.join(map(str, weights))}: cannot be shared out (their sum or one share is "
+                          "beyond floating point); give their ratios, such as 2,1")
     return list(weights)
 
 
@@ -165,7 +170,7 @@ def interleave(sources: list[list[str]], weights: list[float]) -> tuple[list[str
     if expected > MAX_MIX_GROWTH * sum(sizes):
         raise ConfigError(
             f"--weights {','.join(f'{w:g}' for w in weights)} would repeat the corpora to about "
-            f"{expected / sum(sizes):.0f} times their size; give the larger corpora larger weights"
+            f"{expected / sum(sizes):.3g} times their size; give the larger corpora larger weights"
         )
     # the mix is joined into one text and encoded: about 4 bytes per character at most, twice, plus the ids
     check_memory(int(expected) * 9, f"mixing the corpora into {expected:,.0f} characters",

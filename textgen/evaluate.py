@@ -48,7 +48,8 @@ def mean_loss_per_char(
     h = np.zeros((1, params.hidden), dtype=params.flat.dtype)
     if h0 is not None:
         h[0] = h0
-    total, _ = _run(params, ids, h, chunk, score=True)
+    with np.errstate(all="ignore"):  # a model that overflows gives a loss of inf or NaN, which says it
+        total, _ = _run(params, ids, h, chunk, score=True)
     return total / (ids.size - 1)
 
 

@@ -6,8 +6,10 @@ A failed write raises `OutputError` naming the path and the cause; the old file 
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -15,6 +17,7 @@ from typing import BinaryIO
 import orjson
 
 from textgen.errors import CheckpointError, OutputError
+from textgen.limits import check_memory, format_bytes
 
 TEMPORARY_SUFFIX = ".tmp"  # atomic writes go to ".NAME.XXXX.tmp" beside NAME first
 
@@ -48,9 +51,17 @@ def fsync_folder(folder: Path, at: int | None = None) -> None:
 
 
 def read_bytes(path: Path, at: int | None = None) -> bytes:
-    """The whole file (OSError as os.open and read raise it)."""
-    handle = _open(Path(path), os.O_RDONLY, at)
+    """The whole of a regular file (OSError as os.open and read raise it).
+
+    A device, FIFO or socket in its place (a link to /dev/zero, say) is refused before it is read: such a
+    file may never end or never answer. A file larger than the memory available is refused too.
+    """
+    handle = _open(Path(path), os.O_RDONLY | os.O_NONBLOCK, at)  # non-blocking: opening a FIFO must not wait
     with os.fdopen(handle, "rb") as stream:
+        status = os.fstat(handle)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        check_memory(status.st_size, f"reading {path} ({format_bytes(status.st_size)})", "is it the right file?")
         return stream.read()
 
 

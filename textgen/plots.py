@@ -70,9 +70,7 @@ def loss_plot(curves: Sequence[LossCurve], title: str = "Smooth training loss") 
         longest = max(longest, max(curve.updates, default=0))
     boundaries = [c.updates_per_epoch for c in curves if c.updates_per_epoch]
     if boundaries and len(set(boundaries)) == 1:
-        per_epoch = boundaries[0]
-        for index, x in enumerate(range(per_epoch, longest + 1, per_epoch), start=1):
-            axis.axvline(x, color="grey", linestyle="--", linewidth=0.8, label="epoch boundary" if index == 1 else None)
+        _epoch_lines(axis, longest, boundaries[0])
     axis.set_xlabel("update")
     axis.set_ylabel("smooth loss (nats per window)")
     axis.set_title(title)

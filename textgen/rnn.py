@@ -99,8 +99,9 @@ class Params:
 def init_params(config: RNNConfig, vocab_size: int, rng: np.random.Generator) -> Params:
     """U, W, V ~ N(0, sigma^2) drawn in that order from ``rng``; b = c = 0."""
     params = Params.zeros(config.hidden, vocab_size, config.dtype)
-    for name in ("U", "W", "V"):
-        params[name][...] = config.sigma * rng.standard_normal(params[name].shape)
+    with np.errstate(over="ignore"):  # an absurd sigma gives inf, which training then names as a non-finite loss
+        for name in ("U", "W", "V"):
+            params[name][...] = config.sigma * rng.standard_normal(params[name].shape)
     return params
 
 

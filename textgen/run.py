@@ -105,6 +105,7 @@ class RunRecorder(TrainCallbacks):
         self.smooth_losses = [row["smooth_loss"] for row in metrics]
         self.checkpoint_update = None  # the update of the newest checkpoint saved, None before the first
         self.last_plot = 0.0
+        self.plot_failed = False  # loss.png could not be written once (said once)
 
     def on_log(self, record: dict) -> None:
         if self.resumption is not None:
@@ -138,9 +139,15 @@ class RunRecorder(TrainCallbacks):
             self.plot()
 
     def plot(self) -> None:
-        """Redraw loss.png from the metrics logged so far."""
+        """Redraw loss.png from the metrics logged so far; a failure is a warning (said once): the run goes on."""
         curve = LossCurve("smooth loss", self.updates, self.smooth_losses, self.per_epoch)
-        self.folder.write_file("loss.png", loss_plot([curve], title=f"Smooth training loss: {self.folder.path.name}"))
+        try:
+            self.folder.write_file("loss.png", loss_plot([curve], title=f"Smooth training loss: "
+                                                                         f"{self.folder.path.name}"))
+        except TextgenError as error:
+            if not self.plot_failed:
+                log.warning("loss.png could not be drawn: %s", error)
+            self.plot_failed = True
 
 
 def default_run_dir(name: str) -> Path:

@@ -187,10 +187,19 @@ def _check_source(source: object, where: str, index: int, several: bool) -> dict
         _check(_count(source.get(name)), where, f"{key}.{name}", source.get(name), "a count")
     _check(_count(source.get("val_characters", 0)), where, f"{key}.val_characters", source.get("val_characters"),
            "a count")
-    if several:
+    if several or "weight" in source:
         weight = source.get("weight")
         _check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
                and weight > 0, where, f"{key}.weight", weight, "a positive number")
+    for name in ("characters_in_mix",):
+        if name in source:
+            _check(_count(source[name]), where, f"{key}.{name}", source[name], "a count")
+    for name in ("loader_origin",):
+        if name in source:
+            _check(isinstance(source[name], str), where, f"{key}.{name}", source[name], "a string")
+    for name, value in options.items():
+        _check(value is None or isinstance(value, (str, int, float, bool)), where, f"{key}.options.{name}", value,
+               "a string, number or true/false")
     _check(source.get("streamed_to") in (None, "ids.bin"), where, f"{key}.streamed_to", source.get("streamed_to"),
            "'ids.bin' or absent")
     _check(isinstance(source.get("continuous", False), bool), where, f"{key}.continuous", source.get("continuous"),
@@ -534,12 +543,14 @@ class RunFolder:
         return record, last
 
     def metrics(self) -> list[dict]:
-        """metrics.jsonl's rows."""
-        return read_jsonl(self.file("metrics.jsonl"), self._at())
+        """metrics.jsonl's rows, each checked (CheckpointError naming the line and the field)."""
+        return _checked_rows(self.file("metrics.jsonl"), read_jsonl(self.file("metrics.jsonl"), self._at()),
+                             METRICS_FIELDS)
 
     def samples(self) -> list[dict]:
-        """samples.jsonl's rows."""
-        return read_jsonl(self.file("samples.jsonl"), self._at())
+        """samples.jsonl's rows, each checked."""
+        return _checked_rows(self.file("samples.jsonl"), read_jsonl(self.file("samples.jsonl"), self._at()),
+                             SAMPLES_FIELDS)
 
     def passage(self) -> str | None:
         """best_passage.txt, or None before the run has finished."""
@@ -594,8 +605,12 @@ class RunFolder:
     def save_checkpoints(self, last: Checkpoint, best: Checkpoint) -> None:
         """last.npz, then best.npz, each atomically (a crash between them leaves a best.npz one checkpoint old)."""
         at = self._writable()
-        save_checkpoint(self.file("last.npz"), last, at)
-        save_checkpoint(self.file("best.npz"), best, at)
+        try:
+            save_checkpoint(self.file("last.npz"), last, at)
+            save_checkpoint(self.file("best.npz"), best, at)
+        except CheckpointError as error:
+            kept = "the new run was not started" if self.staged else "the previous one is kept"
+            raise CheckpointError(f"{error}; {kept}") from None
 
     def rows_up_to(self, update: int, sampled_at: int) -> tuple[list[dict], list[dict]]:
         """The metrics and samples rows a continuation from ``update`` keeps: rows written after that
@@ -672,6 +687,48 @@ class RunFolder:
     def write_file(self, name: str, data: bytes) -> None:
         """A file of the report (written by whoever makes the report, into the folder it read; no lock needed)."""
         write_bytes(self.file(name), data, self._at())
+
+
+def _loss(value: object) -> bool:
+    # far above any loss a run can log (745 nats a character, the most a float64 probability allows, times
+    # any window), and low enough that a figure can still be drawn
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1e12
+
+
+def _fraction(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1e15
+
+
+# What each row of the JSON-lines files holds: field -> (check, whether every row must have it).
+METRICS_FIELDS = {
+    "update": (lambda v: _count(v, 1), True),
+    "epoch": (_fraction, True),
+    "loss": (_loss, True),
+    "smooth_loss": (_loss, True),
+    "chars_per_sec": (_fraction, False),
+    "val_loss": (_loss, False),
+    "val_bpc": (_loss, False),
+}
+SAMPLES_FIELDS = {
+    "update": (_count, True),
+    "epoch": (_fraction, True),
+    "smooth_loss": (lambda v: v is None or _loss(v), True),
+    "text": (lambda v: isinstance(v, str), True),
+}
+
+
+def _checked_rows(path: Path, rows: list[dict], spec: dict) -> list[dict]:
+    """``rows``, or CheckpointError naming the first line whose fields are missing or out of range."""
+    for number, row in enumerate(rows, start=1):
+        for name, (valid, required) in spec.items():
+            if name not in row:
+                if required:
+                    raise CheckpointError(f"{path}: line {number} has no {name!r}; the file has been edited or "
+                                          "damaged")
+            elif not valid(row[name]):
+                raise CheckpointError(f"{path}: line {number} has {name} {str(row[name])[:40]!r}, which is out of "
+                                      "range; the file has been edited or damaged")
+    return rows
 
 
 def _staging(out: Path) -> Path:

@@ -104,22 +104,25 @@ def draw_blocks(
     stopped_at = np.full(B, -1, dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
     t = 0
-    while t < length:
+    finished = False
+    while t < length and not finished:
         ids = np.zeros((B, min(block, length - t)), dtype=np.int64)
-        for column in range(ids.shape[1]):
-            h, p = step_probabilities(params, h, x)
-            if config.greedy:
-                x = p.argmax(axis=1)
-            else:
-                x = draw(filter_probabilities(p, config), rng)
-            ids[:, column] = x
-            if stop_id is not None:
-                stopped_at[(stopped_at < 0) & (x == stop_id)] = t
-                if (stopped_at >= 0).all():
-                    yield ids[:, : column + 1], stopped_at
-                    return
-            t += 1
-        yield ids, stopped_at
+        width = ids.shape[1]
+        with np.errstate(all="ignore"):  # a model whose numbers overflow draws garbage, not warnings
+            for column in range(ids.shape[1]):
+                h, p = step_probabilities(params, h, x)
+                if config.greedy:
+                    x = p.argmax(axis=1)
+                else:
+                    x = draw(filter_probabilities(p, config), rng)
+                ids[:, column] = x
+                t += 1
+                if stop_id is not None:
+                    stopped_at[(stopped_at < 0) & (x == stop_id)] = t - 1
+                    if (stopped_at >= 0).all():
+                        width, finished = column + 1, True
+                        break
+        yield ids[:, :width], stopped_at
 
 
 def draw_sequences(
@@ -234,11 +237,12 @@ def stream_texts(
     if start is not None:
         h[:] = start[0]
         x[:] = start[1]
-    if END_OF_DOCUMENT in vocab.chars:
-        h, x = warm_up(params, h, x, vocab.char_to_id[END_OF_DOCUMENT], max(config.length, 1000), rng, config)
-    for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last char is the next input
-        h, _ = step_probabilities(params, h, x)
-        x = np.full(streams, char_id, dtype=np.int64)
+    with np.errstate(all="ignore"):  # as in draw_blocks
+        if END_OF_DOCUMENT in vocab.chars:
+            h, x = warm_up(params, h, x, vocab.char_to_id[END_OF_DOCUMENT], max(config.length, 1000), rng, config)
+        for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last char is next
+            h, _ = step_probabilities(params, h, x)
+            x = np.full(streams, char_id, dtype=np.int64)
     pending: list[list[np.ndarray]] = [[] for _ in range(streams)]  # drawn, not yet written, in the id dtype
     began = [False] * streams  # whether a sample's prime has been written
     stopped_at = np.full(streams, -1, dtype=np.int64)

@@ -233,8 +233,9 @@ def check_corpus_length(corpus_length: int, config: TrainConfig) -> None:
     needed = config.batch_size * config.seq_length + 1
     if corpus_length < needed:
         raise CorpusError(
-            f"the corpus has {corpus_length} characters, fewer than the {needed} needed for one window "
-            f"(seq_length + 1 per stream); use a longer corpus or a smaller --seq-length/--batch-size"
+            f"the corpus has {corpus_length} characters to train on (after any held-out part), fewer than the "
+            f"{needed} needed for one window (seq_length + 1 per stream); use a longer corpus, a smaller "
+            "--seq-length/--batch-size, or --val-fraction 0"
         )
 
 
@@ -319,7 +320,9 @@ def train(
             }
         )
 
-    with stop.polled() if stop is not None else nullcontext():
+    # A loss or parameter that overflows is caught below and named (TrainingError); NumPy's own warnings
+    # about it would only clutter the one line that says so.
+    with stop.polled() if stop is not None else nullcontext(), np.errstate(all="ignore"):
         try:
             while state.update < target:
                 if stop is not None and stop.is_set():

@@ -135,7 +135,7 @@ class HFLoader:
         if self.config is not None and location.kind != "hub":
             raise ConfigError(
                 f"config={self.config!r}: a dataset configuration only applies to Hub datasets, "
-                f"not to the local {source}; drop --config"
+                f"not to the local {source}; drop --hf-config"
             )
         self.document_separator = "" if location.builder == "text" else END_OF_DOCUMENT
         return self._iter_documents(location, source)
@@ -163,7 +163,7 @@ class HFLoader:
         if isinstance(dataset, datasets.DatasetDict):
             if self.split not in dataset:
                 raise CorpusError(
-                    f"{source}: no split {self.split!r}; available splits: {', '.join(dataset)}; pick one with --split"
+                    f"{source}: no split {self.split!r}; available splits: {', '.join(dataset)}; pick one with --hf-split"
                 )
             return dataset[self.split], f"{source} (split {self.split!r})"
         return dataset, source
@@ -173,7 +173,7 @@ class HFLoader:
 
         if self.split != "train":
             raise CorpusError(
-                f"{source}: no split {self.split!r}; local data files form one split, 'train'; drop --split"
+                f"{source}: no split {self.split!r}; local data files form one split, 'train'; drop --hf-split"
             )
         options = {"keep_linebreaks": True} if location.builder == "text" else {}
         try:
@@ -207,7 +207,7 @@ class HFLoader:
             ) from None
         except ValueError as error:  # an unknown split or config, which datasets names
             raise CorpusError(
-                f"Hugging Face dataset {name!r}: {_one_line(error)}; pick another --split or --config"
+                f"Hugging Face dataset {name!r}: {_one_line(error)}; pick another --hf-split or --hf-config"
             ) from None
         except (OSError, datasets.exceptions.DatasetsError) as error:
             raise CorpusError(
@@ -245,7 +245,7 @@ class HFLoader:
                 yield value
         if not yielded:
             found = f"all {row_count} rows are empty or missing" if row_count else "the dataset has no rows"
-            raise CorpusError(f"{label}: no text in column {column!r}: {found}; pick another --text-column or --split")
+            raise CorpusError(f"{label}: no text in column {column!r}: {found}; pick another --text-column or --hf-split")
 
     def _choose_column(self, column_types: dict[str, str], label: str) -> str:
         """The ``text_column`` option if present, else the only string-typed column."""

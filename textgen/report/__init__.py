@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textgen.errors import CheckpointError
+from textgen.errors import CheckpointError, ConfigError, OutputError
 from textgen.fs import write_bytes
 from textgen.plots import comparison_figure, report_figure
 from textgen.report.html import render_html
@@ -43,6 +43,12 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
     """
     if not runs:
         raise CheckpointError("no run folders given to compare")
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {out}: the figure is a PNG; give a name ending in .png")
+    target = out.resolve() if out.is_symlink() else out  # a link is written through, not replaced
+    if target.exists() and not target.is_file():
+        raise OutputError(f"--out {out}: exists and is not a regular file (a folder or a device); choose another path")
     summaries = []
     for run in runs:
         summary = read_run(RunFolder(run))
@@ -51,6 +57,5 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
         summaries.append(summary)
     names = [s.name for s in summaries]
     labels = names if len(set(names)) == len(names) else [str(s.folder) for s in summaries]
-    out = Path(out)
-    write_bytes(out, comparison_figure([curves(s, label) for s, label in zip(summaries, labels)]))
+    write_bytes(target, comparison_figure([curves(s, label) for s, label in zip(summaries, labels)]))
     return out
