@@ -59,3 +59,10 @@ def test_temporaries_of_killed_writes_are_removed(tmp_path):
     (tmp_path / "last.npz").write_bytes(b"whole")
     remove_temporaries(tmp_path)
     assert os.listdir(tmp_path) == ["last.npz"]
+
+
+def test_only_the_named_files_temporaries_are_removed(tmp_path):
+    (tmp_path / ".last.npz.1a2b3c4d.tmp").write_bytes(b"a killed writer's")
+    (tmp_path / ".report.html.5e6f7a8b.tmp").write_bytes(b"a report being written right now")
+    remove_temporaries(tmp_path, of=("last.npz", "config.json"))
+    assert os.listdir(tmp_path) == [".report.html.5e6f7a8b.tmp"]

@@ -297,3 +297,29 @@ def test_saved_dataset_yields_exactly_its_non_empty_rows(tmp_path_factory, rows)
     else:
         with pytest.raises(CorpusError, match="no text"):
             list(HFLoader().iter_texts(folder))
+
+
+def test_a_damaged_parquet_file_is_one_line_and_a_clean_exit(tmp_path):
+    """Read by path with pyarrow, not through datasets' parquet builder, whose worker threads could still hold
+    the file when the error ended the process (SIGABRT after the error line, now and then)."""
+    import random
+
+    from commands import assert_one_error_line, textgen
+
+    path = tmp_path / "rows.parquet"
+    datasets.Dataset.from_dict({"text": [f"row {i} hello" for i in range(5000)], "n": list(range(5000))}).to_parquet(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 200] = random.Random(0).randbytes(200)
+    path.write_bytes(bytes(data))
+    for _ in range(3):
+        result = textgen("train", "--corpus", f"hf:{path}", "--out", tmp_path / "run", "--updates", "10",
+                         "--no-progress")
+        assert_one_error_line(result, r"rows\.parquet: cannot read it as parquet data")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_parquet_file_trains_on_its_text_column(tmp_path):
+    path = tmp_path / "rows.parquet"
+    datasets.Dataset.from_dict({"text": ["first row", "second row"], "n": [1, 2]}).to_parquet(path)
+    assert list(HFLoader().iter_texts(str(path))) == ["first row", "second row"]
+    assert list(HFLoader(text_column="text").iter_texts(str(tmp_path))) == ["first row", "second row"]

@@ -91,3 +91,24 @@ def test_a_resume_may_change_only_what_keeps_it_exact(corpus, tmp_path):
     start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
     with pytest.raises(ConfigError, match="--resume cannot change --seq-length, --threads"):
         resume_run(run, {"seq_length": 10, "threads": 1}, progress=False)
+
+
+def test_a_passage_older_than_the_last_checkpoint_is_drawn_again(corpus, tmp_path):
+    """An extended run killed after its last checkpoint, before its old passage was removed: not finished."""
+    import os
+
+    run = tmp_path / "run"
+    start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
+    extended = resume_run(run, {"updates": 160}, progress=False)
+    (run / "best_passage.txt").write_text("the passage of the run before it was extended")
+    old = (run / "last.npz").stat().st_mtime_ns - 10**9
+    os.utime(run / "best_passage.txt", ns=(old, old))
+    finished = resume_run(run, progress=False)
+    assert finished.passage == extended.passage == (run / "best_passage.txt").read_text(encoding="utf-8")
+
+
+def test_an_evaluation_interval_beyond_the_run_is_refused(corpus, tmp_path):
+    config = TrainConfig(updates=50, eval_every=100, seed=1)
+    with pytest.raises(ConfigError, match="--eval-every 100 is beyond the run's 50 updates"):
+        start_run([corpus], RNNConfig(hidden=10), config, run_config(tmp_path / "run"), progress=False)
+    assert not (tmp_path / "run").exists()

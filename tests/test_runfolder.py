@@ -294,3 +294,22 @@ def test_a_reader_reads_one_run_even_if_the_folder_is_replaced_under_it(finished
     other.rename(finished)  # as --force swaps a new run in
     assert reader.read_record().train.seed == 2  # still the run it started reading
     assert RunFolder(finished).read_record().train.seed == 99
+
+
+def test_a_link_planted_where_textgen_stages_a_run_is_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.txt").write_text("precious")
+    (tmp_path / f".run{STAGING_SUFFIX}").symlink_to(victim)
+    with pytest.raises(RunFolderError, match="is a link or not a folder"):
+        RunFolder.create(tmp_path / "run")
+    assert listing(victim) == ["thesis.txt"] and not (tmp_path / "run").exists()
+
+
+def test_a_reader_knows_when_its_folder_was_replaced(finished, tmp_path):
+    reader = RunFolder(finished)
+    reader.read_record()
+    assert not reader.replaced()
+    finished.rename(tmp_path / "old")
+    shutil.copytree(tmp_path / "old", finished)
+    assert reader.replaced()

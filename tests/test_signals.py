@@ -136,3 +136,15 @@ def test_two_quick_signals_while_the_corpus_is_read_are_one_clean_stop(tmp_path,
         _, err = process.communicate(timeout=30)
         assert process.returncode == 130 and err == "textgen: stopped before the run started; nothing was kept\n", err
         assert snapshot(run) == before if force else not run.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_during_generate_is_one_line(tmp_path, sig):
+    import subprocess
+
+    run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
+    assert process.wait(timeout=120) == 0
+    generating = start("generate", "--run", run, "--length", "100000000", stdout=subprocess.PIPE)
+    assert len(generating.stdout.read(50)) == 50  # it is writing
+    code, err, seconds = stopped(generating, sig)
+    assert code == CODES[sig] and err == "textgen: stopped\n" and seconds < 10

@@ -16,7 +16,7 @@ from pathlib import Path
 from textgen import __version__
 from textgen.config import TrainConfig, check_count
 from textgen.errors import ConfigError, CorpusError, OutputError, TextgenError, TrainingError, one_line
-from textgen.stopping import Interrupted
+from textgen.stopping import Interrupted, StopRequest
 
 DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their cause (for plugin authors)
 
@@ -268,7 +268,6 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
 def command_train(args: argparse.Namespace) -> int:
     from textgen.config import RunConfig, TrainConfig
     from textgen.run import resume_run, start_run
-    from textgen.stopping import StopRequest
 
     given = {}
     for flag, *_ in TRAIN_FLAGS:
@@ -277,9 +276,10 @@ def command_train(args: argparse.Namespace) -> int:
             given[name] = getattr(args, name)
     if args.updates is not None and args.epochs is not None:
         raise ConfigError("give --updates or --epochs, not both")
-    # Ctrl-C and SIGTERM: while training, the trainer checkpoints at the next window; at any other stage
-    # (reading a corpus, even one that blocks) the command stops at once. A second Ctrl-C always stops at once.
-    stop = StopRequest()
+    # Ctrl-C and SIGTERM (main's handlers call `stop`): while training, the trainer checkpoints at the next
+    # window; at any other stage (reading a corpus, even one that blocks) the command stops at once. A second
+    # Ctrl-C always stops at once.
+    stop = args.stop
     escaped = []  # whether a sample had characters the terminal's encoding lacks (said once)
 
     def shown(text: str) -> str:
@@ -303,12 +303,13 @@ def command_train(args: argparse.Namespace) -> int:
         except OSError as error:
             raise OutputError(f"cannot write to standard output ({error.strerror or error})") from None
 
-    def request_stop(signum, frame):
-        stop.request(signum)
+    # Imported now, not half-way when a signal comes: an import a signal cuts short fails for good.
+    import tqdm.auto  # noqa: F401 - `say` uses it
 
-    import tqdm.auto  # noqa: F401 - imported now, not half-way when a signal comes (`say` uses it)
+    from textgen.plots import load_matplotlib
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    load_matplotlib()
+
     progress = False if args.no_progress else None
     try:
         if args.resume is not None:
@@ -343,8 +344,6 @@ def command_train(args: argparse.Namespace) -> int:
             result = start_run(args.corpus, model, config, run, kind=args.kind, options=loader_options(args),
                                weights=args.weights, progress=progress, on_sample=show_sample, stop=stop)
     except Interrupted as stopped:
-        for sig in previous:  # the command is ending: nothing may cut short the last words
-            signal.signal(sig, signal.SIG_IGN)
         code = EXIT_STATUS.get(stopped.signum, 130)
         if code == 141:
             return code  # the reader went away: end quietly, as Unix tools do (the checkpoint is saved)
@@ -360,10 +359,6 @@ def command_train(args: argparse.Namespace) -> int:
                        f"textgen train --resume {folder}")
         sys.stderr.write(f"textgen: {message}\n")
         return code
-    finally:
-        if not stop.is_set():  # after a stop the signals stay ignored: the process ends, untouched, as it should
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     state = result.state
     chosen = "validation loss" if state.best_by == "val_loss" else "smooth loss"
     unit = "nats/char" if state.best_by == "val_loss" else "nats per window"
@@ -582,8 +577,33 @@ def check_paths(args: argparse.Namespace) -> None:
                 raise ConfigError(f"{flag} {text[:60]}...: a name in it is longer than 240 bytes; use a shorter one")
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    SIGINT and SIGTERM go to one `StopRequest` for the whole command (``args.stop``): `train` checkpoints
+    first; everything else stops at once. Run as the program (``argv`` None), the signals are ignored once
+    the command has ended, so that a late one cannot cut short the last words; called with ``argv``, the
+    previous handlers are put back.
+    """
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.request(signum)) for sig in STOP_SIGNALS}
+    try:
+        return _main(argv, stop)
+    except Interrupted as stopped:  # stopped outside `train`'s own handling: at once, in one line
+        sys.stderr.write("textgen: stopped\n")
+        return EXIT_STATUS.get(stopped.signum, 130)
+    finally:
+        stop.close()
+        for sig, handler in previous.items():
+            # As the program, a signal from here on (the interpreter closing down) is too late to act on: ignore
+            # it (Python would put back the default action, which kills); called in-process, restore the handlers.
+            signal.signal(sig, handler if argv is not None else signal.SIG_IGN)
+
+
+def _main(argv: list[str] | None, stop: StopRequest) -> int:
     logging.basicConfig(format="textgen: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     use_one_blas_thread()
     parser = build_parser()
@@ -595,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             return done.code if isinstance(done.code, int) else 0
         check_paths(args)
+        args.stop = stop
         debug = debug or args.debug
         if not getattr(args, "command", None):
             parser.print_help()
@@ -616,11 +637,10 @@ def main(argv: list[str] | None = None) -> int:
         silence_stdout()
         sys.stderr.write(f"textgen: error: cannot write to standard output ({error.strerror})\n")
         return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("textgen: interrupted\n")
-        return 130
-    except Interrupted as stopped:  # a stop that came after the command had handled its own
-        return EXIT_STATUS.get(stopped.signum, 130)
+    except ImportError:
+        if stop.is_set():  # a module a signal cut short while it loaded: the stop, not a bug
+            raise Interrupted(stop.signum) from None
+        raise
 
 
 if __name__ == "__main__":

@@ -168,10 +168,11 @@ def rewrite_jsonl(path: Path, rows: Iterable[dict], at: int | None = None) -> No
     write_bytes(path, jsonl_bytes(rows), at)
 
 
-def remove_temporaries(folder: Path, at: int | None = None) -> None:
-    """Delete what killed atomic writes left in a folder (``.NAME.XXXX.tmp``)."""
+def remove_temporaries(folder: Path, at: int | None = None, of: tuple[str, ...] | None = None) -> None:
+    """Delete what killed atomic writes left in a folder (``.NAME.XXXX.tmp``): all, or those of the files ``of``."""
+    prefixes = tuple(f".{name}." for name in of) if of is not None else (".",)
     for name in os.listdir(folder if at is None else at):
-        if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+        if name.startswith(prefixes) and name.endswith(TEMPORARY_SUFFIX):
             try:
                 os.unlink(name if at is not None else Path(folder) / name, dir_fd=at)
             except FileNotFoundError:

@@ -14,14 +14,23 @@ from textgen.fs import write_bytes
 MAX_EPOCH_LINES = 25  # more epochs than this: a boundary line every k epochs, so the plot stays readable
 
 
-def _figure(width: float, height: float, dpi: int):
-    """A matplotlib Figure drawn with Agg (no display, no pyplot state)."""
+def load_matplotlib():
+    """Import matplotlib with the Agg backend (no display, no pyplot state); returns its Figure class.
+
+    A command that will draw may call this early, before a signal can cut the import short.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator  # noqa: F401 - loaded with the rest, used by report_figure
 
-    return Figure(figsize=(width, height), dpi=dpi)
+    return Figure
+
+
+def _figure(width: float, height: float, dpi: int):
+    """A matplotlib Figure drawn with Agg."""
+    return load_matplotlib()(figsize=(width, height), dpi=dpi)
 
 
 def _png(figure) -> bytes:

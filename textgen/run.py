@@ -217,6 +217,10 @@ def start_run(
         check_sizes(model, config, run.passage_length, encoded.vocab.size)
         config = resolved(config, encoded.ids.size)
         vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
+        total = total_updates(config, ids.size)
+        if val_ids is not None and config.eval_every > total:
+            raise ConfigError(f"--eval-every {config.eval_every:,} is beyond the run's {total:,} updates: no "
+                              "validation loss would choose the best model; give a smaller one, or --val-fraction 0")
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
         folder.write_record(new_record(
             model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
@@ -350,10 +354,10 @@ def resume_run(
         passage_length = record.passage_length if passage_length is None else passage_length
         ids, val_ids = _reencode(record, last.vocab, folder, registry or default_registry())
         target = total_updates(config, ids.size)
-        if target == state.update and folder.has("best_passage.txt") and not folder.report_is_current():
+        if target == state.update and folder.is_finished() and not folder.report_is_current():
             report = _write_report(folder.path)  # stopped while its report was written: only that is left to do
             return RunResult(folder.path, state, last.vocab, folder.passage() or "", report)
-        unfinished = target == state.update and not folder.has("best_passage.txt")  # stopped after training
+        unfinished = target == state.update and not folder.is_finished()  # stopped after training
         if target <= state.update and not unfinished:
             raise ConfigError(f"--resume: the run already has {state.update:,} updates; give a larger total with "
                               "--updates or --epochs")

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -51,6 +52,9 @@ RUN_FILES = (
     "best_passage.txt", "report.html", "report.md", "report_loss.png", "ids.bin", "val_ids.bin",
 )
 CHECKPOINTS = ("best", "last")
+# The files only the lock holder writes (the report is written by whoever makes it, lock or not).
+WRITER_FILES = ("config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
+                "best_passage.txt", "ids.bin", "val_ids.bin")
 
 
 # ---------------------------------------------------------------- the lock
@@ -102,15 +106,22 @@ class FolderLock:
         self.folder = folder
 
     @classmethod
-    def acquire(cls, folder: Path, refusal: str) -> FolderLock:
+    def acquire(cls, folder: Path, refusal: str, follow: bool = True) -> FolderLock:
         """Lock ``folder``; RunFolderError ``{refusal} process N (...)`` if another process holds it.
 
         ``refusal`` says what the holder does, ending in "by": "--resume X: the run is being written by".
+        Without ``follow``, a symbolic link in ``folder``'s place is refused rather than followed (for the
+        staging folders textgen names itself, which a link planted in a shared folder must not redirect).
         """
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        look = os.stat if follow else os.lstat
         for attempt in range(50):
             try:
-                handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                handle = os.open(folder, flags)
             except OSError as error:
+                if error.errno == errno.ELOOP or (error.errno == errno.ENOTDIR and not follow):
+                    raise RunFolderError(f"{folder}: is a link or not a folder, where textgen keeps its own "
+                                         "folder; remove it and try again") from None
                 raise RunFolderError(f"{folder}: cannot open the run folder ({error.strerror})") from None
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -125,7 +136,7 @@ class FolderLock:
                 raise RunFolderError(f"{refusal} {holder or 'another process'}; wait for it to finish (or stop "
                                      "it), then try again") from None
             try:  # the path may have come to name another folder between open and flock
-                same = os.path.samestat(os.fstat(handle), os.stat(folder))
+                same = os.path.samestat(os.fstat(handle), look(folder))
             except FileNotFoundError:
                 same = False
             if same:
@@ -436,10 +447,12 @@ class RunFolder:
             else:
                 _refuse_existing(out)
             try:
-                staging.mkdir(exist_ok=True)
+                staging.mkdir()
+            except FileExistsError:
+                pass  # left by a process killed while it prepared a run here (or being prepared now)
             except OSError as error:
                 raise RunFolderError(f"--out {out}: cannot create the run folder ({error.strerror})") from None
-            folder._lock = FolderLock.acquire(staging, f"--out {out}: a run is being prepared there by")
+            folder._lock = FolderLock.acquire(staging, f"--out {out}: a run is being prepared there by", follow=False)
             _clear(staging)  # what a process killed while it prepared a run here left
             if force and folder._old_lock is None:  # a run may have appeared since we looked
                 folder._old_lock = _lock_old_run(out)
@@ -558,18 +571,28 @@ class RunFolder:
             return read_bytes(self.file("best_passage.txt"), self._at()).decode("utf-8")
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read ({error})") from None
+        except OSError as error:
+            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read ({error.strerror})") from None
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read (not UTF-8 text)") from None
 
     def _stat(self, name: str) -> os.stat_result | None:
+        """The file's status, or None if it is missing or not a regular file (a folder in its place, a link)."""
         try:
-            return os.stat(name, dir_fd=self._at())
+            status = os.stat(name, dir_fd=self._at(), follow_symlinks=False)
         except FileNotFoundError:
             return None
+        return status if stat.S_ISREG(status.st_mode) else None
 
     def has(self, name: str) -> bool:
-        """True if the folder holds file ``name``."""
+        """True if the folder holds ``name`` as a regular file."""
         return self._stat(name) is not None
+
+    def is_finished(self) -> bool:
+        """True if best_passage.txt was written after last.npz: the run's final step came after its last update
+        (a passage older than the checkpoint belongs to the run before it was extended)."""
+        passage, last = self._stat("best_passage.txt"), self._stat("last.npz")
+        return passage is not None and last is not None and passage.st_mtime_ns >= last.st_mtime_ns
 
     def report_is_current(self) -> bool:
         """True if report.html and report.md were written after best_passage.txt (the run's last file)."""
@@ -632,7 +655,7 @@ class RunFolder:
         at = self._writable()
         originals = {name: self._original(name) for name in ("metrics.jsonl", "samples.jsonl", "last.npz", "best.npz")}
         try:
-            remove_temporaries(self.path, at)
+            remove_temporaries(self.path, at, WRITER_FILES)
             for name, rows in (("metrics.jsonl", metrics), ("samples.jsonl", samples)):
                 data = jsonl_bytes(rows)
                 if originals[name] is None or data != originals[name][0]:
@@ -683,6 +706,15 @@ class RunFolder:
             raise OutputError(f"{self.file(name)}: the text holds a character that is not valid Unicode "
                               f"({error.reason})") from None
         write_bytes(self.file(name), data, at)
+
+    def replaced(self) -> bool:
+        """True if the path no longer names the folder this reader has been reading (``--force`` swapped it)."""
+        if self._reading is None:
+            return False
+        try:
+            return not os.path.samestat(os.fstat(self._reading), os.stat(self.path))
+        except OSError:
+            return True
 
     def write_file(self, name: str, data: bytes) -> None:
         """A file of the report (written by whoever makes the report, into the folder it read; no lock needed)."""
@@ -760,10 +792,10 @@ def _clear(folder: Path) -> None:
 
 def _remove_stale(folder: Path) -> None:
     """Remove ``folder`` (a staging folder beside a run) if no process holds it."""
-    if not folder.is_dir():
+    if not folder.is_dir() or folder.is_symlink():
         return
     try:
-        lock = FolderLock.acquire(folder, "")
+        lock = FolderLock.acquire(folder, "", follow=False)
     except RunFolderError:
         return  # in use: not ours to remove
     try:
@@ -776,9 +808,12 @@ def _recover(out: Path) -> None:
     """Put back an old run that a replacement, killed between its two renames, left at .NAME.textgen-old
     (only where folders cannot be swapped in one step)."""
     old = _aside(out)
-    if out.exists() or not old.is_dir() or not holds_run(old):
-        return
-    lock = FolderLock.acquire(old, f"{out}: its run is being replaced by")
+    try:
+        if out.exists() or out.is_symlink() or old.is_symlink() or not old.is_dir() or not holds_run(old):
+            return
+    except OSError:
+        return  # a path the filesystem cannot even look up: the caller's own checks will say so
+    lock = FolderLock.acquire(old, f"{out}: its run is being replaced by", follow=False)
     try:
         if not out.exists():
             os.rename(old, out)

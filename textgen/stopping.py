@@ -51,6 +51,10 @@ class StopRequest:
         self._raised = True
         raise Interrupted(self.signum)
 
+    def close(self) -> None:
+        """From now on requests do nothing (the command has ended; the process is on its way out)."""
+        self._raised = True
+
     def is_set(self) -> bool:
         """True once a stop was asked for."""
         return self.signum is not None

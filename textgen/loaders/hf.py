@@ -175,6 +175,8 @@ class HFLoader:
             raise CorpusError(
                 f"{source}: no split {self.split!r}; local data files form one split, 'train'; drop --hf-split"
             )
+        if location.builder == "parquet":
+            return _ParquetFiles(location, source)
         options = {"keep_linebreaks": True} if location.builder == "text" else {}
         try:
             return datasets.load_dataset(
@@ -264,6 +266,46 @@ class HFLoader:
             f"{label}: {found}, so the text column is unclear; columns: {_describe(column_types)}; "
             "name the text column with --text-column"
         )
+
+
+class _ParquetFiles:
+    """Local parquet files read by pyarrow from their paths, offering what `_iter_column` uses of a dataset.
+
+    Not through the `datasets` parquet builder: it hands pyarrow an open Python file, and when a damaged
+    page stops the read, pyarrow's worker threads can still be decoding the row group's other columns with
+    buffers of that file. Releasing them takes the GIL, and a thread that asks for it once interpreter
+    shutdown has begun is ended inside C++: "terminate called without an active exception", SIGABRT
+    (exit 134) after the error line. Files opened by path leave pyarrow no Python objects to release.
+    """
+
+    def __init__(self, location: DatasetLocation, source: str):
+        import datasets
+        import pyarrow
+        import pyarrow.parquet
+
+        self.paths = location.data_files
+        self.columns: list[str] | None = None
+        try:
+            self.features = datasets.Features.from_arrow_schema(pyarrow.parquet.read_schema(self.paths[0]))
+        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            raise _reading_error(error, source, location) from None
+
+    def select_columns(self, columns: list[str]) -> _ParquetFiles:
+        self.columns = list(columns)
+        return self
+
+    def with_format(self, _format: str) -> _ParquetFiles:
+        return self  # batches are Arrow already
+
+    def iter(self, batch_size: int) -> Iterator[Any]:
+        import pyarrow.parquet
+
+        for path in self.paths:
+            parquet_file = pyarrow.parquet.ParquetFile(path)
+            missing = [name for name in self.columns or () if name not in parquet_file.schema_arrow.names]
+            if missing:
+                raise ValueError(f"{path} has no column {missing[0]!r}, unlike {self.paths[0]}")
+            yield from parquet_file.iter_batches(batch_size=batch_size, columns=self.columns)
 
 
 def _column_types(features: Any) -> dict[str, str]:

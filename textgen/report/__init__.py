@@ -23,7 +23,17 @@ def write_report(run: Path) -> tuple[Path, Path]:
 
     CheckpointError if ``run`` is not a run folder; works on unfinished runs too (it says what is missing).
     """
-    folder = RunFolder(run)  # one descriptor of the folder: what is read and written belongs to one run
+    for attempt in range(3):
+        folder = RunFolder(run)  # one descriptor of the folder: what is read and written belongs to one run
+        try:
+            return _write_report(folder)
+        except OutputError:
+            if attempt == 2 or not folder.replaced():
+                raise
+            # --force swapped a new run in while this report was made from the old one: report the new one
+
+
+def _write_report(folder: RunFolder) -> tuple[Path, Path]:
     summary = read_run(folder)
     figure_png = report_figure(curves(summary)) if summary.metrics else None
     html_name, md_name, figure_name = REPORT_FILES
