@@ -3,7 +3,16 @@ import os
 import pytest
 
 from textgen.errors import CheckpointError, OutputError
-from textgen.fs import append_jsonl, atomic_write, read_json, read_jsonl, remove_temporaries, rewrite_jsonl, write_json
+from textgen.fs import (
+    append_jsonl,
+    atomic_write,
+    jsonl_bytes,
+    read_json,
+    read_jsonl,
+    remove_temporaries,
+    write_bytes,
+    write_json,
+)
 
 
 def test_an_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path):
@@ -25,7 +34,7 @@ def test_jsonl_rows_survive_a_killed_writer_but_not_damage_elsewhere(tmp_path):
     with path.open("ab") as stream:
         stream.write(b'{"update": 3')  # a writer killed mid-line
     assert read_jsonl(path) == [{"update": 10}, {"update": 20}]
-    rewrite_jsonl(path, [{"update": 10}])
+    write_bytes(path, jsonl_bytes([{"update": 10}]))
     assert path.read_bytes() == b'{"update":10}\n'
     path.write_bytes(b'{"update": 1}\nnot json\n{"update": 2}\n')
     with pytest.raises(CheckpointError, match="rows.jsonl: line 2 is not valid JSON"):

@@ -191,6 +191,12 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def escaped(text: str, stream) -> str:
+    """``text`` with the characters ``stream``'s encoding lacks written as \\x.. escapes."""
+    encoding = stream.encoding or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)
+
+
 class Output:
     """Standard output as the commands write it: what cannot be encoded or written becomes one error line.
 
@@ -203,8 +209,7 @@ class Output:
     def write(self, text: str, escape: bool = False, flush: bool = False) -> None:
         """Write ``text``; with ``escape``, characters the stream's encoding lacks become \\x.. escapes."""
         if escape:
-            encoding = self.stream.encoding or "utf-8"
-            text = text.encode(encoding, "backslashreplace").decode(encoding)
+            text = escaped(text, self.stream)
         try:
             self.stream.write(text)
             if flush:
@@ -280,14 +285,13 @@ def command_train(args: argparse.Namespace) -> int:
     # window; at any other stage (reading a corpus, even one that blocks) the command stops at once. A second
     # Ctrl-C always stops at once.
     stop = args.stop
-    escaped = []  # whether a sample had characters the terminal's encoding lacks (said once)
+    noted = []  # whether a sample had characters the terminal's encoding lacks (said once)
 
     def shown(text: str) -> str:
-        """``text`` as the terminal can show it: what its encoding lacks becomes \\x.. escapes (files keep it)."""
-        encoding = sys.stdout.encoding or "utf-8"
-        visible = text.encode(encoding, "backslashreplace").decode(encoding)
-        if visible != text and not escaped:
-            escaped.append(True)
+        """``text`` as the terminal can show it (the run's files keep every character)."""
+        visible = escaped(text, sys.stdout)
+        if visible != text and not noted:
+            noted.append(True)
             say("textgen: characters your terminal's encoding lacks are shown as \\x.. escapes; the run's files "
                 "keep them", file=sys.stderr)
         return visible

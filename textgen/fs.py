@@ -163,11 +163,6 @@ def append_jsonl(path: Path, row: dict, at: int | None = None) -> None:
         raise OutputError(f"{path}: cannot write ({error.strerror})") from None
 
 
-def rewrite_jsonl(path: Path, rows: Iterable[dict], at: int | None = None) -> None:
-    """Replace the file with ``rows``, atomically."""
-    write_bytes(path, jsonl_bytes(rows), at)
-
-
 def remove_temporaries(folder: Path, at: int | None = None, of: tuple[str, ...] | None = None) -> None:
     """Delete what killed atomic writes left in a folder (``.NAME.XXXX.tmp``): all, or those of the files ``of``."""
     prefixes = tuple(f".{name}." for name in of) if of is not None else (".",)

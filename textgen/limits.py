@@ -56,7 +56,9 @@ def _cgroup_available() -> int | None:
         return None
     best = None
     for line in lines:
-        _, controllers, relative = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        if line.count(":") < 2:
+            continue
+        _, controllers, relative = line.split(":", 2)
         if controllers == "":  # cgroup v2
             base, limit_name, usage_name, cache = _CGROUP, "memory.max", "memory.current", "inactive_file"
         elif "memory" in controllers.split(","):

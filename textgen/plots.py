@@ -1,5 +1,5 @@
-"""Every figure textgen draws, as PNG bytes or files: the run's loss.png, the report's loss figure and the
-comparison of several runs. The only module that imports matplotlib, always with the Agg backend."""
+"""Every figure textgen draws, as PNG bytes that the caller writes: the run's loss.png, the report's loss
+figure and the comparison of several runs. The only module that imports matplotlib, always with Agg."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from textgen.fs import write_bytes
 
 MAX_EPOCH_LINES = 25  # more epochs than this: a boundary line every k epochs, so the plot stays readable
 
@@ -62,11 +59,6 @@ class LossCurve:
     updates: Sequence[int]  # x values
     smooth_loss: Sequence[float]  # y values
     updates_per_epoch: int | None = None  # where to draw epoch boundaries (None: none)
-
-
-def plot_loss(path: Path, curves: Sequence[LossCurve], title: str = "Smooth training loss") -> None:
-    """`loss_plot` written atomically to ``path``."""
-    write_bytes(Path(path), loss_plot(curves, title))
 
 
 def loss_plot(curves: Sequence[LossCurve], title: str = "Smooth training loss") -> bytes:

@@ -33,6 +33,7 @@ from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenErr
 from textgen.limits import check_memory
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
+from textgen.report import write_report
 from textgen.rnn import default_threads, training_bytes
 from textgen.runfolder import RunFolder, RunRecord, new_record
 from textgen.sample import SampleConfig, generate
@@ -225,7 +226,7 @@ def start_run(
         folder.write_record(new_record(
             model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
             val_fraction=encoded.val_fraction, val_characters=0 if val_ids is None else int(val_ids.size),
-            vocab_size=vocab.size, updates_per_epoch=per_epoch, total_updates=total_updates(config, ids.size),
+            vocab_size=vocab.size, updates_per_epoch=per_epoch, total_updates=total,
             passage_length=run.passage_length, init_from=None if run.init_from is None else str(run.init_from),
             extra=dict(extra or {}),
         ))
@@ -309,8 +310,6 @@ def _train_in(
 def _write_report(folder: Path) -> bool:
     """Write the run report; a failure is a warning (returns False), since the run itself is complete or
     checkpointed."""
-    from textgen.report import write_report
-
     try:
         write_report(folder)
     except TextgenError as error:

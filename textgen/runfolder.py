@@ -47,14 +47,11 @@ log = logging.getLogger(__name__)
 CONFIG_FORMAT_VERSION = 1
 STAGING_SUFFIX = ".textgen-new"  # .NAME.textgen-new: a run being prepared for NAME
 OLD_SUFFIX = ".textgen-old"  # .NAME.textgen-old: an old run on its way out (where folders cannot be swapped)
-RUN_FILES = (
-    "config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
-    "best_passage.txt", "report.html", "report.md", "report_loss.png", "ids.bin", "val_ids.bin",
-)
 CHECKPOINTS = ("best", "last")
 # The files only the lock holder writes (the report is written by whoever makes it, lock or not).
 WRITER_FILES = ("config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
                 "best_passage.txt", "ids.bin", "val_ids.bin")
+RUN_FILES = (*WRITER_FILES, "report.html", "report.md", "report_loss.png")  # every file a run folder may hold
 
 
 # ---------------------------------------------------------------- the lock
@@ -202,12 +199,12 @@ def _check_source(source: object, where: str, index: int, several: bool) -> dict
         weight = source.get("weight")
         _check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
                and weight > 0, where, f"{key}.weight", weight, "a positive number")
-    for name in ("characters_in_mix",):
-        if name in source:
-            _check(_count(source[name]), where, f"{key}.{name}", source[name], "a count")
-    for name in ("loader_origin",):
-        if name in source:
-            _check(isinstance(source[name], str), where, f"{key}.{name}", source[name], "a string")
+    if "characters_in_mix" in source:
+        _check(_count(source["characters_in_mix"]), where, f"{key}.characters_in_mix", source["characters_in_mix"],
+               "a count")
+    if "loader_origin" in source:
+        _check(isinstance(source["loader_origin"], str), where, f"{key}.loader_origin", source["loader_origin"],
+               "a string")
     for name, value in options.items():
         _check(value is None or isinstance(value, (str, int, float, bool)), where, f"{key}.options.{name}", value,
                "a string, number or true/false")
@@ -372,6 +369,10 @@ def _listing(folder: Path) -> list[str]:
         return sorted(p.name for p in folder.iterdir() if not p.name.endswith(TEMPORARY_SUFFIX))
     except FileNotFoundError:
         return []
+
+
+def _first_few(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
 
 def holds_run(folder: Path) -> list[str]:
@@ -833,9 +834,8 @@ def _refuse_existing(out: Path) -> None:
                              + "; choose another folder or pass --force to replace it")
     other = _listing(out)
     if other:
-        shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
-        raise RunFolderError(f"--out {out}: is not empty ({shown}); a run needs a folder of its own: choose "
-                             "a new or empty one")
+        raise RunFolderError(f"--out {out}: is not empty ({_first_few(other)}); a run needs a folder of its own: "
+                             "choose a new or empty one")
 
 
 def _lock_old_run(out: Path) -> FolderLock | None:
@@ -847,9 +847,8 @@ def _lock_old_run(out: Path) -> FolderLock | None:
     if not holds_run(out):
         other = _listing(out)
         if other:
-            shown = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
-            raise RunFolderError(f"--out {out}: holds files that are not a run's ({shown}); --force only "
-                                 "replaces a run: choose a new or empty folder")
+            raise RunFolderError(f"--out {out}: holds files that are not a run's ({_first_few(other)}); --force "
+                                 "only replaces a run: choose a new or empty folder")
         return None
     return FolderLock.acquire(out, f"--out {out}: the run there is being written by")
 

@@ -184,7 +184,7 @@ def state_of(last: Checkpoint, where: str) -> tuple[TrainState, TrainConfig, np.
         raise CheckpointError(f"{where}: holds no training state to resume from")
 
     def field_of(name, valid, default=None, required=True):
-        value = meta.get(name, default) if not required else meta.get(name)
+        value = meta.get(name, default)
         if (required and name not in meta) or not valid(value):
             raise CheckpointError(f"{where}: its {name!r} is missing or out of range ({str(value)[:60]!r})")
         return value
