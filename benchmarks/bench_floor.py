@@ -26,8 +26,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from textgen.config import RNNConfig
+from textgen.models import init_params
+from textgen.models.rnn import Workspace
 from textgen.optim import AdaGrad
-from textgen.rnn import RNNConfig, Workspace, init_params
 
 SEQ_LENGTH, HIDDEN, CLIP = 25, 100, 5.0
 

@@ -68,7 +68,7 @@ class TextgenRunner:
     def __init__(self, ids, vocab, batch: int, dtype: str, workspace_threads: int | None):
         import numpy as np
 
-        from textgen.rnn import RNNConfig
+        from textgen.config import RNNConfig
         from textgen.train import TrainState
 
         self.ids, self.vocab, self.batch = ids, vocab, batch
@@ -78,9 +78,9 @@ class TextgenRunner:
         self.state = TrainState.fresh(self.model, vocab.size, batch, self.rng)
 
     def workspace_threads(self) -> int:
-        from textgen.rnn import make_workspace
+        from textgen.models import network_of
 
-        return make_workspace(HIDDEN, self.vocab.size, SEQ_LENGTH, self.batch, threads=self.threads).threads
+        return network_of(self.model, self.vocab.size).workspace(SEQ_LENGTH, self.batch, threads=self.threads).threads
 
     def run(self, updates: int) -> int:
         from textgen.train import TrainConfig, train
@@ -210,7 +210,7 @@ def child_epoch(corpus: str) -> None:
     """One whole epoch of the exact float32 trainer, from a fresh model."""
     import numpy as np
 
-    from textgen.rnn import RNNConfig
+    from textgen.config import RNNConfig
     from textgen.train import TrainConfig, train, updates_per_epoch
 
     ids, vocab = load_corpus(corpus)
@@ -226,7 +226,7 @@ def child_sample(corpus: str, length: int) -> None:
     """Generate ``length`` characters three times from a briefly trained float64 model."""
     import numpy as np
 
-    from textgen.rnn import RNNConfig
+    from textgen.config import RNNConfig
     from textgen.sample import SampleConfig, generate
     from textgen.train import TrainConfig, train
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from reference import textbook_training
 
-from textgen.rnn import RNNConfig
+from textgen.config import RNNConfig
 from textgen.train import TrainConfig, train
 from textgen.vocab import CharVocab
 

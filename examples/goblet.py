@@ -19,7 +19,7 @@ from textgen.config import RNNConfig, RunConfig, TrainConfig
 from textgen.corpus import load_corpus
 from textgen.errors import TextgenError
 from textgen.gradcheck import check_window
-from textgen.rnn import init_params
+from textgen.models import init_params
 from textgen.run import start_run
 from textgen.vocab import CharVocab
 

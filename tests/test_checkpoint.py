@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from textgen.checkpoint import Checkpoint, load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
+from textgen.config import RNNConfig
 from textgen.errors import CheckpointError
-from textgen.rnn import RNNConfig, init_params
+from textgen.models import init_params
 from textgen.vocab import CharVocab
 
 

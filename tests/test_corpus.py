@@ -4,12 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textgen.config import RunConfig
+from textgen.config import RNNConfig, RunConfig
 from textgen.corpus import interleave, load_corpus, parse_weights, split_blocks
 from textgen.errors import ConfigError, CorpusError
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.loaders.tweets import TweetLoader
-from textgen.rnn import RNNConfig
 from textgen.run import start_run
 from textgen.runfolder import RunFolder
 from textgen.train import TrainConfig

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from reference import textbook_loss_and_grads
 
+from textgen.config import RNNConfig
 from textgen.evaluate import bits_per_char, mean_loss_per_char
-from textgen.rnn import RNNConfig, init_params
+from textgen.models import init_params
 
 
 def test_mean_loss_per_char_carries_the_hidden_state_across_chunks():

@@ -20,8 +20,9 @@ import pytest
 from commands import assert_one_error_line, fill, mount, snapshot, textgen, tmpfs, unmount
 
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from textgen.config import RNNConfig
 from textgen.errors import CheckpointError
-from textgen.rnn import RNNConfig, init_params
+from textgen.models import init_params
 from textgen.vocab import CharVocab
 
 # One line per verse, no 'Z' and no '§' in it (the prime case relies on that).

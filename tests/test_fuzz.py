@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from textgen.checkpoint import META_KEY, Checkpoint, load_checkpoint, save_checkpoint
+from textgen.config import RNNConfig
 from textgen.corpus import Corpus, load_corpus
 from textgen.errors import CheckpointError, TextgenError
-from textgen.rnn import RNNConfig, init_params
+from textgen.models import init_params
 from textgen.vocab import CharVocab
 
 EXAMPLES_RUN: dict[str, int] = {}  # test name -> examples it ran, for whoever wants the numbers

@@ -1,7 +1,9 @@
 import numpy as np
 
+from textgen.config import RNNConfig
 from textgen.gradcheck import check_gradients, check_window, relative_error
-from textgen.rnn import PARAM_NAMES, RNNConfig, init_params, loss_and_grads, window_loss
+from textgen.models import init_params
+from textgen.models.rnn import PARAM_NAMES, loss_and_grads, window_loss
 
 
 def tiny_model(seed=0, sigma=0.01):

@@ -3,7 +3,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from textgen.optim import AdaGrad
+from textgen.config import TrainConfig
+from textgen.optim import AdaGrad, Adam, RMSprop, make_optimizer
 
 
 def test_two_steps_match_the_formula_by_hand():
@@ -43,3 +44,62 @@ def test_steps_are_bit_identical_to_the_textbook_expression():
         assert theta.dtype == dtype
         np.testing.assert_array_equal(optimizer.memory, memory)
         np.testing.assert_array_equal(theta, expected)
+
+
+def test_rmsprop_follows_its_formula_step_by_step():
+    rng = np.random.default_rng(1)
+    theta = rng.standard_normal(20)
+    expected, v = theta.copy(), np.zeros(20)
+    optimizer = RMSprop(20, eta=0.01, eps=1e-8, decay=0.9)
+    for _ in range(4):
+        g = rng.standard_normal(20)
+        optimizer.step(theta, g)
+        v = 0.9 * v + 0.1 * g * g
+        expected = expected - 0.01 * g / (np.sqrt(v) + 1e-8)
+    np.testing.assert_allclose(theta, expected, rtol=1e-13)
+    np.testing.assert_allclose(optimizer.arrays["rmsprop_mean_square"], v, rtol=1e-13)
+
+
+def test_adam_follows_the_paper_with_bias_corrections():
+    rng = np.random.default_rng(2)
+    theta = rng.standard_normal(20)
+    expected, m, v = theta.copy(), np.zeros(20), np.zeros(20)
+    optimizer = Adam(20, eta=0.002, eps=1e-8, beta1=0.9, beta2=0.999)
+    for t in range(1, 6):
+        g = rng.standard_normal(20)
+        optimizer.step(theta, g)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
+        expected = expected - 0.002 * m_hat / (np.sqrt(v_hat) + 1e-8)
+    np.testing.assert_allclose(theta, expected, rtol=1e-12)
+    assert optimizer.steps == 5
+    # the first step of Adam moves every parameter by about eta, whatever the gradient's scale
+    fresh, start = Adam(3, eta=0.002), np.zeros(3)
+    fresh.step(start, np.array([1e-3, 1.0, -1e3]))
+    np.testing.assert_allclose(start, [-0.002, -0.002, 0.002], rtol=1e-4)
+
+
+def test_a_stored_state_continues_exactly():
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(10) for _ in range(6)]
+    for name in ("adagrad", "rmsprop", "adam"):
+        config = TrainConfig(optimizer=name)
+        straight, theta = make_optimizer(config, 10, "float64"), np.ones(10)
+        for g in grads:
+            straight.step(theta, g)
+        first, resumed_theta = make_optimizer(config, 10, "float64"), np.ones(10)
+        for g in grads[:3]:
+            first.step(resumed_theta, g)
+        second = make_optimizer(config, 10, "float64")
+        second.load({key: value.copy() for key, value in first.arrays.items()}, first.steps)
+        for g in grads[3:]:
+            second.step(resumed_theta, g)
+        np.testing.assert_array_equal(theta, resumed_theta)
+
+
+def test_each_optimizer_gets_its_usual_learning_rate_unless_one_is_given():
+    assert TrainConfig().eta == 0.1
+    assert TrainConfig(optimizer="adam").eta == 0.002 and TrainConfig(optimizer="rmsprop").eta == 0.002
+    assert TrainConfig(optimizer="adam", eta=0.01).eta == 0.01
+    assert isinstance(make_optimizer(TrainConfig(optimizer="rmsprop", rmsprop_decay=0.5), 3, "float32"), RMSprop)

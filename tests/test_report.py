@@ -12,12 +12,12 @@ import pytest
 
 from textgen.checkpoint import load_checkpoint
 from textgen.cli import main
-from textgen.config import RunConfig
+from textgen.config import RNNConfig, RunConfig
 from textgen.corpus import load_corpus
 from textgen.errors import CheckpointError
 from textgen.gradcheck import check_window
+from textgen.models import init_params
 from textgen.report import plot_runs, write_report
-from textgen.rnn import RNNConfig, init_params
 from textgen.run import start_run
 from textgen.train import TrainConfig
 from textgen.vocab import CharVocab

@@ -2,36 +2,41 @@ import numpy as np
 import pytest
 from reference import textbook_loss_and_grads
 
+from textgen.config import RNNConfig
 from textgen.errors import ConfigError
-from textgen.rnn import (
+from textgen.models import Params, default_threads, init_params
+from textgen.models.rnn import (
     PARAM_NAMES,
-    Params,
-    RNNConfig,
     Workspace,
-    default_threads,
-    init_params,
+    assignment_network,
     loss_and_grads,
-    make_workspace,
-    param_shapes,
     step_probabilities,
     window_loss,
 )
 
 
+def zero_params(m, K, dtype="float64"):
+    return assignment_network(m, K).zeros(dtype)
+
+
+def make_workspace(m, K, n, batch=1, dtype="float64", threads=None):
+    return assignment_network(m, K, dtype).workspace(n, batch, dtype, threads=threads)
+
+
 def random_params(m=7, K=11, seed=0, scale=0.3):
     rng = np.random.default_rng(seed)
-    params = Params.zeros(m, K)
+    params = zero_params(m, K)
     for name in PARAM_NAMES:
         params[name][...] = scale * rng.standard_normal(params[name].shape)
     return params
 
 
 def test_param_shapes_follow_the_assignment():
-    assert param_shapes(100, 80) == {"b": (100,), "c": (80,), "U": (100, 80), "W": (100, 100), "V": (80, 100)}
+    assert assignment_network(100, 80).shapes == {"b": (100,), "c": (80,), "U": (100, 80), "W": (100, 100), "V": (80, 100)}
 
 
 def test_params_are_views_of_one_flat_buffer():
-    params = Params.zeros(3, 4)
+    params = zero_params(3, 4)
     assert params.flat.size == 3 + 4 + 12 + 9 + 12
     params.flat[:] = np.arange(params.flat.size)
     assert params["b"].tolist() == [0, 1, 2]
@@ -63,7 +68,7 @@ def test_loss_and_gradients_match_the_textbook_loop():
 
 
 def test_loss_of_uniform_predictions_is_n_log_K():
-    params = Params.zeros(5, 8)  # all zero: every p_t is uniform over K = 8
+    params = zero_params(5, 8)  # all zero: every p_t is uniform over K = 8
     assert window_loss(params, [1, 2, 3], [2, 3, 4], np.zeros(5)) == pytest.approx(3 * np.log(8))
 
 
@@ -87,7 +92,7 @@ def test_batched_window_averages_the_streams():
 
 def test_float32_gives_float32_results_close_to_float64():
     params64 = random_params(seed=4)
-    params32 = Params(params64.flat.astype(np.float32), 7, 11)
+    params32 = Params(params64.flat.astype(np.float32), params64.network)
     inputs, targets = [1, 2, 3, 4], [2, 3, 4, 5]
     r64 = loss_and_grads(params64, inputs, targets, np.zeros(7))
     r32 = loss_and_grads(params32, inputs, targets, np.zeros(7, dtype=np.float32))
@@ -192,7 +197,7 @@ def test_softmax_of_a_big_block_is_exact_and_safe_whatever_the_logits(scale):
         likely[t] = p.argmax(axis=1)
     expected_likely = work.loss_and_grads(params, inputs, likely, h_prev)
     work32 = make_workspace(7, 11, 25, batch=16, dtype="float32", threads=1)
-    params32 = Params(params.flat.astype(np.float32), 7, 11)
+    params32 = Params(params.flat.astype(np.float32), params.network)
     loss32 = work32.loss_and_grads(params32, inputs, likely, h_prev.astype(np.float32))
     assert np.isfinite(work32.grads.flat).all()
     assert loss32 == pytest.approx(expected_likely, rel=1e-3, abs=1e-3)

@@ -3,9 +3,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from textgen.config import RNNConfig
 from textgen.errors import ConfigError, CorpusError
 from textgen.loaders.base import END_OF_DOCUMENT
-from textgen.rnn import RNNConfig, init_params, step_probabilities
+from textgen.models import init_params
+from textgen.models.rnn import step_probabilities
 from textgen.sample import SampleConfig, draw, filter_probabilities, generate, generate_texts, start_id
 from textgen.train import TrainConfig, train
 from textgen.vocab import CharVocab

@@ -5,9 +5,8 @@ import orjson
 
 from textgen.checkpoint import load_checkpoint
 from textgen.cli import main
-from textgen.config import RunConfig
+from textgen.config import RNNConfig, RunConfig
 from textgen.corpus import encode_corpus, load_corpus, stream_encode
-from textgen.rnn import RNNConfig
 from textgen.run import start_run
 from textgen.train import TrainConfig
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from reference import textbook_training
 
+from textgen.config import RNNConfig
 from textgen.errors import ConfigError, CorpusError, TrainingError
-from textgen.rnn import RNNConfig
 from textgen.train import TrainCallbacks, TrainConfig, TrainState, train, updates_per_epoch
 from textgen.vocab import CharVocab
 

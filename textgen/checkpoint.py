@@ -21,13 +21,14 @@ import orjson
 from textgen.config import RNNConfig
 from textgen.errors import CheckpointError, ConfigError
 from textgen.fs import atomic_write, read_bytes
-from textgen.rnn import PARAM_NAMES, Params, param_shapes
+from textgen.models import Params, network_of
+from textgen.optim import OPTIMIZER_ARRAYS
 from textgen.vocab import CharVocab
 
 FORMAT_VERSION = 1
 META_KEY = "meta_json"
-STATE_ARRAYS = ("adagrad_memory", "h", "best_flat", "best_h")  # present in checkpoints that can resume training
-START_ARRAY = "start_h"  # (1, m): the hidden state generation starts from (every checkpoint written since 0.1)
+STATE_ARRAYS = ("h", "best_flat", "best_h")  # present (with the optimizer's arrays) in checkpoints that can resume
+START_ARRAY = "start_h"  # (1, S): the recurrent state generation starts from (every checkpoint written since 0.1)
 
 
 @dataclass
@@ -36,12 +37,12 @@ class Checkpoint:
 
     params: Params  # θ
     vocab: CharVocab  # the characters the ids refer to
-    model: RNNConfig  # hidden size, sigma, dtype
+    model: RNNConfig  # cell, layers, hidden size, sigma, dtype
     meta: dict = field(default_factory=dict)  # train config, counters, corpus summary, rng state
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra state arrays by name
 
     def start_state(self) -> tuple[np.ndarray, int] | None:
-        """(h (m,), next id): the training state these parameters were used in, where sampling starts."""
+        """(state (S,), next id): the training state these parameters were used in, where sampling starts."""
         start = self.arrays.get(START_ARRAY)
         next_id = self.meta.get("next_id")
         if start is None or not isinstance(next_id, int) or not 0 <= next_id < self.vocab.size:
@@ -59,7 +60,7 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint, at: int | None = None) -
         model=checkpoint.model.to_json(),
         arrays=sorted(checkpoint.arrays),
     )
-    arrays = {name: checkpoint.params[name] for name in PARAM_NAMES}
+    arrays = dict(checkpoint.params.arrays)
     arrays.update(checkpoint.arrays)
     arrays[META_KEY] = np.frombuffer(orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
     try:
@@ -133,17 +134,17 @@ def load_checkpoint(path: str | Path, at: int | None = None) -> Checkpoint:
     except (TypeError, ConfigError) as error:
         raise CheckpointError(f"{path}: bad model configuration {model_meta!r} ({error})") from None
     dtype = np.dtype(model.dtype)
+    network = network_of(model, vocab.size)
     # checked before allocating, so a corrupt hidden size cannot ask for more memory than the file holds
-    checked = {name: _check_array(path, arrays, name, shape, dtype)
-               for name, shape in param_shapes(model.hidden, vocab.size).items()}
-    params = Params.zeros(model.hidden, vocab.size, dtype)
+    checked = {name: _check_array(path, arrays, name, shape, dtype) for name, shape in network.shapes.items()}
+    params = network.zeros()
     for name, array in checked.items():
         params[name][...] = array
     extra_names = meta.get("arrays", [])
     if (
         not isinstance(extra_names, list)
         or not all(isinstance(name, str) for name in extra_names)
-        or set(extra_names) - set(STATE_ARRAYS) - {START_ARRAY}
+        or set(extra_names) - set(STATE_ARRAYS) - set(OPTIMIZER_ARRAYS) - {START_ARRAY}
     ):
         raise CheckpointError(f"{path}: unexpected state arrays {extra_names!r}")
     extra = {}
@@ -152,9 +153,9 @@ def load_checkpoint(path: str | Path, at: int | None = None) -> Checkpoint:
             raise CheckpointError(f"{path}: array {name!r} is missing")
         shape = getattr(arrays[name], "shape", ())  # _check_array refuses what is not an array
         if name == "h":
-            expected = (shape[0] if len(shape) == 2 else -1, model.hidden)
+            expected = (shape[0] if len(shape) == 2 else -1, network.state_size)
         elif name in ("best_h", START_ARRAY):
-            expected = (1, model.hidden)
+            expected = (1, network.state_size)
         else:
             expected = (params.flat.size,)
         extra[name] = _check_array(path, arrays, name, expected, dtype)

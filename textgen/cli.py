@@ -45,7 +45,13 @@ LOADER_FLAGS = {
 # only the flags given are passed, so `--resume` can tell what the user asked to change.
 TRAIN_FLAGS = (
     ("--seq-length", int, "N", "characters per window, the length of backprop through time"),
-    ("--eta", float, "ETA", "AdaGrad learning rate"),
+    ("--optimizer", str, "NAME", "adagrad (the assignment's), rmsprop or adam (default adagrad)"),
+    ("--eta", float, "ETA", "learning rate (default 0.1 for adagrad, 0.002 for rmsprop and adam)"),
+    ("--eps", float, "EPS", "adagrad: inside the square root; rmsprop, adam: added to it (default 1e-8)"),
+    ("--rmsprop-decay", float, "RHO", "rmsprop: decay of the running mean of squared gradients (default 0.95)"),
+    ("--beta1", float, "B1", "adam: decay of the running mean of gradients (default 0.9)"),
+    ("--beta2", float, "B2", "adam: decay of the running mean of squared gradients (default 0.999)"),
+    ("--dropout", float, "P", "drop each output of each layer with probability P while training (default 0)"),
     ("--clip", float, "C", "clip gradients to [-C, C]"),
     ("--epochs", int, "E", "passes over the corpus (2 if neither this nor --updates is given)"),
     ("--updates", int, "N", "parameter updates in all (instead of --epochs)"),
@@ -101,7 +107,9 @@ def loader_options(args: argparse.Namespace) -> dict:
 def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) -> None:
     parser.set_defaults(hidden_default=hidden_default)
     group = parser.add_argument_group("model")
-    group.add_argument("--hidden", type=int, metavar="M", help=f"hidden units (default {hidden_default})")
+    group.add_argument("--cell", metavar="CELL", help="rnn (the assignment's, default), lstm or gru")
+    group.add_argument("--layers", type=int, metavar="L", help="layers stacked (default 1)")
+    group.add_argument("--hidden", type=int, metavar="M", help=f"hidden units per layer (default {hidden_default})")
     group.add_argument("--sigma", type=float, help="std of the initial U, W, V (default 0.01)")
     group.add_argument("--dtype", choices=("float64", "float32"), help="float64 (default) or float32 (faster)")
 
@@ -257,7 +265,8 @@ def model_config(args: argparse.Namespace):
     """RNNConfig from the model flags, defaults where not given."""
     from textgen.config import RNNConfig
 
-    given = {name: getattr(args, name) for name in ("hidden", "sigma", "dtype") if getattr(args, name) is not None}
+    given = {name: getattr(args, name) for name in ("hidden", "sigma", "dtype", "cell", "layers")
+             if getattr(args, name) is not None}
     given.setdefault("hidden", args.hidden_default)
     return RNNConfig(**given)
 
@@ -265,7 +274,8 @@ def model_config(args: argparse.Namespace):
 # Flags a resumed run cannot change, as (flag, the attribute argparse fills); the loader flags are added.
 FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--out", "out"), ("--init-from", "init_from"),
                    ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
-                   ("--hidden", "hidden"), ("--sigma", "sigma"), ("--dtype", "dtype"), ("--force", "force"))
+                   ("--hidden", "hidden"), ("--sigma", "sigma"), ("--dtype", "dtype"), ("--cell", "cell"),
+                   ("--layers", "layers"), ("--force", "force"))
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
 
@@ -336,12 +346,16 @@ def command_train(args: argparse.Namespace) -> int:
             model = None if args.init_from is not None else model_config(args)
             if args.init_from is not None and (args.sigma is not None or args.dtype is not None):
                 raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")
-            if args.init_from is not None and args.hidden is not None:
+            shape_flags = [name for name in ("hidden", "cell", "layers") if getattr(args, name) is not None]
+            if args.init_from is not None and shape_flags:
                 from textgen.runfolder import RunFolder
 
-                hidden = RunFolder(args.init_from).load("last").model.hidden
-                if args.hidden != hidden:
-                    raise ConfigError(f"--hidden {args.hidden} differs from --init-from's {hidden} hidden units")
+                other = RunFolder(args.init_from).load("last").model
+                for name in shape_flags:
+                    if getattr(args, name) != getattr(other, name):
+                        raise ConfigError(f"--{name} {getattr(args, name)} differs from --init-from's "
+                                          f"{getattr(other, name)} ({other.cell}, {other.layers} layer(s) of "
+                                          f"{other.hidden}); leave it out to continue that model")
             if not args.corpus:
                 say("textgen: no --corpus given, training on the built-in default: the Python language reference "
                     "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
@@ -432,7 +446,7 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     from textgen.corpus import load_corpus
     from textgen.gradcheck import check_window
     from textgen.limits import check_memory
-    from textgen.rnn import init_params, param_count, training_bytes
+    from textgen.models import network_of
     from textgen.vocab import CharVocab
 
     model = model_config(args)
@@ -441,10 +455,11 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     check_count("seed", args.seed, minimum=0)
 
     def check(vocab_size: int) -> None:
-        needed = training_bytes(model.hidden, vocab_size, args.seq_length, 1, model.dtype)
-        needed += 16 * param_count(model.hidden, vocab_size)  # the extended-precision copy the check perturbs
+        network = network_of(model, vocab_size)
+        needed = network.training_bytes(args.seq_length, 1)
+        needed += 16 * network.param_count  # the extended-precision copy the check perturbs
         check_memory(needed, f"a gradient check of {model.hidden:,} hidden units over {args.seq_length:,} characters",
-                     "use a smaller --hidden or --seq-length")
+                     "use a smaller --hidden, --layers or --seq-length")
 
     check(1)
     corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
@@ -454,7 +469,7 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     if window.size < args.seq_length + 1:
         raise ConfigError(f"the corpus has fewer than --seq-length + 1 = {args.seq_length + 1} characters")
     rng = np.random.default_rng(args.seed)
-    params = init_params(model, vocab.size, rng)
+    params = network_of(model, vocab.size).init(rng)
     errors = check_window(params, window[:-1], window[1:], max_entries=args.max_entries or None, rng=rng)
     broken = [name for name, error in errors.items() if not math.isfinite(error)]
     if broken:
@@ -464,7 +479,7 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     if args.json:
         out.write(orjson.dumps(errors).decode() + "\n")
         return 0
-    out.write(f"gradient check: m = {model.hidden}, K = {vocab.size}, seq_length = {args.seq_length}, "
+    out.write(f"gradient check: {params.network.describe()}, K = {vocab.size}, seq_length = {args.seq_length}, "
               f"{model.dtype}, {'all' if not args.max_entries else f'up to {args.max_entries}'} entries per "
               "parameter\nparameter  max relative error\n")
     for name, error in errors.items():

@@ -14,8 +14,13 @@ DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given
 MAX_COUNT = 10**15  # the largest count any setting takes (updates, intervals, lengths): beyond JSON's exact range
 MAX_THREADS = 256  # threads that share a batch's streams, at most
 DTYPES = ("float64", "float32")
+CELL_NAMES = ("rnn", "lstm", "gru")  # see textgen.models
+MAX_LAYERS = 64
+OPTIMIZERS = ("adagrad", "rmsprop", "adam")  # see textgen.optim
+DEFAULT_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}  # each optimizer's usual learning rate
 # What `--resume` may change: the totals, the learning rate and the logging intervals. Anything else
-# (the model, the windows, the streams, the seed, the threads' summing order) would make it inexact.
+# (the model, the windows, the streams, the seed, the threads' summing order, the optimizer, dropout)
+# would make it inexact.
 RESUMABLE_FIELDS = ("eta", "updates", "epochs", "sample_every", "log_every", "checkpoint_every", "eval_every")
 
 
@@ -44,15 +49,22 @@ def check_number(name: str, value: object, low: float = 0.0, high: float = math.
 class RNNConfig:
     """Shape and initialisation of the network."""
 
-    hidden: int = 100  # m, number of hidden units
+    hidden: int = 100  # m, number of hidden units (of each layer)
     sigma: float = 0.01  # standard deviation of the normal initialisation of U, W, V
     dtype: str = "float64"  # float64 (as in the assignment) or float32 (faster)
+    cell: str = "rnn"  # rnn (the assignment's), lstm or gru
+    layers: int = 1  # layers stacked; layer l reads layer l-1's h, the softmax reads the top one
 
     def __post_init__(self):
         check_count("hidden", self.hidden)
         check_number("sigma", self.sigma)
         if self.dtype not in DTYPES:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.cell not in CELL_NAMES:
+            raise ConfigError(f"--cell must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
+        check_count("layers", self.layers)
+        if self.layers > MAX_LAYERS:
+            raise ConfigError(f"--layers must be at most {MAX_LAYERS}, got {self.layers:,}")
 
     def to_json(self) -> dict:
         """The config as a JSON-ready dict."""
@@ -64,8 +76,8 @@ class TrainConfig:
     """How the model is trained; the defaults are DD2424 Assignment 4's."""
 
     seq_length: int = 25  # characters per window, the length of backpropagation through time
-    eta: float = 0.1  # AdaGrad learning rate
-    eps: float = 1e-8  # AdaGrad epsilon, inside the square root
+    eta: float | None = None  # learning rate; None: the optimizer's usual one (DEFAULT_ETA; 0.1 for AdaGrad)
+    eps: float = 1e-8  # AdaGrad: inside the square root, as in the assignment; RMSprop, Adam: added to the root
     clip: float = 5.0  # gradients are clipped elementwise to [-clip, clip]
     epochs: int | None = None  # stop after this many passes over the corpus (default 2 if updates is unset)
     updates: int | None = None  # stop after this many parameter updates in all (overrides epochs)
@@ -77,8 +89,24 @@ class TrainConfig:
     seed: int = 0  # seed of the run's random generator, recorded so the run can be repeated
     batch_size: int = 1  # parallel streams; 1 is the assignment's exact algorithm
     threads: int | None = None  # threads that share a batch's streams; None: one per CPU, at most one per 32 streams
+    optimizer: str = "adagrad"  # adagrad (the assignment's), rmsprop or adam
+    rmsprop_decay: float = 0.95  # RMSprop: the mean square's decay per update (char-rnn's default)
+    beta1: float = 0.9  # Adam: decay of the gradient's running mean
+    beta2: float = 0.999  # Adam: decay of the squared gradient's running mean
+    dropout: float = 0.0  # probability of dropping each output of each layer while training (inverted dropout)
 
     def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.eta is None:
+            object.__setattr__(self, "eta", DEFAULT_ETA[self.optimizer])
+        for name in ("rmsprop_decay", "beta1", "beta2"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+                raise ConfigError(f"{_flag(name)} must be at least 0 and below 1, got {value!r}")
+        dropout = self.dropout
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+            raise ConfigError(f"--dropout must be at least 0 and below 1, got {dropout!r}")
         for name in ("seq_length", "sample_every", "sample_length", "log_every", "checkpoint_every", "batch_size"):
             check_count(name, getattr(self, name))
         for name in ("eta", "eps", "clip"):

@@ -6,27 +6,27 @@ import math
 
 import numpy as np
 
-from textgen.rnn import Params, Workspace
+from textgen.models import Params
 
 EVAL_CHUNK = 1000  # characters per forward pass; the hidden state carries across chunks, so this only sets speed
 
 
 def _run(params: Params, ids: np.ndarray, h: np.ndarray, chunk: int, score: bool) -> tuple[float, np.ndarray]:
-    """Read ``ids`` from hidden state ``h`` (1, m); returns (summed loss of predicting ids[1:], final h)."""
+    """Read ``ids`` from recurrent state ``h`` (1, S); returns (summed loss of predicting ids[1:], final state)."""
     total = 0.0
-    workspaces: dict[int, Workspace] = {}
+    workspaces: dict = {}
     predicted = ids.size - 1
     for start in range(0, predicted, chunk):
         length = min(chunk, predicted - start)
         work = workspaces.get(length)
         if work is None:
-            work = workspaces[length] = Workspace(params.hidden, params.vocab_size, length, 1, params.flat.dtype)
+            work = workspaces[length] = params.network.single_workspace(length, 1, params.flat.dtype)
         inputs = ids[start : start + length].reshape(-1, 1)
         targets = ids[start + 1 : start + length + 1].reshape(-1, 1)
         work.forward(params, inputs, h)
         if score:
             total += float(work.loss(targets))
-        h = work.h_last.copy()
+        h = work.last_state.copy()
     return total, h
 
 
@@ -34,7 +34,7 @@ def mean_loss_per_char(
     params: Params, ids: np.ndarray, chunk: int = EVAL_CHUNK, h0: np.ndarray | None = None
 ) -> float:
     """Mean -ln p(next char) over ``ids`` (1-D): reading ids[:-1] and predicting ids[1:], hidden state
-    carried from start to end, starting from ``h0`` (m,) or from h = 0.
+    carried from start to end, starting from ``h0`` (S,) or from h = 0.
 
     Why a start state matters: the hidden state of a vanilla RNN trained as in the assignment is reset
     only at the start of the corpus, so h = 0 anywhere else is a state it never saw. With a large
@@ -45,7 +45,7 @@ def mean_loss_per_char(
     """
     if ids.size < 2:
         return math.nan
-    h = np.zeros((1, params.hidden), dtype=params.flat.dtype)
+    h = np.zeros((1, params.network.state_size), dtype=params.flat.dtype)
     if h0 is not None:
         h[0] = h0
     with np.errstate(all="ignore"):  # a model that overflows gives a loss of inf or NaN, which says it

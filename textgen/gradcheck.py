@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from textgen.rnn import PARAM_NAMES, Params, loss_and_grads, window_loss
+from textgen.models import Params
+from textgen.models.base import StackWorkspace
 
 # The numerical side runs in extended precision where the platform has it (x87 80-bit on
 # x86-64): with a summed loss of ~80 nats, float64 round-off alone (~1e-14 / 2h) would swamp
@@ -35,9 +36,9 @@ def check_gradients(
     ``loss_fn`` is evaluated on a copy of ``params`` in NUMERIC_DTYPE. With ``max_entries``,
     that many entries per parameter are checked, drawn from ``rng`` (every entry otherwise).
     """
-    probe = Params(params.flat.astype(NUMERIC_DTYPE), params.hidden, params.vocab_size)
+    probe = Params(params.flat.astype(NUMERIC_DTYPE), params.network)
     errors = {}
-    for name in PARAM_NAMES:
+    for name in params.network.shapes:
         values = probe[name].reshape(-1)
         indices = np.arange(values.size)
         if max_entries is not None and values.size > max_entries:
@@ -56,6 +57,13 @@ def check_gradients(
     return errors
 
 
+def _workspace(params: Params, n: int, dtype, masks):
+    network = params.network
+    if masks is None:
+        return network.single_workspace(n, 1, dtype)
+    return StackWorkspace(network, n, 1, dtype, dropout=0.5)  # the stack's pass, whatever the network (masks given)
+
+
 def check_window(
     params: Params,
     inputs: np.ndarray,
@@ -63,16 +71,28 @@ def check_window(
     h_prev: np.ndarray | None = None,
     max_entries: int | None = None,
     rng: np.random.Generator | None = None,
+    masks: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Gradient check of ``loss_and_grads`` on one window; returns {"b": err, "c": ..., "V": ...}."""
-    if h_prev is None:
-        h_prev = np.zeros(params.hidden, dtype=params.flat.dtype)
+    """Gradient check of one window's forward and backward pass (any cell, any depth); returns the worst
+    relative error per parameter, {"b": err, "c": ..., "V": ...} or {"U_1": ..., "W_2": ...} for a stack.
+
+    ``h_prev`` is the starting state (S,) (zero if None); ``masks`` (L, n, 1, m) fixed dropout masks, so
+    that dropout's backward is checked too.
+    """
+    inputs = np.asarray(inputs, dtype=np.intp).reshape(-1, 1)
+    targets = np.asarray(targets, dtype=np.intp).reshape(-1, 1)
+    n, S = inputs.shape[0], params.network.state_size
+    state = np.zeros((1, S), dtype=params.flat.dtype) if h_prev is None else np.asarray(h_prev).reshape(1, S)
     with np.errstate(all="ignore"):  # parameters that overflow give NaN errors, which say so themselves
-        analytic = loss_and_grads(params, inputs, targets, h_prev).grads
-        return check_gradients(
-            params,
-            lambda probe: window_loss(probe, inputs, targets, h_prev),
-            analytic,
-            max_entries=max_entries,
-            rng=rng,
-        )
+        work = _workspace(params, n, params.flat.dtype, masks)
+        work.loss_and_grads(params, inputs, targets, state, masks)
+        analytic = work.grads.copy()
+        probe_work = _workspace(params, n, NUMERIC_DTYPE, masks)
+        probe_state = state.astype(NUMERIC_DTYPE)
+        probe_masks = None if masks is None else masks.astype(NUMERIC_DTYPE)
+
+        def loss_fn(probe: Params):
+            probe_work.forward(probe, inputs, probe_state, probe_masks)
+            return probe_work.loss(targets)
+
+        return check_gradients(params, loss_fn, analytic, max_entries=max_entries, rng=rng)

@@ -1,4 +1,5 @@
-"""`AdaGrad` as in DD2424 Assignment 4; it owns its running sum of squared gradients."""
+"""The optimizers, each owning its state over one flat parameter buffer: `AdaGrad` (DD2424 Assignment 4's),
+`RMSprop` and `Adam`. A state is a few named arrays plus a step count, so a checkpoint stores it whole."""
 
 from __future__ import annotations
 
@@ -8,12 +9,26 @@ import numpy as np
 class AdaGrad:
     """m_θ += g²;  θ -= eta · g / sqrt(m_θ + eps), over one flat parameter buffer."""
 
+    name = "adagrad"
+    array_names = ("adagrad_memory",)  # its state arrays, as a checkpoint names them
+
     def __init__(self, size: int, eta: float = 0.1, eps: float = 1e-8, dtype="float64"):
         self.eta = eta  # learning rate
         self.eps = eps  # inside the square root, as in the assignment
         self.memory = np.zeros(size, dtype=dtype)  # m_θ, the running sum of squared gradients
+        self.steps = 0  # updates made (AdaGrad does not need it; kept for a uniform state)
         self._step = np.empty(size, dtype=dtype)  # scratch: eta · g, then the step
         self._root = np.empty(size, dtype=dtype)  # scratch: g², then sqrt(m_θ + eps)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state arrays by name (views, not copies)."""
+        return {"adagrad_memory": self.memory}
+
+    def load(self, arrays: dict[str, np.ndarray], steps: int) -> None:
+        """Continue from a stored state: copies ``arrays`` (named as `arrays`) and the step count."""
+        np.copyto(self.memory, arrays["adagrad_memory"])
+        self.steps = steps
 
     def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
         """Update ``flat_params`` in place from ``flat_grads`` (already clipped); no allocation.
@@ -31,3 +46,107 @@ class AdaGrad:
         np.multiply(g, self.eta, step)
         np.divide(step, root, step)
         np.subtract(flat_params, step, flat_params)
+        self.steps += 1
+
+
+class RMSprop:
+    """v = ρ v + (1 - ρ) g²;  θ -= eta · g / (sqrt(v) + eps)  (Tieleman and Hinton 2012; ρ is ``decay``)."""
+
+    name = "rmsprop"
+    array_names = ("rmsprop_mean_square",)
+
+    def __init__(self, size: int, eta: float = 0.002, eps: float = 1e-8, decay: float = 0.95, dtype="float64"):
+        self.eta, self.eps, self.decay = eta, eps, decay
+        self.mean_square = np.zeros(size, dtype=dtype)  # v, the running mean of g²
+        self.steps = 0
+        self._step = np.empty(size, dtype=dtype)
+        self._root = np.empty(size, dtype=dtype)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state arrays by name (views, not copies)."""
+        return {"rmsprop_mean_square": self.mean_square}
+
+    def load(self, arrays: dict[str, np.ndarray], steps: int) -> None:
+        """As `AdaGrad.load`."""
+        np.copyto(self.mean_square, arrays["rmsprop_mean_square"])
+        self.steps = steps
+
+    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
+        """Update ``flat_params`` in place from ``flat_grads``; no allocation."""
+        g, step, root, v = flat_grads, self._step, self._root, self.mean_square
+        np.multiply(g, g, root)
+        np.multiply(root, 1.0 - self.decay, root)
+        np.multiply(v, self.decay, v)
+        np.add(v, root, v)
+        np.sqrt(v, root)
+        np.add(root, self.eps, root)
+        np.multiply(g, self.eta, step)
+        np.divide(step, root, step)
+        np.subtract(flat_params, step, flat_params)
+        self.steps += 1
+
+
+class Adam:
+    """m = β1 m + (1 - β1) g;  v = β2 v + (1 - β2) g²;  θ -= eta · m̂ / (sqrt(v̂) + eps) with the bias
+    corrections m̂ = m / (1 - β1^t), v̂ = v / (1 - β2^t) at step t (Kingma and Ba 2015)."""
+
+    name = "adam"
+    array_names = ("adam_m", "adam_v")
+
+    def __init__(self, size: int, eta: float = 0.002, eps: float = 1e-8, beta1: float = 0.9, beta2: float = 0.999,
+                 dtype="float64"):
+        self.eta, self.eps, self.beta1, self.beta2 = eta, eps, beta1, beta2
+        self.mean = np.zeros(size, dtype=dtype)  # m
+        self.mean_square = np.zeros(size, dtype=dtype)  # v
+        self.steps = 0  # t, the updates made: the bias corrections need it
+        self._step = np.empty(size, dtype=dtype)
+        self._root = np.empty(size, dtype=dtype)
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state arrays by name (views, not copies)."""
+        return {"adam_m": self.mean, "adam_v": self.mean_square}
+
+    def load(self, arrays: dict[str, np.ndarray], steps: int) -> None:
+        """As `AdaGrad.load`."""
+        np.copyto(self.mean, arrays["adam_m"])
+        np.copyto(self.mean_square, arrays["adam_v"])
+        self.steps = steps
+
+    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
+        """Update ``flat_params`` in place from ``flat_grads``; no allocation."""
+        g, step, root, m, v = flat_grads, self._step, self._root, self.mean, self.mean_square
+        self.steps += 1
+        t = self.steps
+        np.multiply(m, self.beta1, m)
+        np.multiply(g, 1.0 - self.beta1, step)
+        np.add(m, step, m)
+        np.multiply(g, g, root)
+        np.multiply(root, 1.0 - self.beta2, root)
+        np.multiply(v, self.beta2, v)
+        np.add(v, root, v)
+        # eta · m̂ / (sqrt(v̂) + eps) = (eta / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
+        np.sqrt(v, root)
+        np.multiply(root, 1.0 / np.sqrt(1.0 - self.beta2**t), root)
+        np.add(root, self.eps, root)
+        np.multiply(m, self.eta / (1.0 - self.beta1**t), step)
+        np.divide(step, root, step)
+        np.subtract(flat_params, step, flat_params)
+
+
+OPTIMIZER_ARRAYS = AdaGrad.array_names + RMSprop.array_names + Adam.array_names  # every name a checkpoint may hold
+
+
+def make_optimizer(config, size: int, dtype):
+    """The optimizer ``config`` (a `TrainConfig`) names, with zero state, over ``size`` parameters."""
+    if config.optimizer == "adagrad":
+        return AdaGrad(size, config.eta, config.eps, dtype)
+    if config.optimizer == "rmsprop":
+        return RMSprop(size, config.eta, config.eps, config.rmsprop_decay, dtype)
+    return Adam(size, config.eta, config.eps, config.beta1, config.beta2, dtype)
+
+
+def array_names(optimizer: str) -> tuple[str, ...]:
+    """The state arrays of the optimizer called ``optimizer``."""
+    return {"adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam}[optimizer].array_names

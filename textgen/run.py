@@ -31,10 +31,11 @@ from textgen.corpus import (
 )
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
 from textgen.limits import check_memory
+from textgen.models import default_threads, network_of
+from textgen.optim import array_names
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.report import write_report
-from textgen.rnn import default_threads, training_bytes
 from textgen.runfolder import RunFolder, RunRecord, new_record
 from textgen.sample import SampleConfig, generate
 from textgen.stopping import Interrupted, StopRequest
@@ -162,11 +163,13 @@ def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, voca
     Called before the corpus is read with ``vocab_size`` 1 (a lower bound, so an absurd --hidden is refused
     at once) and again once the vocabulary is known.
     """
+    network = network_of(model, vocab_size)
     check_memory(
-        training_bytes(model.hidden, vocab_size, config.seq_length, config.batch_size, model.dtype),
-        f"training {model.hidden:,} hidden units over {config.batch_size:,} stream"
-        f"{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} characters ({model.dtype})",
-        "use a smaller --hidden, --batch-size or --seq-length, or --dtype float32",
+        network.training_bytes(config.seq_length, config.batch_size),
+        f"training {model.hidden:,} hidden units{'' if model.layers == 1 else f' × {model.layers} layers'} over "
+        f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} characters "
+        f"({model.dtype})",
+        "use a smaller --hidden, --layers, --batch-size or --seq-length, or --dtype float32",
     )
     longest = max(config.sample_length, passage_length)
     check_memory(longest * SAMPLE_BYTES_PER_CHAR, f"a sample of {longest:,} characters",
@@ -199,7 +202,7 @@ def start_run(
     """Train a new model on ``corpus`` (sources, the default corpus if empty) into a new run folder.
 
     ``model``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from``,
-    training starts from that run's last parameters, AdaGrad memory and vocabulary (and its model
+    training starts from that run's last parameters, optimizer state and vocabulary (and its model
     configuration; ``model`` is then ignored). ``extra`` is recorded in config.json (e.g. a gradient
     check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and ``update`` set
     to what was kept.
@@ -234,11 +237,14 @@ def start_run(
         rng = np.random.default_rng(config.seed)
         best_by = "val_loss" if val_ids is not None else "smooth_loss"
         if initial is None:
-            state = TrainState.fresh(model, vocab.size, config.batch_size, rng, int(ids[0]), best_by)
+            state = TrainState.fresh(model, vocab.size, config.batch_size, rng, int(ids[0]), best_by, config.optimizer)
         else:
-            memory = initial.arrays.get("adagrad_memory")
-            state = TrainState.starting_from(initial.params.copy(), None if memory is None else memory.copy(),
-                                             config.batch_size, int(ids[0]), best_by)
+            # the other run's optimizer state carries over when it used the same optimizer, else it starts at zero
+            names = array_names(config.optimizer)
+            memory = {name: initial.arrays[name].copy() for name in names} if set(names) <= set(initial.arrays) \
+                else None
+            state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
+                                             config.optimizer)
         recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, on_sample)
         # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
         # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.

@@ -206,7 +206,7 @@ def _check_source(source: object, where: str, index: int, several: bool) -> dict
         _check(isinstance(source["loader_origin"], str), where, f"{key}.loader_origin", source["loader_origin"],
                "a string")
     for name, value in options.items():
-        _check(value is None or isinstance(value, (str, int, float, bool)), where, f"{key}.options.{name}", value,
+        _check(value is None or isinstance(value, (str, int, float, bool)), where, f"{key}.options[{name[:40]!r}]", value,
                "a string, number or true/false")
     _check(source.get("streamed_to") in (None, "ids.bin"), where, f"{key}.streamed_to", source.get("streamed_to"),
            "'ids.bin' or absent")

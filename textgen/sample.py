@@ -15,7 +15,7 @@ from textgen.config import check_count, check_number
 from textgen.errors import ConfigError, CorpusError
 from textgen.limits import check_memory
 from textgen.loaders.base import END_OF_DOCUMENT
-from textgen.rnn import Params, sampling_bytes, step_probabilities
+from textgen.models import Params
 from textgen.vocab import CharVocab
 
 
@@ -94,7 +94,7 @@ def draw_blocks(
     stop_id: int | None = None,
     block: int = 256,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Advance B streams from hidden states ``h`` (B, m) reading ids ``x`` (B,); each drawn id is the next input.
+    """Advance B streams from recurrent states ``h`` (B, S) reading ids ``x`` (B,); each drawn id is the next input.
 
     Yields (ids (B, k), stopped_at (B,)) for every ``block`` steps drawn, up to ``length`` in all:
     ``stopped_at`` is the step at which a stream drew ``stop_id`` (the stop id is not counted), -1 while
@@ -103,6 +103,7 @@ def draw_blocks(
     B = h.shape[0]
     stopped_at = np.full(B, -1, dtype=np.int64)
     x = np.asarray(x, dtype=np.int64)
+    step = params.network.step
     t = 0
     finished = False
     while t < length and not finished:
@@ -110,7 +111,7 @@ def draw_blocks(
         width = ids.shape[1]
         with np.errstate(all="ignore"):  # a model whose numbers overflow draws garbage, not warnings
             for column in range(ids.shape[1]):
-                h, p = step_probabilities(params, h, x)
+                h, p = step(params, h, x)
                 if config.greedy:
                     x = p.argmax(axis=1)
                 else:
@@ -147,7 +148,7 @@ def draw_sequences(
 
 
 def sample_ids(params: Params, h: np.ndarray, x0: int, length: int, rng: np.random.Generator) -> np.ndarray:
-    """The assignment's synthesis, used for training-time samples: from ``h`` (m,) read ``x0``, draw ``length`` ids."""
+    """The assignment's synthesis, used for training-time samples: from ``h`` (S,) read ``x0``, draw ``length`` ids."""
     ids, _ = draw_sequences(params, h.reshape(1, -1), np.array([x0]), length, rng)
     return ids[0]
 
@@ -164,7 +165,7 @@ def warm_up(
     """
     done = np.zeros(h.shape[0], dtype=bool)
     for _ in range(limit):
-        h_next, p = step_probabilities(params, h, x)
+        h_next, p = params.network.step(params, h, x)
         x_next = p.argmax(axis=1) if config.greedy else draw(filter_probabilities(p, config), rng)
         h = np.where(done[:, None], h, h_next)
         x = np.where(done, x, x_next)
@@ -194,7 +195,7 @@ class TextPiece:
 def check_sampling_memory(params: Params, config: SampleConfig, itemsize: int = 4) -> None:
     """LimitError before sampling if the samples `stream_texts` must hold back would not fit in memory."""
     streams = config.documents or config.count
-    needed = sampling_bytes(params.hidden, params.vocab_size, streams, params.flat.dtype)
+    needed = params.network.sampling_bytes(streams)
     needed += (streams - 1) * config.length * itemsize  # every sample but the one being written waits here
     check_memory(needed, f"{streams} samples of {config.length:,} characters",
                  "ask for fewer or shorter samples (--count, --documents, --length)")
@@ -211,7 +212,7 @@ def stream_texts(
     written as they are drawn: sample 0's pieces as soon as they exist, then sample 1's, and so on.
 
     Every text starts with ``config.prime``; prime characters outside the vocabulary raise CorpusError.
-    Every stream starts from ``start`` = (h (m,), next id), the training state a checkpoint keeps (see
+    Every stream starts from ``start`` = (state (S,), next id), the training state a checkpoint keeps (see
     `Checkpoint.start_state`), or else from h = 0 reading `start_id`. A model of documents then writes one
     throwaway document first, so that the texts begin where documents begin (see `warm_up`). The streams
     are drawn together; only the samples waiting for their turn are held in memory.
@@ -232,7 +233,7 @@ def stream_texts(
         stop_id = vocab.char_to_id[END_OF_DOCUMENT]
     check_sampling_memory(params, config, vocab.dtype.itemsize)
     streams = config.documents or config.count
-    h = np.zeros((streams, params.hidden), dtype=params.flat.dtype)
+    h = np.zeros((streams, params.network.state_size), dtype=params.flat.dtype)
     x = np.full(streams, start_id(vocab), dtype=np.int64)
     if start is not None:
         h[:] = start[0]
@@ -241,7 +242,7 @@ def stream_texts(
         if END_OF_DOCUMENT in vocab.chars:
             h, x = warm_up(params, h, x, vocab.char_to_id[END_OF_DOCUMENT], max(config.length, 1000), rng, config)
         for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last char is next
-            h, _ = step_probabilities(params, h, x)
+            h, _ = params.network.step(params, h, x)
             x = np.full(streams, char_id, dtype=np.int64)
     pending: list[list[np.ndarray]] = [[] for _ in range(streams)]  # drawn, not yet written, in the id dtype
     began = [False] * streams  # whether a sample's prime has been written

@@ -18,8 +18,8 @@ from textgen.checkpoint import START_ARRAY, STATE_ARRAYS, Checkpoint, rng_from_j
 from textgen.config import DEFAULT_EPOCHS, MAX_COUNT, RNNConfig, TrainConfig
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError
 from textgen.evaluate import bits_per_char, mean_loss_per_char
-from textgen.optim import AdaGrad
-from textgen.rnn import Params, init_params, make_workspace
+from textgen.models import Params, network_of
+from textgen.optim import array_names, make_optimizer
 from textgen.sample import sample_ids
 from textgen.stopping import StopRequest
 from textgen.vocab import CharVocab
@@ -50,19 +50,20 @@ class TrainState:
     """Everything that determines how training continues from here (what `last.npz` stores)."""
 
     params: Params  # current θ
-    adagrad_memory: np.ndarray  # (n_params,) AdaGrad's running sum of squared gradients
-    h: np.ndarray  # (B, m) hidden state of each stream, carried across windows
+    optimizer_state: dict  # the optimizer's state arrays by name, each (n_params,) (AdaGrad: its running sum of g²)
+    h: np.ndarray  # (B, S) recurrent state of each stream (every layer's h, and c for lstm), carried across windows
     update: int = 0  # updates made so far
     smooth_loss: float | None = None  # None before the first update
     best_loss: float = math.inf  # what chose the best parameters: lowest smooth loss, or validation loss
     best_update: int = 0  # update at which the best parameters were in use
     best_params: Params | None = None  # θ that gave best_loss
-    best_h: np.ndarray | None = None  # (m,) stream 0's hidden state when best_params were in use
+    best_h: np.ndarray | None = None  # (S,) stream 0's recurrent state when best_params were in use
     best_next_id: int = 0  # the character stream 0 was about to read then; with best_h, where sampling starts
     best_by: str = "smooth_loss"  # "smooth_loss", or "val_loss" when there is held-out text
     sampled_at: int = -1  # update of the latest training-time sample (so a resumed run does not repeat it)
     next_id: int = 0  # the character stream 0 reads next
     history: list = field(default_factory=list)  # (update, smooth_loss) pairs every log_every updates
+    optimizer_steps: int = 0  # updates the optimizer has made (Adam's bias correction counts them)
 
     @classmethod
     def fresh(
@@ -73,28 +74,33 @@ class TrainState:
         rng: np.random.Generator,
         first_id: int = 0,
         best_by: str = "smooth_loss",
+        optimizer: str = "adagrad",
     ) -> TrainState:
-        """Initial parameters drawn from ``rng``, zero AdaGrad memory and hidden state, and these
+        """Initial parameters drawn from ``rng``, zero ``optimizer`` and recurrent state, and these
         parameters as the best so far (where sampling starts: h = 0 reading ``first_id``)."""
-        return cls.starting_from(init_params(model, vocab_size, rng), None, batch_size, first_id, best_by)
+        params = network_of(model, vocab_size).init(rng)
+        return cls.starting_from(params, None, batch_size, first_id, best_by, optimizer)
 
     @classmethod
     def starting_from(
         cls,
         params: Params,
-        adagrad_memory: np.ndarray | None,
+        optimizer_state: dict | None,
         batch_size: int,
         first_id: int = 0,
         best_by: str = "smooth_loss",
+        optimizer: str = "adagrad",
     ) -> TrainState:
-        """A state at update 0 from given parameters (and AdaGrad memory: zero if None), e.g. another run's."""
-        dtype = params.flat.dtype
+        """A state at update 0 from given parameters and ``optimizer``'s state arrays (zero if None), e.g. another run's."""
+        dtype, S = params.flat.dtype, params.network.state_size
+        if optimizer_state is None:
+            optimizer_state = {name: np.zeros_like(params.flat) for name in array_names(optimizer)}
         return cls(
             params=params,
-            adagrad_memory=np.zeros_like(params.flat) if adagrad_memory is None else adagrad_memory,
-            h=np.zeros((batch_size, params.hidden), dtype=dtype),
+            optimizer_state=optimizer_state,
+            h=np.zeros((batch_size, S), dtype=dtype),
             best_params=params.copy(),
-            best_h=np.zeros(params.hidden, dtype=dtype),
+            best_h=np.zeros(S, dtype=dtype),
             best_next_id=int(first_id),
             best_by=best_by,
         )
@@ -157,9 +163,10 @@ def checkpoints_of(
         "best_next_id": state.best_next_id,
         "sampled_at": state.sampled_at,
         "next_id": state.next_id,
+        "optimizer_steps": state.optimizer_steps,
         "rng": rng_state_to_json(rng),
     }, arrays={
-        "adagrad_memory": state.adagrad_memory,
+        **state.optimizer_state,
         "h": state.h,
         "best_flat": state.best_params.flat,
         "best_h": best_h,
@@ -201,24 +208,29 @@ def state_of(last: Checkpoint, where: str) -> tuple[TrainState, TrainConfig, np.
         raise CheckpointError(f"{where}: unreadable training configuration ({error})") from None
     update = field_of("update", count(0))
     best_loss = field_of("best_loss", loss, required=False)
+    missing = [name for name in array_names(config.optimizer) if name not in arrays]
+    if missing:
+        raise CheckpointError(f"{where}: holds no {config.optimizer} state ({', '.join(missing)}) to resume from")
     state = TrainState(
         params=last.params,
-        adagrad_memory=arrays["adagrad_memory"].copy(),
+        optimizer_state={name: arrays[name].copy() for name in array_names(config.optimizer)},
+        optimizer_steps=field_of("optimizer_steps", count(0), update, required=False),
         h=arrays["h"].copy(),
         update=update,
         smooth_loss=field_of("smooth_loss", loss, required=False),
         best_loss=math.inf if best_loss is None else float(best_loss),
         best_update=field_of("best_update", count(0, update), 0, required=False),
-        best_params=Params(arrays["best_flat"].copy(), last.params.hidden, K),
+        best_params=Params(arrays["best_flat"].copy(), last.params.network),
         best_h=arrays["best_h"][0].copy(),
         best_next_id=field_of("best_next_id", count(0, K - 1), 0, required=False),
         next_id=field_of("next_id", count(0, K - 1), 0, required=False),
         best_by=field_of("best_by", lambda v: v in BEST_BY, "smooth_loss", required=False),
         sampled_at=field_of("sampled_at", count(-1, update), -1, required=False),
     )
-    if state.h.shape != (config.batch_size, last.params.hidden):
-        raise CheckpointError(f"{where}: hidden state shape {state.h.shape} does not fit --batch-size "
-                              f"{config.batch_size} and {last.params.hidden} hidden units")
+    if state.h.shape != (config.batch_size, last.params.network.state_size):
+        raise CheckpointError(f"{where}: recurrent state shape {state.h.shape} does not fit --batch-size "
+                              f"{config.batch_size} and a state of {last.params.network.state_size} numbers "
+                              f"({last.params.network.describe()})")
     return state, config, rng_from_json(meta["rng"], where)
 
 
@@ -281,15 +293,19 @@ def train(
     eval_every = config.resolved_eval_every(target)
     validating = val_ids is not None and val_ids.size >= 2
     if state is None:
-        state = TrainState.fresh(model, vocab.size, B, rng, int(ids[0]), "val_loss" if validating else "smooth_loss")
+        state = TrainState.fresh(model, vocab.size, B, rng, int(ids[0]), "val_loss" if validating else "smooth_loss",
+                                 config.optimizer)
     params = state.params
-    assert params.vocab_size == vocab.size and state.h.shape == (B, params.hidden), "state does not fit"
-    workspace = make_workspace(params.hidden, vocab.size, n, B, params.flat.dtype, threads=config.threads)
-    optimizer = AdaGrad(params.flat.size, config.eta, config.eps, params.flat.dtype)
-    optimizer.memory = state.adagrad_memory
+    network = params.network
+    assert params.vocab_size == vocab.size and state.h.shape == (B, network.state_size), "state does not fit"
+    workspace = network.workspace(n, B, params.flat.dtype, threads=config.threads, dropout=config.dropout)
+    optimizer = make_optimizer(config, params.flat.size, params.flat.dtype)
+    if set(optimizer.arrays) <= set(state.optimizer_state):
+        optimizer.load(state.optimizer_state, state.optimizer_steps)
+    state.optimizer_state = optimizer.arrays  # the live arrays, so every checkpoint stores the current state
     if state.best_params is None:
         state.best_params = params.copy()
-        state.best_h = np.zeros(params.hidden, dtype=params.flat.dtype)
+        state.best_h = np.zeros(network.state_size, dtype=params.flat.dtype)
         state.best_next_id = int(ids[0])
     offsets = stream_offsets(N, n + 1, B)
     h = state.h
@@ -335,7 +351,8 @@ def train(
                 inputs, targets = chunk[:-1], chunk[1:]
                 if state.update % config.sample_every == 0 and state.sampled_at != state.update:
                     sample_now()
-                loss = workspace.loss_and_grads(params, inputs, targets, h)
+                masks = workspace.draw_masks(rng)  # dropout's, from the run's generator (None without dropout)
+                loss = workspace.loss_and_grads(params, inputs, targets, h, masks)
                 if not math.isfinite(loss):
                     raise TrainingError(
                         f"the loss became {loss} at update {state.update + 1}; the last checkpoint is kept. "
@@ -354,7 +371,8 @@ def train(
                 grads = workspace.grads.flat
                 np.clip(grads, -config.clip, config.clip, out=grads)
                 optimizer.step(params.flat, grads)
-                np.copyto(h, workspace.h_last)
+                state.optimizer_steps = optimizer.steps
+                np.copyto(h, workspace.last_state)
                 state.next_id = int(targets[-1, 0])
                 state.update += 1
                 window_updates += 1

@@ -1,4 +1,5 @@
-"""The vanilla character RNN of DD2424 Assignment 4: parameters, forward pass, backprop through time, one-step sampling.
+"""The vanilla RNN cell: the assignment's own fast one-layer pass (`Workspace`, kept exactly as it was), the
+cell for stacks and dropout (`RNNLayer`), one sampling step, and the readable reference of both.
 
 Equations (per stream, time step t):
     a_t = W h_{t-1} + U x_t + b,   h_t = tanh(a_t),   o_t = V h_t + c,   p_t = softmax(o_t)
@@ -8,124 +9,23 @@ x_t is one-hot, so U x_t is column x_t of U: we gather columns instead of multip
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
 
-from textgen.config import RNNConfig
+from textgen.models.base import LossAndGrads, Network, Params
 
 PARAM_NAMES = ("b", "c", "U", "W", "V")  # the order parameters are laid out in the flat buffer
 # V right after W, both (·, m) row-major, makes the stacked [W; V] a view (the backward loop uses it)
 assert PARAM_NAMES[-2:] == ("W", "V")
 
 
-def param_shapes(hidden: int, vocab_size: int) -> dict[str, tuple[int, ...]]:
-    """Shapes of b, c, U, W, V for m = ``hidden`` and K = ``vocab_size``."""
-    m, K = hidden, vocab_size
-    return {"b": (m,), "c": (K,), "U": (m, K), "W": (m, m), "V": (K, m)}
+def assignment_network(hidden: int, vocab_size: int, dtype="float64") -> Network:
+    """The assignment's network: one vanilla layer of ``hidden`` units over ``vocab_size`` characters."""
+    return Network(CELL, 1, hidden, vocab_size, dtype=np.dtype(dtype).name)
 
 
-def param_count(hidden: int, vocab_size: int) -> int:
-    """Numbers in b, c, U, W and V together."""
-    m, K = hidden, vocab_size
-    return m + K + 2 * m * K + m * m
-
-
-def training_bytes(hidden: int, vocab_size: int, seq_length: int, batch: int, dtype: str) -> int:
-    """Memory a training run allocates for the model, before any of it is allocated.
-
-    θ, its best copy, the gradients, AdaGrad's memory and two scratch buffers (6 × the parameters), plus
-    a `Workspace`'s buffers for ``batch`` streams (H, Z, E, D, the logits and the index arrays).
-    """
-    m, K, n, B = hidden, vocab_size, seq_length, batch
-    size = np.dtype(dtype).itemsize
-    workspace = (n + 1) * B * m + n * B * (m + K + 1) + (n + 1) * B * (m + K) + n * B * m + m * (m + K + 1) + n * B * K
-    return size * (6 * param_count(m, K) + workspace + 4 * B * m) + 8 * 3 * n * B
-
-
-def sampling_bytes(hidden: int, vocab_size: int, streams: int, dtype: str) -> int:
-    """Memory of one step of ``streams`` sampling streams beside the parameters (states, probabilities, draws)."""
-    return np.dtype(dtype).itemsize * (param_count(hidden, vocab_size) + 8 * streams * (hidden + vocab_size))
-
-
-@dataclass
-class Params:
-    """b, c, U, W, V as views into one flat buffer, so clipping and AdaGrad are a few whole-array calls."""
-
-    flat: np.ndarray  # (n_params,) every parameter, in PARAM_NAMES order
-    hidden: int  # m
-    vocab_size: int  # K
-    arrays: dict[str, np.ndarray] = field(init=False, repr=False)  # name -> view into ``flat``
-
-    def __post_init__(self):
-        self.arrays = {}
-        offset = 0
-        for name, shape in param_shapes(self.hidden, self.vocab_size).items():
-            size = int(np.prod(shape))
-            self.arrays[name] = self.flat[offset : offset + size].reshape(shape)
-            offset += size
-        assert offset == self.flat.size, "flat buffer does not match the parameter shapes"
-
-    @classmethod
-    def zeros(cls, hidden: int, vocab_size: int, dtype: str | np.dtype = "float64") -> Params:
-        """All-zero parameters (also used as gradient and AdaGrad buffers)."""
-        size = sum(int(np.prod(s)) for s in param_shapes(hidden, vocab_size).values())
-        return cls(np.zeros(size, dtype=dtype), hidden, vocab_size)
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], dtype: str | np.dtype | None = None) -> Params:
-        """Copy separate arrays into a new flat buffer."""
-        hidden, vocab_size = arrays["U"].shape
-        params = cls.zeros(hidden, vocab_size, dtype or arrays["U"].dtype)
-        for name in PARAM_NAMES:
-            params.arrays[name][...] = arrays[name]
-        return params
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.arrays[name]
-
-    def copy(self) -> Params:
-        """An independent copy."""
-        return Params(self.flat.copy(), self.hidden, self.vocab_size)
-
-    def zeros_like(self) -> Params:
-        """Zeros of the same shapes and dtype."""
-        return Params(np.zeros_like(self.flat), self.hidden, self.vocab_size)
-
-
-def init_params(config: RNNConfig, vocab_size: int, rng: np.random.Generator) -> Params:
-    """U, W, V ~ N(0, sigma^2) drawn in that order from ``rng``; b = c = 0."""
-    params = Params.zeros(config.hidden, vocab_size, config.dtype)
-    with np.errstate(over="ignore"):  # an absurd sigma gives inf, which training then names as a non-finite loss
-        for name in ("U", "W", "V"):
-            params[name][...] = config.sigma * rng.standard_normal(params[name].shape)
-    return params
-
-
-@dataclass
-class LossAndGrads:
-    """What one forward and backward pass over a window returns."""
-
-    loss: float  # summed cross-entropy over the window (mean over streams when batched)
-    grads: Params  # dL/dθ keyed like the parameters (mean over streams when batched)
-    h_last: np.ndarray  # hidden state after the last step, (m,) or (B, m)
-
-
-MIN_STREAMS_PER_THREAD = 32  # with fewer streams per thread, handing work over costs what it saves
 SHARED_SHIFT_ROWS = 256  # blocks of at least this many rows try one softmax shift for the block (see _softmax)
-
-
-def default_threads(batch: int) -> int:
-    """How many threads `make_workspace` gives ``batch`` streams: one per CPU this process may run on,
-    but at most one per MIN_STREAMS_PER_THREAD streams, so a single stream always runs in one thread."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, batch // MIN_STREAMS_PER_THREAD))
 
 
 class Workspace:
@@ -151,10 +51,10 @@ class Workspace:
         self.H = np.zeros((n + 1, B, m), dtype=dtype)  # h_0 .. h_n; h_t holds U x_t + b until step t
         self.Z = np.zeros((n * B, m + K + 1), dtype=dtype)  # [h_{t-1} | one-hot x_t | 1], filled in backward
         self.Z[:, -1] = 1.0
-        self.h_last = self.H[-1]  # (B, m), h_n after a forward pass
+        self.h_last = self.last_state = self.H[-1]  # (B, m), h_n after a forward pass
         self.E = np.zeros((n + 1, B, m + K), dtype=dtype)  # [dL/da_t | p_{t-1}, later dL/do_{t-1}]; dL/da_n = 0
         self.D = np.zeros((n, B, m), dtype=dtype)  # tanh'(a_t) = 1 - h_t^2
-        self.grads = Params.zeros(hidden, vocab_size, dtype)
+        self.grads = Network(CELL, 1, hidden, vocab_size).zeros(dtype)
         self._dWUb = np.zeros((m, m + K + 1), dtype=dtype)  # [dL/dW | dL/dU | dL/db] before it is split up
         self._logits = np.zeros((n * B, K), dtype=dtype)  # o_t, shifted, then exp(o_t)
         self._row = np.zeros((n * B, 1), dtype=dtype)  # per-row max, then sum, in the softmax
@@ -189,7 +89,11 @@ class Workspace:
 
     # ------------------------------------------------------------------ forward
 
-    def forward(self, params: Params, inputs: np.ndarray, h_prev: np.ndarray) -> None:
+    def draw_masks(self, rng: np.random.Generator) -> None:
+        """No dropout in the assignment's model: nothing is drawn."""
+        return
+
+    def forward(self, params: Params, inputs: np.ndarray, h_prev: np.ndarray, masks: None = None) -> None:
         """Fill H with h_0..h_n and the probabilities p_1..p_n for ``inputs`` (n, B) from ``h_prev`` (B, m)."""
         assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
         self.H[0] = h_prev
@@ -242,7 +146,7 @@ class Workspace:
 
     # ------------------------------------------------------------------ backward
 
-    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray) -> Params:
+    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray, masks: None = None) -> Params:
         """Backprop through time after ``forward``; returns ``self.grads`` (mean over streams)."""
         self._output_grads(self._target_index(targets))
         return self._backward(params, inputs)
@@ -282,7 +186,8 @@ class Workspace:
             np.divide(g.flat, self._divisor, g.flat)  # the mean over streams
         return g
 
-    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, h_prev: np.ndarray) -> float:
+    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, h_prev: np.ndarray,
+                       masks: None = None) -> float:
         """Forward and backward over one window; gradients land in ``self.grads``, h_n in ``self.h_last``."""
         index = self._target_index(targets)
         self.forward(params, inputs, h_prev)
@@ -290,84 +195,6 @@ class Workspace:
         self._output_grads(index)
         self._backward(params, inputs)
         return float(loss)
-
-
-class ParallelWorkspace:
-    """A `Workspace` whose streams are split into groups that run in threads of their own.
-
-    Each group makes its whole window (both time loops and every whole-window product) on its own
-    buffers, so the threads meet once per window, to add up their gradients. NumPy releases the GIL
-    inside BLAS and elementwise loops on more than a few hundred numbers, so the groups really run
-    in parallel. Each thread makes its own BLAS calls, so such a process is best run with one BLAS
-    thread rather than letting both kinds of thread compete for the cores (the CLI sets that up
-    before NumPy loads; see `textgen.cli.use_one_blas_thread`).
-    """
-
-    def __init__(self, hidden: int, vocab_size: int, seq_length: int, batch: int, dtype="float64", threads: int = 2):
-        assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
-        self.shape = (seq_length, batch)
-        self.threads = threads
-        bounds = np.linspace(0, batch, threads + 1).astype(int)
-        self._streams = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
-        self._parts = [
-            Workspace(hidden, vocab_size, seq_length, s.stop - s.start, dtype, average=False) for s in self._streams
-        ]
-        self.grads = self._parts[0].grads  # the other parts' sums are added into the first's
-        self.h_last = np.zeros((batch, hidden), dtype=dtype)
-        self._pool = ThreadPoolExecutor(threads - 1, "textgen-workspace")
-
-    def _run(self, task, *args) -> list:
-        """[task(part, streams, *args) for each part]: the first in this thread, the others in the pool."""
-        pending = [self._pool.submit(task, part, s, *args) for part, s in zip(self._parts[1:], self._streams[1:])]
-        first = task(self._parts[0], self._streams[0], *args)
-        return [first] + [future.result() for future in pending]
-
-    def _mean_grads(self) -> Params:
-        """Add the parts' gradient sums into the first part's buffer and divide by the streams."""
-        g = self.grads
-        for part in self._parts[1:]:
-            np.add(g.flat, part.grads.flat, g.flat)
-        np.divide(g.flat, self.shape[1], g.flat)
-        return g
-
-    def forward(self, params: Params, inputs: np.ndarray, h_prev: np.ndarray) -> None:
-        """As `Workspace.forward`."""
-        def task(part, s):
-            part.forward(params, inputs[:, s], h_prev[s])
-            self.h_last[s] = part.h_last
-
-        self._run(task)
-
-    def loss(self, targets: np.ndarray) -> np.floating:
-        """As `Workspace.loss`."""
-        return sum(part.loss(targets[:, s]) for part, s in zip(self._parts, self._streams)) / self.shape[1]
-
-    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray) -> Params:
-        """As `Workspace.backward`."""
-        self._run(lambda part, s: part.backward(params, inputs[:, s], targets[:, s]))
-        return self._mean_grads()
-
-    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, h_prev: np.ndarray) -> float:
-        """As `Workspace.loss_and_grads`."""
-        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
-
-        def task(part, s):
-            loss = part.loss_and_grads(params, inputs[:, s], targets[:, s], h_prev[s])
-            self.h_last[s] = part.h_last
-            return loss
-
-        loss = sum(self._run(task)) / self.shape[1]
-        self._mean_grads()
-        return loss
-
-
-def make_workspace(hidden: int, vocab_size: int, seq_length: int, batch: int = 1, dtype="float64",
-                   threads: int | None = None) -> Workspace | ParallelWorkspace:
-    """A workspace for ``batch`` streams: split over ``threads`` threads (by default `default_threads`)."""
-    threads = default_threads(batch) if threads is None else max(1, min(int(threads), batch))
-    if threads == 1:
-        return Workspace(hidden, vocab_size, seq_length, batch, dtype)
-    return ParallelWorkspace(hidden, vocab_size, seq_length, batch, dtype, threads)
 
 
 def loss_and_grads(params: Params, inputs, targets, h_prev: np.ndarray) -> LossAndGrads:
@@ -409,3 +236,90 @@ def step_probabilities(params: Params, h: np.ndarray, x: np.ndarray | int) -> tu
     np.exp(p, p)
     np.divide(p, np.add.reduce(p, axis=-1, keepdims=True), p)
     return h_next, p
+
+
+# ---------------------------------------------------------------------- the cell in a stack
+
+class RNNLayer:
+    """One vanilla layer's buffers for windows of n steps over B streams: h_t = tanh(a_t), with the input
+    side of a_t (U x_t + b) filled in ``A`` by the stack before `forward`."""
+
+    def __init__(self, n: int, B: int, m: int, dtype):
+        self.A = np.zeros((n, B, m), dtype=dtype)  # U x_t + b, then the whole a_t
+        self.H = np.zeros((n + 1, B, m), dtype=dtype)  # h_0 .. h_n
+        self.output = self.H[1:]  # h_1 .. h_n, what the layer above (or the softmax) reads
+        self.dA = np.zeros((n, B, m), dtype=dtype)  # dL/da_t
+        self._D = np.zeros((n, B, m), dtype=dtype)  # tanh'(a_t) = 1 - h_t^2
+        self._carry = np.zeros((B, m), dtype=dtype)  # W^T dL/da_{t+1}, what h_t owes the next step
+        self._dh = np.zeros((B, m), dtype=dtype)
+
+    def forward(self, W: np.ndarray, state: np.ndarray, last_state: np.ndarray) -> None:
+        """h_t = tanh(W h_{t-1} + A_t) for t = 1..n from h_0 = ``state`` (B, m); h_n into ``last_state``."""
+        A, H, WT, step = self.A, self.H, W.T, self._dh
+        H[0] = state
+        for t in range(A.shape[0]):
+            np.dot(H[t], WT, step)
+            np.add(A[t], step, H[t + 1])
+            np.tanh(H[t + 1], H[t + 1])
+        last_state[...] = H[-1]
+
+    def backward(self, W: np.ndarray, dH: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """dL/da_t for every step from dL/dh_t ``dH`` (n, B, m) of the layer above: the gradient of both U x_t
+        and W h_{t-1} (the same pre-activation), so it is returned twice."""
+        D, dA, carry, dh = self._D, self.dA, self._carry, self._dh
+        np.multiply(self.output, self.output, D)
+        np.subtract(1.0, D, D)
+        carry.fill(0.0)
+        for t in range(dA.shape[0] - 1, -1, -1):
+            np.add(dH[t], carry, dh)  # dL/dh_t = (from above) + W^T dL/da_{t+1}
+            np.multiply(dh, D[t], dA[t])  # dL/da_t = dL/dh_t * (1 - h_t^2)
+            np.dot(dA[t], W, carry)
+        return dA, dA
+
+
+class RNNCell:
+    """The vanilla cell, as the stack sees it: one pre-activation per unit, state h."""
+
+    name = "rnn"
+    gates = 1  # pre-activations per hidden unit
+    state_parts = 1  # h
+    layer_buffers = RNNLayer
+
+    @staticmethod
+    def init_bias(b: np.ndarray, m: int) -> None:
+        """b = 0, as in the assignment."""
+
+    @staticmethod
+    def step(a: np.ndarray, W: np.ndarray, state: np.ndarray, next_state: np.ndarray) -> np.ndarray:
+        """One step for sampling: h = tanh(a + W h_prev) with ``a`` the input side (B, m); returns h."""
+        np.tanh(a + state.dot(W.T), next_state)
+        return next_state
+
+    @staticmethod
+    def reference_forward(U, W, b, X, h0):
+        """Textbook forward over X (n, B, d) from h0 (B, m): (outputs (n, B, m), h_n, cache)."""
+        hs = [h0]
+        for x in X:
+            hs.append(np.tanh(hs[-1] @ W.T + x @ U.T + b))
+        return np.stack(hs[1:]), hs[-1], hs
+
+    @staticmethod
+    def reference_backward(U, W, b, X, hs, dH):
+        """Textbook backward: (dU, dW, db, dX) from dL/dh_t ``dH`` (n, B, m) of the layer above.
+
+        dL/dh_t = dH_t + W^T dL/da_{t+1};  dL/da_t = dL/dh_t (1 - h_t^2);  dU = sum_t da_t x_t^T, and so on."""
+        dU, dW, db = np.zeros_like(U), np.zeros_like(W), np.zeros_like(b)
+        dX = np.zeros_like(X)
+        da_next = np.zeros_like(hs[0])
+        for t in range(len(X) - 1, -1, -1):
+            dh = dH[t] + da_next @ W
+            da = dh * (1 - hs[t + 1] ** 2)
+            dU += da.T @ X[t]
+            dW += da.T @ hs[t]
+            db += da.sum(axis=0)
+            dX[t] = da @ U
+            da_next = da
+        return dU, dW, db, dX
+
+
+CELL = RNNCell()

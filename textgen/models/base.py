@@ -1,0 +1,458 @@
+"""What every cell shares: `Params` (named views into one flat buffer), `Network` (the model one config and a
+vocabulary make: shapes, initialisation, one window pass, one sampling step), the stacked fast workspace,
+the threaded one, and the readable reference pass every fast one is tested against.
+
+A network is `layers` layers of one cell under a softmax. Layer 1 reads the one-hot character, layer l
+reads layer l-1's output h (after dropout while training), the softmax reads the top layer's:
+    a_t^l = W_l h_{t-1}^l + U_l x_t^l + b_l      (G·m pre-activations: G = 1 for rnn, 4 for lstm, 3 for gru)
+    o_t = V h_t^L + c,   p_t = softmax(o_t),   loss = sum_t -log p_t[y_t]
+Each stream's recurrent state is one row of S numbers: every layer's h (and, for lstm, c) side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+
+MIN_STREAMS_PER_THREAD = 32  # with fewer streams per thread, handing work over costs what it saves
+
+
+def default_threads(batch: int) -> int:
+    """How many threads a workspace gives ``batch`` streams: one per CPU this process may run on,
+    but at most one per MIN_STREAMS_PER_THREAD streams, so a single stream always runs in one thread."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, batch // MIN_STREAMS_PER_THREAD))
+
+
+@dataclass
+class Params:
+    """Every parameter as a view into one flat buffer, so clipping and the optimizer are whole-array calls."""
+
+    flat: np.ndarray  # (n_params,) every parameter, in ``network.shapes`` order
+    network: object  # the `Network` whose layout this is
+    arrays: dict[str, np.ndarray] = field(init=False, repr=False)  # name -> view into ``flat``
+
+    def __post_init__(self):
+        self.arrays = {}
+        offset = 0
+        for name, shape in self.network.shapes.items():
+            size = int(np.prod(shape))
+            self.arrays[name] = self.flat[offset : offset + size].reshape(shape)
+            offset += size
+        assert offset == self.flat.size, "flat buffer does not match the parameter shapes"
+
+    @property
+    def hidden(self) -> int:
+        """m, the hidden units of each layer."""
+        return self.network.hidden
+
+    @property
+    def vocab_size(self) -> int:
+        """K, the characters in the vocabulary."""
+        return self.network.vocab_size
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def copy(self) -> Params:
+        """An independent copy."""
+        return Params(self.flat.copy(), self.network)
+
+    def zeros_like(self) -> Params:
+        """Zeros of the same shapes and dtype."""
+        return Params(np.zeros_like(self.flat), self.network)
+
+
+@dataclass
+class LossAndGrads:
+    """What one forward and backward pass over a window returns."""
+
+    loss: float  # summed cross-entropy over the window (mean over streams when batched)
+    grads: Params  # dL/dθ keyed like the parameters (mean over streams when batched)
+    h_last: np.ndarray  # recurrent state after the last step, (S,) or (B, S)
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) as 0.5 tanh(x / 2) + 0.5: the same function, and it cannot overflow."""
+    np.multiply(x, 0.5, out)
+    np.tanh(out, out)
+    np.multiply(out, 0.5, out)
+    np.add(out, 0.5, out)
+    return out
+
+
+def softmax_rows(logits: np.ndarray, out: np.ndarray, row: np.ndarray) -> None:
+    """``out`` = softmax of each row of ``logits`` (R, K), shifted by the row's max; ``logits`` is overwritten."""
+    np.maximum.reduce(logits, axis=1, keepdims=True, out=row)
+    np.subtract(logits, row, logits)
+    np.exp(logits, logits)
+    np.add.reduce(logits, axis=1, keepdims=True, out=row)
+    np.divide(logits, row, out)
+
+
+class Network:
+    """A model's layout and numerics: ``layers`` layers of ``cell`` (a cell object from its module), hidden
+    size m, vocabulary K. The trainer, sampler, evaluator, gradient check and checkpoint use only this."""
+
+    def __init__(self, cell, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01, dtype: str = "float64"):
+        self.cell, self.layers, self.hidden, self.vocab_size = cell, layers, hidden, vocab_size
+        self.sigma, self.dtype = sigma, dtype
+        m, K, G = hidden, vocab_size, cell.gates
+        self.state_size = layers * cell.state_parts * m  # S: per stream, every layer's h (and c) side by side
+        if self.is_assignment():
+            self.shapes = {"b": (m,), "c": (K,), "U": (m, K), "W": (m, m), "V": (K, m)}  # as it always was
+        else:
+            self.shapes = {"c": (K,), "V": (K, m)}
+            for layer in range(1, layers + 1):
+                U, W, b = self.layer_names(layer)
+                self.shapes.update({U: (G * m, K if layer == 1 else m), W: (G * m, m), b: (G * m,)})
+        self.param_count = sum(int(np.prod(shape)) for shape in self.shapes.values())
+
+    def is_assignment(self) -> bool:
+        """True for the assignment's model (one vanilla layer), which keeps its own layout and fast path."""
+        return self.cell.name == "rnn" and self.layers == 1
+
+    def layer_names(self, layer: int) -> tuple[str, str, str]:
+        """(U, W, b) of layer ``layer`` (from 1): plain for one layer, ``U_2`` and so on for a stack."""
+        if self.layers == 1:
+            return "U", "W", "b"
+        return f"U_{layer}", f"W_{layer}", f"b_{layer}"
+
+    def state_slice(self, layer: int) -> slice:
+        """Where layer ``layer`` (from 1) keeps its state in a stream's row of S numbers."""
+        width = self.cell.state_parts * self.hidden
+        return slice((layer - 1) * width, layer * width)
+
+    def describe(self) -> str:
+        """E.g. ``lstm, 2 layers of 128`` or ``rnn, 1 layer of 100``."""
+        return f"{self.cell.name}, {self.layers} layer{'s' if self.layers > 1 else ''} of {self.hidden}"
+
+    # ------------------------------------------------------------------ parameters
+
+    def zeros(self, dtype=None) -> Params:
+        """All-zero parameters (also the gradient and optimizer buffers)."""
+        return Params(np.zeros(self.param_count, dtype=dtype or self.dtype), self)
+
+    def init(self, rng: np.random.Generator) -> Params:
+        """U, W of each layer, then V, ~ N(0, sigma^2) drawn in that order from ``rng``; the biases as the cell
+        sets them (zero, except the lstm's forget gate). The assignment's model draws U, W, V as it always did."""
+        params = self.zeros()
+        if self.is_assignment():
+            names = ["U", "W", "V"]
+        else:
+            names = [name for layer in range(1, self.layers + 1) for name in self.layer_names(layer)[:2]] + ["V"]
+        with np.errstate(over="ignore"):  # an absurd sigma gives inf, which training then names as a non-finite loss
+            for name in names:
+                params[name][...] = self.sigma * rng.standard_normal(params[name].shape)
+        for layer in range(1, self.layers + 1):
+            self.cell.init_bias(params[self.layer_names(layer)[2]], self.hidden)
+        return params
+
+    # ------------------------------------------------------------------ windows and steps
+
+    def workspace(self, seq_length: int, batch: int = 1, dtype=None, threads: int | None = None,
+                  dropout: float = 0.0, average: bool = True):
+        """Preallocated buffers for windows of ``seq_length`` steps over ``batch`` streams, split over
+        ``threads`` threads (by default `default_threads`); ``dropout`` > 0 only while training."""
+        dtype = dtype or self.dtype
+        threads = default_threads(batch) if threads is None else max(1, min(int(threads), batch))
+        if threads > 1:
+            return ParallelWorkspace(self, seq_length, batch, dtype, threads, dropout)
+        return self.single_workspace(seq_length, batch, dtype, dropout, average)
+
+    def single_workspace(self, seq_length: int, batch: int, dtype, dropout: float = 0.0, average: bool = True):
+        """A workspace that runs every stream in the calling thread."""
+        if self.is_assignment() and not dropout:
+            from textgen.models.rnn import Workspace
+
+            return Workspace(self.hidden, self.vocab_size, seq_length, batch, dtype, average)
+        return StackWorkspace(self, seq_length, batch, dtype, dropout, average)
+
+    def step(self, params: Params, state: np.ndarray, x: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """One step for sampling from ``state`` (B, S) or (S,) reading ids ``x``: (next state, p (B, K) or (K,))."""
+        if self.is_assignment():
+            from textgen.models.rnn import step_probabilities
+
+            return step_probabilities(params, state, x)
+        single = state.ndim == 1
+        state = state.reshape(1, -1) if single else state
+        x = np.atleast_1d(np.asarray(x))
+        next_state = np.empty_like(state)
+        inputs = None
+        for layer in range(1, self.layers + 1):
+            U, W, b = (params[name] for name in self.layer_names(layer))
+            a = U.T[x] + b if layer == 1 else inputs.dot(U.T) + b  # (B, G·m) input side
+            where = self.state_slice(layer)
+            inputs = self.cell.step(a, W, state[:, where], next_state[:, where])
+        p = inputs.dot(params["V"].T)
+        np.add(p, params["c"], p)
+        np.subtract(p, np.maximum.reduce(p, axis=-1, keepdims=True), p)
+        np.exp(p, p)
+        np.divide(p, np.add.reduce(p, axis=-1, keepdims=True), p)
+        return (next_state[0], p[0]) if single else (next_state, p)
+
+    # ------------------------------------------------------------------ memory, before any of it is allocated
+
+    def training_bytes(self, seq_length: int, batch: int, dtype=None) -> int:
+        """Memory a training run allocates for the model: θ, its best copy, gradients, optimizer state
+        and scratch (7 × the parameters), plus a workspace for ``batch`` streams."""
+        size = np.dtype(dtype or self.dtype).itemsize
+        n, B, m, K, G, L = seq_length, batch, self.hidden, self.vocab_size, self.cell.gates, self.layers
+        per_row = L * (6 * G * m + 6 * m) + 3 * K + m  # a layer's pre-activations, gates, grads and states
+        return size * (7 * self.param_count + (n + 1) * B * per_row + 4 * B * self.state_size) + 8 * 3 * n * B
+
+    def sampling_bytes(self, streams: int) -> int:
+        """Memory of one step of ``streams`` sampling streams beside the parameters (states, probabilities, draws)."""
+        size = np.dtype(self.dtype).itemsize
+        return size * (self.param_count + 8 * streams * (self.state_size + self.cell.gates * self.hidden
+                                                         + self.vocab_size))
+
+
+class StackWorkspace:
+    """Buffers and the fast pass for any cell and any depth, for ``batch`` streams in this thread.
+
+    Layer by layer, the input side of every step is one product for the whole window (a gather of U's
+    columns for the one-hot layer 1); only the recurrent product W h_{t-1} runs step by step, inside the
+    cell. Backwards, the softmax's gradient reaches the top layer in one product, each cell runs its loop
+    back in time, and dL/dU, dL/dW, dL/db and the gradient for the layer below are one product each.
+
+    With ``average`` the loss and gradients are means over the streams, without, sums.
+    """
+
+    threads = 1
+
+    def __init__(self, network: Network, seq_length: int, batch: int, dtype, dropout: float = 0.0,
+                 average: bool = True):
+        n, B, m, K = seq_length, batch, network.hidden, network.vocab_size
+        self.network, self.shape, self.dropout = network, (n, B), dropout
+        self._divisor = B if average else 1
+        self.layers = [network.cell.layer_buffers(n, B, m, dtype) for _ in range(network.layers)]
+        self._dropped = [np.zeros((n, B, m), dtype=dtype) for _ in range(network.layers)] if dropout else None
+        self._masks = np.zeros((network.layers, n, B, m), dtype=dtype) if dropout else None
+        # uniforms in the workspace's precision (float32 draws are cheaper), thresholded into the masks
+        uniform_dtype = np.float32 if np.dtype(dtype) == np.float32 else np.float64
+        self._uniform = np.zeros(self._masks.shape, dtype=uniform_dtype) if dropout else None
+        self._onehot = np.zeros((n * B, K), dtype=dtype)  # layer 1's x_t as rows, for dL/dU_1
+        self._hot = np.zeros(0, dtype=np.intp)  # where the last window's ones are
+        self._logits = np.zeros((n * B, K), dtype=dtype)
+        self._P = np.zeros((n * B, K), dtype=dtype)  # p_t, then dL/do_t
+        self._row = np.zeros((n * B, 1), dtype=dtype)
+        self._ones_rows = np.ones(n * B, dtype=dtype)
+        self._dX = np.zeros((n * B, m), dtype=dtype)  # dL/d(a layer's output), from the layer above
+        self._target_rows = np.arange(n * B) * K
+        self.grads = network.zeros(dtype)
+        self.last_state = np.zeros((B, network.state_size), dtype=dtype)
+        self.h_last = self.last_state
+        self._top = None  # the softmax's input, (n·B, m)
+
+    def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
+        """Inverted-dropout masks (L, n, B, m) for the next window, from ``rng``: 0 or 1/(1-p); None without dropout."""
+        if not self.dropout:
+            return None
+        rng.random(out=self._uniform)
+        np.greater_equal(self._uniform, self.dropout, out=self._masks, casting="unsafe")
+        np.multiply(self._masks, 1.0 / (1.0 - self.dropout), out=self._masks)
+        return self._masks
+
+    def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks: np.ndarray | None = None) -> None:
+        """p_1..p_n for ``inputs`` (n, B) from ``state`` (B, S); the state after step n lands in ``last_state``."""
+        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+        net, (n, B) = self.network, self.shape
+        below = None  # the layer below's output (after dropout), (n·B, m)
+        for index, layer in enumerate(self.layers):
+            U, W, b = (params[name] for name in net.layer_names(index + 1))
+            A = layer.A.reshape(n * B, -1)  # the input side of every step's pre-activations
+            if index == 0:
+                np.take(U.T, inputs.reshape(-1), axis=0, out=A)  # U x_t is column x_t of U
+            else:
+                np.dot(below, U.T, A)
+            np.add(A, b, A)
+            where = net.state_slice(index + 1)
+            layer.forward(W, state[:, where], self.last_state[:, where])
+            below = layer.output.reshape(n * B, -1)
+            if masks is not None:
+                np.multiply(below, masks[index].reshape(n * B, -1), self._dropped[index].reshape(n * B, -1))
+                below = self._dropped[index].reshape(n * B, -1)
+        self._top = below
+        np.dot(below, params["V"].T, self._logits)
+        np.add(self._logits, params["c"], self._logits)
+        softmax_rows(self._logits, self._P, self._row)
+
+    def loss(self, targets: np.ndarray) -> np.floating:
+        """Summed cross-entropy of the filled probabilities against ``targets`` (n, B), over the divisor."""
+        return -np.log(self._P.reshape(-1).take(self._target_rows + targets.reshape(-1))).sum() / self._divisor
+
+    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray,
+                 masks: np.ndarray | None = None) -> Params:
+        """Backprop through time after ``forward``; returns ``self.grads``."""
+        net, g, (n, B) = self.network, self.grads, self.shape
+        dO = self._P
+        dO.reshape(-1)[self._target_rows + targets.reshape(-1)] -= 1.0  # dL/do_t = p_t - y_t
+        np.dot(dO.T, self._top, g["V"])  # dL/dV = sum_t dL/do_t (h_t^L)^T
+        np.dot(self._ones_rows, dO, g["c"])
+        dX = self._dX
+        np.dot(dO, params["V"], dX)  # dL/dh_t^L from the softmax, every step at once
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            U, W = (params[name] for name in net.layer_names(index + 1)[:2])
+            gU, gW, gb = (g[name] for name in net.layer_names(index + 1))
+            if masks is not None:
+                np.multiply(dX, masks[index].reshape(n * B, -1), dX)  # through the dropout of this layer's output
+            dA_in, dA_rec = layer.backward(W, dX.reshape(n, B, -1))
+            dA_in, dA_rec = dA_in.reshape(n * B, -1), dA_rec.reshape(n * B, -1)
+            np.dot(dA_rec.T, layer.H[:-1].reshape(n * B, -1), gW)  # dL/dW = sum_t dL/da_t h_{t-1}^T
+            np.dot(self._ones_rows, dA_in, gb)
+            if index == 0:
+                onehot = self._onehot.reshape(-1)
+                onehot[self._hot] = 0.0
+                self._hot = self._target_rows + inputs.reshape(-1)
+                onehot[self._hot] = 1.0
+                np.dot(dA_in.T, self._onehot, gU)  # dL/dU_1 = sum_t dL/da_t x_t^T
+            else:
+                below = self._dropped[index - 1] if masks is not None else self.layers[index - 1].output
+                np.dot(dA_in.T, below.reshape(n * B, -1), gU)
+                np.dot(dA_in, U, dX)  # dL/d(the output of the layer below)
+        if self._divisor != 1:
+            np.divide(g.flat, self._divisor, g.flat)
+        return g
+
+    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray,
+                       masks: np.ndarray | None = None) -> float:
+        """Forward and backward over one window; gradients land in ``self.grads``, the last state in ``last_state``."""
+        self.forward(params, inputs, state, masks)
+        loss = self.loss(targets)
+        self.backward(params, inputs, targets, masks)
+        return float(loss)
+
+
+class ParallelWorkspace:
+    """A workspace whose streams are split into groups that run in threads of their own.
+
+    Each group makes its whole window on its own buffers, so the threads meet once per window, to add up
+    their gradients. NumPy releases the GIL inside BLAS and elementwise loops on more than a few hundred
+    numbers, so the groups really run in parallel. Each thread makes its own BLAS calls, so such a process
+    is best run with one BLAS thread (the CLI sets that up before NumPy loads; see
+    `textgen.cli.use_one_blas_thread`). Dropout masks are drawn once for the whole batch, so a run's
+    numbers do not depend on how its streams are split.
+    """
+
+    def __init__(self, network: Network, seq_length: int, batch: int, dtype="float64", threads: int = 2,
+                 dropout: float = 0.0):
+        assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
+        self.shape = (seq_length, batch)
+        self.threads = threads
+        bounds = np.linspace(0, batch, threads + 1).astype(int)
+        self._streams = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
+        self._parts = [network.single_workspace(seq_length, s.stop - s.start, dtype, dropout, average=False)
+                       for s in self._streams]
+        self._mask_source = StackWorkspace(network, seq_length, batch, dtype, dropout) if dropout else None
+        self.grads = self._parts[0].grads  # the other parts' sums are added into the first's
+        self.last_state = np.zeros((batch, network.state_size), dtype=dtype)
+        self.h_last = self.last_state
+        self._pool = ThreadPoolExecutor(threads - 1, "textgen-workspace")
+
+    def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
+        """As `StackWorkspace.draw_masks`, for the whole batch."""
+        return None if self._mask_source is None else self._mask_source.draw_masks(rng)
+
+    def _run(self, task, *args) -> list:
+        """[task(part, streams, *args) for each part]: the first in this thread, the others in the pool."""
+        pending = [self._pool.submit(task, part, s, *args) for part, s in zip(self._parts[1:], self._streams[1:])]
+        first = task(self._parts[0], self._streams[0], *args)
+        return [first] + [future.result() for future in pending]
+
+    def _mean_grads(self) -> Params:
+        g = self.grads
+        for part in self._parts[1:]:
+            np.add(g.flat, part.grads.flat, g.flat)
+        np.divide(g.flat, self.shape[1], g.flat)
+        return g
+
+    @staticmethod
+    def _slice(masks, s):
+        return None if masks is None else masks[:, :, s]
+
+    def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks=None) -> None:
+        """As `StackWorkspace.forward`."""
+        def task(part, s):
+            part.forward(params, inputs[:, s], state[s], *(() if masks is None else (self._slice(masks, s),)))
+            self.last_state[s] = part.last_state
+
+        self._run(task)
+
+    def loss(self, targets: np.ndarray) -> np.floating:
+        """As `StackWorkspace.loss`."""
+        return sum(part.loss(targets[:, s]) for part, s in zip(self._parts, self._streams)) / self.shape[1]
+
+    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray, masks=None) -> Params:
+        """As `StackWorkspace.backward`."""
+        extra = () if masks is None else (masks,)
+        self._run(lambda part, s: part.backward(params, inputs[:, s], targets[:, s],
+                                                *(self._slice(m, s) for m in extra)))
+        return self._mean_grads()
+
+    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray,
+                       masks=None) -> float:
+        """As `StackWorkspace.loss_and_grads`."""
+        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+
+        def task(part, s):
+            extra = () if masks is None else (self._slice(masks, s),)
+            loss = part.loss_and_grads(params, inputs[:, s], targets[:, s], state[s], *extra)
+            self.last_state[s] = part.last_state
+            return loss
+
+        loss = sum(self._run(task)) / self.shape[1]
+        self._mean_grads()
+        return loss
+
+
+# ---------------------------------------------------------------------- the reference pass
+
+def reference_loss_and_grads(network: Network, params: Params, inputs, targets, state,
+                             masks=None) -> LossAndGrads:
+    """The whole window written out plainly, for the tests to hold every fast pass against.
+
+    ``inputs``/``targets`` (n, B) ids, ``state`` (B, S), ``masks`` (L, n, B, m) or None. Layer 1 reads
+    real one-hot vectors; each cell's ``reference_forward``/``reference_backward`` is its textbook form,
+    step by step. Returns the loss and gradients as means over the streams, and the last state (B, S).
+    """
+    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    n, B = inputs.shape
+    K, cell = network.vocab_size, network.cell
+    X = np.eye(K, dtype=params.flat.dtype)[inputs]  # (n, B, K) one-hot
+    caches, last_state = [], np.zeros_like(state)
+    for layer in range(1, network.layers + 1):
+        U, W, b = (params[name] for name in network.layer_names(layer))
+        where = network.state_slice(layer)
+        H, last_state[:, where], cache = cell.reference_forward(U, W, b, X, state[:, where])
+        caches.append((X, cache))
+        X = H if masks is None else H * masks[layer - 1]
+    logits = X @ params["V"].T + params["c"]  # (n, B, K)
+    P = np.exp(logits - logits.max(axis=2, keepdims=True))
+    P /= P.sum(axis=2, keepdims=True)
+    steps, streams = np.meshgrid(np.arange(n), np.arange(B), indexing="ij")
+    loss = -np.log(P[steps, streams, targets]).sum() / B
+    grads = network.zeros(params.flat.dtype)
+    dO = P.copy()
+    dO[steps, streams, targets] -= 1.0
+    grads["V"][...] = np.einsum("tbk,tbm->km", dO, X)
+    grads["c"][...] = dO.sum(axis=(0, 1))
+    dX = dO @ params["V"]
+    for layer in range(network.layers, 0, -1):
+        U, W, b = (params[name] for name in network.layer_names(layer))
+        if masks is not None:
+            dX = dX * masks[layer - 1]
+        X_in, cache = caches[layer - 1]
+        dU, dW, db, dX = cell.reference_backward(U, W, b, X_in, cache, dX)
+        for name, value in zip(network.layer_names(layer), (dU, dW, db)):
+            grads[name][...] = value
+    grads.flat[...] /= B
+    return LossAndGrads(float(loss), grads, last_state)
