@@ -1,8 +1,9 @@
-"""Training speed of textgen's NumPy RNN beside the textbook loop and PyTorch, in characters per second.
+"""Training speed of textgen's NumPy models beside the textbook loop and PyTorch, in characters per second.
 
     python benchmarks/bench_train.py                         # tinyshakespeare from ../shared/data
     python benchmarks/bench_train.py CORPUS --rounds 5 --seconds 3
     python benchmarks/bench_train.py --only exact-f32 batch64-f32 --no-epoch
+    python benchmarks/bench_train.py --only lstm-b64 torch-lstm-b64 gru-b64 torch-gru-b64 --no-epoch
 
 Every implementation runs in a child process of its own, started with the BLAS thread count it
 should use (OPENBLAS_NUM_THREADS and friends only take effect before NumPy or PyTorch loads), and
@@ -14,8 +15,10 @@ epoch of the exact float32 trainer is timed, and 10,000 characters are sampled.
 The textgen rows drive the real `textgen.train.train()` (progress bar off, default schedule of
 samples and logs), continuing one TrainState from round to round, so the numbers are what a user
 gets. The textbook row is tests/reference.py (column vectors, one-hot x_t, np.outer per step).
-PyTorch (nn.RNN tanh + Linear + Adagrad, gradients clamped to [-5, 5]) is skipped when it is not
-importable. Not part of the test suite.
+PyTorch (nn.RNN tanh, nn.LSTM or nn.GRU + Linear + Adagrad, gradients clamped to [-5, 5], one-hot
+input, the same windows) is skipped when it is not importable. The gated rows are 2 layers of 128
+units in float32, at batch 1 (one thread each) and batch 64 (two threads each: textgen's workspace
+threads, PyTorch's intra-op threads). Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -38,16 +41,32 @@ DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 SEQ_LENGTH, HIDDEN, ETA, CLIP = 25, 100, 0.1, 5.0
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-# name: (label, batch streams, dtype, BLAS or PyTorch threads, Workspace threads (None: its default))
+# name: (label, batch streams, dtype, BLAS or PyTorch threads, Workspace threads (None: its default),
+#        (cell, layers, hidden))
+ASSIGNMENT = ("rnn", 1, HIDDEN)
+GATED_LAYERS, GATED_HIDDEN = 2, 128
 IMPLEMENTATIONS = {
-    "textbook": ("textbook NumPy loop (tests/reference.py)", 1, "float64", 1, None),
-    "exact-f64": ("textgen exact trainer, float64", 1, "float64", 1, None),
-    "exact-f32": ("textgen exact trainer, float32", 1, "float32", 1, None),
-    "batch64-f32": ("textgen batched B=64, float32", 64, "float32", 1, None),
-    "batch64-f32-blas2": ("textgen batched B=64, float32, BLAS threads", 64, "float32", 2, 1),
-    "torch-b1": ("PyTorch nn.RNN, batch 1, float32", 1, "float32", 1, None),
-    "torch-b64": ("PyTorch nn.RNN, B=64, float32", 64, "float32", 2, None),
+    "textbook": ("textbook NumPy loop (tests/reference.py)", 1, "float64", 1, None, ASSIGNMENT),
+    "exact-f64": ("textgen exact trainer, float64", 1, "float64", 1, None, ASSIGNMENT),
+    "exact-f32": ("textgen exact trainer, float32", 1, "float32", 1, None, ASSIGNMENT),
+    "batch64-f32": ("textgen batched B=64, float32", 64, "float32", 1, None, ASSIGNMENT),
+    "batch64-f32-blas2": ("textgen batched B=64, float32, BLAS threads", 64, "float32", 2, 1, ASSIGNMENT),
+    "torch-b1": ("PyTorch nn.RNN, batch 1, float32", 1, "float32", 1, None, ASSIGNMENT),
+    "torch-b64": ("PyTorch nn.RNN, B=64, float32", 64, "float32", 2, None, ASSIGNMENT),
 }
+for _cell in ("lstm", "gru"):
+    _shape = (_cell, GATED_LAYERS, GATED_HIDDEN)
+    _size = f"{GATED_LAYERS}x{GATED_HIDDEN}"
+    IMPLEMENTATIONS.update({
+        f"{_cell}-b1": (f"textgen {_cell.upper()} {_size}, batch 1, float32", 1, "float32", 1, None, _shape),
+        f"torch-{_cell}-b1": (f"PyTorch nn.{_cell.upper()} {_size}, batch 1, float32", 1, "float32", 1, None, _shape),
+        f"{_cell}-b64": (f"textgen {_cell.upper()} {_size}, B=64, float32", 64, "float32", 1, 2, _shape),
+        f"torch-{_cell}-b64": (f"PyTorch nn.{_cell.upper()} {_size}, B=64, float32", 64, "float32", 2, None,
+                               _shape),
+    })
+# each textgen row and the PyTorch row it is compared with
+TORCH_COUNTERPART = {"exact-f32": "torch-b1", "batch64-f32": "torch-b64", "batch64-f32-blas2": "torch-b64",
+                     **{f"{cell}-b{batch}": f"torch-{cell}-b{batch}" for cell in ("lstm", "gru") for batch in (1, 64)}}
 
 
 # ----------------------------------------------------------------------------- children
@@ -65,7 +84,7 @@ def load_corpus(path: str):
 class TextgenRunner:
     """Continues one TrainState through `train()`, ``updates`` at a time."""
 
-    def __init__(self, ids, vocab, batch: int, dtype: str, workspace_threads: int | None):
+    def __init__(self, ids, vocab, batch: int, dtype: str, workspace_threads: int | None, shape=ASSIGNMENT):
         import numpy as np
 
         from textgen.config import RNNConfig
@@ -73,7 +92,8 @@ class TextgenRunner:
 
         self.ids, self.vocab, self.batch = ids, vocab, batch
         self.threads = workspace_threads  # TrainConfig.threads: None lets the trainer choose
-        self.model = RNNConfig(hidden=HIDDEN, dtype=dtype)
+        cell, layers, hidden = shape
+        self.model = RNNConfig(hidden=hidden, dtype=dtype, cell=cell, layers=layers)
         self.rng = np.random.default_rng(1)
         self.state = TrainState.fresh(self.model, vocab.size, batch, self.rng)
 
@@ -114,17 +134,21 @@ class TextbookRunner:
 
 
 class TorchRunner:
-    """nn.RNN (tanh) + Linear + Adagrad with the same windows, loss, eta and clipping as textgen."""
+    """nn.RNN (tanh), nn.LSTM or nn.GRU + Linear + Adagrad with the same windows, loss, eta and clipping as textgen."""
 
-    def __init__(self, ids, vocab, batch: int, threads: int):
+    def __init__(self, ids, vocab, batch: int, threads: int, shape=ASSIGNMENT):
         import numpy as np
         import torch
 
         torch.set_num_threads(threads)
         torch.manual_seed(1)
         self.torch, self.batch, self.K = torch, batch, vocab.size
-        self.rnn = torch.nn.RNN(vocab.size, HIDDEN, nonlinearity="tanh")
-        self.out = torch.nn.Linear(HIDDEN, vocab.size)
+        cell, layers, hidden = shape
+        if cell == "rnn":
+            self.rnn = torch.nn.RNN(vocab.size, hidden, num_layers=layers, nonlinearity="tanh")
+        else:
+            self.rnn = getattr(torch.nn, cell.upper())(vocab.size, hidden, num_layers=layers)
+        self.out = torch.nn.Linear(hidden, vocab.size)
         self.params = list(self.rnn.parameters()) + list(self.out.parameters())
         with torch.no_grad():
             for p in self.params:  # as the assignment: weights ~ N(0, 0.01^2), biases 0
@@ -135,14 +159,16 @@ class TorchRunner:
         self.offsets = (torch.arange(SEQ_LENGTH)[:, None] + torch.arange(batch)[None, :] * per_stream)
         self.per_epoch = per_stream // SEQ_LENGTH
         self.update = 0
-        self.h = torch.zeros(1, batch, HIDDEN)
+        zeros = torch.zeros(layers, batch, hidden)
+        self.h = (zeros, zeros.clone()) if cell == "lstm" else zeros
 
     def run(self, updates: int) -> int:
         torch, F = self.torch, self.torch.nn.functional
         for _ in range(updates):
             window = self.update % self.per_epoch
             if window == 0:
-                self.h.zero_()
+                for part in self.h if isinstance(self.h, tuple) else (self.h,):
+                    part.zero_()
             positions = self.offsets + window * SEQ_LENGTH
             x = F.one_hot(self.ids[positions], self.K).to(torch.float32)  # (n, B, K)
             y = self.ids[positions + 1]
@@ -155,19 +181,19 @@ class TorchRunner:
                 p.grad.clamp_(-CLIP, CLIP)
             self.optimizer.step()
             loss.item()  # the trainer reads every loss (smooth loss), so this one does too
-            self.h = h_last.detach()
+            self.h = tuple(part.detach() for part in h_last) if isinstance(h_last, tuple) else h_last.detach()
             self.update += 1
         return updates * SEQ_LENGTH * self.batch
 
 
 def make_runner(name: str, corpus: str):
-    _, batch, dtype, threads, workspace_threads = IMPLEMENTATIONS[name]
+    _, batch, dtype, threads, workspace_threads, shape = IMPLEMENTATIONS[name]
     ids, vocab = load_corpus(corpus)
     if name == "textbook":
         return TextbookRunner(ids, vocab)
     if name.startswith("torch"):
-        return TorchRunner(ids, vocab, batch, threads)
-    return TextgenRunner(ids, vocab, batch, dtype, workspace_threads)
+        return TorchRunner(ids, vocab, batch, threads, shape)
+    return TextgenRunner(ids, vocab, batch, dtype, workspace_threads, shape)
 
 
 def peak_rss_mib() -> float:
@@ -354,13 +380,15 @@ def main() -> int:
           f"{env['cpus']} CPUs; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     print()
     print("| implementation | BLAS (torch) threads | Workspace threads | chars/s (median) | min .. max "
-          "| × textbook | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| × textbook | × PyTorch (same model, batch, threads) | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
-        label, _, _, threads, _ = IMPLEMENTATIONS[name]
+        label, _, _, threads, _, _ = IMPLEMENTATIONS[name]
         ratio = f"{medians[name] / baseline:.1f}" if baseline else "-"
+        rival = TORCH_COUNTERPART.get(name)
+        versus = f"{medians[name] / medians[rival]:.2f}" if rival in medians else "-"
         print(f"| {label} | {threads} | {workspace_threads[name] or '-'} | {medians[name]:,.0f} "
-              f"| {min(speeds[name]):,.0f} .. {max(speeds[name]):,.0f} | {ratio} | {memory[name]:.0f} |")
+              f"| {min(speeds[name]):,.0f} .. {max(speeds[name]):,.0f} | {ratio} | {versus} | {memory[name]:.0f} |")
     print()
     if epoch:
         print(f"one epoch, exact trainer float32 (1 BLAS thread): {epoch['seconds']:.1f} s for {epoch['chars']:,} "

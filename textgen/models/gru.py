@@ -21,12 +21,14 @@ from textgen.models.base import sigmoid
 
 class GRULayer:
     """One GRU layer's buffers for windows of n steps over B streams. The stack fills ``A`` with the input
-    side u of every step before `forward`."""
+    side u of every step before `forward`. As in the LSTM, σ(x) = (1 + tanh(x / 2)) / 2 with the halving
+    done once per window on the rows of W and of A that feed z and r (exact in binary floating point)."""
 
     def __init__(self, n: int, B: int, m: int, dtype):
         self.m = m
-        self.A = np.zeros((n, B, 3 * m), dtype=dtype)  # u_t = U x_t + b (left as it is)
-        self.AH = np.zeros((n, B, 3 * m), dtype=dtype)  # v_t = W h_{t-1}
+        self.A = np.zeros((n, B, 3 * m), dtype=dtype)  # u_t = U x_t + b (its z, r blocks halved)
+        self.AH = np.zeros((n, B, 3 * m), dtype=dtype)  # v_t = W h_{t-1} (its z, r blocks halved)
+        self._Wh = np.zeros((3 * m, m), dtype=dtype)  # W with the rows of z and r halved
         self.Y = np.zeros((n, B, 3 * m), dtype=dtype)  # [z | r | n]
         self.H = np.zeros((n + 1, B, m), dtype=dtype)
         self.output = self.H[1:]
@@ -41,13 +43,18 @@ class GRULayer:
     def forward(self, W: np.ndarray, state: np.ndarray, last_state: np.ndarray) -> None:
         """The window from h_0 = ``state`` (B, m); h_n into ``last_state``."""
         m, A, AH, Y, H = self.m, self.A, self.AH, self.Y, self.H
-        WT, zr, tmp = W.T, self._zr, self._tmp
+        np.multiply(A[..., : 2 * m], 0.5, A[..., : 2 * m])
+        np.copyto(self._Wh, W)
+        np.multiply(W[: 2 * m], 0.5, self._Wh[: 2 * m])
+        WT, zr, tmp = self._Wh.T, self._zr, self._tmp
         H[0] = state
         for t in range(A.shape[0]):
             u, v, y = A[t], AH[t], Y[t]
             np.dot(H[t], WT, v)
             np.add(u[:, : 2 * m], v[:, : 2 * m], zr)
-            sigmoid(zr, y[:, : 2 * m])
+            np.tanh(zr, y[:, : 2 * m])
+            np.multiply(y[:, : 2 * m], 0.5, y[:, : 2 * m])
+            np.add(y[:, : 2 * m], 0.5, y[:, : 2 * m])  # z, r = (1 + tanh(a / 2)) / 2
             n = y[:, 2 * m :]
             np.multiply(y[:, m : 2 * m], v[:, 2 * m :], tmp)  # r ⊙ v_n
             np.add(tmp, u[:, 2 * m :], tmp)
@@ -81,9 +88,10 @@ class GRULayer:
             np.multiply(du[:, 2 * m :], Pr[t], du[:, m : 2 * m])
             dv[:, : 2 * m] = du[:, : 2 * m]
             np.multiply(du[:, 2 * m :], r[t], dv[:, 2 * m :])
-            np.dot(dv, W, carry)
-            np.multiply(dh, z[t], tmp)
-            np.add(carry, tmp, carry)
+            if t:  # h_0's gradient is not needed
+                np.dot(dv, W, carry)
+                np.multiply(dh, z[t], tmp)
+                np.add(carry, tmp, carry)
         return dA, dAH
 
 

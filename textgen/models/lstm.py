@@ -21,74 +21,94 @@ from textgen.models.base import sigmoid
 class LSTMLayer:
     """One LSTM layer's buffers for windows of n steps over B streams. The stack fills ``A`` with the input
     side of every step (U x_t + b) before `forward`; the loop adds W h_{t-1}, one product per step for all
-    four gates."""
+    four gates.
+
+    Two layouts save calls per step, which is what a single stream's speed is made of:
+    - σ(x) = (1 + tanh(x / 2)) / 2, and the halving is done on the rows of W and of A once per window, so
+      one tanh per step covers all four gates (halving is exact in binary floating point);
+    - row t of Y holds [i | f | o | g | c_{t-1}], so [i ⊙ g, f ⊙ c_{t-1}] is one product per step.
+    """
 
     def __init__(self, n: int, B: int, m: int, dtype):
         self.m = m
-        self.A = np.zeros((n, B, 4 * m), dtype=dtype)  # U x_t + b, then the whole a_t
-        self.Y = np.zeros((n, B, 4 * m), dtype=dtype)  # [i | f | o | g] after their nonlinearities
-        self.C = np.zeros((n + 1, B, m), dtype=dtype)  # c_0 .. c_n
+        self.A = np.zeros((n, B, 4 * m), dtype=dtype)  # U x_t + b, then the whole a_t (its σ rows halved)
+        self.Y = np.zeros((n, B, 5 * m), dtype=dtype)  # [i | f | o | g | c_{t-1}]
+        self._Y5 = self.Y.reshape(n, B, 5, m)
         self.TC = np.zeros((n, B, m), dtype=dtype)  # tanh(c_t)
         self.H = np.zeros((n + 1, B, m), dtype=dtype)  # h_0 .. h_n
         self.output = self.H[1:]
-        self.dA = np.zeros((n, B, 4 * m), dtype=dtype)  # dL/da_t, all four gates
-        # per step, what multiplies [dc, dc, dh, dc] to give [da_i, da_f, da_o, da_g] (filled after forward)
-        self._QD = np.zeros((n, B, 4, m), dtype=dtype)
+        self._c_last = np.zeros((B, m), dtype=dtype)  # c_n (c_t for t < n lives in row t + 1 of Y)
+        self._Wh = np.zeros((4 * m, m), dtype=dtype)  # W with the rows of i, f, o halved
+        self._ig = np.zeros((B, 2, m), dtype=dtype)  # [i ⊙ g, f ⊙ c_{t-1}]
+        self._step = np.zeros((B, 4 * m), dtype=dtype)
+        # dL/da_t in slots 0-3 (i, f, o, g) and f ⊙ dc_t, what c_{t-1} gets, in slot 4
+        self._dA5 = np.zeros((n, B, 5, m), dtype=dtype)
+        self.dA = self._dA5.reshape(n, B, 5 * m)[..., : 4 * m]
+        # per step, what multiplies [dc, dc, dh, dc, dc] to give [da_i, da_f, da_o, da_g, f ⊙ dc] (after forward)
+        self._QD = np.zeros((n, B, 5, m), dtype=dtype)
         self._K = np.zeros((n, B, m), dtype=dtype)  # o ⊙ (1 - tanh²(c_t)): dh's share of dc
         self._rec = np.zeros((B, m), dtype=dtype)  # W^T da_{t+1}
         self._dh = np.zeros((B, m), dtype=dtype)
         self._dc = np.zeros((B, m), dtype=dtype)
-        self._dc_next = np.zeros((B, m), dtype=dtype)  # f_{t+1} ⊙ dc_{t+1}
-        self._step = np.zeros((B, 4 * m), dtype=dtype)
-        self._ig = np.zeros((B, m), dtype=dtype)
+        self._c_out = [self._Y5[t + 1, :, 4] for t in range(n - 1)] + [self._c_last]  # where step t writes c_t
 
     def forward(self, W: np.ndarray, state: np.ndarray, last_state: np.ndarray) -> None:
         """The window from ``state`` (B, 2m) = [h_0 | c_0]; [h_n | c_n] into ``last_state``."""
-        m, A, Y, C, TC, H = self.m, self.A, self.Y, self.C, self.TC, self.H
-        WT, step, ig = W.T, self._step, self._ig
-        H[0], C[0] = state[:, :m], state[:, m:]
+        m, A, Y, Y5, TC, H = self.m, self.A, self.Y, self._Y5, self.TC, self.H
+        np.multiply(A[..., : 3 * m], 0.5, A[..., : 3 * m])
+        np.copyto(self._Wh, W)
+        np.multiply(W[: 3 * m], 0.5, self._Wh[: 3 * m])
+        WT, step, ig, c_out = self._Wh.T, self._step, self._ig, self._c_out
+        dot, add, multiply, tanh = np.dot, np.add, np.multiply, np.tanh
+        H[0] = state[:, :m]
+        Y5[0, :, 4] = state[:, m:]
         for t in range(A.shape[0]):
-            a, y = A[t], Y[t]
-            np.dot(H[t], WT, step)
-            np.add(a, step, a)
-            sigmoid(a[:, : 3 * m], y[:, : 3 * m])
-            np.tanh(a[:, 3 * m :], y[:, 3 * m :])
-            np.multiply(y[:, m : 2 * m], C[t], C[t + 1])  # f ⊙ c_{t-1}
-            np.multiply(y[:, :m], y[:, 3 * m :], ig)  # i ⊙ g
-            np.add(C[t + 1], ig, C[t + 1])
-            np.tanh(C[t + 1], TC[t])
-            np.multiply(y[:, 2 * m : 3 * m], TC[t], H[t + 1])
-        last_state[:, :m], last_state[:, m:] = H[-1], C[-1]
+            a, y, y5 = A[t], Y[t], Y5[t]
+            dot(H[t], WT, step)
+            add(a, step, a)
+            tanh(a, y[:, : 4 * m])
+            sigmoids = y[:, : 3 * m]
+            multiply(sigmoids, 0.5, sigmoids)
+            add(sigmoids, 0.5, sigmoids)  # i, f, o = (1 + tanh(a / 2)) / 2
+            multiply(y5[:, 0:2], y5[:, 3:5], ig)  # [i ⊙ g, f ⊙ c_{t-1}]
+            add(ig[:, 0], ig[:, 1], c_out[t])  # c_t
+            tanh(c_out[t], TC[t])
+            multiply(y5[:, 2], TC[t], H[t + 1])  # h_t = o ⊙ tanh(c_t)
+        last_state[:, :m], last_state[:, m:] = H[-1], self._c_last
 
     def backward(self, W: np.ndarray, dH: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """dL/da_t (n, B, 4m) from dL/dh_t ``dH`` (n, B, m) of the layer above, returned twice (input and
         recurrent side share the pre-activation)."""
-        m, Y, TC, QD, K = self.m, self.Y, self.TC, self._QD, self._K
-        n = Y.shape[0]
-        i, f, o, g = (Y[..., k * m : (k + 1) * m] for k in range(4))
-        # Whole-window factors first: the loop then costs one product and six small elementwise calls a step.
+        Y5, TC, QD, K = self._Y5, self.TC, self._QD, self._K
+        n = TC.shape[0]
+        i, f, o, g, c_prev = (Y5[:, :, k] for k in range(5))
+        # Whole-window factors first: the loop then costs one product and five small elementwise calls a step.
         np.subtract(1.0, g, QD[:, :, 3])
         np.multiply(QD[:, :, 3], 1.0 + g, QD[:, :, 3])  # 1 - g²
         np.multiply(QD[:, :, 3], i, QD[:, :, 3])  # i (1 - g²)
-        for slot, (gate, factor) in enumerate(((i, g), (f, self.C[:-1]), (o, TC))):
+        for slot, (gate, factor) in enumerate(((i, g), (f, c_prev), (o, TC))):
             np.subtract(1.0, gate, QD[:, :, slot])
             np.multiply(QD[:, :, slot], gate, QD[:, :, slot])  # σ' = σ(1 - σ)
             np.multiply(QD[:, :, slot], factor, QD[:, :, slot])
+        QD[:, :, 4] = f  # step t hands f_t ⊙ dc_t on to c_{t-1}
         np.multiply(TC, TC, K)
         np.subtract(1.0, K, K)
         np.multiply(K, o, K)
-        dA4 = self.dA.reshape(n, -1, 4, m)
-        rec, dh, dc, dc_next = self._rec, self._dh, self._dc, self._dc_next
-        rec.fill(0.0)
-        dc_next.fill(0.0)
+        dA5, rec, dh, dc = self._dA5, self._rec, self._dh, self._dc
+        dot, add, multiply = np.dot, np.add, np.multiply
         for t in range(n - 1, -1, -1):
-            np.add(dH[t], rec, dh)
-            np.multiply(dh, K[t], dc)
-            np.add(dc, dc_next, dc)
-            np.multiply(dc[:, None, :], QD[t], dA4[t])  # da_i, da_f, da_g (and da_o, replaced next)
-            np.multiply(dh, QD[t, :, 2], dA4[t, :, 2])
-            np.multiply(dc, f[t], dc_next)
-            np.dot(self.dA[t], W, rec)
+            if t == n - 1:  # nothing comes back from beyond the window
+                multiply(dH[t], K[t], dc)
+                multiply(dc[:, None, :], QD[t], dA5[t])
+                multiply(dH[t], QD[t, :, 2], dA5[t, :, 2])
+            else:
+                add(dH[t], rec, dh)
+                multiply(dh, K[t], dc)
+                add(dc, dA5[t + 1, :, 4], dc)  # dc_t = dh ⊙ o ⊙ (1 - tanh²(c_t)) + f_{t+1} ⊙ dc_{t+1}
+                multiply(dc[:, None, :], QD[t], dA5[t])  # da_i, da_f, da_g, f_t ⊙ dc_t (and da_o, replaced next)
+                multiply(dh, QD[t, :, 2], dA5[t, :, 2])
+            if t:  # h_0's gradient is not needed
+                dot(self.dA[t], W, rec)
         return self.dA, self.dA
 
 

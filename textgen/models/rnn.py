@@ -273,7 +273,8 @@ class RNNLayer:
         for t in range(dA.shape[0] - 1, -1, -1):
             np.add(dH[t], carry, dh)  # dL/dh_t = (from above) + W^T dL/da_{t+1}
             np.multiply(dh, D[t], dA[t])  # dL/da_t = dL/dh_t * (1 - h_t^2)
-            np.dot(dA[t], W, carry)
+            if t:  # h_0's gradient is not needed
+                np.dot(dA[t], W, carry)
         return dA, dA
 
 
