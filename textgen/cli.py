@@ -444,7 +444,7 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     import orjson
 
     from textgen.corpus import load_corpus
-    from textgen.gradcheck import check_window
+    from textgen.gradcheck import check_window, unresolvable
     from textgen.limits import check_memory
     from textgen.models import network_of
     from textgen.vocab import CharVocab
@@ -475,6 +475,12 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     if broken:
         raise TrainingError(f"the gradient check of {', '.join(broken)} is not a number: the loss overflows at "
                             f"--sigma {model.sigma}; use a smaller --sigma")
+    tiny = unresolvable(params, window[:-1], window[1:])
+    if tiny:
+        names = ", ".join(f"{name} (median {value:.0e})" for name, value in tiny.items())
+        say(f"textgen: the gradients of {names} are mostly too small for centred differences to resolve, so "
+            f"their errors say little at --sigma {model.sigma}; check with a larger --sigma (e.g. 0.3)",
+            file=sys.stderr)
     out = Output()
     if args.json:
         out.write(orjson.dumps(errors).decode() + "\n")

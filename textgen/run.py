@@ -144,8 +144,10 @@ class RunRecorder(TrainCallbacks):
         """Redraw loss.png from the metrics logged so far; a failure is a warning (said once): the run goes on."""
         curve = LossCurve("smooth loss", self.updates, self.smooth_losses, self.per_epoch)
         try:
+            model = self.model
+            shape = f"{model.cell}, {model.layers} layer{'s' if model.layers > 1 else ''} of {model.hidden}"
             self.folder.write_file("loss.png", loss_plot([curve], title=f"Smooth training loss: "
-                                                                         f"{self.folder.path.name}"))
+                                                                         f"{self.folder.path.name} ({shape})"))
         except TextgenError as error:
             if not self.plot_failed:
                 log.warning("loss.png could not be drawn: %s", error)

@@ -24,12 +24,20 @@ SECTIONS = (  # (anchor, heading), shared by the HTML and the Markdown so both h
     ("configuration", "Configuration"),
 )
 SETTING_MEANINGS = {  # the configuration table's third column, for the settings textgen writes today
-    "hidden": "hidden units m",
-    "sigma": "std of the initial U, W, V",
+    "hidden": "hidden units m (of each layer)",
+    "cell": "rnn (the assignment's), lstm or gru",
+    "layers": "layers stacked",
+    "sigma": "std of the initial weights",
     "dtype": "floating-point type of the parameters",
     "seq_length": "characters per window (backprop through time)",
-    "eta": "AdaGrad learning rate",
-    "eps": "AdaGrad epsilon",
+    "eta": "learning rate",
+    "eps": "the optimizer's epsilon (AdaGrad: inside the square root)",
+    "optimizer": "adagrad (the assignment's), rmsprop or adam",
+    "rmsprop_decay": "RMSprop: decay of the mean of squared gradients",
+    "beta1": "Adam: decay of the mean of gradients",
+    "beta2": "Adam: decay of the mean of squared gradients",
+    "dropout": "probability of dropping each layer output while training",
+    "threads": "threads sharing a batch's streams",
     "clip": "gradients clipped to [-clip, clip]",
     "epochs": "passes over the corpus asked for",
     "updates": "parameter updates asked for",
@@ -197,9 +205,24 @@ def headline(summary: RunSummary) -> list[tuple[str, str, str]]:
                         f"update, chosen by {'validation' if by_val else 'smooth'} loss {loss} {unit}"))
     numbers.append(("Speed", fmt(summary.median_chars_per_sec, ",.0f"), "characters/s (median)"))
     model = summary.config["model"]
-    numbers.append(("Model", f"m = {model.get('hidden')}",
-                    f"K = {corpus.get('vocab_size')}, {model.get('dtype')}, seq_length {train.get('seq_length')}"))
+    layers = model.get("layers", 1)
+    shape = f"{model.get('cell', 'rnn')}, {layers} layer{'s' if layers != 1 else ''} of m = {model.get('hidden')}"
+    detail = (f"{parameter_count(model, corpus.get('vocab_size'))} parameters, K = {corpus.get('vocab_size')}, "
+              f"{model.get('dtype')}, seq_length {train.get('seq_length')}")
+    numbers.append(("Model", shape, detail))
     return numbers
+
+
+def parameter_count(model: dict, vocab_size: object) -> str:
+    """The model's number of parameters, formatted ("?" if config.json does not say enough)."""
+    from textgen.config import RNNConfig
+    from textgen.errors import ConfigError
+    from textgen.models import network_of
+
+    try:
+        return f"{network_of(RNNConfig(**model), int(vocab_size)).param_count:,}"
+    except (TypeError, ValueError, ConfigError):
+        return "?"
 
 
 def best_sentence(summary: RunSummary) -> str:
@@ -220,7 +243,10 @@ def subtitle(summary: RunSummary) -> str:
     config = summary.config
     specs = ", ".join(str(source.get("spec", "")) for source in config["corpus"].get("sources", []))
     started = str(config.get("created", "?")).replace("T", " ")
-    return f"Started {started} with textgen {config.get('textgen_version', '?')} · corpus: {specs}"
+    model = config.get("model", {})
+    layers = model.get("layers", 1)
+    shape = f"{model.get('cell', 'rnn')}, {layers} layer{'s' if layers != 1 else ''} of {model.get('hidden')}"
+    return f"Started {started} with textgen {config.get('textgen_version', '?')} · model: {shape} · corpus: {specs}"
 
 
 def caption(summary: RunSummary) -> str:

@@ -1,0 +1,129 @@
+"""Every command on gated and stacked models: train, generate with every control, evaluate (against the
+reference pass), gradcheck, report, --init-from."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from textgen.checkpoint import load_checkpoint
+from textgen.cli import main
+from textgen.models import reference_loss_and_grads
+
+SAMPLE_BOOK = Path(__file__).resolve().parent.parent / "corpora" / "sample_book.txt"
+QUICK = ["--updates", "90", "--sample-every", "40", "--log-every", "10", "--checkpoint-every", "30",
+         "--hidden", "12", "--passage-length", "60", "--no-progress", "--seed", "4"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module", params=[("lstm", "2", "adam", "0.2"), ("gru", "2", "rmsprop", "0")])
+def gated_run(request, tmp_path_factory):
+    cell, layers, optimizer, dropout = request.param
+    folder = tmp_path_factory.mktemp("runs") / cell
+    assert main(["train", "--corpus", str(SAMPLE_BOOK), "--out", str(folder), "--cell", cell, "--layers", layers,
+                 "--optimizer", optimizer, "--dropout", dropout, "--batch-size", "2", *QUICK]) == 0
+    return folder, cell
+
+
+def test_a_gated_run_records_its_model_and_trains_down(gated_run):
+    folder, cell = gated_run
+    config = orjson.loads((folder / "config.json").read_bytes())
+    assert config["model"]["cell"] == cell and config["model"]["layers"] == 2
+    assert config["train"]["optimizer"] in ("adam", "rmsprop") and config["train"]["eta"] == 0.002
+    rows = [orjson.loads(line) for line in (folder / "metrics.jsonl").read_bytes().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    last = load_checkpoint(folder / "last.npz")
+    assert last.arrays["h"].shape == (2, last.params.network.state_size)
+    assert "U_2" in last.params.arrays and last.meta["optimizer_steps"] == 90
+    report = (folder / "report.md").read_text()
+    assert f"{cell}, 2 layers of m = 12" in report and "parameters" in report
+
+
+def test_generate_uses_every_sampling_control_on_a_gated_model(gated_run, capsys):
+    folder, _ = gated_run
+    for extra in (["--temperature", "0.5"], ["--top-k", "3"], ["--top-p", "0.8"], ["--greedy"],
+                  ["--prime", "The ", "--count", "3"]):
+        code, out, err = run(capsys, "generate", "--run", folder, "--length", "40", "--seed", "2", *extra)
+        assert code == 0, err
+        assert len(out) > 40  # a model this young may well write only spaces when it plays safe
+    code, first, _ = run(capsys, "generate", "--run", folder, "--length", "40", "--greedy")
+    code, second, _ = run(capsys, "generate", "--run", folder, "--length", "40", "--greedy")
+    assert first == second
+
+
+def test_evaluate_a_gated_model_equals_the_reference_pass(gated_run, capsys):
+    folder, _ = gated_run
+    text = SAMPLE_BOOK.read_text()[:700]
+    corpus = folder.parent / "piece.txt"
+    corpus.write_text(text)
+    code, out, err = run(capsys, "evaluate", "--run", folder, "--corpus", corpus, "--json")
+    assert code == 0, err
+    checkpoint = load_checkpoint(folder / "best.npz")
+    ids = checkpoint.vocab.encode(text).astype(int)
+    start, _ = checkpoint.start_state()
+    expected = reference_loss_and_grads(checkpoint.params.network, checkpoint.params, ids[:-1, None], ids[1:, None],
+                                        start[None, :])
+    assert json.loads(out)["loss_per_char"] == pytest.approx(expected.loss / (ids.size - 1), rel=1e-9)
+
+
+def test_init_from_continues_the_same_model_and_refuses_another_shape(gated_run, tmp_path, capsys):
+    folder, cell = gated_run
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--init-from", folder, "--out", tmp_path / "next",
+                       "--optimizer", "adam", *QUICK[:-2])
+    assert code == 0, err
+    start = load_checkpoint(tmp_path / "next" / "last.npz")
+    assert start.model.cell == cell and start.model.layers == 2
+    other = "gru" if cell == "lstm" else "lstm"
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--init-from", folder, "--out", tmp_path / "bad",
+                       "--cell", other, *QUICK)
+    assert code == 1 and "--cell" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_gradcheck_of_a_two_layer_model_names_each_layer(cell, capsys):
+    code, out, err = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--cell", cell, "--layers", "2",
+                         "--hidden", "4", "--seq-length", "8", "--max-entries", "30", "--sigma", "0.3", "--json")
+    assert code == 0, err
+    errors = json.loads(out)
+    assert set(errors) == {"c", "V", "U_1", "W_1", "b_1", "U_2", "W_2", "b_2"}
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["--cell", "transformer"], "--cell"),
+    (["--layers", "0"], "--layers"),
+    (["--dropout", "1"], "--dropout"),
+    (["--optimizer", "sgd"], "--optimizer"),
+    (["--beta2", "1.5"], "--beta2"),
+])
+def test_bad_model_flags_are_one_line_and_nothing_is_written(argv, flag, tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", tmp_path / "run", *argv, *QUICK)
+    assert code == 1 and flag in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_a_new_cell_or_optimizer(gated_run, capsys):
+    folder, _ = gated_run
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for argv in (["--cell", "rnn"], ["--layers", "3"], ["--optimizer", "adagrad"], ["--dropout", "0.5"]):
+        code, _, err = run(capsys, "train", "--resume", folder, "--updates", "120", "--no-progress", *argv)
+        assert code == 1 and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert np.isfinite(load_checkpoint(folder / "last.npz").params.flat).all()
+
+
+def test_gradcheck_says_when_gradients_are_too_small_to_check(capsys):
+    code, out, err = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--cell", "lstm", "--layers", "2",
+                         "--hidden", "10", "--max-entries", "20", "--json")
+    assert code == 0 and set(json.loads(out)) >= {"W_2"}
+    assert err.count("\n") == 1 and "W_2" in err and "--sigma" in err
+    code, _, err = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--hidden", "10", "--max-entries", "20")
+    assert code == 0 and err == ""  # the assignment's model at its own sigma is resolved everywhere
