@@ -167,3 +167,26 @@ def test_interrupt_saves_a_checkpoint_and_says_how_to_resume(tmp_path, sig, code
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(run / "last.npz").meta["update"] == stopped_at + 10
     assert os.path.exists(run / "best_passage.txt")
+
+
+def test_a_run_from_before_the_model_settings_existed_resumes(tmp_path, capsys):
+    from textgen.checkpoint import save_checkpoint
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    run = tmp_path / "run"
+    assert main(["train", "--corpus", str(corpus), *SETTINGS, "--updates", "60", "--out", str(run)]) == 0
+    new_train = ("optimizer", "rmsprop_decay", "beta1", "beta2", "dropout")
+    for name in ("last.npz", "best.npz"):  # as textgen wrote them before cells, optimizers and dropout
+        checkpoint = load_checkpoint(run / name)
+        for key in new_train:
+            del checkpoint.meta["train"][key]
+        checkpoint.meta.pop("optimizer_steps", None)
+        save_checkpoint(run / name, checkpoint)
+    config = orjson.loads((run / "config.json").read_bytes())
+    for key in new_train:
+        del config["train"][key]
+    del config["model"]["cell"], config["model"]["layers"]
+    (run / "config.json").write_bytes(orjson.dumps(config))
+    assert main(["train", "--resume", str(run), "--updates", "90", "--no-progress"]) == 0, capsys.readouterr().err
+    assert load_checkpoint(run / "last.npz").meta["update"] == 90

@@ -333,6 +333,10 @@ class RunRecord:
         disagree("corpus.vocab_size", self.vocab_size, checkpoint.vocab.size)
         saved = checkpoint.meta.get("train")
         if isinstance(saved, dict):
+            try:  # with today's defaults for what an older textgen did not record (cell, optimizer, dropout, ...)
+                saved = TrainConfig(**saved).to_json()
+            except (TypeError, ConfigError):
+                pass  # compared as stored, so the first field that differs is named
             for key, value in self.train.to_json().items():
                 if key not in RESUMABLE_FIELDS:
                     disagree(f"train.{key}", value, saved.get(key))
