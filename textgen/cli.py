@@ -45,13 +45,13 @@ LOADER_FLAGS = {
 # only the flags given are passed, so `--resume` can tell what the user asked to change.
 TRAIN_FLAGS = (
     ("--seq-length", int, "N", "characters per window, the length of backprop through time"),
-    ("--optimizer", str, "NAME", "adagrad (the assignment's), rmsprop or adam (default adagrad)"),
+    ("--optimizer", str, "NAME", "adagrad (the assignment's), rmsprop or adam"),
     ("--eta", float, "ETA", "learning rate (default 0.1 for adagrad, 0.002 for rmsprop and adam)"),
-    ("--eps", float, "EPS", "adagrad: inside the square root; rmsprop, adam: added to it (default 1e-8)"),
-    ("--rmsprop-decay", float, "RHO", "rmsprop: decay of the running mean of squared gradients (default 0.95)"),
-    ("--beta1", float, "B1", "adam: decay of the running mean of gradients (default 0.9)"),
-    ("--beta2", float, "B2", "adam: decay of the running mean of squared gradients (default 0.999)"),
-    ("--dropout", float, "P", "drop each output of each layer with probability P while training (default 0)"),
+    ("--eps", float, "EPS", "adagrad: inside the square root; rmsprop, adam: added to it"),
+    ("--rmsprop-decay", float, "RHO", "rmsprop: decay of the running mean of squared gradients"),
+    ("--beta1", float, "B1", "adam: decay of the running mean of gradients"),
+    ("--beta2", float, "B2", "adam: decay of the running mean of squared gradients"),
+    ("--dropout", float, "P", "drop each output of each layer with probability P while training"),
     ("--clip", float, "C", "clip gradients to [-C, C]"),
     ("--epochs", int, "E", "passes over the corpus (2 if neither this nor --updates is given)"),
     ("--updates", int, "N", "parameter updates in all (instead of --epochs)"),
@@ -110,7 +110,7 @@ def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) 
     group.add_argument("--cell", metavar="CELL", help="rnn (the assignment's, default), lstm or gru")
     group.add_argument("--layers", type=int, metavar="L", help="layers stacked (default 1)")
     group.add_argument("--hidden", type=int, metavar="M", help=f"hidden units per layer (default {hidden_default})")
-    group.add_argument("--sigma", type=float, help="std of the initial U, W, V (default 0.01)")
+    group.add_argument("--sigma", type=float, help="std of the initial weights (default 0.01)")
     group.add_argument("--dtype", choices=("float64", "float32"), help="float64 (default) or float32 (faster)")
 
 
