@@ -127,3 +127,22 @@ def test_gradcheck_says_when_gradients_are_too_small_to_check(capsys):
     assert err.count("\n") == 1 and "W_2" in err and "--sigma" in err
     code, _, err = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--hidden", "10", "--max-entries", "20")
     assert code == 0 and err == ""  # the assignment's model at its own sigma is resolved everywhere
+
+
+def test_init_from_an_adam_run_keeps_adams_step_count(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--corpus", SAMPLE_BOOK, "--cell", "gru", "--optimizer", "adam", *QUICK]
+    assert run(capsys, "train", *common, "--out", first)[0] == 0
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--init-from", first, "--optimizer", "adam",
+                       "--out", second, *QUICK[:-2], "--dtype", "float32")
+    assert code == 1 and "--dtype" in err  # the model is the other run's
+    assert run(capsys, "train", "--corpus", SAMPLE_BOOK, "--init-from", first, "--optimizer", "adam", "--out", second,
+               *QUICK)[0] == 0
+    assert load_checkpoint(second / "last.npz").meta["optimizer_steps"] == 90 + 90
+
+
+def test_dropout_trains_in_float32(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--cell", "lstm", "--dropout", "0.3", "--dtype",
+                       "float32", "--out", tmp_path / "run", *QUICK)
+    assert code == 0, err
+    assert load_checkpoint(tmp_path / "run" / "last.npz").params.flat.dtype == np.float32

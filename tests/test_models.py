@@ -180,3 +180,28 @@ def test_float32_gives_float32_results_close_to_float64(cell):
 def test_a_bad_cell_or_depth_names_the_flag(field, value):
     with pytest.raises(ConfigError, match=f"--{field}"):
         RNNConfig(**{field: value})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dropout_masks_in_float32_are_float32_and_match_their_own_draw(threads):
+    network = network_of(RNNConfig(hidden=8, cell="lstm", layers=2, dtype="float32"), 10)
+    work = network.workspace(5, 4, threads=threads, dropout=0.3)
+    masks = work.draw_masks(np.random.default_rng(4))
+    expected = (np.random.default_rng(4).random(masks.shape, dtype=np.float32) >= 0.3) / np.float32(0.7)
+    assert masks.dtype == np.float32
+    np.testing.assert_array_equal(masks, expected.astype(np.float32))
+
+
+def test_memory_estimate_counts_dropout_and_threads():
+    network = network_of(RNNConfig(hidden=128, cell="lstm", layers=2, dtype="float32"), 65)
+    plain = network.training_bytes(50, 64)
+    assert network.training_bytes(50, 64, dropout=0.3) > plain
+    import tracemalloc
+
+    tracemalloc.start()
+    work = network.workspace(50, 64, threads=2, dropout=0.3)
+    params, copies = network.zeros(), [network.zeros() for _ in range(6)]
+    allocated = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert work is not None and params is not None and copies
+    assert allocated <= network.training_bytes(50, 64, dropout=0.3)

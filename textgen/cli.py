@@ -479,7 +479,8 @@ def command_gradcheck(args: argparse.Namespace) -> int:
     if tiny:
         names = ", ".join(f"{name} (median {value:.0e})" for name, value in tiny.items())
         say(f"textgen: the gradients of {names} are mostly too small for centred differences to resolve, so "
-            f"their errors say little at --sigma {model.sigma}; check with a larger --sigma (e.g. 0.3)",
+            f"their errors say little at --sigma {model.sigma}; check with a larger --sigma (e.g. "
+            f"{max(0.3, 3 * model.sigma):g})",
             file=sys.stderr)
     out = Output()
     if args.json:

@@ -167,7 +167,7 @@ def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, voca
     """
     network = network_of(model, vocab_size)
     check_memory(
-        network.training_bytes(config.seq_length, config.batch_size),
+        network.training_bytes(config.seq_length, config.batch_size, dropout=config.dropout),
         f"training {model.hidden:,} hidden units{'' if model.layers == 1 else f' × {model.layers} layers'} over "
         f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} characters "
         f"({model.dtype})",
@@ -247,6 +247,9 @@ def start_run(
                 else None
             state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
                                              config.optimizer)
+            if memory is not None:  # with its count of steps, which Adam's bias corrections depend on
+                steps = initial.meta.get("optimizer_steps", initial.meta.get("update", 0))
+                state.optimizer_steps = steps if isinstance(steps, int) and not isinstance(steps, bool) else 0
         recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, on_sample)
         # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
         # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.

@@ -200,12 +200,14 @@ class Network:
 
     # ------------------------------------------------------------------ memory, before any of it is allocated
 
-    def training_bytes(self, seq_length: int, batch: int, dtype=None) -> int:
+    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0) -> int:
         """Memory a training run allocates for the model: θ, its best copy, gradients, optimizer state
-        and scratch (7 × the parameters), plus a workspace for ``batch`` streams."""
+        and scratch (7 × the parameters), plus a workspace for ``batch`` streams (and dropout's masks)."""
         size = np.dtype(dtype or self.dtype).itemsize
         n, B, m, K, G, L = seq_length, batch, self.hidden, self.vocab_size, self.cell.gates, self.layers
         per_row = L * (6 * G * m + 6 * m) + 3 * K + m  # a layer's pre-activations, gates, grads and states
+        if dropout:
+            per_row += L * m * 3  # masks, dropped outputs and the uniforms they are drawn from (up to 8 bytes)
         return size * (7 * self.param_count + (n + 1) * B * per_row + 4 * B * self.state_size) + 8 * 3 * n * B
 
     def sampling_bytes(self, streams: int) -> int:
@@ -213,6 +215,23 @@ class Network:
         size = np.dtype(self.dtype).itemsize
         return size * (self.param_count + 8 * streams * (self.state_size + self.cell.gates * self.hidden
                                                          + self.vocab_size))
+
+
+class DropoutMasks:
+    """Inverted-dropout masks for windows of n steps over B streams of every layer, drawn from a Generator."""
+
+    def __init__(self, layers: int, n: int, B: int, m: int, dtype, p: float):
+        self.p = p
+        self.masks = np.zeros((layers, n, B, m), dtype=dtype)
+        # uniforms in the workspace's precision where the Generator has it (float32 draws are cheaper)
+        self._uniform = np.zeros(self.masks.shape, dtype=np.float32 if np.dtype(dtype) == np.float32 else np.float64)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Masks (L, n, B, m) for the next window: 0 with probability p, else 1/(1-p)."""
+        rng.random(dtype=self._uniform.dtype, out=self._uniform)
+        np.greater_equal(self._uniform, self.p, out=self.masks, casting="unsafe")
+        np.multiply(self.masks, 1.0 / (1.0 - self.p), out=self.masks)
+        return self.masks
 
 
 class StackWorkspace:
@@ -235,10 +254,7 @@ class StackWorkspace:
         self._divisor = B if average else 1
         self.layers = [network.cell.layer_buffers(n, B, m, dtype) for _ in range(network.layers)]
         self._dropped = [np.zeros((n, B, m), dtype=dtype) for _ in range(network.layers)] if dropout else None
-        self._masks = np.zeros((network.layers, n, B, m), dtype=dtype) if dropout else None
-        # uniforms in the workspace's precision (float32 draws are cheaper), thresholded into the masks
-        uniform_dtype = np.float32 if np.dtype(dtype) == np.float32 else np.float64
-        self._uniform = np.zeros(self._masks.shape, dtype=uniform_dtype) if dropout else None
+        self._masks = DropoutMasks(network.layers, n, B, m, dtype, dropout) if dropout else None
         self._logits = np.zeros((n * B, K), dtype=dtype)
         self._P = np.zeros((n * B, K), dtype=dtype)  # p_t, then dL/do_t
         self._row = np.zeros((n * B, 1), dtype=dtype)
@@ -252,12 +268,7 @@ class StackWorkspace:
 
     def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
         """Inverted-dropout masks (L, n, B, m) for the next window, from ``rng``: 0 or 1/(1-p); None without dropout."""
-        if not self.dropout:
-            return None
-        rng.random(out=self._uniform)
-        np.greater_equal(self._uniform, self.dropout, out=self._masks, casting="unsafe")
-        np.multiply(self._masks, 1.0 / (1.0 - self.dropout), out=self._masks)
-        return self._masks
+        return self._masks.draw(rng) if self._masks is not None else None
 
     def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks: np.ndarray | None = None) -> None:
         """p_1..p_n for ``inputs`` (n, B) from ``state`` (B, S); the state after step n lands in ``last_state``."""
@@ -353,7 +364,8 @@ class ParallelWorkspace:
         self._streams = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
         self._parts = [network.single_workspace(seq_length, s.stop - s.start, dtype, dropout, average=False)
                        for s in self._streams]
-        self._mask_source = StackWorkspace(network, seq_length, batch, dtype, dropout) if dropout else None
+        self._masks = DropoutMasks(network.layers, seq_length, batch, network.hidden, dtype, dropout) \
+            if dropout else None
         self.grads = self._parts[0].grads  # the other parts' sums are added into the first's
         self.last_state = np.zeros((batch, network.state_size), dtype=dtype)
         self.h_last = self.last_state
@@ -361,7 +373,7 @@ class ParallelWorkspace:
 
     def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
         """As `StackWorkspace.draw_masks`, for the whole batch."""
-        return None if self._mask_source is None else self._mask_source.draw_masks(rng)
+        return None if self._masks is None else self._masks.draw(rng)
 
     def _run(self, task, *args) -> list:
         """[task(part, streams, *args) for each part]: the first in this thread, the others in the pool."""
