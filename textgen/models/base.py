@@ -259,6 +259,8 @@ class StackWorkspace:
         self._P = np.zeros((n * B, K), dtype=dtype)  # p_t, then dL/do_t
         self._row = np.zeros((n * B, 1), dtype=dtype)
         self._ones_rows = np.ones(n * B, dtype=dtype)
+        self._onehot = np.zeros((n * B, K), dtype=dtype)  # layer 1's x_t as rows, for dL/dU_1
+        self._hot = np.zeros(0, dtype=np.intp)  # where the last window's ones are
         self._dX = np.zeros((n * B, m), dtype=dtype)  # dL/d(a layer's output), from the layer above
         self._target_rows = np.arange(n * B) * K
         self.grads = network.zeros(dtype)
@@ -319,14 +321,14 @@ class StackWorkspace:
             np.dot(dA_rec.T, layer.H[:-1].reshape(n * B, -1), gW)  # dL/dW = sum_t dL/da_t h_{t-1}^T
             np.dot(self._ones_rows, dA_in, gb)
             if index == 0:
-                # dL/dU_1 = sum_t dL/da_t x_t^T: column k is the sum of dL/da_t over the steps that read k,
-                # summed per character after a sort instead of a product with the one-hot matrix
-                ids = inputs.reshape(-1)
-                order = np.argsort(ids, kind="stable")
-                sorted_ids = ids[order]
-                starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
-                gU.fill(0.0)
-                gU[:, sorted_ids[starts]] = np.add.reduceat(dA_in[order], starts, axis=0).T
+                # dL/dU_1 = sum_t dL/da_t x_t^T as one product with the one-hot rows (clear the last window's
+                # ones, set this one's). Summing rows per character after a sort (np.add.reduceat) is exact
+                # too, but measured 1.2-2x slower here from 25 to 1,600 rows of 512.
+                onehot = self._onehot.reshape(-1)
+                onehot[self._hot] = 0.0
+                self._hot = self._target_rows + inputs.reshape(-1)
+                onehot[self._hot] = 1.0
+                np.dot(dA_in.T, self._onehot, gU)
             else:
                 below = self._dropped[index - 1] if masks is not None else self.layers[index - 1].output
                 np.dot(dA_in.T, below.reshape(n * B, -1), gU)
