@@ -1,5 +1,6 @@
 """Running the real `textgen` command in a child process, as a user's shell would, for the tests that need one:
-faults, signals, kills and races. Also an installed third-party plugin made from `plugin_fixtures`."""
+faults, signals, kills and races; `run` for the in-process ones. Also an installed third-party plugin made
+from `plugin_fixtures`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ import pytest
 from textgen.registry import ENTRY_POINT_GROUP
 
 TESTS = Path(__file__).resolve().parent
+
+
+def run(capsys, *argv: object) -> tuple[int, str, str]:
+    """`textgen.cli.main(argv)` in this process: (exit status, stdout, stderr)."""
+    from textgen.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def textgen_command() -> list[str]:

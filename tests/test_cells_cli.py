@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from commands import run
 
 from textgen.checkpoint import load_checkpoint
 from textgen.cli import main
@@ -15,12 +16,6 @@ from textgen.models import reference_loss_and_grads
 SAMPLE_BOOK = Path(__file__).resolve().parent.parent / "corpora" / "sample_book.txt"
 QUICK = ["--updates", "90", "--sample-every", "40", "--log-every", "10", "--checkpoint-every", "30",
          "--hidden", "12", "--passage-length", "60", "--no-progress", "--seed", "4"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module", params=[("lstm", "2", "adam", "0.2"), ("gru", "2", "rmsprop", "0")])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from commands import run
 
 from textgen.cli import main
 from textgen.runfolder import RUN_FILES
@@ -17,12 +18,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE_BOOK = PROJECT / "corpora" / "sample_book.txt"
 QUICK = ["--updates", "120", "--sample-every", "50", "--log-every", "10", "--checkpoint-every", "40",
          "--hidden", "16", "--passage-length", "80", "--no-progress", "--seed", "3"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def snapshot(folder: Path) -> dict:

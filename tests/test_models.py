@@ -53,7 +53,7 @@ def test_the_fast_pass_equals_the_reference_in_float64(cell, layers, B, dropout)
             for name in network.shapes:
                 np.testing.assert_allclose(work.grads[name], expected.grads[name], rtol=1e-10, atol=1e-13,
                                            err_msg=name)
-            np.testing.assert_allclose(work.last_state, expected.h_last, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(work.last_state, expected.last_state, rtol=1e-12, atol=1e-15)
 
 
 def test_the_assignment_network_keeps_its_layout_and_a_stack_names_each_layer():

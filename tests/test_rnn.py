@@ -64,7 +64,7 @@ def test_loss_and_gradients_match_the_textbook_loop():
     assert result.loss == pytest.approx(loss, rel=1e-12)
     for name in PARAM_NAMES:
         np.testing.assert_allclose(result.grads[name], grads[name], rtol=1e-10, atol=1e-13)
-    np.testing.assert_allclose(result.h_last, h_last, rtol=1e-12)
+    np.testing.assert_allclose(result.last_state, h_last, rtol=1e-12)
 
 
 def test_loss_of_uniform_predictions_is_n_log_K():
@@ -87,7 +87,7 @@ def test_batched_window_averages_the_streams():
     for name in PARAM_NAMES:
         np.testing.assert_allclose(work.grads[name], np.mean([s[1][name] for s in singles], axis=0), rtol=1e-9, atol=1e-13)
     for j in range(3):
-        np.testing.assert_allclose(work.h_last[j], singles[j][2], rtol=1e-12)
+        np.testing.assert_allclose(work.last_state[j], singles[j][2], rtol=1e-12)
 
 
 def test_float32_gives_float32_results_close_to_float64():
@@ -141,8 +141,8 @@ def test_streams_split_over_threads_give_the_textbook_mean(threads):
         assert loss == pytest.approx(expected_loss, rel=1e-12)
         for name in PARAM_NAMES:
             np.testing.assert_allclose(work.grads[name], expected_grads[name], rtol=1e-9, atol=1e-13)
-        np.testing.assert_allclose(work.h_last, expected_h, rtol=1e-12)
-        h_prev = work.h_last.copy()
+        np.testing.assert_allclose(work.last_state, expected_h, rtol=1e-12)
+        h_prev = work.last_state.copy()
 
 
 def test_forward_loss_and_backward_called_one_by_one_agree_with_loss_and_grads():
@@ -172,7 +172,7 @@ def test_a_reused_workspace_matches_the_textbook_on_every_window_of_uint8_ids():
         assert loss == pytest.approx(expected, rel=1e-12)
         for name in PARAM_NAMES:
             np.testing.assert_allclose(work.grads[name], grads[name], rtol=1e-10, atol=1e-13)
-        h = work.h_last.copy()
+        h = work.last_state.copy()
         np.testing.assert_allclose(h[0], h_last, rtol=1e-12)
 
 

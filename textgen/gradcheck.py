@@ -61,7 +61,7 @@ def _workspace(params: Params, n: int, dtype, masks):
     network = params.network
     if masks is None:
         return network.single_workspace(n, 1, dtype)
-    return StackWorkspace(network, n, 1, dtype, dropout=0.5)  # the stack's pass, whatever the network (masks given)
+    return StackWorkspace(network, n, 1, dtype)  # the pass that takes masks, whatever the network
 
 
 RESOLVABLE = 1e-7  # a parameter whose typical gradient is smaller than this is below what the check resolves

@@ -6,29 +6,36 @@ from __future__ import annotations
 import numpy as np
 
 
-class AdaGrad:
-    """m_θ += g²;  θ -= eta · g / sqrt(m_θ + eps), over one flat parameter buffer."""
+class _Optimizer:
+    """What every optimizer shares: its state arrays by name (as a checkpoint names them), a step count and
+    two scratch buffers, all over one flat parameter buffer of ``size`` numbers."""
 
-    name = "adagrad"
-    array_names = ("adagrad_memory",)  # its state arrays, as a checkpoint names them
+    array_names: tuple[str, ...] = ()
 
-    def __init__(self, size: int, eta: float = 0.1, eps: float = 1e-8, dtype="float64"):
-        self.eta = eta  # learning rate
-        self.eps = eps  # inside the square root, as in the assignment
-        self.memory = np.zeros(size, dtype=dtype)  # m_θ, the running sum of squared gradients
-        self.steps = 0  # updates made (AdaGrad does not need it; kept for a uniform state)
+    def __init__(self, size: int, dtype):
+        self.arrays = {name: np.zeros(size, dtype=dtype) for name in self.array_names}  # the live state
+        self.steps = 0  # updates made (Adam's bias corrections count them)
         self._step = np.empty(size, dtype=dtype)  # scratch: eta · g, then the step
-        self._root = np.empty(size, dtype=dtype)  # scratch: g², then sqrt(m_θ + eps)
-
-    @property
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The state arrays by name (views, not copies)."""
-        return {"adagrad_memory": self.memory}
+        self._root = np.empty(size, dtype=dtype)  # scratch: g², then the root
 
     def load(self, arrays: dict[str, np.ndarray], steps: int) -> None:
         """Continue from a stored state: copies ``arrays`` (named as `arrays`) and the step count."""
-        np.copyto(self.memory, arrays["adagrad_memory"])
+        for name in self.array_names:
+            np.copyto(self.arrays[name], arrays[name])
         self.steps = steps
+
+
+class AdaGrad(_Optimizer):
+    """m_θ += g²;  θ -= eta · g / sqrt(m_θ + eps), over one flat parameter buffer."""
+
+    name = "adagrad"
+    array_names = ("adagrad_memory",)
+
+    def __init__(self, size: int, eta: float = 0.1, eps: float = 1e-8, dtype="float64"):
+        super().__init__(size, dtype)
+        self.eta = eta  # learning rate
+        self.eps = eps  # inside the square root, as in the assignment
+        self.memory = self.arrays["adagrad_memory"]  # m_θ, the running sum of squared gradients
 
     def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
         """Update ``flat_params`` in place from ``flat_grads`` (already clipped); no allocation.
@@ -49,28 +56,16 @@ class AdaGrad:
         self.steps += 1
 
 
-class RMSprop:
+class RMSprop(_Optimizer):
     """v = ρ v + (1 - ρ) g²;  θ -= eta · g / (sqrt(v) + eps)  (Tieleman and Hinton 2012; ρ is ``decay``)."""
 
     name = "rmsprop"
     array_names = ("rmsprop_mean_square",)
 
     def __init__(self, size: int, eta: float = 0.002, eps: float = 1e-8, decay: float = 0.95, dtype="float64"):
+        super().__init__(size, dtype)
         self.eta, self.eps, self.decay = eta, eps, decay
-        self.mean_square = np.zeros(size, dtype=dtype)  # v, the running mean of g²
-        self.steps = 0
-        self._step = np.empty(size, dtype=dtype)
-        self._root = np.empty(size, dtype=dtype)
-
-    @property
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The state arrays by name (views, not copies)."""
-        return {"rmsprop_mean_square": self.mean_square}
-
-    def load(self, arrays: dict[str, np.ndarray], steps: int) -> None:
-        """As `AdaGrad.load`."""
-        np.copyto(self.mean_square, arrays["rmsprop_mean_square"])
-        self.steps = steps
+        self.mean_square = self.arrays["rmsprop_mean_square"]  # v, the running mean of g²
 
     def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
         """Update ``flat_params`` in place from ``flat_grads``; no allocation."""
@@ -87,7 +82,7 @@ class RMSprop:
         self.steps += 1
 
 
-class Adam:
+class Adam(_Optimizer):
     """m = β1 m + (1 - β1) g;  v = β2 v + (1 - β2) g²;  θ -= eta · m̂ / (sqrt(v̂) + eps) with the bias
     corrections m̂ = m / (1 - β1^t), v̂ = v / (1 - β2^t) at step t (Kingma and Ba 2015)."""
 
@@ -96,23 +91,9 @@ class Adam:
 
     def __init__(self, size: int, eta: float = 0.002, eps: float = 1e-8, beta1: float = 0.9, beta2: float = 0.999,
                  dtype="float64"):
+        super().__init__(size, dtype)
         self.eta, self.eps, self.beta1, self.beta2 = eta, eps, beta1, beta2
-        self.mean = np.zeros(size, dtype=dtype)  # m
-        self.mean_square = np.zeros(size, dtype=dtype)  # v
-        self.steps = 0  # t, the updates made: the bias corrections need it
-        self._step = np.empty(size, dtype=dtype)
-        self._root = np.empty(size, dtype=dtype)
-
-    @property
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The state arrays by name (views, not copies)."""
-        return {"adam_m": self.mean, "adam_v": self.mean_square}
-
-    def load(self, arrays: dict[str, np.ndarray], steps: int) -> None:
-        """As `AdaGrad.load`."""
-        np.copyto(self.mean, arrays["adam_m"])
-        np.copyto(self.mean_square, arrays["adam_v"])
-        self.steps = steps
+        self.mean, self.mean_square = self.arrays["adam_m"], self.arrays["adam_v"]  # m, v
 
     def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
         """Update ``flat_params`` in place from ``flat_grads``; no allocation."""

@@ -241,15 +241,18 @@ def start_run(
         if initial is None:
             state = TrainState.fresh(model, vocab.size, config.batch_size, rng, int(ids[0]), best_by, config.optimizer)
         else:
-            # the other run's optimizer state carries over when it used the same optimizer, else it starts at zero
+            # The other run's optimizer state carries over when it used the same optimizer, with its count of
+            # steps (Adam's bias corrections depend on it); otherwise the state starts at zero.
             names = array_names(config.optimizer)
-            memory = {name: initial.arrays[name].copy() for name in names} if set(names) <= set(initial.arrays) \
-                else None
-            state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
-                                             config.optimizer)
-            if memory is not None:  # with its count of steps, which Adam's bias corrections depend on
+            memory, steps = None, 0
+            if set(names) <= set(initial.arrays):
+                memory = {name: initial.arrays[name].copy() for name in names}
                 steps = initial.meta.get("optimizer_steps", initial.meta.get("update", 0))
-                state.optimizer_steps = steps if isinstance(steps, int) and not isinstance(steps, bool) else 0
+                if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+                    raise CheckpointError(f"{run.init_from}: last.npz's optimizer_steps is {str(steps)[:40]!r}, "
+                                          "expected a count")
+            state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
+                                             config.optimizer, steps)
         recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, on_sample)
         # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
         # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.

@@ -90,8 +90,10 @@ class TrainState:
         first_id: int = 0,
         best_by: str = "smooth_loss",
         optimizer: str = "adagrad",
+        optimizer_steps: int = 0,
     ) -> TrainState:
-        """A state at update 0 from given parameters and ``optimizer``'s state arrays (zero if None), e.g. another run's."""
+        """A state at update 0 from given parameters and ``optimizer``'s state arrays (zero if None) with their
+        step count, e.g. another run's."""
         dtype, S = params.flat.dtype, params.network.state_size
         if optimizer_state is None:
             optimizer_state = {name: np.zeros_like(params.flat) for name in array_names(optimizer)}
@@ -103,6 +105,7 @@ class TrainState:
             best_h=np.zeros(S, dtype=dtype),
             best_next_id=int(first_id),
             best_by=best_by,
+            optimizer_steps=optimizer_steps,
         )
 
 
@@ -300,8 +303,8 @@ def train(
     assert params.vocab_size == vocab.size and state.h.shape == (B, network.state_size), "state does not fit"
     workspace = network.workspace(n, B, params.flat.dtype, threads=config.threads, dropout=config.dropout)
     optimizer = make_optimizer(config, params.flat.size, params.flat.dtype)
-    if set(optimizer.arrays) <= set(state.optimizer_state):
-        optimizer.load(state.optimizer_state, state.optimizer_steps)
+    assert set(state.optimizer_state) == set(optimizer.arrays), "the state holds another optimizer's arrays"
+    optimizer.load(state.optimizer_state, state.optimizer_steps)
     state.optimizer_state = optimizer.arrays  # the live arrays, so every checkpoint stores the current state
     if state.best_params is None:
         state.best_params = params.copy()

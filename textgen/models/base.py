@@ -76,7 +76,7 @@ class LossAndGrads:
 
     loss: float  # summed cross-entropy over the window (mean over streams when batched)
     grads: Params  # dL/dθ keyed like the parameters (mean over streams when batched)
-    h_last: np.ndarray  # recurrent state after the last step, (S,) or (B, S)
+    last_state: np.ndarray  # recurrent state after the last step, (S,) or (B, S)
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ class Network:
 
     def single_workspace(self, seq_length: int, batch: int, dtype, dropout: float = 0.0, average: bool = True):
         """A workspace that runs every stream in the calling thread."""
-        if self.is_assignment() and not dropout:
+        if self.is_assignment() and not dropout:  # (its Workspace takes no dropout masks)
             from textgen.models.rnn import Workspace
 
             return Workspace(self.hidden, self.vocab_size, seq_length, batch, dtype, average)
@@ -242,7 +242,9 @@ class StackWorkspace:
     cell. Backwards, the softmax's gradient reaches the top layer in one product, each cell runs its loop
     back in time, and dL/dU, dL/dW, dL/db and the gradient for the layer below are one product each.
 
-    With ``average`` the loss and gradients are means over the streams, without, sums.
+    With ``average`` the loss and gradients are means over the streams, without, sums. With ``dropout`` it
+    draws masks itself (`draw_masks`); masks drawn elsewhere (a `ParallelWorkspace`'s, the gradient
+    check's) work either way.
     """
 
     threads = 1
@@ -250,10 +252,10 @@ class StackWorkspace:
     def __init__(self, network: Network, seq_length: int, batch: int, dtype, dropout: float = 0.0,
                  average: bool = True):
         n, B, m, K = seq_length, batch, network.hidden, network.vocab_size
-        self.network, self.shape, self.dropout = network, (n, B), dropout
+        self.network, self.shape = network, (n, B)
         self._divisor = B if average else 1
         self.layers = [network.cell.layer_buffers(n, B, m, dtype) for _ in range(network.layers)]
-        self._dropped = [np.zeros((n, B, m), dtype=dtype) for _ in range(network.layers)] if dropout else None
+        self._dropped = None  # each layer's output after dropout, (n, B, m), allocated with the first masks
         self._masks = DropoutMasks(network.layers, n, B, m, dtype, dropout) if dropout else None
         self._logits = np.zeros((n * B, K), dtype=dtype)
         self._P = np.zeros((n * B, K), dtype=dtype)  # p_t, then dL/do_t
@@ -265,7 +267,6 @@ class StackWorkspace:
         self._target_rows = np.arange(n * B) * K
         self.grads = network.zeros(dtype)
         self.last_state = np.zeros((B, network.state_size), dtype=dtype)
-        self.h_last = self.last_state
         self._top = None  # the softmax's input, (n·B, m)
 
     def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -276,6 +277,8 @@ class StackWorkspace:
         """p_1..p_n for ``inputs`` (n, B) from ``state`` (B, S); the state after step n lands in ``last_state``."""
         assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
         net, (n, B) = self.network, self.shape
+        if masks is not None and self._dropped is None:
+            self._dropped = [np.zeros_like(layer.output) for layer in self.layers]
         below = None  # the layer below's output (after dropout), (n·B, m)
         for index, layer in enumerate(self.layers):
             U, W, b = (params[name] for name in net.layer_names(index + 1))
@@ -364,13 +367,14 @@ class ParallelWorkspace:
         self.threads = threads
         bounds = np.linspace(0, batch, threads + 1).astype(int)
         self._streams = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
-        self._parts = [network.single_workspace(seq_length, s.stop - s.start, dtype, dropout, average=False)
+        # the parts take the masks drawn here, so with dropout they are stack workspaces without masks of their own
+        self._parts = [StackWorkspace(network, seq_length, s.stop - s.start, dtype, average=False) if dropout
+                       else network.single_workspace(seq_length, s.stop - s.start, dtype, average=False)
                        for s in self._streams]
         self._masks = DropoutMasks(network.layers, seq_length, batch, network.hidden, dtype, dropout) \
             if dropout else None
         self.grads = self._parts[0].grads  # the other parts' sums are added into the first's
         self.last_state = np.zeros((batch, network.state_size), dtype=dtype)
-        self.h_last = self.last_state
         self._pool = ThreadPoolExecutor(threads - 1, "textgen-workspace")
 
     def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -392,12 +396,13 @@ class ParallelWorkspace:
 
     @staticmethod
     def _slice(masks, s):
+        """The masks of streams ``s`` (None without dropout)."""
         return None if masks is None else masks[:, :, s]
 
     def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks=None) -> None:
         """As `StackWorkspace.forward`."""
         def task(part, s):
-            part.forward(params, inputs[:, s], state[s], *(() if masks is None else (self._slice(masks, s),)))
+            part.forward(params, inputs[:, s], state[s], self._slice(masks, s))
             self.last_state[s] = part.last_state
 
         self._run(task)
@@ -408,9 +413,7 @@ class ParallelWorkspace:
 
     def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray, masks=None) -> Params:
         """As `StackWorkspace.backward`."""
-        extra = () if masks is None else (masks,)
-        self._run(lambda part, s: part.backward(params, inputs[:, s], targets[:, s],
-                                                *(self._slice(m, s) for m in extra)))
+        self._run(lambda part, s: part.backward(params, inputs[:, s], targets[:, s], self._slice(masks, s)))
         return self._mean_grads()
 
     def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray,
@@ -419,8 +422,7 @@ class ParallelWorkspace:
         assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
 
         def task(part, s):
-            extra = () if masks is None else (self._slice(masks, s),)
-            loss = part.loss_and_grads(params, inputs[:, s], targets[:, s], state[s], *extra)
+            loss = part.loss_and_grads(params, inputs[:, s], targets[:, s], state[s], self._slice(masks, s))
             self.last_state[s] = part.last_state
             return loss
 

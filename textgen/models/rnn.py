@@ -51,7 +51,7 @@ class Workspace:
         self.H = np.zeros((n + 1, B, m), dtype=dtype)  # h_0 .. h_n; h_t holds U x_t + b until step t
         self.Z = np.zeros((n * B, m + K + 1), dtype=dtype)  # [h_{t-1} | one-hot x_t | 1], filled in backward
         self.Z[:, -1] = 1.0
-        self.h_last = self.last_state = self.H[-1]  # (B, m), h_n after a forward pass
+        self.last_state = self.H[-1]  # (B, m), h_n after a forward pass
         self.E = np.zeros((n + 1, B, m + K), dtype=dtype)  # [dL/da_t | p_{t-1}, later dL/do_{t-1}]; dL/da_n = 0
         self.D = np.zeros((n, B, m), dtype=dtype)  # tanh'(a_t) = 1 - h_t^2
         self.grads = Network(CELL, 1, hidden, vocab_size).zeros(dtype)
@@ -96,6 +96,7 @@ class Workspace:
     def forward(self, params: Params, inputs: np.ndarray, h_prev: np.ndarray, masks: None = None) -> None:
         """Fill H with h_0..h_n and the probabilities p_1..p_n for ``inputs`` (n, B) from ``h_prev`` (B, m)."""
         assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+        assert masks is None, "the assignment's pass has no dropout (a StackWorkspace takes masks)"
         self.H[0] = h_prev
         self._forward_loop(params, inputs)
         self._softmax(params)
@@ -148,6 +149,7 @@ class Workspace:
 
     def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray, masks: None = None) -> Params:
         """Backprop through time after ``forward``; returns ``self.grads`` (mean over streams)."""
+        assert masks is None, "the assignment's pass has no dropout (a StackWorkspace takes masks)"
         self._output_grads(self._target_index(targets))
         return self._backward(params, inputs)
 
@@ -188,7 +190,7 @@ class Workspace:
 
     def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, h_prev: np.ndarray,
                        masks: None = None) -> float:
-        """Forward and backward over one window; gradients land in ``self.grads``, h_n in ``self.h_last``."""
+        """Forward and backward over one window; gradients land in ``self.grads``, h_n in ``self.last_state``."""
         index = self._target_index(targets)
         self.forward(params, inputs, h_prev)
         loss = self._loss(index)
@@ -208,7 +210,7 @@ def loss_and_grads(params: Params, inputs, targets, h_prev: np.ndarray) -> LossA
     assert inputs.shape == targets.shape, "inputs and targets must have the same length"
     work = Workspace(params.hidden, params.vocab_size, inputs.shape[0], 1, params.flat.dtype)
     loss = work.loss_and_grads(params, inputs, targets, np.asarray(h_prev).reshape(1, -1))
-    return LossAndGrads(loss, work.grads.copy(), work.h_last[0].copy())
+    return LossAndGrads(loss, work.grads.copy(), work.last_state[0].copy())
 
 
 def window_loss(params: Params, inputs, targets, h_prev: np.ndarray) -> np.floating:
