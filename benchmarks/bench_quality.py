@@ -4,7 +4,7 @@
     python benchmarks/bench_quality.py CORPUS --minutes 2 --only rnn-100 lstm-2x128
     taskset -c 1 python benchmarks/bench_quality.py CORPUS --only rnn-100 --json a.json   # one CPU per run
 
-Every configuration trains through `textgen.train.train()` from a fresh model (seed 1) on the corpus minus
+Every configuration trains through `textgen.trainer.train()` from a fresh model (seed 1) on the corpus minus
 its last 5 % (the held-out text, as `textgen train` holds it out), in chunks of about 20 s; after each chunk
 its held-out loss per character is measured from the training state (as the trainer does) and the clock
 checked. Training and evaluation both count against the budget. The table shows each model's best
@@ -50,7 +50,7 @@ def train_for(name: str, ids, val_ids, vocab, seconds: float, seed: int) -> dict
     from textgen.evaluate import bits_per_char, mean_loss_per_char
     from textgen.models import network_of
     from textgen.sample import SampleConfig, generate
-    from textgen.train import train
+    from textgen.trainer import train
 
     cell, layers, hidden, optimizer, batch, dropout, dtype, *rest = CONFIGS[name]
     eta = rest[0] if rest else None  # None: the optimizer's usual learning rate

@@ -12,7 +12,7 @@ order, so a burst of load on the machine hits all of them alike. The table shows
 the rounds, the ratio to the textbook loop and each child's peak resident memory. Then one whole
 epoch of the exact float32 trainer is timed, and 10,000 characters are sampled.
 
-The textgen rows drive the real `textgen.train.train()` (progress bar off, default schedule of
+The textgen rows drive the real `textgen.trainer.train()` (progress bar off, default schedule of
 samples and logs), continuing one TrainState from round to round, so the numbers are what a user
 gets. The textbook row is tests/reference.py (column vectors, one-hot x_t, np.outer per step).
 PyTorch (nn.RNN tanh, nn.LSTM or nn.GRU + Linear + Adagrad, gradients clamped to [-5, 5], one-hot
@@ -88,7 +88,7 @@ class TextgenRunner:
         import numpy as np
 
         from textgen.config import RNNConfig
-        from textgen.train import TrainState
+        from textgen.trainer import TrainState
 
         self.ids, self.vocab, self.batch = ids, vocab, batch
         self.threads = workspace_threads  # TrainConfig.threads: None lets the trainer choose
@@ -103,7 +103,7 @@ class TextgenRunner:
         return network_of(self.model, self.vocab.size).workspace(SEQ_LENGTH, self.batch, threads=self.threads).threads
 
     def run(self, updates: int) -> int:
-        from textgen.train import TrainConfig, train
+        from textgen.trainer import TrainConfig, train
 
         config = TrainConfig(seq_length=SEQ_LENGTH, eta=ETA, clip=CLIP, batch_size=self.batch,
                              updates=self.state.update + updates, threads=self.threads)
@@ -237,7 +237,7 @@ def child_epoch(corpus: str) -> None:
     import numpy as np
 
     from textgen.config import RNNConfig
-    from textgen.train import TrainConfig, train, updates_per_epoch
+    from textgen.trainer import TrainConfig, train, updates_per_epoch
 
     ids, vocab = load_corpus(corpus)
     start = time.perf_counter()
@@ -254,7 +254,7 @@ def child_sample(corpus: str, length: int) -> None:
 
     from textgen.config import RNNConfig
     from textgen.sample import SampleConfig, generate
-    from textgen.train import TrainConfig, train
+    from textgen.trainer import TrainConfig, train
 
     ids, vocab = load_corpus(corpus)
     rng = np.random.default_rng(1)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from reference import textbook_training
 
 from textgen.config import RNNConfig
-from textgen.train import TrainConfig, train
+from textgen.trainer import TrainConfig, train
 from textgen.vocab import CharVocab
 
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"

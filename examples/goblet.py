@@ -1,4 +1,6 @@
-"""Reproduce DD2424 Assignment 4 on Harry Potter and the Goblet of Fire with textgen's public API.
+"""Reproduce DD2424 Assignment 4 on Harry Potter and the Goblet of Fire with textgen's library modules.
+
+(examples/notebook.py shows the top-level Python API, `textgen.train` and friends.)
 
     python examples/goblet.py --corpus goblet_book.txt          # or --corpus goblet (named corpus)
 
@@ -52,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, error in errors.items():
             print(f"  {name}: {error:.2e}")
 
-        def show(sample: dict) -> None:
-            loss = "n/a" if sample["smooth_loss"] is None else f"{sample['smooth_loss']:.2f}"
-            print(f"\n--- update {sample['update']:,} (smooth loss {loss}) ---\n{sample['text']}", flush=True)
+        class Show:  # the run's callbacks: print each training-time sample as it comes
+            def on_sample(self, sample: dict) -> None:
+                loss = "n/a" if sample["smooth_loss"] is None else f"{sample['smooth_loss']:.2f}"
+                print(f"\n--- update {sample['update']:,} (smooth loss {loss}) ---\n{sample['text']}", flush=True)
 
         config = TrainConfig(epochs=args.epochs, updates=args.updates, seed=args.seed, sample_every=args.sample_every)
         run = RunConfig(out=args.out, force=args.force, val_fraction=0)  # the whole book, as in the assignment
-        result = start_run([args.corpus], RNNConfig(), config, run, on_sample=show, extra={"gradcheck": errors})
+        result = start_run([args.corpus], RNNConfig(), config, run, callbacks=Show(), extra={"gradcheck": errors})
     except TextgenError as error:
         print(f"goblet.py: error: {error}", file=sys.stderr)
         return 1

@@ -1,4 +1,6 @@
-"""The tweet experiment of DD2424 Assignment 4 with textgen's public API: train on a tweet archive, then write tweets.
+"""The tweet experiment of DD2424 Assignment 4 with textgen's library modules: train on tweets, then write some.
+
+(examples/notebook.py shows the top-level Python API, `textgen.train` and friends.)
 
     python examples/tweets.py --corpus condensed_2018.json       # or --corpus tweets2018 (named corpus)
 
@@ -40,13 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         source = corpus.sources[0]
         print(f"corpus: {source['location']}: {source['documents']:,} tweets, {len(corpus.text):,} characters")
 
-        def show(sample: dict) -> None:
-            loss = "n/a" if sample["smooth_loss"] is None else f"{sample['smooth_loss']:.2f}"
-            print(f"\n--- update {sample['update']:,} (smooth loss {loss}) ---\n{sample['text']}", flush=True)
+        class Show:  # the run's callbacks: print each training-time sample as it comes
+            def on_sample(self, sample: dict) -> None:
+                loss = "n/a" if sample["smooth_loss"] is None else f"{sample['smooth_loss']:.2f}"
+                print(f"\n--- update {sample['update']:,} (smooth loss {loss}) ---\n{sample['text']}", flush=True)
 
         config = TrainConfig(epochs=args.epochs, updates=args.updates, seed=args.seed, sample_every=args.sample_every)
         run = RunConfig(out=args.out, force=args.force, val_fraction=0)  # every tweet, as in the assignment
-        result = start_run([args.corpus], RNNConfig(), config, run, options=options, on_sample=show)
+        result = start_run([args.corpus], RNNConfig(), config, run, options=options, callbacks=Show())
         tweets = generate_texts(
             result.state.best_params,
             result.vocab,

@@ -11,7 +11,7 @@ from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.loaders.tweets import TweetLoader
 from textgen.run import start_run
 from textgen.runfolder import RunFolder
-from textgen.train import TrainConfig
+from textgen.trainer import TrainConfig
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE_TWEETS = PROJECT / "corpora" / "sample_tweets.json"

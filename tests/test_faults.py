@@ -348,7 +348,7 @@ def test_training_onto_a_full_disk_fails_with_the_path_and_keeps_the_last_checkp
     with tmpfs(tmp_path / "disk", "300k") as disk:
         run = disk / "run"
         result = textgen("train", "--corpus", finished_run.corpus, "--out", run, "--hidden", "48",
-                         "--updates", "1000", *QUICK)
+                         "--updates", "1000", *QUICK, "-q")  # -q: no start line
         line = assert_one_error_line(result, r"No space left on device")
         assert str(run) in line
         assert (run / "last.npz").exists(), "the disk filled before the first checkpoint; adjust the sizes"
@@ -394,7 +394,7 @@ def test_a_resume_that_fails_on_a_full_disk_leaves_the_folder_as_it_was(tmp_path
         run = copy_run(finished_run, disk / "run")
         before = snapshot(run)
         fill(disk)
-        result = textgen("train", "--resume", run, "--updates", "600", "--no-progress")
+        result = textgen("train", "--resume", run, "--updates", "600", "-q")  # -q: no start line
         assert_one_error_line(result, re.escape(str(run)) + r".*No space left on device")
         assert snapshot(run) == before  # no resume recorded, no rows rewritten, no temporaries
 
@@ -439,7 +439,7 @@ def test_a_resume_whose_first_checkpoint_does_not_fit_leaves_the_folder_as_it_wa
             before = snapshot(run)
             fill(disk, leave=room)
             result = textgen("train", "--resume", run, "--updates", "1000", "--checkpoint-every", "1000",
-                             "--no-progress")
+                             "-q")  # -q: no start line
             if result.returncode == 0:
                 outcomes.add("finished")
             elif snapshot(run).get("config.json") == before["config.json"]:

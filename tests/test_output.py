@@ -80,5 +80,5 @@ def test_help_onto_a_full_device_is_one_line(argv):
 
 def test_a_loss_that_overflows_is_one_line_without_numpys_warnings(tmp_path, accented_run):
     result = textgen("train", "--corpus", accented_run.parent / "book.txt", "--out", tmp_path / "run", "--eta",
-                     "1e308", "--sigma", "1e18", "--no-progress")
+                     "1e308", "--sigma", "1e18", "-q")  # -q: no start line
     assert_one_error_line(result, r"the loss became (nan|inf) at update \d+; the last checkpoint is kept")

@@ -19,7 +19,7 @@ from textgen.gradcheck import check_window
 from textgen.models import init_params
 from textgen.report import plot_runs, write_report
 from textgen.run import start_run
-from textgen.train import TrainConfig
+from textgen.trainer import TrainConfig
 from textgen.vocab import CharVocab
 
 PROJECT = Path(__file__).resolve().parent.parent

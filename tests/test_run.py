@@ -19,11 +19,15 @@ class Crash(Exception):
     """What a test callback raises to stop a run as a crash would."""
 
 
-def crash_at(update):
-    def on_sample(record):
-        if record["update"] == update:
-            raise Crash(update)
-    return on_sample
+class crash_at:
+    """A listener whose on_sample raises at ``update`` (a crash in the caller's own callback)."""
+
+    def __init__(self, update):
+        self.update = update
+
+    def on_sample(self, record):
+        if record["update"] == self.update:
+            raise Crash(self.update)
 
 
 def rows(path):
@@ -46,7 +50,7 @@ def test_a_run_crashed_before_its_first_update_resumes_to_the_same_numbers(corpu
     whole = start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(tmp_path / "whole"), progress=False)
     with pytest.raises(Crash):
         start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(tmp_path / "split"), progress=False,
-                  on_sample=crash_at(0))
+                  callbacks=crash_at(0))
     split = tmp_path / "split"
     assert load_checkpoint(split / "last.npz").meta["update"] == 0  # the folder exists only with its checkpoint
     resumed = resume_run(split, progress=False)
@@ -62,7 +66,7 @@ def test_a_resume_records_itself_only_once_its_first_checkpoint_is_saved(corpus,
     config = (run / "config.json").read_bytes()
     # the resumed run fails at update 150, before its first checkpoint (160): nothing is recorded
     with pytest.raises(Crash):
-        resume_run(run, {"updates": 200}, progress=False, on_sample=crash_at(150))
+        resume_run(run, {"updates": 200}, progress=False, callbacks=crash_at(150))
     assert (run / "config.json").read_bytes() == config
     assert load_checkpoint(run / "last.npz").meta["update"] == 120
     resume_run(run, {"updates": 200}, progress=False)

@@ -9,7 +9,7 @@ from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.models import init_params
 from textgen.models.rnn import step_probabilities
 from textgen.sample import SampleConfig, draw, filter_probabilities, generate, generate_texts, start_id
-from textgen.train import TrainConfig, train
+from textgen.trainer import TrainConfig, train
 from textgen.vocab import CharVocab
 
 DOCS = ["ab ab ab", "cd cd", "ab cd ab", "dc ba"] * 30

@@ -8,7 +8,7 @@ from textgen.cli import main
 from textgen.config import RNNConfig, RunConfig
 from textgen.corpus import encode_corpus, load_corpus, stream_encode
 from textgen.run import start_run
-from textgen.train import TrainConfig
+from textgen.trainer import TrainConfig
 
 PROJECT = Path(__file__).resolve().parent.parent
 

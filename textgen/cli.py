@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -53,13 +54,15 @@ TRAIN_FLAGS = (
     ("--beta2", float, "B2", "adam: decay of the running mean of squared gradients"),
     ("--dropout", float, "P", "drop each output of each layer with probability P while training"),
     ("--clip", float, "C", "clip gradients to [-C, C]"),
-    ("--epochs", int, "E", "passes over the corpus (2 if neither this nor --updates is given)"),
+    ("--epochs", float, "E", ("passes over the corpus; neither this nor --updates: 2 epochs, but at least 2.5 million "
+     "characters (100,000 updates at batch 1), so that a small corpus gets a useful model")),
     ("--updates", int, "N", "parameter updates in all (instead of --epochs)"),
     ("--sample-every", int, "N", "updates between training-time samples"),
     ("--sample-length", int, "N", "characters per training-time sample"),
     ("--log-every", int, "N", "updates between rows of metrics.jsonl"),
     ("--checkpoint-every", int, "N", "updates between saves of last.npz and best.npz"),
-    ("--eval-every", int, "N", "updates between validation losses (default: a tenth of the run, at most 5000)"),
+    ("--eval-every", int, "N", ("updates between validation losses (default: a tenth of the run, kept between 2,500 "
+     "and 5,000 and never beyond the run, rounded down to a multiple of --log-every)")),
     ("--batch-size", int, "B", "parallel streams (1 is the assignment's exact algorithm)"),
     ("--threads", int, "T", "threads sharing a batch's streams (default: one per CPU, at most one per 32 streams)"),
 )
@@ -144,7 +147,14 @@ def build_parser() -> ArgumentParser:
                        "new text whose characters it knows)")
     group.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a stopped run exactly where it was; --updates/--epochs give the new total")
+    group = train.add_argument_group("what training shows")
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    group.add_argument("--status-every", type=float, default=10.0, metavar="SECONDS",
+                       help="when standard error is not a terminal (CI, nohup, Slurm), print one plain status "
+                       "line this often instead of a progress bar (default 10; 0 for none)")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bar, status lines or notices")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="more detail: each validation loss as it is measured, and elapsed time in status lines")
     train.set_defaults(handler=command_train)
 
     generate = commands.add_parser("generate", help="print text sampled from a trained model")
@@ -280,6 +290,102 @@ FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--out", "out"),
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
 
 
+def duration(seconds: float) -> str:
+    """``seconds`` as 45s, 12m 05s or 3h 20m."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def status_line(status: dict, verbose: bool = False) -> str:
+    """One plain line of where training is, for logs that are not a terminal."""
+    total = status["total_updates"]
+    parts = [f"update {status['update']:,}/{total:,} ({100 * status['update'] / total:.0f}%)",
+             f"epoch {status['epoch']:.2f}",
+             "smooth loss " + ("n/a" if status["smooth_loss"] is None else f"{status['smooth_loss']:.3f}"),
+             "val " + ("n/a" if status["val_bpc"] is None else f"{status['val_bpc']:.3f} bpc"),
+             f"{status['chars_per_sec']:,.0f} chars/s",
+             "ETA " + ("n/a" if status["eta_seconds"] is None else duration(status["eta_seconds"]))]
+    if verbose:
+        parts.append(f"elapsed {duration(status['elapsed_seconds'])}")
+    return "textgen: " + ", ".join(parts)
+
+
+def start_line(info: dict) -> str:
+    """What was loaded and how long the run is, said as training starts."""
+    count = info["documents"]
+    documents = "" if count is None else f"{count:,} document{'s' if count != 1 else ''}, "
+    held = f" ({info['val_characters']:,} more held out for validation)" if info["val_characters"] else ""
+    length = (f"{info['total_updates']:,} updates ({info['epochs']:.2f} epochs of {info['updates_per_epoch']:,})")
+    if info["start_update"]:
+        return (f"textgen: resuming {info['folder']} at update {info['start_update']:,} of {length}; "
+                f"{info['characters']:,} characters, {info['distinct']} distinct")
+    return (f"textgen: loaded {documents}{info['characters']:,} characters to train on{held}, {info['distinct']} "
+            f"distinct; training {length} into {info['folder']}")
+
+
+class TrainView:
+    """What `textgen train` shows while it trains: the start line, samples, plain status lines and (with -v)
+    each validation loss; passed to the run as its callbacks."""
+
+    def __init__(self, args: argparse.Namespace, stop):
+        self.stop = stop
+        self.quiet, self.verbose = args.quiet, args.verbose
+        plain = not self.quiet and args.status_every > 0 and not stream_is_terminal(sys.stderr)
+        self.status_every = args.status_every if plain else None
+        self.last_status = None  # when the last status line was printed (None: not yet)
+        self.noted = False  # whether a sample had characters the terminal's encoding lacks (said once)
+
+    def shown(self, text: str) -> str:
+        """``text`` as the terminal can show it (the run's files keep every character)."""
+        visible = escaped(text, sys.stdout)
+        if visible != text and not self.noted:
+            self.noted = True
+            say("textgen: characters your terminal's encoding lacks are shown as \\x.. escapes; the run's files "
+                "keep them", file=sys.stderr)
+        return visible
+
+    def on_start(self, info: dict) -> None:
+        if not self.quiet:
+            say(start_line(info), file=sys.stderr)
+
+    def on_sample(self, record: dict) -> None:
+        loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"
+        try:
+            say(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---")
+            say(self.shown(record["text"]))
+        except BrokenPipeError:  # nobody reads the samples any more: stop as after Ctrl-C, checkpoint first
+            silence_stdout()
+            self.stop.request(signal.SIGPIPE)
+        except OSError as error:
+            raise OutputError(f"cannot write to standard output ({error.strerror or error})") from None
+
+    def on_log(self, record: dict) -> None:
+        if self.verbose and record.get("val_loss") is not None:
+            say(f"textgen: update {record['update']:,}: validation loss {record['val_loss']:.4f} nats/char "
+                f"({record['val_bpc']:.4f} bits/char)", file=sys.stderr)
+
+    def on_status(self, status: dict) -> None:
+        if self.status_every is None:
+            return
+        if self.last_status is None:
+            self.last_status = time.monotonic() - status["elapsed_seconds"]  # counted from the start of training
+        now = time.monotonic()
+        if now - self.last_status >= self.status_every:
+            self.last_status = now
+            say(status_line(status, self.verbose), file=sys.stderr)
+
+
+def stream_is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def command_train(args: argparse.Namespace) -> int:
     from textgen.config import RunConfig, TrainConfig
     from textgen.run import resume_run, start_run
@@ -291,31 +397,13 @@ def command_train(args: argparse.Namespace) -> int:
             given[name] = getattr(args, name)
     if args.updates is not None and args.epochs is not None:
         raise ConfigError("give --updates or --epochs, not both")
+    if not math.isfinite(args.status_every) or args.status_every < 0:
+        raise ConfigError(f"--status-every must be a number of seconds, 0 or more, got {args.status_every!r}")
     # Ctrl-C and SIGTERM (main's handlers call `stop`): while training, the trainer checkpoints at the next
     # window; at any other stage (reading a corpus, even one that blocks) the command stops at once. A second
     # Ctrl-C always stops at once.
     stop = args.stop
-    noted = []  # whether a sample had characters the terminal's encoding lacks (said once)
-
-    def shown(text: str) -> str:
-        """``text`` as the terminal can show it (the run's files keep every character)."""
-        visible = escaped(text, sys.stdout)
-        if visible != text and not noted:
-            noted.append(True)
-            say("textgen: characters your terminal's encoding lacks are shown as \\x.. escapes; the run's files "
-                "keep them", file=sys.stderr)
-        return visible
-
-    def show_sample(record: dict) -> None:
-        loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"
-        try:
-            say(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---")
-            say(shown(record["text"]))
-        except BrokenPipeError:  # nobody reads the samples any more: stop as after Ctrl-C, checkpoint first
-            silence_stdout()
-            stop.request(signal.SIGPIPE)
-        except OSError as error:
-            raise OutputError(f"cannot write to standard output ({error.strerror or error})") from None
+    view = TrainView(args, stop)
 
     # Imported now, not half-way when a signal comes: an import a signal cuts short fails for good.
     import tqdm.auto  # noqa: F401 - `say` uses it
@@ -324,7 +412,7 @@ def command_train(args: argparse.Namespace) -> int:
 
     load_matplotlib()
 
-    progress = False if args.no_progress else None
+    progress = False if args.no_progress or args.quiet else None
     try:
         if args.resume is not None:
             fixed = [flag for flag, name in FIXED_ON_RESUME if getattr(args, name) not in (None, False)] + [
@@ -335,7 +423,7 @@ def command_train(args: argparse.Namespace) -> int:
             if args.passage_length is not None:
                 RunConfig(passage_length=args.passage_length)  # checks it before anything is read
             result = resume_run(args.resume, given, passage_length=args.passage_length, progress=progress,
-                                on_sample=show_sample, stop=stop)
+                                callbacks=view, stop=stop)
         else:
             run = RunConfig(
                 out=args.out, force=args.force, init_from=args.init_from,
@@ -356,11 +444,11 @@ def command_train(args: argparse.Namespace) -> int:
                         raise ConfigError(f"--{name} {getattr(args, name)} differs from --init-from's "
                                           f"{getattr(other, name)} ({other.cell}, {other.layers} layer(s) of "
                                           f"{other.hidden}); leave it out to continue that model")
-            if not args.corpus:
+            if not args.corpus and not args.quiet:
                 say("textgen: no --corpus given, training on the built-in default: the Python language reference "
                     "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
             result = start_run(args.corpus, model, config, run, kind=args.kind, options=loader_options(args),
-                               weights=args.weights, progress=progress, on_sample=show_sample, stop=stop)
+                               weights=args.weights, progress=progress, callbacks=view, stop=stop)
     except Interrupted as stopped:
         code = EXIT_STATUS.get(stopped.signum, 130)
         if code == 141:
@@ -382,7 +470,7 @@ def command_train(args: argparse.Namespace) -> int:
     unit = "nats/char" if state.best_by == "val_loss" else "nats per window"
     say(f"--- {len(result.passage)} characters from the best model (update {state.best_update:,}, "
         f"{chosen} {state.best_loss:.3f} {unit}) ---")
-    say(shown(result.passage))
+    say(view.shown(result.passage))
     say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f} nats per window; best "
         f"model by {chosen}: {state.best_loss:.3f} {unit} at update {state.best_update:,}; run folder "
         f"{result.folder}", file=sys.stderr)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from textgen.errors import ConfigError
 
-DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given
+DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given: two passes over the corpus, but at least...
+DEFAULT_MIN_CHARACTERS = 2_500_000  # ...this many characters read (100,000 updates of 25 at batch 1), for small corpora
 MAX_COUNT = 10**15  # the largest count any setting takes (updates, intervals, lengths): beyond JSON's exact range
 MAX_THREADS = 256  # threads that share a batch's streams, at most
 DTYPES = ("float64", "float32")
@@ -79,8 +80,8 @@ class TrainConfig:
     eta: float | None = None  # learning rate; None: the optimizer's usual one (DEFAULT_ETA; 0.1 for AdaGrad)
     eps: float = 1e-8  # AdaGrad: inside the square root, as in the assignment; RMSprop, Adam: added to the root
     clip: float = 5.0  # gradients are clipped elementwise to [-clip, clip]
-    epochs: int | None = None  # stop after this many passes over the corpus (default 2 if updates is unset)
-    updates: int | None = None  # stop after this many parameter updates in all (overrides epochs)
+    epochs: float | None = None  # passes over the corpus; None with updates None: 2, but at least 2.5M characters
+    updates: int | None = None  # parameter updates in all (overrides epochs); a run records its resolved total here
     sample_every: int = 10_000  # updates between training-time samples (also one before the first update)
     sample_length: int = 200  # characters in each training-time sample
     log_every: int = 100  # updates between rows of metrics
@@ -111,9 +112,11 @@ class TrainConfig:
             check_count(name, getattr(self, name))
         for name in ("eta", "eps", "clip"):
             check_number(name, getattr(self, name))
-        for name in ("epochs", "updates", "eval_every"):
+        for name in ("updates", "eval_every"):
             if getattr(self, name) is not None:
                 check_count(name, getattr(self, name))
+        if self.epochs is not None:
+            check_number("epochs", self.epochs, high=MAX_COUNT)
         if self.threads is not None:
             check_count("threads", self.threads)
             if self.threads > min(self.batch_size, MAX_THREADS):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -39,12 +38,13 @@ from textgen.report import write_report
 from textgen.runfolder import RunFolder, RunRecord, new_record
 from textgen.sample import SampleConfig, generate
 from textgen.stopping import Interrupted, StopRequest
-from textgen.train import (
+from textgen.trainer import (
     TrainCallbacks,
     TrainingInterrupted,
     TrainState,
     check_corpus_length,
     checkpoints_of,
+    resolved_epochs,
     state_of,
     total_updates,
     train,
@@ -80,9 +80,25 @@ class Resumption:
     drop: tuple[str, ...] = ()  # files the run will make anew (a passage drawn before it was extended)
 
 
+CALLBACK_METHODS = ("on_start", "on_log", "on_sample", "on_checkpoint", "on_status")  # what a listener may have
+
+
+def listeners_of(callbacks: object) -> list[object]:
+    """``callbacks`` (None, one object or a sequence of them) as a list; ConfigError for an object that has
+    none of CALLBACK_METHODS (most likely a mistake, such as a function passed instead of an object)."""
+    if callbacks is None:
+        return []
+    listed = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+    for listener in listed:
+        if not any(callable(getattr(listener, name, None)) for name in CALLBACK_METHODS):
+            raise ConfigError(f"callbacks: {listener!r} has none of the methods {', '.join(CALLBACK_METHODS)}; "
+                              "pass an object with one or more of them")
+    return listed
+
+
 class RunRecorder(TrainCallbacks):
     """Writes what the trainer reports into the run folder as it happens (for a resumed run, from its first
-    checkpoint on: see `Resumption`)."""
+    checkpoint on: see `Resumption`), and passes it on to the caller's listeners (see `CALLBACK_METHODS`)."""
 
     def __init__(
         self,
@@ -93,14 +109,14 @@ class RunRecorder(TrainCallbacks):
         rng: np.random.Generator,
         per_epoch: int,
         sources: list[dict],
-        on_sample: Callable[[dict], None] | None = None,
+        listeners: list[object] = (),
         resumption: Resumption | None = None,
     ):
         self.folder = folder
         self.vocab, self.model, self.config, self.rng = vocab, model, config, rng
         self.per_epoch = per_epoch
         self.sources = sources
-        self.echo_sample = on_sample
+        self.listeners = list(listeners)
         self.resumption = resumption
         metrics = resumption.metrics if resumption is not None else []
         self.updates = [row["update"] for row in metrics]  # what loss.png draws
@@ -109,6 +125,13 @@ class RunRecorder(TrainCallbacks):
         self.last_plot = 0.0
         self.plot_failed = False  # loss.png could not be written once (said once)
 
+    def tell(self, method: str, record: dict) -> None:
+        """Pass a copy of ``record`` to each listener that has ``method`` (so none can change what is kept)."""
+        for listener in self.listeners:
+            handler = getattr(listener, method, None)
+            if callable(handler):
+                handler(dict(record))
+
     def on_log(self, record: dict) -> None:
         if self.resumption is not None:
             self.resumption.metrics.append(record)
@@ -116,14 +139,17 @@ class RunRecorder(TrainCallbacks):
             self.folder.append_metrics(record)
         self.updates.append(record["update"])
         self.smooth_losses.append(record["smooth_loss"])
+        self.tell("on_log", record)
 
     def on_sample(self, record: dict) -> None:
         if self.resumption is not None:
             self.resumption.samples.append(record)
         else:
             self.folder.append_sample(record)
-        if self.echo_sample:
-            self.echo_sample(record)
+        self.tell("on_sample", record)
+
+    def on_status(self, status: dict) -> None:
+        self.tell("on_status", status)
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
         last, best = checkpoints_of(state, self.vocab, self.model, self.config, self.rng, self.sources)
@@ -139,6 +165,9 @@ class RunRecorder(TrainCallbacks):
         if final or (self.updates and now - self.last_plot >= PLOT_EVERY_SECONDS):
             self.last_plot = now
             self.plot()
+        if not self.folder.staged:  # update 0 of a new run is saved before the folder has its name
+            self.tell("on_checkpoint", {"update": state.update, "final": final, "folder": self.folder.path,
+                                        "last": self.folder.file("last.npz"), "best": self.folder.file("best.npz")})
 
     def plot(self) -> None:
         """Redraw loss.png from the metrics logged so far; a failure is a warning (said once): the run goes on."""
@@ -157,6 +186,28 @@ class RunRecorder(TrainCallbacks):
 def default_run_dir(name: str) -> Path:
     """runs/<name>-<timestamp>, for a corpus called ``name`` (see `textgen.corpus.run_name`)."""
     return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def start_record(folder: Path, record: RunRecord, update: int) -> dict:
+    """What ``on_start`` receives: the run folder, what was loaded and how long the run is. Keys: folder,
+    sources (spec, documents, characters each), documents, characters (trained on), val_characters (held
+    out), distinct (vocabulary size), updates_per_epoch, total_updates, epochs, start_update (0, or where a
+    resumed run continues)."""
+    sources = [{"spec": source["spec"], "documents": source.get("documents"), "characters": source.get("characters")}
+               for source in record.sources]
+    documents = [source["documents"] for source in sources]
+    return {
+        "folder": folder,
+        "sources": sources,
+        "documents": sum(documents) if all(isinstance(d, int) for d in documents) else None,
+        "characters": record.characters,
+        "val_characters": record.val_characters,
+        "distinct": record.vocab_size,
+        "updates_per_epoch": record.updates_per_epoch,
+        "total_updates": record.total_updates,
+        "epochs": record.total_updates / record.updates_per_epoch,
+        "start_update": update,
+    }
 
 
 def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, vocab_size: int = 1) -> None:
@@ -179,10 +230,14 @@ def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, voca
 
 
 def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
-    """``config`` with the evaluation interval and thread count fixed as numbers, so that a resumed run
-    (whose total may differ, on a machine with other CPUs) evaluates at the same updates and sums its
-    streams' gradients in the same order."""
-    return replace(config, eval_every=config.resolved_eval_every(total_updates(config, corpus_length)),
+    """``config`` with every default fixed as a number, so that config.json says what the run does and a
+    resumed run (whose total may differ, on a machine with other CPUs) evaluates at the same updates and
+    sums its streams' gradients in the same order: the total of updates and the epochs it makes, the
+    evaluation interval and the thread count."""
+    total = total_updates(config, corpus_length)
+    per_epoch = updates_per_epoch(corpus_length, config.seq_length, config.batch_size)
+    return replace(config, updates=total, epochs=resolved_epochs(config, total, per_epoch),
+                   eval_every=config.resolved_eval_every(total),
                    threads=config.threads or default_threads(config.batch_size))
 
 
@@ -197,7 +252,7 @@ def start_run(
     weights: str | list[float] | None = None,
     registry: Registry | None = None,
     progress: bool | None = None,
-    on_sample: Callable[[dict], None] | None = None,
+    callbacks: object = None,
     stop: StopRequest | None = None,
     extra: dict | None = None,
 ) -> RunResult:
@@ -205,11 +260,13 @@ def start_run(
 
     ``model``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from``,
     training starts from that run's last parameters, optimizer state and vocabulary (and its model
-    configuration; ``model`` is then ignored). ``extra`` is recorded in config.json (e.g. a gradient
-    check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and ``update`` set
+    configuration; ``model`` is then ignored). ``callbacks``: an object, or a list of them, with any of
+    `CALLBACK_METHODS` (see `start_record` for ``on_start``, `TrainCallbacks` for the rest). ``extra`` is
+    recorded in config.json (e.g. a gradient check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and ``update`` set
     to what was kept.
     """
     config, run = config or TrainConfig(), run or RunConfig()
+    listeners = listeners_of(callbacks)
     registry = registry or default_registry()
     planned = plan_sources(corpus, kind, options, registry)  # a bad source or option fails before any work
     initial = RunFolder(run.init_from).load("last") if run.init_from is not None else None
@@ -228,13 +285,14 @@ def start_run(
             raise ConfigError(f"--eval-every {config.eval_every:,} is beyond the run's {total:,} updates: no "
                               "validation loss would choose the best model; give a smaller one, or --val-fraction 0")
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
-        folder.write_record(new_record(
+        record = new_record(
             model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
             val_fraction=encoded.val_fraction, val_characters=0 if val_ids is None else int(val_ids.size),
             vocab_size=vocab.size, updates_per_epoch=per_epoch, total_updates=total,
             passage_length=run.passage_length, init_from=None if run.init_from is None else str(run.init_from),
             extra=dict(extra or {}),
-        ))
+        )
+        folder.write_record(record)
         folder.write_vocab(vocab)
         rng = np.random.default_rng(config.seed)
         best_by = "val_loss" if val_ids is not None else "smooth_loss"
@@ -253,7 +311,7 @@ def start_run(
                                           "expected a count")
             state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
                                              config.optimizer, steps)
-        recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, on_sample)
+        recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, listeners)
         # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
         # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.
         with stop.polled() if stop is not None else nullcontext():
@@ -261,6 +319,11 @@ def start_run(
             folder.publish()
     except BaseException:
         folder.discard()
+        raise
+    try:
+        recorder.tell("on_start", start_record(folder.path, record, 0))
+    except BaseException:
+        folder.release()
         raise
     try:
         return _train_in(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress,
@@ -339,7 +402,7 @@ def resume_run(
     passage_length: int | None = None,
     registry: Registry | None = None,
     progress: bool | None = None,
-    on_sample: Callable[[dict], None] | None = None,
+    callbacks: object = None,
     stop: StopRequest | None = None,
 ) -> RunResult:
     """Continue a run from its ``last.npz`` exactly as if it had never stopped.
@@ -352,6 +415,7 @@ def resume_run(
     A run stopped after its last update, before its final passage or its report, is finished off.
     """
     changes = dict(changes or {})
+    listeners = listeners_of(callbacks)
     refused = sorted(set(changes) - set(RESUMABLE_FIELDS))
     if refused:
         raise ConfigError(
@@ -362,11 +426,17 @@ def resume_run(
     try:
         record, last = folder.load_for_resume()
         state, saved, rng = state_of(last, str(folder.file("last.npz")))
-        base = replace(saved, updates=None, epochs=None) if {"updates", "epochs"} & set(changes) else saved
+        if {"updates", "epochs"} & set(changes):
+            base = replace(saved, updates=None, epochs=None)
+        elif saved.updates is None and saved.epochs is None:
+            base = replace(saved, updates=record.total_updates)  # a run from before defaults were recorded
+        else:
+            base = saved
         config = replace(base, **changes)
         passage_length = record.passage_length if passage_length is None else passage_length
         ids, val_ids = _reencode(record, last.vocab, folder, registry or default_registry())
         target = total_updates(config, ids.size)
+        config = replace(config, updates=target, epochs=resolved_epochs(config, target, record.updates_per_epoch))
         if target == state.update and folder.is_finished() and not folder.report_is_current():
             report = _write_report(folder.path)  # stopped while its report was written: only that is left to do
             return RunResult(folder.path, state, last.vocab, folder.passage() or "", report)
@@ -382,7 +452,8 @@ def resume_run(
                           resumes=(*record.resumes, entry))
         extended = ("best_passage.txt",) if target > state.update else ()  # a passage of the shorter run
         recorder = RunRecorder(folder, last.vocab, last.model, config, rng, record.updates_per_epoch,
-                               list(record.sources), on_sample, Resumption(metrics, samples, updated, extended))
+                               list(record.sources), listeners, Resumption(metrics, samples, updated, extended))
+        recorder.tell("on_start", start_record(folder.path, updated, state.update))
         return _train_in(folder, ids, val_ids, last.vocab, last.model, config, rng, state, recorder, progress,
                          passage_length, stop)
     finally:

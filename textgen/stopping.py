@@ -25,7 +25,7 @@ class StopRequest:
     """A stop asked for from outside (a signal handler calls `request`).
 
     While the trainer polls (inside `polled`), the first request only sets a flag: the trainer takes a
-    checkpoint at the next window boundary and raises `textgen.train.TrainingInterrupted`. Anywhere
+    checkpoint at the next window boundary and raises `textgen.trainer.TrainingInterrupted`. Anywhere
     else (reading a corpus, a loader blocked on a pipe, writing the passage), and for a second request
     at any time, `request` raises `Interrupted` at once, so a stop never waits on anything.
     """

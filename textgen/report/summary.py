@@ -39,8 +39,8 @@ SETTING_MEANINGS = {  # the configuration table's third column, for the settings
     "dropout": "probability of dropping each layer output while training",
     "threads": "threads sharing a batch's streams",
     "clip": "gradients clipped to [-clip, clip]",
-    "epochs": "passes over the corpus asked for",
-    "updates": "parameter updates asked for",
+    "epochs": "passes over the corpus (resolved: the passes the updates make)",
+    "updates": "parameter updates in all (resolved from epochs or the default)",
     "sample_every": "updates between training-time samples",
     "sample_length": "characters per training-time sample",
     "log_every": "updates between rows of metrics.jsonl",
@@ -66,6 +66,7 @@ class RunSummary:
     passage: str | None = None  # best_passage.txt (None before the run has finished)
     best: dict | None = None  # best.npz: best_by, update, loss (None if there is none)
     best_problem: str = ""  # why best is None, when best.npz exists but cannot be read
+    last: dict | None = None  # last.npz: update and smooth_loss where training is (None if it cannot be read)
 
     @property
     def name(self) -> str:
@@ -81,8 +82,17 @@ class RunSummary:
         return per_epoch if isinstance(per_epoch, int) and per_epoch > 0 else None
 
     @property
+    def final_update(self) -> int:
+        """The updates made: last.npz's count (metrics rows come only every log_every), else the last row's."""
+        if self.last is not None:
+            return self.last["update"]
+        return self.metrics[-1]["update"] if self.metrics else 0
+
+    @property
     def final_smooth_loss(self) -> float | None:
-        """smooth_loss of the last metrics row."""
+        """The smooth loss where training is: last.npz's, else that of the last metrics row."""
+        if self.last is not None:
+            return self.last["smooth_loss"]
         return self.metrics[-1]["smooth_loss"] if self.metrics else None
 
     @property
@@ -116,6 +126,14 @@ def read_run(run: Path | RunFolder) -> RunSummary:
                             "loss": meta.get("smooth_loss")}  # best.npz keeps the loss that chose it here
         except CheckpointError as error:
             summary.best_problem = str(error)
+    if folder.has("last.npz"):
+        try:
+            meta = folder.load("last").meta
+        except CheckpointError:
+            meta = {}  # the numbers then come from metrics.jsonl
+        update, smooth = meta.get("update"), meta.get("smooth_loss")
+        if isinstance(update, int) and (smooth is None or isinstance(smooth, float)):
+            summary.last = {"update": update, "smooth_loss": smooth}
     return summary
 
 
@@ -181,12 +199,12 @@ def headline(summary: RunSummary) -> list[tuple[str, str, str]]:
     train = summary.config["train"]
     corpus = summary.config["corpus"]
     n = summary.seq_length
-    last = summary.metrics[-1] if summary.metrics else {}
     total = corpus.get("total_updates")
-    progress = f"{last['update']:,}" if last else "0"
+    update = summary.final_update
+    progress = f"{update:,}"
     detail = f"of {total:,} updates" if isinstance(total, int) else "updates"
-    if last.get("epoch") is not None:
-        detail += f", {last['epoch']:.2f} epochs"
+    if summary.updates_per_epoch:
+        detail += f", {update / summary.updates_per_epoch:.2f} epochs"
     numbers = [("Updates", progress, detail),
                ("Smooth loss", fmt(summary.final_smooth_loss, ".3f"), f"final, in nats per {n}-character window")]
     best_val = summary.best_val

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from textgen.checkpoint import START_ARRAY, STATE_ARRAYS, Checkpoint, rng_from_json, rng_state_to_json
-from textgen.config import DEFAULT_EPOCHS, MAX_COUNT, RNNConfig, TrainConfig
+from textgen.config import DEFAULT_EPOCHS, DEFAULT_MIN_CHARACTERS, MAX_COUNT, RNNConfig, TrainConfig
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError
 from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.models import Params, network_of
@@ -34,15 +34,28 @@ def updates_per_epoch(corpus_length: int, seq_length: int, batch_size: int = 1) 
 
 
 def total_updates(config: TrainConfig, corpus_length: int) -> int:
-    """The number of updates a run makes in all; ConfigError if the epochs asked for make too many to count."""
+    """The number of updates a run makes in all; ConfigError if the epochs asked for make too many to count.
+
+    ``updates`` if set; else ``epochs`` passes (rounded to a whole update, at least one); else the default:
+    two passes, but at least DEFAULT_MIN_CHARACTERS characters read, so a small corpus gets a useful model.
+    """
     if config.updates is not None:
         return config.updates
-    epochs = config.epochs or DEFAULT_EPOCHS
-    total = epochs * updates_per_epoch(corpus_length, config.seq_length, config.batch_size)
-    if total > MAX_COUNT:
-        raise ConfigError(f"--epochs {epochs} would be {total:,} updates, more than the {MAX_COUNT:,} a run can "
-                          "count; ask for fewer")
-    return total
+    per_epoch = updates_per_epoch(corpus_length, config.seq_length, config.batch_size)
+    if config.epochs is not None:
+        total = max(1, round(config.epochs * per_epoch))
+        if total > MAX_COUNT:
+            asked = int(config.epochs) if float(config.epochs).is_integer() else config.epochs
+            raise ConfigError(f"--epochs {asked} would be {total:,} updates, more than the {MAX_COUNT:,} "
+                              "a run can count; ask for fewer")
+        return total
+    characters_per_update = config.seq_length * config.batch_size
+    return max(DEFAULT_EPOCHS * per_epoch, -(-DEFAULT_MIN_CHARACTERS // characters_per_update))
+
+
+def resolved_epochs(config: TrainConfig, total: int, per_epoch: int) -> float:
+    """The passes over the corpus that ``total`` updates make: ``epochs`` itself if given, else total / per_epoch."""
+    return config.epochs if config.epochs is not None else round(total / per_epoch, 4)
 
 
 @dataclass
@@ -120,6 +133,11 @@ class TrainCallbacks:
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
         """The state after ``state.update`` updates; ``final`` at the end of training."""
+
+    def on_status(self, status: dict) -> None:
+        """Where training is, at each log row and at least every STATUS_SECONDS: update, total_updates, epoch, smooth_loss (nats
+        per window), val_bpc (the latest evaluation's, or None), chars_per_sec (since the previous status),
+        elapsed_seconds and eta_seconds (None until an update has been timed)."""
 
 
 class TrainingInterrupted(Exception):
@@ -263,6 +281,18 @@ def check_finite(state: TrainState) -> None:
         )
 
 
+STATUS_SECONDS = 1.0  # the trainer reports its status (TrainCallbacks.on_status) this often, and at each log row
+PROGRESS_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {remaining}"  # the fields first; 80 columns
+
+
+def progress_fields(smooth_loss: float | None, val_bpc: float | None, epoch: float, chars_per_sec: float) -> str:
+    """The progress bar's fields, always in this order: smooth loss (nats per window), the latest validation
+    bits per character, epoch, thousands of characters per second."""
+    loss = "-" if smooth_loss is None else f"{smooth_loss:.2f}"
+    val = "-" if val_bpc is None else f"{val_bpc:.2f}"
+    return f"loss {loss} val {val} bpc ep {epoch:.2f} {chars_per_sec / 1000:.1f}k ch/s"
+
+
 def train(
     ids: np.ndarray,
     vocab: CharVocab,
@@ -320,10 +350,30 @@ def train(
         disable=None if progress is None else not progress,  # None: only on a terminal
         dynamic_ncols=True,
         mininterval=0.5,
+        bar_format=PROGRESS_FORMAT,
+        desc=progress_fields(state.smooth_loss, None, state.update / per_epoch, 0.0),
     )
     window_start = time.perf_counter()
     window_updates = 0
     val_loss = None
+    session_start = status_time = time.perf_counter()
+    session_first, status_update = state.update, state.update
+
+    def report_status(now: float) -> None:
+        nonlocal status_time, status_update
+        done = state.update - session_first
+        rate = done / (now - session_start) if done else None  # updates per second this session, evaluations too
+        callbacks.on_status({
+            "update": state.update,
+            "total_updates": target,
+            "epoch": state.update / per_epoch,
+            "smooth_loss": state.smooth_loss,
+            "val_bpc": None if val_loss is None else bits_per_char(val_loss),
+            "chars_per_sec": (state.update - status_update) * chars_per_update / max(now - status_time, 1e-9),
+            "elapsed_seconds": now - session_start,
+            "eta_seconds": None if rate is None else (target - state.update) / rate,
+        })
+        status_time, status_update = now, state.update
 
     def sample_now() -> None:
         # As in the assignment: from stream 0's hidden state, reading the next window's first character.
@@ -405,14 +455,13 @@ def train(
                     if evaluate_now:
                         record.update(val_loss=val_loss, val_bpc=bits_per_char(val_loss))
                     callbacks.on_log(record)
-                    bar.set_postfix(
-                        epoch=f"{state.update / per_epoch:.2f}",
-                        smooth_loss=f"{state.smooth_loss:.3f}",
-                        **({"val_bpc": f"{bits_per_char(val_loss):.3f}"} if val_loss is not None else {}),
-                        chars_s=f"{chars_per_sec:,.0f}",
-                        refresh=False,
-                    )
+                    bar.set_description_str(progress_fields(state.smooth_loss,
+                                                        None if val_loss is None else bits_per_char(val_loss),
+                                                        state.update / per_epoch, chars_per_sec), refresh=False)
                 bar.update(1)
+                now = time.perf_counter()
+                if now - status_time >= STATUS_SECONDS or state.update % config.log_every == 0:
+                    report_status(now)
                 if state.update % config.checkpoint_every == 0 and state.update < target:
                     check_finite(state)
                     callbacks.on_checkpoint(state, final=False)

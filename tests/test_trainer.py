@@ -4,7 +4,7 @@ from reference import textbook_training
 
 from textgen.config import RNNConfig
 from textgen.errors import ConfigError, CorpusError, TrainingError
-from textgen.train import TrainCallbacks, TrainConfig, TrainState, train, updates_per_epoch
+from textgen.trainer import TrainCallbacks, TrainConfig, TrainState, train, updates_per_epoch
 from textgen.vocab import CharVocab
 
 TEXT = "the cat sat on the mat; the dog sat on the log. " * 40
