@@ -1,3 +1,69 @@
-"""textgen: character-level vanilla RNN text generators (KTH DD2424 Assignment 4) for any corpus."""
+"""textgen: train character-level text generators (the vanilla RNN of KTH DD2424 Assignment 4, LSTM, GRU) on any
+corpus and sample from them.
+
+    import textgen
+    run = textgen.train("book.txt", updates=20_000, hidden=128)
+    print(run.best.generate(300, temperature=0.8))
+
+The names below load their modules when first used, so ``import textgen`` (and ``textgen --help``) stays instant.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "CorpusError",
+    "Model",
+    "RNNConfig",
+    "Run",
+    "RunConfig",
+    "SampleConfig",
+    "TextgenError",
+    "TrainConfig",
+    "__version__",
+    "load",
+    "resume",
+    "train",
+]
+
+_HOMES = {  # public name -> the module that defines it
+    "train": "textgen.api",
+    "resume": "textgen.api",
+    "load": "textgen.api",
+    "Run": "textgen.api",
+    "Model": "textgen.api",
+    "RNNConfig": "textgen.config",
+    "TrainConfig": "textgen.config",
+    "RunConfig": "textgen.config",
+    "SampleConfig": "textgen.sample",
+    "TextgenError": "textgen.errors",
+    "ConfigError": "textgen.errors",
+    "CorpusError": "textgen.errors",
+    "CheckpointError": "textgen.errors",
+}
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports on first use
+    from textgen.api import Model, Run, load, resume, train
+    from textgen.config import RNNConfig, RunConfig, TrainConfig
+    from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
+    from textgen.sample import SampleConfig
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'textgen' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

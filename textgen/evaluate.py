@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
+from textgen.errors import CorpusError
 from textgen.models import Params
+from textgen.vocab import CharVocab
 
 EVAL_CHUNK = 1000  # characters per forward pass; the hidden state carries across chunks, so this only sets speed
 
@@ -56,3 +58,20 @@ def mean_loss_per_char(
 def bits_per_char(nats: float) -> float:
     """Convert nats per character to bits per character."""
     return nats / math.log(2)
+
+
+def score_text(params: Params, vocab: CharVocab, text: str, h0: np.ndarray | None = None) -> tuple[float, int]:
+    """(nats per character, characters) of the model on ``text``, from the state ``h0`` (S,) or h = 0.
+
+    CorpusError if ``text`` has characters the vocabulary lacks (the model cannot score them) or fewer than
+    2 characters (one to read, one to predict).
+    """
+    unknown = vocab.missing(text)
+    if unknown:
+        raise CorpusError(f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
+                          "the model cannot score them")
+    ids = vocab.encode(text)
+    if ids.size < 2:
+        raise CorpusError(f"the corpus has {ids.size} character(s); a loss per character needs at least 2 (one to "
+                          "read, one to predict)")
+    return mean_loss_per_char(params, ids, h0=h0), int(ids.size)

@@ -1,0 +1,211 @@
+"""The Python API: textgen.train / resume / load, Run and Model, callbacks, errors in Python's names."""
+
+import ast
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from commands import run
+
+import textgen
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLE_BOOK = PROJECT / "corpora" / "sample_book.txt"
+SAMPLE_TWEETS = PROJECT / "corpora" / "sample_tweets.json"
+QUICK = {"updates": 130, "hidden": 12, "log_every": 10, "sample_every": 50, "checkpoint_every": 40, "eval_every": 50,
+         "passage_length": 60, "progress": False}
+
+
+def rows(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+class Listener:
+    """Keeps every call of every callback."""
+
+    def __init__(self):
+        self.calls = {name: [] for name in ("on_start", "on_log", "on_sample", "on_checkpoint", "on_status")}
+
+    def __getattr__(self, name):
+        if name in ("on_start", "on_log", "on_sample", "on_checkpoint", "on_status"):
+            return self.calls[name].append
+        raise AttributeError(name)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    listener = Listener()
+    folder = tmp_path_factory.mktemp("api") / "book"
+    result = textgen.train(str(SAMPLE_BOOK), out=folder, seed=3, callbacks=listener, **QUICK)
+    return result, listener
+
+
+def test_train_takes_the_settings_by_field_name_and_returns_the_run(trained):
+    result, _ = trained
+    config = json.loads((result.folder / "config.json").read_text())
+    assert config["model"]["hidden"] == 12 and config["train"]["seed"] == 3 and config["train"]["updates"] == 130
+    assert result.metrics == rows(result.folder / "metrics.jsonl") and result.metrics[-1]["update"] == 130
+    assert result.samples == rows(result.folder / "samples.jsonl")
+    assert [s["update"] for s in result.samples] == [0, 50, 100]
+    assert result.passage == (result.folder / "best_passage.txt").read_text(encoding="utf-8")
+    assert isinstance(result.best, textgen.Model) and isinstance(result.last, textgen.Model)
+    assert result.last.update == 130 == result.final_update
+
+
+def test_the_runs_numbers_say_their_unit_and_match_its_files(trained):
+    result, _ = trained
+    vals = [r["val_loss"] for r in rows(result.folder / "metrics.jsonl") if "val_loss" in r]
+    assert result.best_val_nats_per_char == min(vals)
+    assert result.best_val_bits_per_char == pytest.approx(min(vals) / math.log(2), rel=1e-12)
+    assert result.final_smooth_loss_per_window == result.metrics[-1]["smooth_loss"]  # 130 is a logged update
+
+
+def test_callbacks_see_what_the_run_folder_keeps(trained):
+    result, listener = trained
+    assert listener.calls["on_log"] == rows(result.folder / "metrics.jsonl")
+    assert listener.calls["on_sample"] == rows(result.folder / "samples.jsonl")
+    # checkpoints every 40 and at the end (update 0's is saved before the folder has its name)
+    assert [c["update"] for c in listener.calls["on_checkpoint"]] == [40, 80, 120, 130]
+    assert [c["final"] for c in listener.calls["on_checkpoint"]] == [False, False, False, True]
+    assert all(c["last"] == result.folder / "last.npz" for c in listener.calls["on_checkpoint"])
+    [start] = listener.calls["on_start"]
+    config = json.loads((result.folder / "config.json").read_text())
+    assert start["characters"] == config["corpus"]["characters"] and start["distinct"] == config["corpus"]["vocab_size"]
+    assert start["total_updates"] == 130 and start["start_update"] == 0
+    statuses = listener.calls["on_status"]
+    assert [s["update"] for s in statuses if s["update"] % 10 == 0][-1] == 130  # at every log row, at least
+    assert all(s["total_updates"] == 130 and s["chars_per_sec"] >= 0 for s in statuses)
+
+
+def test_the_default_seed_is_fresh_and_recorded_and_repeats_the_run(tmp_path):
+    settings = dict(QUICK, updates=60)
+    first = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "a", **settings)
+    second = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "b", **settings)
+    assert first.seed != second.seed
+    again = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "c", seed=first.seed, **settings)
+    strip = [{k: v for k, v in r.items() if k != "chars_per_sec"} for r in first.metrics]
+    assert [{k: v for k, v in r.items() if k != "chars_per_sec"} for r in again.metrics] == strip
+
+
+def test_generate_returns_text_from_the_training_state_as_the_command_line_does(trained, capsys):
+    result, _ = trained
+    model = textgen.load(result.folder)
+    text = model.generate(150, temperature=0.7, top_k=5, seed=11)
+    assert isinstance(text, str) and len(text) == 150
+    code, out, _ = run(capsys, "generate", "--run", result.folder, "--length", 150, "--temperature", 0.7,
+                       "--top-k", 5, "--seed", 11)
+    assert code == 0 and out == text + "\n"
+    primed = model.generate(40, prime="The ", count=3, seed=2)
+    assert isinstance(primed, list) and len(primed) == 3 and all(t.startswith("The ") and len(t) == 44
+                                                                   for t in primed)
+    assert model.generate(20, count=1, seed=4) == [model.generate(20, seed=4)]
+    assert model.generate(30, greedy=True) == model.generate(30, greedy=True, seed=99)
+
+
+def test_generate_documents_returns_whole_documents(tmp_path):
+    tweets = textgen.train(str(SAMPLE_TWEETS), out=tmp_path / "tweets", seed=1, **dict(QUICK, updates=80))
+    docs = tweets.best.generate(60, documents=3, seed=5)
+    assert isinstance(docs, list) and len(docs) == 3 and all(len(d) <= 60 and "\u2403" not in d for d in docs)
+    assert "\u2403" not in tweets.best.generate(400, seed=5)  # the marker becomes a line break
+
+
+def test_evaluate_and_bits_per_char_match_textgen_evaluate(trained, capsys):
+    result, _ = trained
+    model = result.best
+    code, out, _ = run(capsys, "evaluate", "--run", result.folder, "--corpus", SAMPLE_BOOK, "--json")
+    assert code == 0
+    expected = json.loads(out)
+    assert model.evaluate(SAMPLE_BOOK) == expected["loss_per_char"]
+    assert model.bits_per_char(str(SAMPLE_BOOK)) == pytest.approx(expected["loss_per_char"] / math.log(2), rel=1e-12)
+
+
+def test_resume_continues_the_run_and_refuses_what_would_make_it_inexact(tmp_path):
+    whole = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "whole", seed=5, **dict(QUICK, updates=100))
+    part = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "part", seed=5, **dict(QUICK, updates=60))
+    continued = textgen.resume(part, updates=100, progress=False)
+    assert continued.final_update == 100
+    assert (continued.folder / "last.npz").read_bytes() != b""
+    assert textgen.load(continued.folder, "last").generate(50, seed=1) == whole.last.generate(50, seed=1)
+    with pytest.raises(textgen.ConfigError, match=r"textgen.resume has no setting 'hidden'"):
+        textgen.resume(continued, hidden=50)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda m: m.generate(10, temperature=0), r"^temperature must be a positive number, got 0$"),
+    (lambda m: m.generate(10, top_p=2), r"^top_p must be a number above 0 and at most 1, got 2$"),
+    (lambda m: m.generate(10, count=2, documents=2), r"^documents and count cannot be combined"),
+    (lambda m: m.generate(10, prime="\u00e9\u00e9"), r"^prime has characters that are not in the model"),
+])
+def test_errors_from_python_name_the_setting(trained, call, message):
+    with pytest.raises(textgen.TextgenError, match=message):
+        call(trained[0].best)
+
+
+def test_the_command_line_names_the_flag_for_the_same_error(trained, capsys):
+    code, _, err = run(capsys, "generate", "--run", trained[0].folder, "--temperature", 0)
+    assert code == 1 and err == "textgen: error: --temperature must be a positive number, got 0.0\n"
+
+
+def test_train_refuses_an_unknown_setting_and_suggests_the_near_one(tmp_path):
+    with pytest.raises(textgen.ConfigError, match=r"no setting 'hiden'; did you mean 'hidden'\?"):
+        textgen.train(str(SAMPLE_BOOK), out=tmp_path / "x", hiden=10)
+    with pytest.raises(textgen.ConfigError, match=r"^eta must be a positive number, got -1$"):
+        textgen.train(str(SAMPLE_BOOK), out=tmp_path / "x", eta=-1)
+    with pytest.raises(textgen.ConfigError, match="give updates or epochs, not both"):
+        textgen.train(str(SAMPLE_BOOK), out=tmp_path / "x", updates=5, epochs=1)
+    with pytest.raises(textgen.ConfigError, match="has none of the methods"):
+        textgen.train(str(SAMPLE_BOOK), out=tmp_path / "x", callbacks=print, **QUICK)
+    assert not (tmp_path / "x").exists()
+
+
+def test_ctrl_c_in_python_checkpoints_and_says_how_to_resume(tmp_path):
+    class CtrlC:
+        def on_log(self, record):
+            if record["update"] == 50:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt, match=r"stopped at update 5\d; checkpoint saved in .*textgen.resume"):
+        textgen.train(str(SAMPLE_BOOK), out=tmp_path / "stopped", seed=2, callbacks=CtrlC(), **QUICK)
+    stopped = textgen.Run(tmp_path / "stopped")
+    assert 50 <= stopped.final_update < 130
+    assert textgen.resume(stopped, progress=False).final_update == 130
+
+
+def test_every_public_name_resolves_and_importing_textgen_loads_nothing_heavy():
+    for name in textgen.__all__:
+        assert getattr(textgen, name) is not None
+    assert set(textgen.__all__) <= set(dir(textgen))
+    with pytest.raises(AttributeError):
+        textgen.no_such_name  # noqa: B018
+    probe = "import sys, textgen; print(sorted(m for m in ('numpy', 'datasets', 'matplotlib') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert (Path(textgen.__file__).parent / "py.typed").is_file()
+
+
+def test_train_is_the_function_even_after_the_trainer_module_is_imported():
+    import textgen.trainer
+
+    assert callable(textgen.train) and textgen.train.__module__ == "textgen.api"
+
+
+def test_the_notebook_example_uses_only_top_level_names_and_runs(tmp_path):
+    path = PROJECT / "examples" / "notebook.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not [n for n in imported if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("textgen")]
+    assert not [a.name for n in imported if isinstance(n, ast.Import) for a in n.names if a.name.startswith("textgen.")]
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+            and n.value.id == "textgen"}
+    assert used and used <= set(textgen.__all__), used - set(textgen.__all__)
+    done = subprocess.run([sys.executable, str(path), "--updates", "300", "--out", str(tmp_path / "nb")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "best held-out loss:" in done.stdout and "refused: temperature must be a positive number" in done.stdout
+    assert "1,300 updates now" in done.stdout

@@ -1,0 +1,339 @@
+"""The Python API: `train`, `resume` and `load`, the `Run` they return and the `Model` that writes text.
+
+The same settings as the command line, by their dataclass field names (``hidden=128``, ``updates=400``);
+errors name those settings (``temperature``), where the command line names its flags (``--temperature``).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from textgen.config import RNNConfig, RunConfig, TrainConfig
+from textgen.errors import ConfigError, TextgenError
+
+MODEL_SETTINGS = tuple(f.name for f in fields(RNNConfig))
+TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig))
+RUN_SETTINGS = tuple(f.name for f in fields(RunConfig) if f.name != "out")  # out is train()'s own argument
+SAMPLE_SETTINGS = ("length", "prime", "temperature", "top_k", "top_p", "greedy", "documents", "count", "seed")
+CORPUS_SETTINGS = ("corpus", "kind", "weights", "options")
+SETTING_NAMES = frozenset(MODEL_SETTINGS + TRAIN_SETTINGS + RUN_SETTINGS + SAMPLE_SETTINGS + CORPUS_SETTINGS
+                          + ("out", "checkpoint", "resume"))
+FLAG = re.compile(r"--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+
+
+def _setting_name(match: re.Match) -> str:
+    name = match.group(1).replace("-", "_")
+    return name if name in SETTING_NAMES else match.group(0)
+
+
+@contextmanager
+def _python_names() -> Iterator[None]:
+    """Re-raise a TextgenError with the command line's flags (--top-k) written as the settings (top_k)."""
+    try:
+        yield
+    except TextgenError as error:
+        message = FLAG.sub(_setting_name, str(error))
+        if message == str(error):
+            raise
+        renamed = type(error)(message)
+        renamed.__cause__ = error.__cause__
+        raise renamed from error.__cause__
+
+
+@contextmanager
+def _stop_on_ctrl_c(stop) -> Iterator[None]:
+    """While training in the main thread, Ctrl-C asks the trainer to checkpoint and stop (a second one stops
+    at once), as on the command line; elsewhere Python's own handling stays."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.request(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stopped(stopped) -> KeyboardInterrupt:
+    """The KeyboardInterrupt a notebook user sees for a run stopped with Ctrl-C, saying what was kept."""
+    if stopped.folder is None:
+        return KeyboardInterrupt("stopped before the run started; nothing was kept")
+    return KeyboardInterrupt(f"stopped at update {stopped.update:,}; checkpoint saved in {stopped.folder}; "
+                             f"textgen.resume({str(stopped.folder)!r}) continues it")
+
+
+def _check_settings(settings: dict, allowed: Sequence[str], what: str) -> None:
+    unknown = [name for name in settings if name not in allowed]
+    if unknown:
+        name = unknown[0]
+        close = get_close_matches(name, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{what} has no setting {name!r}{hint} It takes: {', '.join(allowed)}")
+
+
+def _corpus_list(corpus: str | Path | Sequence[str | Path] | None) -> list[str] | None:
+    if corpus is None:
+        return None
+    if isinstance(corpus, (str, Path)):
+        return [str(corpus)]
+    if not isinstance(corpus, Sequence) or not all(isinstance(c, (str, Path)) for c in corpus):
+        raise ConfigError(f"corpus must be a path or spec, or a list of them, got {type(corpus).__name__}")
+    return [str(c) for c in corpus]
+
+
+def train(
+    corpus: str | Path | Sequence[str | Path] | None = None,
+    *,
+    out: str | Path | None = None,
+    progress: bool | None = None,
+    callbacks: object = None,
+    kind: str | None = None,
+    weights: str | Sequence[float] | None = None,
+    options: dict[str, Any] | None = None,
+    **settings: Any,
+) -> Run:
+    """Train a model on ``corpus`` into a new run folder and return the `Run`.
+
+    ``corpus``: a path (loader chosen by suffix), ``"LOADER:SOURCE"`` (``"hf:NAME"``), a named corpus, or a
+    list of them (one shared vocabulary); None trains on the built-in default corpus. ``out``: the run
+    folder (default ``runs/<corpus>-<time>``). ``progress``: True shows a progress bar, False hides it,
+    None shows it on a terminal. ``callbacks``: an object, or a list of them, with any of ``on_start``,
+    ``on_log``, ``on_sample``, ``on_checkpoint`` and ``on_status``, each called with one dict. ``kind``,
+    ``weights`` and ``options`` (loader keyword options) are as ``--kind``, ``--weights`` and the loader
+    flags. ``settings`` are the fields of `RNNConfig`, `TrainConfig` and `RunConfig` (``hidden=128``,
+    ``updates=400``, ``val_fraction=0.1``...); ``seed`` defaults to a fresh one, recorded in config.json.
+    Ctrl-C checkpoints and raises KeyboardInterrupt; `resume` continues the run.
+    """
+    from textgen.run import start_run
+    from textgen.stopping import Interrupted, StopRequest
+
+    with _python_names():
+        _check_settings(settings, MODEL_SETTINGS + TRAIN_SETTINGS + RUN_SETTINGS, "textgen.train")
+        if settings.get("updates") is not None and settings.get("epochs") is not None:
+            raise ConfigError("give updates or epochs, not both")
+        model_settings = {k: v for k, v in settings.items() if k in MODEL_SETTINGS}
+        train_settings = {k: v for k, v in settings.items() if k in TRAIN_SETTINGS}
+        run_settings = {k: v for k, v in settings.items() if k in RUN_SETTINGS}
+        if train_settings.get("seed") is None:
+            train_settings["seed"] = secrets.randbits(32)
+        if run_settings.get("init_from") is not None:
+            if model_settings:
+                raise ConfigError(f"{', '.join(model_settings)} cannot be set with init_from: the model is the "
+                                  "other run's")
+            run_settings["init_from"] = Path(run_settings["init_from"])
+        model = RNNConfig(**model_settings)
+        config = TrainConfig(**train_settings)
+        run = RunConfig(out=None if out is None else Path(out), **run_settings)
+        stop = StopRequest()
+        try:
+            with _stop_on_ctrl_c(stop):
+                result = start_run(_corpus_list(corpus), None if run.init_from else model, config, run, kind=kind,
+                                   options=options, weights=weights, progress=progress, callbacks=callbacks,
+                                   stop=stop)
+        except Interrupted as stopped:
+            raise _stopped(stopped) from None
+    return Run(result.folder)
+
+
+def resume(
+    run: str | Path | Run,
+    *,
+    progress: bool | None = None,
+    callbacks: object = None,
+    passage_length: int | None = None,
+    **changes: Any,
+) -> Run:
+    """Continue a stopped run exactly where it was, or train a finished one further.
+
+    ``changes`` may set ``updates`` or ``epochs`` (the new total, counted from the run's start), ``eta``
+    and the logging intervals; anything else would make the continuation inexact and is refused.
+    """
+    from textgen.config import RESUMABLE_FIELDS
+    from textgen.run import resume_run
+    from textgen.stopping import Interrupted, StopRequest
+
+    folder = run.folder if isinstance(run, Run) else Path(run)
+    with _python_names():
+        _check_settings(changes, RESUMABLE_FIELDS, "textgen.resume")
+        stop = StopRequest()
+        try:
+            with _stop_on_ctrl_c(stop):
+                result = resume_run(folder, changes, passage_length=passage_length, progress=progress,
+                                    callbacks=callbacks, stop=stop)
+        except Interrupted as stopped:
+            raise _stopped(stopped) from None
+    return Run(result.folder)
+
+
+def load(run_folder: str | Path, checkpoint: str = "best") -> Model:
+    """The ``best`` (lowest validation loss, else smooth loss) or ``last`` model of a run folder."""
+    from textgen.runfolder import RunFolder
+
+    with _python_names():
+        if checkpoint not in ("best", "last"):
+            raise ConfigError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+        return Model(RunFolder(Path(run_folder)).load(checkpoint), Path(run_folder) / f"{checkpoint}.npz")
+
+
+class Model:
+    """A trained model: its parameters, vocabulary and the training state where sampling starts."""
+
+    def __init__(self, checkpoint, path: Path | None = None):
+        self._checkpoint = checkpoint
+        self.path = path  # the .npz it was read from
+        self.config: RNNConfig = checkpoint.model  # cell, layers, hidden units, sigma, dtype
+        self.chars: tuple[str, ...] = checkpoint.vocab.chars  # the vocabulary, in id order
+        self.update: int | None = checkpoint.meta.get("update")  # the update these parameters come from
+
+    def __repr__(self) -> str:
+        model = self.config
+        return (f"<textgen.Model {model.cell}, {model.layers} layer(s) of {model.hidden}, K = {len(self.chars)}, "
+                f"update {self.update}, from {self.path}>")
+
+    def generate(
+        self,
+        length: int = 1000,
+        *,
+        prime: str = "",
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        greedy: bool = False,
+        documents: int | None = None,
+        count: int | None = None,
+        seed: int | None = None,
+    ) -> str | list[str]:
+        """Text drawn from the model, starting from the state it was trained in, as `textgen generate` does.
+
+        ``length`` characters after ``prime`` (the text starts with ``prime``); with ``documents`` N, N whole
+        documents (tweets, rows), each at most ``length`` characters. Returns a string, or a list of strings
+        when ``count`` or ``documents`` is given. End-of-document markers inside a text of ``length``
+        characters become line breaks. ``seed`` None draws a fresh one.
+        """
+        import numpy as np
+
+        from textgen.config import check_count
+        from textgen.loaders.base import END_OF_DOCUMENT
+        from textgen.sample import SampleConfig, generate_texts
+
+        with _python_names():
+            config = SampleConfig(length=length, prime=prime, temperature=temperature, top_k=top_k, top_p=top_p,
+                                  greedy=greedy, documents=documents or 0, count=1 if count is None else count)
+            if seed is not None:
+                check_count("seed", seed, minimum=0)
+            checkpoint = self._checkpoint
+            texts = generate_texts(checkpoint.params, checkpoint.vocab, config, np.random.default_rng(seed),
+                                   start=checkpoint.start_state())
+        written = [t.text if documents else t.text.replace(END_OF_DOCUMENT, "\n") for t in texts]
+        return written if documents is not None or count is not None else written[0]
+
+    def evaluate(self, corpus: str | Path | Sequence[str | Path], *, kind: str | None = None,
+                 options: dict[str, Any] | None = None) -> float:
+        """The model's mean loss on ``corpus`` in nats per character, from its training state."""
+        from textgen.corpus import load_corpus
+        from textgen.evaluate import score_text
+
+        with _python_names():
+            loaded = load_corpus(_corpus_list(corpus), kind, options)
+            start = self._checkpoint.start_state()
+            nats, _ = score_text(self._checkpoint.params, self._checkpoint.vocab, loaded.text,
+                                 None if start is None else start[0])
+        return nats
+
+    def bits_per_char(self, corpus: str | Path | Sequence[str | Path], *, kind: str | None = None,
+                      options: dict[str, Any] | None = None) -> float:
+        """`evaluate` in bits per character."""
+        from textgen.evaluate import bits_per_char
+
+        return bits_per_char(self.evaluate(corpus, kind=kind, options=options))
+
+
+class Run:
+    """A run folder: its settings, metrics, samples and models, read when asked for."""
+
+    def __init__(self, folder: str | Path):
+        from textgen.runfolder import RunFolder
+
+        self.folder = Path(folder)
+        with _python_names():
+            self._folder = RunFolder(self.folder)
+            self.config: dict = self._folder.read_record().to_json()  # config.json: every setting, resolved
+
+    def __repr__(self) -> str:
+        return f"<textgen.Run {self.folder}: {self.final_update:,} of {self.config['corpus']['total_updates']:,} updates>"
+
+    @property
+    def seed(self) -> int:
+        """The run's random seed (give it to `train` to repeat the run)."""
+        return self.config["train"]["seed"]
+
+    @property
+    def metrics(self) -> list[dict]:
+        """metrics.jsonl: update, epoch, loss and smooth_loss (nats per window), chars_per_sec, and at each
+        evaluation val_loss (nats per character) and val_bpc (bits per character)."""
+        return self._folder.metrics()
+
+    @property
+    def samples(self) -> list[dict]:
+        """samples.jsonl: update, epoch, smooth_loss and text of each training-time sample."""
+        return self._folder.samples()
+
+    @property
+    def passage(self) -> str | None:
+        """best_passage.txt, the final passage from the best model (None before the run has finished)."""
+        return self._folder.passage()
+
+    @property
+    def best(self) -> Model:
+        """The best model (lowest validation loss, or smooth loss without held-out text)."""
+        return load(self.folder, "best")
+
+    @property
+    def last(self) -> Model:
+        """The model where training stopped."""
+        return load(self.folder, "last")
+
+    def _last_meta(self) -> dict:
+        with _python_names():
+            return self._folder.load("last").meta
+
+    @property
+    def final_update(self) -> int:
+        """Updates made so far."""
+        return self._last_meta()["update"]
+
+    @property
+    def final_smooth_loss_per_window(self) -> float | None:
+        """The smooth training loss where training stopped, in nats per seq_length-character window."""
+        return self._last_meta()["smooth_loss"]
+
+    @property
+    def best_val_nats_per_char(self) -> float | None:
+        """The lowest validation loss measured, in nats per character (None without held-out text)."""
+        losses = [row["val_loss"] for row in self.metrics if row.get("val_loss") is not None]
+        return min(losses) if losses else None
+
+    @property
+    def best_val_bits_per_char(self) -> float | None:
+        """`best_val_nats_per_char` in bits per character."""
+        from textgen.evaluate import bits_per_char
+
+        nats = self.best_val_nats_per_char
+        return None if nats is None else bits_per_char(nats)
+
+    def report(self) -> Path:
+        """Write report.html (self-contained) and report.md into the run folder; returns report.html's path."""
+        from textgen.report import write_report
+
+        with _python_names():
+            html_path, _ = write_report(self.folder)
+        return Path(html_path)
