@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from commands import run
+from commands import run, textgen
 
 from textgen.cli import main
 from textgen.runfolder import RUN_FILES
@@ -165,6 +165,19 @@ def test_tweets_train_and_generate_whole_documents(tmp_path, capsys):
     documents = out.split("\n\n")
     assert len(documents) == 4 or err.count("without an end-of-document marker") > 0
     assert "\u2403" not in out
+
+
+def test_a_crlf_book_is_read_with_newlines_and_said_in_one_line(tmp_path):
+    book = tmp_path / "windows.txt"
+    book.write_bytes(b"\xef\xbb\xbf" + SAMPLE_BOOK.read_bytes().replace(b"\n", b"\r\n"))
+    lines = SAMPLE_BOOK.read_bytes().count(b"\n")
+    result = textgen("gradcheck", "--corpus", book, "--hidden", "3", "--max-entries", "5", "--sigma", "0.3", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)
+    assert result.stderr == (f"textgen: {book}: translated {lines:,} CRLF line ends to \\n and removed the byte-order "
+                             "mark (U+FEFF) at its start; --keep-carriage-returns keeps the CRs\n")
+    kept = textgen("gradcheck", "--corpus", book, "--hidden", "3", "--max-entries", "5", "--sigma", "0.3",
+                   "--keep-carriage-returns")
+    assert kept.returncode == 0 and kept.stderr == f"textgen: {book}: removed the byte-order mark (U+FEFF) at its start\n"
 
 
 def test_weights_must_match_the_corpora(tmp_path, capsys):

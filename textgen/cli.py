@@ -26,6 +26,8 @@ LOADER_FLAGS = {
     "--encoding": ("encoding", {"metavar": "NAME", "help": "text encoding of book files (default utf-8)"}),
     "--strip-gutenberg": ("strip_gutenberg", {"action": "store_true", "default": None,
                           "help": "drop Project Gutenberg's licence header and footer"}),
+    "--keep-carriage-returns": ("keep_carriage_returns", {"action": "store_true", "default": None,
+                                "help": "text: keep CRLF and CR line ends as they are (by default they become \\n)"}),
     "--keep-retweets": ("keep_retweets", {"action": "store_true", "default": None,
                         "help": "tweets: keep retweets (dropped by default)"}),
     "--keep-html-entities": ("unescape_html", {"action": "store_false", "default": None,
@@ -629,8 +631,18 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler if argv is not None else signal.SIG_IGN)
 
 
+class LogLines(logging.Formatter):
+    """Log records as stderr lines: ``textgen: warning: ...`` for warnings, ``textgen: ...`` for notes (INFO)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return ("textgen: " if record.levelno < logging.WARNING else "textgen: warning: ") + record.getMessage()
+
+
 def _main(argv: list[str] | None, stop: StopRequest) -> int:
-    logging.basicConfig(format="textgen: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogLines())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("textgen").setLevel(logging.INFO)  # textgen's notes too, such as what a loader changed
     use_one_blas_thread()
     parser = build_parser()
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
