@@ -62,6 +62,20 @@ def test_generate_with_the_same_seed_prints_the_same_text(trained_run, capsys):
     assert code == 0 and out.startswith("The lamp") and len(out) == len("The lamp") + 50 + 1
 
 
+def test_generate_and_evaluate_take_the_run_folder_as_run_dir_or_as_run(trained_run, tmp_path, capsys):
+    sample = ["--length", "40", "--seed", "2"]
+    as_flag = run(capsys, "generate", "--run", trained_run, *sample)
+    assert as_flag[0] == 0 and len(as_flag[1]) == 41
+    assert run(capsys, "generate", trained_run, *sample) == as_flag
+    assert run(capsys, "generate", *sample, trained_run, "--run", f"{trained_run}/") == as_flag  # the same folder
+    score = ["--corpus", SAMPLE_BOOK, "--json"]
+    assert run(capsys, "evaluate", trained_run, *score) == run(capsys, "evaluate", "--run", trained_run, *score)
+    for argv, message in [(["generate", trained_run, "--run", tmp_path], "name different run folders"),
+                          (["evaluate", *score], "the run folder is missing")]:
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("textgen: error: ") and message in err
+
+
 def test_prime_outside_the_vocabulary_lists_the_characters(trained_run, capsys):
     code, out, err = run(capsys, "generate", "--run", trained_run, "--prime", "Zebra§")
     assert code == 1 and out == ""
@@ -96,7 +110,6 @@ BAD_INPUTS = {  # case: (argv, with {tmp} for the test's folder; what the one li
     "unknown loader": (["train", "--corpus", "x.txt", "--kind", "nope"], "unknown corpus loader 'nope'"),
     "unknown named corpus": (["train", "--corpus", "nosuchcorpus"], "named corpora: .*goblet"),
     "bad hyperparameter": (["train", "--corpus", str(SAMPLE_BOOK), "--eta", "-1"], "--eta must be a positive"),
-    "non-number flag": (["train", "--hidden", "many"], "--hidden: invalid int value: 'many'"),
     "flag for another loader": (["train", "--corpus", str(SAMPLE_BOOK), "--keep-retweets"], "--keep-retweets"),
     "missing run": (["generate", "--run", "{tmp}/norun"], "no such run folder"),
 }
@@ -116,6 +129,24 @@ def test_bad_input_gives_one_line_and_exit_1(case, tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("textgen: error: ") and "Traceback" not in err
     assert re.search(expected, err), err
     assert not (tmp_path / "run").exists()  # nothing was created for a bad input
+
+
+USAGE_ERRORS = {  # case: (argv, what argparse's one line must say)
+    "non-number flag": (["train", "--hidden", "many"], r"argument --hidden: invalid int value: 'many' \(see textgen train"),
+    "unknown flag": (["generate", "run", "--lenght", "5"], r"unrecognized arguments: --lenght 5 \(see textgen generate"),
+    "missing value": (["evaluate", "run", "--corpus"], "argument --corpus: expected one argument"),
+    "unknown command": (["trian"], r"invalid choice: 'trian' .*\(see textgen --help\)"),
+    "value outside the choices": (["generate", "run", "--checkpoint", "first"], "invalid choice: 'first'"),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_what_argparse_finds_is_one_line_and_exit_2(case, capsys):
+    argv, expected = USAGE_ERRORS[case]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("textgen: error: ") and err.count("error:") == 1, err
+    assert re.search(expected, err), err
 
 
 def test_an_existing_run_is_refused_untouched_unless_forced(trained_run, tmp_path, capsys):

@@ -69,10 +69,18 @@ TRAIN_DEFAULTS = {name: field.default for name, field in TrainConfig.__dataclass
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one ConfigError line (exit 1) instead of usage + exit 2."""
+    """argparse whose errors (an unknown flag, a missing or mistyped value) are one ``textgen: error:`` line and
+    exit status 2, as argparse's own are; the usage it would print first is left to ``--help``."""
 
     def error(self, message: str):
-        raise ConfigError(f"{self.prog}: {message} (see --help)")
+        self.exit(2, f"textgen: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but a flag that the command does not take points at that command's --help."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            getattr(parsed, "command_parser", self).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
     def _print_message(self, message: str, file=None) -> None:
         """As argparse's, but a failure to write (--help > /dev/full) is not swallowed."""
@@ -116,6 +124,24 @@ def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) 
     group.add_argument("--dtype", choices=("float64", "float32"), help="float64 (default) or float32 (faster)")
 
 
+def add_run_argument(parser: ArgumentParser) -> None:
+    """The run folder, as RUN_DIR (as `report` and `plot` take it) or as --run (kept for older scripts)."""
+    parser.add_argument("run", type=Path, nargs="?", metavar="RUN_DIR", help="a run folder")
+    parser.add_argument("--run", type=Path, dest="run_flag", metavar="RUN_DIR", help="the same, as a flag")
+
+
+def choose_run_folder(args: argparse.Namespace) -> None:
+    """Set ``args.run`` from RUN_DIR or --run; a usage error (exit 2) if neither is given or they differ."""
+    if not hasattr(args, "run_flag"):
+        return
+    given = [path for path in (args.run, args.run_flag) if path is not None]
+    if not given:
+        args.command_parser.error("the run folder is missing: give it as RUN_DIR")
+    if len(given) == 2 and given[0] != given[1]:
+        args.command_parser.error(f"RUN_DIR {given[0]} and --run {given[1]} name different run folders; give one")
+    args.run = given[0]
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="textgen",
@@ -150,7 +176,7 @@ def build_parser() -> ArgumentParser:
     train.set_defaults(handler=command_train)
 
     generate = commands.add_parser("generate", help="print text sampled from a trained model")
-    generate.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="a run folder")
+    add_run_argument(generate)
     generate.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which model (best)")
     generate.add_argument("--length", type=int, default=1000, metavar="N", help="characters after the prime (1000)")
     generate.add_argument("--prime", default="", metavar="TEXT", help="text the model reads first; output starts with it")
@@ -180,7 +206,7 @@ def build_parser() -> ArgumentParser:
     gradcheck.set_defaults(handler=command_gradcheck)
 
     evaluate = commands.add_parser("evaluate", help="loss per character of a trained model on any corpus")
-    evaluate.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="a run folder")
+    add_run_argument(evaluate)
     evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which model (best)")
     add_corpus_flags(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -198,6 +224,8 @@ def build_parser() -> ArgumentParser:
 
     corpora = commands.add_parser("corpora", help="list corpus loaders and named corpora")
     corpora.set_defaults(handler=command_corpora)
+    for command in commands.choices.values():  # where a usage error sends the user for help
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -649,7 +677,8 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
     try:
         try:
             args = parser.parse_args(argv)
-        except SystemExit as done:  # --help and --version print, then exit: their output may fail too
+            choose_run_folder(args)
+        except SystemExit as done:  # --help and --version print, then exit (their output may fail too); so do usage errors
             sys.stdout.flush()
             return done.code if isinstance(done.code, int) else 0
         check_paths(args)
