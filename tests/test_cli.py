@@ -12,6 +12,7 @@ import pytest
 from commands import run, textgen
 
 from textgen.cli import main
+from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.runfolder import RUN_FILES
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -187,15 +188,53 @@ def test_the_console_script_runs_and_help_does_not_import_heavy_modules():
     assert result.stdout.strip() == "[]"
 
 
-def test_tweets_train_and_generate_whole_documents(tmp_path, capsys):
-    tweets = PROJECT / "corpora" / "sample_tweets.json"
-    assert run(capsys, "train", "--corpus", tweets, "--out", tmp_path / "t", *QUICK)[0] == 0
-    code, out, err = run(capsys, "generate", "--run", tmp_path / "t", "--documents", "4", "--length", "60",
+@pytest.fixture(scope="module")
+def tweets_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "tweets"
+    assert main(["train", "--corpus", str(PROJECT / "corpora" / "sample_tweets.json"), "--out", str(folder), *QUICK]) == 0
+    return folder
+
+
+def drawn_by_the_library(run_dir: Path, seed: int, **settings) -> list:
+    """What `generate_texts` draws from the run's best model, as `generate` starts it."""
+    from textgen.checkpoint import load_checkpoint
+    from textgen.sample import SampleConfig, generate_texts
+
+    checkpoint = load_checkpoint(run_dir / "best.npz")
+    return generate_texts(checkpoint.params, checkpoint.vocab, SampleConfig(**settings), np.random.default_rng(seed),
+                          checkpoint.start_state())
+
+
+def test_tweets_train_and_generate_whole_documents(tweets_run, capsys):
+    code, out, err = run(capsys, "generate", "--run", tweets_run, "--documents", "4", "--length", "60",
                          "--seed", "1")
     assert code == 0
     documents = out.split("\n\n")
     assert len(documents) == 4 or err.count("without an end-of-document marker") > 0
     assert "\u2403" not in out
+
+
+def test_length_mode_shows_the_end_of_document_marker_as_a_line_break(tweets_run, capsys):
+    [sample] = drawn_by_the_library(tweets_run, 4, length=600)
+    assert END_OF_DOCUMENT in sample.text  # the model ended some tweets in these 600 characters
+    code, out, err = run(capsys, "generate", tweets_run, "--length", "600", "--seed", "4")
+    shown = sample.text.replace(END_OF_DOCUMENT, "\n")
+    assert code == 0 and err == ""
+    assert out == shown + ("" if shown.endswith("\n") else "\n")
+
+
+def test_generate_json_prints_the_texts_as_one_list(tweets_run, capsys):
+    samples = drawn_by_the_library(tweets_run, 6, length=300, count=3)
+    code, out, err = run(capsys, "generate", tweets_run, "--length", "300", "--count", "3", "--seed", "6", "--json")
+    assert code == 0 and err == "" and out.endswith("]\n") and out.count("\n") == 1
+    assert json.loads(out) == [sample.text.replace(END_OF_DOCUMENT, "\n") for sample in samples]
+    code, out, _ = run(capsys, "generate", tweets_run, "--length", "5", "--prime", "the", "--seed", "6", "--json")
+    assert code == 0 and len(json.loads(out)) == 1 and json.loads(out)[0].startswith("the")  # one: a list
+    documents = drawn_by_the_library(tweets_run, 1, length=60, documents=4)
+    assert not all(document.ended for document in documents)  # so that a note is due
+    code, out, err = run(capsys, "generate", tweets_run, "--documents", "4", "--length", "60", "--seed", "1", "--json")
+    assert code == 0 and json.loads(out) == [document.text for document in documents]
+    assert err.count("was cut there\n") == sum(not document.ended for document in documents) == err.count("\n")
 
 
 def test_a_crlf_book_is_read_with_newlines_and_said_in_one_line(tmp_path):

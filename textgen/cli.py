@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import math
@@ -193,6 +194,8 @@ def build_parser() -> ArgumentParser:
                           help="N whole documents (e.g. tweets), each stopped at the end-of-document marker; "
                           "--length is then the limit per document")
     generate.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
+    generate.add_argument("--json", action="store_true",
+                          help="print the texts as one JSON list of strings, one per sample or document")
     generate.set_defaults(handler=command_generate)
 
     gradcheck = commands.add_parser("gradcheck", help="compare analytic and numerical gradients")
@@ -243,11 +246,14 @@ class Output:
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
+        self.line_open = False  # the text written so far does not end with a line break
 
     def write(self, text: str, escape: bool = False, flush: bool = False) -> None:
         """Write ``text``; with ``escape``, characters the stream's encoding lacks become \\x.. escapes."""
         if escape:
             text = escaped(text, self.stream)
+        if text:  # before writing: a stop that comes in between then costs a blank line, never a glued note
+            self.line_open = not text.endswith("\n")
         try:
             self.stream.write(text)
             if flush:
@@ -282,6 +288,11 @@ class Output:
     def flush(self) -> None:
         """Flush, as `write` reports failures."""
         self.write("", flush=True)
+
+    def end_line(self) -> None:
+        """End the line written so far, if it is open, and flush: a note on stderr then starts a line of its own
+        where both streams share a terminal."""
+        self.write("\n" if self.line_open else "", flush=True)
 
 
 def say(text: str = "", file=None) -> None:
@@ -433,6 +444,7 @@ def silence_stdout() -> None:
 
 def command_generate(args: argparse.Namespace) -> int:
     import numpy as np
+    import orjson
 
     from textgen.loaders.base import END_OF_DOCUMENT
     from textgen.runfolder import RunFolder
@@ -446,26 +458,47 @@ def command_generate(args: argparse.Namespace) -> int:
         check_count("seed", args.seed, minimum=0)
     checkpoint = RunFolder(args.run).load(args.checkpoint)
     out = Output()
-    shown = set(checkpoint.vocab.chars)  # what the text can hold (a prime outside them is refused when it is read)
-    if config.documents:
-        shown.discard(END_OF_DOCUMENT)
+    # What the text can hold (a prime outside it is refused when it is read). The end-of-document marker is
+    # never written: --documents stops at it, and in --length mode it is shown as the line break it stands for.
+    shown = set(checkpoint.vocab.chars) - {END_OF_DOCUMENT}
     out.check_encodable(sorted(shown), "the model's characters")
     rng = np.random.default_rng(args.seed)
-    last_char = ""
-    for piece in stream_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state()):
-        if piece.text:
-            out.write(piece.text)
-            last_char = piece.text[-1]
-        if piece.done:
-            out.write("" if last_char == "\n" else "\n")
-            if config.documents and not piece.ended:
-                out.flush()  # keep the note after the document it is about
-                sys.stderr.write(f"textgen: document {piece.index + 1} reached --length {config.length} without "
-                                 "an end-of-document marker and was cut there\n")
-            if piece.index + 1 < (config.documents or config.count):
-                out.write("\n")  # a blank line between samples
-            last_char = ""
-        out.flush()  # as it goes, so that `| head` stops the command
+    pieces = stream_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state())
+    samples = config.documents or config.count
+
+    def as_shown(text: str) -> str:
+        return text if config.documents else text.replace(END_OF_DOCUMENT, "\n")
+
+    def say_if_cut(piece) -> None:
+        if piece.done and config.documents and not piece.ended:
+            sys.stderr.write(f"textgen: document {piece.index + 1} reached --length {config.length} without an "
+                             "end-of-document marker and was cut there\n")
+
+    if args.json:
+        texts: list[list[str]] = [[] for _ in range(samples)]
+        for piece in pieces:
+            texts[piece.index].append(as_shown(piece.text))
+            say_if_cut(piece)
+        out.write(orjson.dumps(["".join(parts) for parts in texts]).decode() + "\n")
+        return 0
+    last_char = ""  # of the sample being written
+    try:
+        for piece in pieces:
+            text = as_shown(piece.text)
+            if text:
+                out.write(text)
+                last_char = text[-1]
+            if piece.done:
+                out.write("" if last_char == "\n" else "\n", flush=True)  # every sample ends its line, before a note
+                say_if_cut(piece)
+                if piece.index + 1 < samples:
+                    out.write("\n")  # a blank line between samples
+                last_char = ""
+            out.flush()  # as it goes, so that `| head` stops the command
+    except Interrupted:
+        with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
+            out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
+        raise
     return 0
 
 
