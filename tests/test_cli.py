@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from commands import run
+from commands import run, textgen
 
 from textgen.cli import main
+from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.runfolder import RUN_FILES
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -62,6 +63,20 @@ def test_generate_with_the_same_seed_prints_the_same_text(trained_run, capsys):
     assert code == 0 and out.startswith("The lamp") and len(out) == len("The lamp") + 50 + 1
 
 
+def test_generate_and_evaluate_take_the_run_folder_as_run_dir_or_as_run(trained_run, tmp_path, capsys):
+    sample = ["--length", "40", "--seed", "2"]
+    as_flag = run(capsys, "generate", "--run", trained_run, *sample)
+    assert as_flag[0] == 0 and len(as_flag[1]) == 41
+    assert run(capsys, "generate", trained_run, *sample) == as_flag
+    assert run(capsys, "generate", *sample, trained_run, "--run", f"{trained_run}/") == as_flag  # the same folder
+    score = ["--corpus", SAMPLE_BOOK, "--json"]
+    assert run(capsys, "evaluate", trained_run, *score) == run(capsys, "evaluate", "--run", trained_run, *score)
+    for argv, message in [(["generate", trained_run, "--run", tmp_path], "name different run folders"),
+                          (["evaluate", *score], "the run folder is missing")]:
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("textgen: error: ") and message in err
+
+
 def test_prime_outside_the_vocabulary_lists_the_characters(trained_run, capsys):
     code, out, err = run(capsys, "generate", "--run", trained_run, "--prime", "Zebra§")
     assert code == 1 and out == ""
@@ -96,7 +111,6 @@ BAD_INPUTS = {  # case: (argv, with {tmp} for the test's folder; what the one li
     "unknown loader": (["train", "--corpus", "x.txt", "--kind", "nope"], "unknown corpus loader 'nope'"),
     "unknown named corpus": (["train", "--corpus", "nosuchcorpus"], "named corpora: .*goblet"),
     "bad hyperparameter": (["train", "--corpus", str(SAMPLE_BOOK), "--eta", "-1"], "--eta must be a positive"),
-    "non-number flag": (["train", "--hidden", "many"], "--hidden: invalid int value: 'many'"),
     "flag for another loader": (["train", "--corpus", str(SAMPLE_BOOK), "--keep-retweets"], "--keep-retweets"),
     "missing run": (["generate", "--run", "{tmp}/norun"], "no such run folder"),
 }
@@ -116,6 +130,24 @@ def test_bad_input_gives_one_line_and_exit_1(case, tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("textgen: error: ") and "Traceback" not in err
     assert re.search(expected, err), err
     assert not (tmp_path / "run").exists()  # nothing was created for a bad input
+
+
+USAGE_ERRORS = {  # case: (argv, what argparse's one line must say)
+    "non-number flag": (["train", "--hidden", "many"], r"argument --hidden: invalid int value: 'many' \(see textgen train"),
+    "unknown flag": (["generate", "run", "--lenght", "5"], r"unrecognized arguments: --lenght 5 \(see textgen generate"),
+    "missing value": (["evaluate", "run", "--corpus"], "argument --corpus: expected one argument"),
+    "unknown command": (["trian"], r"invalid choice: 'trian' .*\(see textgen --help\)"),
+    "value outside the choices": (["generate", "run", "--checkpoint", "first"], "invalid choice: 'first'"),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS))
+def test_what_argparse_finds_is_one_line_and_exit_2(case, capsys):
+    argv, expected = USAGE_ERRORS[case]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("textgen: error: ") and err.count("error:") == 1, err
+    assert re.search(expected, err), err
 
 
 def test_an_existing_run_is_refused_untouched_unless_forced(trained_run, tmp_path, capsys):
@@ -156,15 +188,66 @@ def test_the_console_script_runs_and_help_does_not_import_heavy_modules():
     assert result.stdout.strip() == "[]"
 
 
-def test_tweets_train_and_generate_whole_documents(tmp_path, capsys):
-    tweets = PROJECT / "corpora" / "sample_tweets.json"
-    assert run(capsys, "train", "--corpus", tweets, "--out", tmp_path / "t", *QUICK)[0] == 0
-    code, out, err = run(capsys, "generate", "--run", tmp_path / "t", "--documents", "4", "--length", "60",
+@pytest.fixture(scope="module")
+def tweets_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "tweets"
+    assert main(["train", "--corpus", str(PROJECT / "corpora" / "sample_tweets.json"), "--out", str(folder), *QUICK]) == 0
+    return folder
+
+
+def drawn_by_the_library(run_dir: Path, seed: int, **settings) -> list:
+    """What `generate_texts` draws from the run's best model, as `generate` starts it."""
+    from textgen.checkpoint import load_checkpoint
+    from textgen.sample import SampleConfig, generate_texts
+
+    checkpoint = load_checkpoint(run_dir / "best.npz")
+    return generate_texts(checkpoint.params, checkpoint.vocab, SampleConfig(**settings), np.random.default_rng(seed),
+                          checkpoint.start_state())
+
+
+def test_tweets_train_and_generate_whole_documents(tweets_run, capsys):
+    code, out, err = run(capsys, "generate", "--run", tweets_run, "--documents", "4", "--length", "60",
                          "--seed", "1")
     assert code == 0
     documents = out.split("\n\n")
     assert len(documents) == 4 or err.count("without an end-of-document marker") > 0
     assert "\u2403" not in out
+
+
+def test_length_mode_shows_the_end_of_document_marker_as_a_line_break(tweets_run, capsys):
+    [sample] = drawn_by_the_library(tweets_run, 4, length=600)
+    assert END_OF_DOCUMENT in sample.text  # the model ended some tweets in these 600 characters
+    code, out, err = run(capsys, "generate", tweets_run, "--length", "600", "--seed", "4")
+    shown = sample.text.replace(END_OF_DOCUMENT, "\n")
+    assert code == 0 and err == ""
+    assert out == shown + ("" if shown.endswith("\n") else "\n")
+
+
+def test_generate_json_prints_the_texts_as_one_list(tweets_run, capsys):
+    samples = drawn_by_the_library(tweets_run, 6, length=300, count=3)
+    code, out, err = run(capsys, "generate", tweets_run, "--length", "300", "--count", "3", "--seed", "6", "--json")
+    assert code == 0 and err == "" and out.endswith("]\n") and out.count("\n") == 1
+    assert json.loads(out) == [sample.text.replace(END_OF_DOCUMENT, "\n") for sample in samples]
+    code, out, _ = run(capsys, "generate", tweets_run, "--length", "5", "--prime", "the", "--seed", "6", "--json")
+    assert code == 0 and len(json.loads(out)) == 1 and json.loads(out)[0].startswith("the")  # one: a list
+    documents = drawn_by_the_library(tweets_run, 1, length=60, documents=4)
+    assert not all(document.ended for document in documents)  # so that a note is due
+    code, out, err = run(capsys, "generate", tweets_run, "--documents", "4", "--length", "60", "--seed", "1", "--json")
+    assert code == 0 and json.loads(out) == [document.text for document in documents]
+    assert err.count("was cut there\n") == sum(not document.ended for document in documents) == err.count("\n")
+
+
+def test_a_crlf_book_is_read_with_newlines_and_said_in_one_line(tmp_path):
+    book = tmp_path / "windows.txt"
+    book.write_bytes(b"\xef\xbb\xbf" + SAMPLE_BOOK.read_bytes().replace(b"\n", b"\r\n"))
+    lines = SAMPLE_BOOK.read_bytes().count(b"\n")
+    result = textgen("gradcheck", "--corpus", book, "--hidden", "3", "--max-entries", "5", "--sigma", "0.3", "--json")
+    assert result.returncode == 0 and json.loads(result.stdout)
+    assert result.stderr == (f"textgen: {book}: translated {lines:,} CRLF line ends to \\n and removed the byte-order "
+                             "mark (U+FEFF) at its start; --keep-carriage-returns keeps the CRs\n")
+    kept = textgen("gradcheck", "--corpus", book, "--hidden", "3", "--max-entries", "5", "--sigma", "0.3",
+                   "--keep-carriage-returns")
+    assert kept.returncode == 0 and kept.stderr == f"textgen: {book}: removed the byte-order mark (U+FEFF) at its start\n"
 
 
 def test_weights_must_match_the_corpora(tmp_path, capsys):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from textgen.config import RNNConfig, RunConfig
-from textgen.corpus import interleave, load_corpus, parse_weights, split_blocks
+from textgen.corpus import interleave, load_corpus, parse_weights, recorded_options, split_blocks
 from textgen.errors import ConfigError, CorpusError
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.loaders.tweets import TweetLoader
@@ -24,6 +24,32 @@ def test_one_text_file_is_the_text_itself_with_a_summary(tmp_path):
     source = corpus.sources[0]
     assert (source["kind"], source["characters"], source["documents"]) == ("text", 12, 1)
     assert source["sha256"] == hashlib.sha256(b"hello\nworld\n").hexdigest()
+
+
+def test_a_text_source_records_how_its_line_ends_and_byte_order_mark_were_read(tmp_path):
+    raw = "\ufeffone\r\ntwo\rthree\r\n"
+    (tmp_path / "crlf.txt").write_bytes(raw.encode("utf-8"))
+    corpus = load_corpus([str(tmp_path / "crlf.txt")])
+    assert corpus.text == "one\ntwo\nthree\n"
+    source = corpus.sources[0]
+    assert source["options"] == {"keep_carriage_returns": False, "keep_byte_order_mark": False}
+    assert source["sha256"] == hashlib.sha256(b"one\ntwo\nthree\n").hexdigest()
+    kept = load_corpus([str(tmp_path / "crlf.txt")], options={"keep_carriage_returns": True})
+    assert kept.text == raw[1:]
+    assert kept.sources[0]["options"] == {"keep_carriage_returns": True, "keep_byte_order_mark": False}
+    assert load_corpus([str(SAMPLE_TWEETS)]).sources[0]["options"] == {}  # options of the text loader only
+
+
+def test_a_source_recorded_before_line_ends_were_translated_is_read_as_it_was(tmp_path):
+    raw = "\ufeffone\r\ntwo\rthree\r\n"
+    (tmp_path / "crlf.txt").write_bytes(raw.encode("utf-8"))
+    old = {"kind": "text", "location": str(tmp_path / "crlf.txt"), "options": {"encoding": "utf-8"}}
+    options = recorded_options(old)
+    assert options == {"encoding": "utf-8", "keep_carriage_returns": True, "keep_byte_order_mark": True}
+    assert load_corpus([str(tmp_path / "crlf.txt")], options=options).text == raw  # what textgen read then
+    new = load_corpus([str(tmp_path / "crlf.txt")]).sources[0]
+    assert recorded_options(new) == new["options"]
+    assert recorded_options({"kind": "tweets", "location": str(SAMPLE_TWEETS), "options": {}}) == {}
 
 
 def test_documents_are_followed_by_the_end_marker():

@@ -3,12 +3,15 @@ tools end), an encoding that cannot hold the text and a full device are one erro
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from commands import assert_one_error_line, environment, start, textgen, textgen_command
 
+PROJECT = Path(__file__).resolve().parent.parent
 TEXT = "".join(f"Line {i}: café, naïve, résumé and the usual words of a small book.\n" for i in range(300))
 
 
@@ -82,3 +85,50 @@ def test_a_loss_that_overflows_is_one_line_without_numpys_warnings(tmp_path, acc
     result = textgen("train", "--corpus", accented_run.parent / "book.txt", "--out", tmp_path / "run", "--eta",
                      "1e308", "--sigma", "1e18", "-q")  # -q: no start line
     assert_one_error_line(result, r"the loss became (nan|inf) at update \d+; the last checkpoint is kept")
+
+
+def on_a_terminal(*argv: object, interrupt_after: int = 0) -> tuple[int, str]:
+    """Run the real command with stdout and stderr on one pseudo-terminal, as in a shell window; with
+    ``interrupt_after``, send SIGINT once that many bytes have come. Returns (exit status, what the window shows)."""
+    import os
+    import pty
+    import signal
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*textgen_command(), *map(str, argv)], stdin=subprocess.DEVNULL, stdout=follower,
+                               stderr=follower, env=environment())
+    os.close(follower)
+    shown, interrupted = b"", False
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # EIO: the command has ended and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if interrupt_after and len(shown) >= interrupt_after and not interrupted:
+            process.send_signal(signal.SIGINT)
+            interrupted = True
+    os.close(leader)
+    return process.wait(timeout=60), shown.decode().replace("\r\n", "\n")  # the terminal shows \n as CR LF
+
+
+@pytest.fixture(scope="module")
+def tweets_run(tmp_path_factory):
+    """A small model of documents, which --documents can stop at their ends."""
+    root = tmp_path_factory.mktemp("tweets")
+    result = textgen("train", "--corpus", PROJECT / "corpora" / "sample_tweets.json", "--out", root / "run",
+                     "--hidden", "8", "--updates", "60", "--sample-every", "1000", "--passage-length", "20",
+                     "--no-progress", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    return root / "run"
+
+
+def test_generate_notes_start_a_line_of_their_own_on_a_shared_terminal(tweets_run):
+    code, shown = on_a_terminal("generate", tweets_run, "--documents", "6", "--length", "30", "--seed", "3")
+    notes = re.findall(r"(.?)textgen: document \d reached --length 30", shown, flags=re.DOTALL)
+    assert code == 0 and notes and all(before in ("", "\n") for before in notes), shown
+    code, shown = on_a_terminal("generate", tweets_run, "--length", "100000000", interrupt_after=300)
+    assert code == 130 and shown.endswith("\ntextgen: stopped\n"), shown[-200:]
+    assert "\u2403" not in shown  # the end-of-document marker is a line break in --length mode

@@ -190,3 +190,30 @@ def test_a_run_from_before_the_model_settings_existed_resumes(tmp_path, capsys):
     (run / "config.json").write_bytes(orjson.dumps(config))
     assert main(["train", "--resume", str(run), "--updates", "90", "--no-progress"]) == 0, capsys.readouterr().err
     assert load_checkpoint(run / "last.npz").meta["update"] == 90
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["line ends translated", "run of an older textgen"])
+def test_a_run_on_a_crlf_file_resumes_exactly(tmp_path, older, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(TEXT.replace("\n", "\r\n").replace("again.", "again.\r").encode())
+    # An older textgen read the CRs as characters and recorded no line-end options: a run with them kept,
+    # and the options taken out of config.json, is what it left.
+    keep = ["--keep-carriage-returns"] if older else []
+    common = ["--corpus", str(corpus), *SETTINGS, *keep]
+    assert main(["train", *common, "--updates", "200", "--out", str(tmp_path / "whole")]) == 0
+    assert main(["train", *common, "--updates", "110", "--out", str(tmp_path / "split")]) == 0
+    config = orjson.loads((tmp_path / "split" / "config.json").read_bytes())
+    source = config["corpus"]["sources"][0]
+    assert source["options"] == {"keep_carriage_returns": older, "keep_byte_order_mark": False}
+    if older:
+        source["options"] = {}
+        (tmp_path / "split" / "config.json").write_bytes(orjson.dumps(config))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "split"), "--updates", "200", "--no-progress"]) == 0, \
+        capsys.readouterr().err
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert ("\r" in load_checkpoint(split / "last.npz").vocab.chars) is older
+    for name in ("last.npz", "best.npz"):
+        np.testing.assert_array_equal(load_checkpoint(whole / name).params.flat, load_checkpoint(split / name).params.flat)
+    assert rows(whole / "metrics.jsonl") == rows(split / "metrics.jsonl")
+    assert rows(whole / "samples.jsonl") == rows(split / "samples.jsonl")

@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,22 @@ def test_streamed_ids_equal_the_in_memory_ones(tmp_path):
             else:
                 assert streamed.val_ids is None and in_memory.val_ids is None
             assert streamed.sources[0]["sha256"] == in_memory.sources[0]["sha256"]
+
+
+def test_a_streamed_crlf_file_equals_the_in_memory_one_and_is_noted_once(tmp_path, caplog):
+    book = tmp_path / "book.txt"
+    book.write_bytes(b"\xef\xbb\xbf" + "".join(f"Line {i} of a Windows book.\r\n" for i in range(3000)).encode())
+    (tmp_path / "out").mkdir()
+    with caplog.at_level(logging.INFO, logger="textgen"):
+        streamed = stream_encode(str(book), tmp_path / "out", val_fraction=0.1)
+    notes = [record.getMessage() for record in caplog.records if "CRLF" in record.getMessage()]
+    assert len(notes) == 1  # two passes over the file, one note
+    assert notes[0].startswith(f"{book}: translated 3,000 CRLF line ends to \\n and removed the byte-order mark")
+    in_memory = encode_corpus(load_corpus([str(book)], val_fraction=0.1))
+    assert "\r" not in streamed.vocab.chars and streamed.vocab == in_memory.vocab
+    np.testing.assert_array_equal(streamed.ids, in_memory.ids)
+    np.testing.assert_array_equal(streamed.val_ids, in_memory.val_ids)
+    assert streamed.sources[0]["options"] == in_memory.sources[0]["options"]
 
 
 def test_a_streamed_run_trains_and_resumes_from_its_mapped_ids(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import math
@@ -27,6 +28,8 @@ LOADER_FLAGS = {
     "--encoding": ("encoding", {"metavar": "NAME", "help": "text encoding of book files (default utf-8)"}),
     "--strip-gutenberg": ("strip_gutenberg", {"action": "store_true", "default": None,
                           "help": "drop Project Gutenberg's licence header and footer"}),
+    "--keep-carriage-returns": ("keep_carriage_returns", {"action": "store_true", "default": None,
+                                "help": "text: keep CRLF and CR line ends as they are (by default they become \\n)"}),
     "--keep-retweets": ("keep_retweets", {"action": "store_true", "default": None,
                         "help": "tweets: keep retweets (dropped by default)"}),
     "--keep-html-entities": ("unescape_html", {"action": "store_false", "default": None,
@@ -70,10 +73,18 @@ TRAIN_DEFAULTS = {name: field.default for name, field in TrainConfig.__dataclass
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one ConfigError line (exit 1) instead of usage + exit 2."""
+    """argparse whose errors (an unknown flag, a missing or mistyped value) are one ``textgen: error:`` line and
+    exit status 2, as argparse's own are; the usage it would print first is left to ``--help``."""
 
     def error(self, message: str):
-        raise ConfigError(f"{self.prog}: {message} (see --help)")
+        self.exit(2, f"textgen: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but a flag that the command does not take points at that command's --help."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            getattr(parsed, "command_parser", self).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
 
     def _print_message(self, message: str, file=None) -> None:
         """As argparse's, but a failure to write (--help > /dev/full) is not swallowed."""
@@ -117,6 +128,24 @@ def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) 
     group.add_argument("--dtype", choices=("float64", "float32"), help="float64 (default) or float32 (faster)")
 
 
+def add_run_argument(parser: ArgumentParser) -> None:
+    """The run folder, as RUN_DIR (as `report` and `plot` take it) or as --run (kept for older scripts)."""
+    parser.add_argument("run", type=Path, nargs="?", metavar="RUN_DIR", help="a run folder")
+    parser.add_argument("--run", type=Path, dest="run_flag", metavar="RUN_DIR", help="the same, as a flag")
+
+
+def choose_run_folder(args: argparse.Namespace) -> None:
+    """Set ``args.run`` from RUN_DIR or --run; a usage error (exit 2) if neither is given or they differ."""
+    if not hasattr(args, "run_flag"):
+        return
+    given = [path for path in (args.run, args.run_flag) if path is not None]
+    if not given:
+        args.command_parser.error("the run folder is missing: give it as RUN_DIR")
+    if len(given) == 2 and given[0] != given[1]:
+        args.command_parser.error(f"RUN_DIR {given[0]} and --run {given[1]} name different run folders; give one")
+    args.run = given[0]
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="textgen",
@@ -158,7 +187,7 @@ def build_parser() -> ArgumentParser:
     train.set_defaults(handler=command_train)
 
     generate = commands.add_parser("generate", help="print text sampled from a trained model")
-    generate.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="a run folder")
+    add_run_argument(generate)
     generate.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which model (best)")
     generate.add_argument("--length", type=int, default=1000, metavar="N", help="characters after the prime (1000)")
     generate.add_argument("--prime", default="", metavar="TEXT", help="text the model reads first; output starts with it")
@@ -175,6 +204,8 @@ def build_parser() -> ArgumentParser:
                           help="N whole documents (e.g. tweets), each stopped at the end-of-document marker; "
                           "--length is then the limit per document")
     generate.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
+    generate.add_argument("--json", action="store_true",
+                          help="print the texts as one JSON list of strings, one per sample or document")
     generate.set_defaults(handler=command_generate)
 
     gradcheck = commands.add_parser("gradcheck", help="compare analytic and numerical gradients")
@@ -188,7 +219,7 @@ def build_parser() -> ArgumentParser:
     gradcheck.set_defaults(handler=command_gradcheck)
 
     evaluate = commands.add_parser("evaluate", help="loss per character of a trained model on any corpus")
-    evaluate.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="a run folder")
+    add_run_argument(evaluate)
     evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which model (best)")
     add_corpus_flags(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -206,6 +237,8 @@ def build_parser() -> ArgumentParser:
 
     corpora = commands.add_parser("corpora", help="list corpus loaders and named corpora")
     corpora.set_defaults(handler=command_corpora)
+    for command in commands.choices.values():  # where a usage error sends the user for help
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -223,11 +256,14 @@ class Output:
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
+        self.line_open = False  # the text written so far does not end with a line break
 
     def write(self, text: str, escape: bool = False, flush: bool = False) -> None:
         """Write ``text``; with ``escape``, characters the stream's encoding lacks become \\x.. escapes."""
         if escape:
             text = escaped(text, self.stream)
+        if text:  # before writing: a stop that comes in between then costs a blank line, never a glued note
+            self.line_open = not text.endswith("\n")
         try:
             self.stream.write(text)
             if flush:
@@ -262,6 +298,11 @@ class Output:
     def flush(self) -> None:
         """Flush, as `write` reports failures."""
         self.write("", flush=True)
+
+    def end_line(self) -> None:
+        """End the line written so far, if it is open, and flush: a note on stderr then starts a line of its own
+        where both streams share a terminal."""
+        self.write("\n" if self.line_open else "", flush=True)
 
 
 def say(text: str = "", file=None) -> None:
@@ -491,6 +532,7 @@ def silence_stdout() -> None:
 
 def command_generate(args: argparse.Namespace) -> int:
     import numpy as np
+    import orjson
 
     from textgen.loaders.base import END_OF_DOCUMENT
     from textgen.runfolder import RunFolder
@@ -504,26 +546,47 @@ def command_generate(args: argparse.Namespace) -> int:
         check_count("seed", args.seed, minimum=0)
     checkpoint = RunFolder(args.run).load(args.checkpoint)
     out = Output()
-    shown = set(checkpoint.vocab.chars)  # what the text can hold (a prime outside them is refused when it is read)
-    if config.documents:
-        shown.discard(END_OF_DOCUMENT)
+    # What the text can hold (a prime outside it is refused when it is read). The end-of-document marker is
+    # never written: --documents stops at it, and in --length mode it is shown as the line break it stands for.
+    shown = set(checkpoint.vocab.chars) - {END_OF_DOCUMENT}
     out.check_encodable(sorted(shown), "the model's characters")
     rng = np.random.default_rng(args.seed)
-    last_char = ""
-    for piece in stream_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state()):
-        if piece.text:
-            out.write(piece.text)
-            last_char = piece.text[-1]
-        if piece.done:
-            out.write("" if last_char == "\n" else "\n")
-            if config.documents and not piece.ended:
-                out.flush()  # keep the note after the document it is about
-                sys.stderr.write(f"textgen: document {piece.index + 1} reached --length {config.length} without "
-                                 "an end-of-document marker and was cut there\n")
-            if piece.index + 1 < (config.documents or config.count):
-                out.write("\n")  # a blank line between samples
-            last_char = ""
-        out.flush()  # as it goes, so that `| head` stops the command
+    pieces = stream_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state())
+    samples = config.documents or config.count
+
+    def as_shown(text: str) -> str:
+        return text if config.documents else text.replace(END_OF_DOCUMENT, "\n")
+
+    def say_if_cut(piece) -> None:
+        if piece.done and config.documents and not piece.ended:
+            sys.stderr.write(f"textgen: document {piece.index + 1} reached --length {config.length} without an "
+                             "end-of-document marker and was cut there\n")
+
+    if args.json:
+        texts: list[list[str]] = [[] for _ in range(samples)]
+        for piece in pieces:
+            texts[piece.index].append(as_shown(piece.text))
+            say_if_cut(piece)
+        out.write(orjson.dumps(["".join(parts) for parts in texts]).decode() + "\n")
+        return 0
+    last_char = ""  # of the sample being written
+    try:
+        for piece in pieces:
+            text = as_shown(piece.text)
+            if text:
+                out.write(text)
+                last_char = text[-1]
+            if piece.done:
+                out.write("" if last_char == "\n" else "\n", flush=True)  # every sample ends its line, before a note
+                say_if_cut(piece)
+                if piece.index + 1 < samples:
+                    out.write("\n")  # a blank line between samples
+                last_char = ""
+            out.flush()  # as it goes, so that `| head` stops the command
+    except Interrupted:
+        with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
+            out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
+        raise
     return 0
 
 
@@ -717,15 +780,26 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler if argv is not None else signal.SIG_IGN)
 
 
+class LogLines(logging.Formatter):
+    """Log records as stderr lines: ``textgen: warning: ...`` for warnings, ``textgen: ...`` for notes (INFO)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return ("textgen: " if record.levelno < logging.WARNING else "textgen: warning: ") + record.getMessage()
+
+
 def _main(argv: list[str] | None, stop: StopRequest) -> int:
-    logging.basicConfig(format="textgen: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogLines())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("textgen").setLevel(logging.INFO)  # textgen's notes too, such as what a loader changed
     use_one_blas_thread()
     parser = build_parser()
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         try:
             args = parser.parse_args(argv)
-        except SystemExit as done:  # --help and --version print, then exit: their output may fail too
+            choose_run_folder(args)
+        except SystemExit as done:  # --help and --version print, then exit (their output may fail too); so do usage errors
             sys.stdout.flush()
             return done.code if isinstance(done.code, int) else 0
         check_paths(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import inspect
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +53,40 @@ def accepted_options(source: ResolvedSource, options: dict) -> dict:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return dict(options)
     return {name: value for name, value in options.items() if name in parameters}
+
+
+# Options of built-in loaders that came after run folders began to record their sources, each with the value
+# that reads a source as textgen did before the option existed: the text loader kept CRs and a byte-order mark.
+# A new run records the value it used (`resolved_options`), so a recorded source without one was read the old
+# way, and a resume reads it so again (`recorded_options`).
+OPTIONS_ADDED_LATER = {"keep_carriage_returns": True, "keep_byte_order_mark": True}
+
+
+def _later_options_taken(source: ResolvedSource) -> dict[str, inspect.Parameter]:
+    """The parameters of the source's loader that are named in OPTIONS_ADDED_LATER (none for a plugin)."""
+    if source.loader.origin != "built-in":
+        return {}
+    parameters = inspect.signature(source.loader.factory).parameters
+    return {name: parameters[name] for name in OPTIONS_ADDED_LATER if name in parameters}
+
+
+def resolved_options(source: ResolvedSource, options: dict) -> dict:
+    """`accepted_options`, plus the value in use of each option of OPTIONS_ADDED_LATER the loader takes (its
+    default unless given), so that config.json says how the source was read."""
+    accepted = accepted_options(source, options)
+    for name, parameter in _later_options_taken(source).items():
+        accepted.setdefault(name, parameter.default)
+    return accepted
+
+
+def recorded_options(summary: dict, registry: Registry | None = None) -> dict:
+    """The options a source recorded in config.json was read with: its ``options``, and for a run from before
+    an option of OPTIONS_ADDED_LATER existed, the value that reads the source as that run did."""
+    source = resolve_source(f"{summary['kind']}:{summary['location']}", registry or default_registry())
+    options = dict(summary.get("options", {}))
+    for name in _later_options_taken(source):
+        options.setdefault(name, OPTIONS_ADDED_LATER[name])
+    return options
 
 
 class ReadBudget:
@@ -241,7 +276,7 @@ def plan_sources(
     registry = registry or default_registry()
     options = dict(options or {})
     sources = [resolve_source(spec, registry, kind) for spec in list(specs or [DEFAULT_CORPUS])]
-    planned = [(source, accepted_options(source, options)) for source in sources]
+    planned = [(source, resolved_options(source, options)) for source in sources]
     used = {name for _, accepted in planned for name in accepted}
     unused = [name for name in options if name not in used]
     if unused:
@@ -400,6 +435,22 @@ def _pieces(source: ResolvedSource, options: dict, seen: dict | None = None) -> 
 _END = object()  # what next() returns at the end of a loader's documents
 
 
+def _without_notes(pieces: Iterator[str]) -> Iterator[str]:
+    """``pieces``, read with the built-in loaders' notes (logging.INFO) held back: for a second pass over a
+    source, whose first pass has said them. Muted only while a piece is read, so nothing else is."""
+    logger = logging.getLogger("textgen.loaders")
+    while True:
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            piece = next(pieces, _END)
+        finally:
+            logger.setLevel(level)
+        if piece is _END:
+            return
+        yield piece
+
+
 def stream_encode(
     spec: str,
     folder: Path,
@@ -417,7 +468,7 @@ def stream_encode(
     """
     registry = registry or default_registry()
     source = resolve_source(spec, registry, kind)
-    options = accepted_options(source, dict(options or {}))
+    options = resolved_options(source, dict(options or {}))
     digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
     recent = collections.deque()  # lengths of the last documents, as many as VAL_MAX_CHARACTERS can hold
     recent_total = 0
@@ -474,7 +525,7 @@ def stream_encode(
     phase = "train"  # then "seek" (after the cut, before a line break), "found" (line break seen), "held"
     try:
         position = 0
-        for index, piece in enumerate(_pieces(source, options)):
+        for index, piece in enumerate(_without_notes(_pieces(source, options))):
             second.update(piece.encode("utf-8"))
             if not continuous:
                 add("val_ids.bin" if index >= documents - held_documents else "ids.bin", piece)
@@ -531,6 +582,6 @@ def source_digest(spec: str, kind: str | None, options: dict, registry: Registry
     registry = registry or default_registry()
     source = resolve_source(spec, registry, kind)
     digest = hashlib.sha256()
-    for piece in _pieces(source, accepted_options(source, options)):
+    for piece in _pieces(source, resolved_options(source, options)):
         digest.update(piece.encode("utf-8"))
     return digest.hexdigest()

@@ -23,6 +23,7 @@ from textgen.corpus import (
     encode_corpus,
     load_corpus,
     plan_sources,
+    recorded_options,
     run_name,
     source_digest,
     stream_encode,
@@ -465,8 +466,8 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
     """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
     sources = record.sources
     options = {}
-    for source in sources:
-        options.update(source.get("options", {}))
+    for source in sources:  # as each was read when the run started, also by an older textgen
+        options.update(recorded_options(source, registry))
     specs = [f"{source['kind']}:{source['location']}" for source in sources]
 
     def changed(spec: str) -> CorpusError:

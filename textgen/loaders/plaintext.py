@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from textgen.errors import CorpusError, LimitError, one_line
 from textgen.limits import available_memory, format_bytes
 from textgen.loaders.base import check_option
+
+log = logging.getLogger(__name__)
 
 _CHUNK_BYTES = 1 << 22  # read 4 MiB at a time so a large book never sits in memory twice
 
@@ -66,6 +69,39 @@ def iter_decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
         raise CorpusError(f"{path}: cannot read ({error.strerror})") from None
 
 
+def iter_normalised(chunks: Iterator[str], source: str, keep_carriage_returns: bool = False,
+                    keep_byte_order_mark: bool = False) -> Iterator[str]:
+    """The chunks of a text without a leading byte-order mark and with CRLF and lone CR line ends as \\n,
+    unless kept; logs one line saying what was changed, once the last chunk has been read."""
+    pairs = lone = 0  # CRLF line ends and lone CRs turned into \n
+    stripped = False
+    held = ""  # a CR that ended the last chunk: only the next one shows whether it begins a CRLF
+    for index, chunk in enumerate(chunks):
+        if index == 0 and not keep_byte_order_mark and chunk.startswith("\ufeff"):
+            chunk, stripped = chunk[1:], True
+        if not keep_carriage_returns:
+            chunk, held = held + chunk, ""
+            if chunk.endswith("\r"):
+                chunk, held = chunk[:-1], "\r"
+            returns = chunk.count("\r")
+            if returns:
+                crlf = chunk.count("\r\n")
+                pairs, lone = pairs + crlf, lone + returns - crlf
+                chunk = chunk.replace("\r\n", "\n").replace("\r", "\n")
+        if chunk:
+            yield chunk
+    if held:
+        lone += 1
+        yield "\n"
+    kinds = [f"{count:,} {kind}" for count, kind in ((pairs, "CRLF"), (lone, "lone CR")) if count]
+    done = [f"translated {' and '.join(kinds)} line ends to \\n"] if kinds else []
+    if stripped:
+        done.append("removed the byte-order mark (U+FEFF) at its start")
+    if done:
+        keep = "; --keep-carriage-returns keeps the CRs" if kinds else ""
+        log.info("%s: %s%s", source, " and ".join(done), keep)
+
+
 def strip_gutenberg_boilerplate(text: str, source: str) -> str:
     """Return the book between Project Gutenberg's START and END marker lines."""
     start = _GUTENBERG_START.search(text)
@@ -80,22 +116,31 @@ def strip_gutenberg_boilerplate(text: str, source: str) -> str:
 
 
 class PlainTextLoader:
-    """A UTF-8 (or ``encoding``) text file, yielded in chunks that join into the exact text."""
+    """A UTF-8 (or ``encoding``) text file, yielded in chunks that join into its text as written: line ends
+    as \\n whether the file has Unix, Windows (CRLF) or old Mac (CR) ones, and no byte-order mark."""
 
     name = "text"
     suffixes = (".txt", ".text", ".md", ".rst")
     document_separator = ""  # chunks of one book: join them with nothing
 
-    def __init__(self, encoding: str = "utf-8", strip_gutenberg: bool = False):
+    def __init__(self, encoding: str = "utf-8", strip_gutenberg: bool = False, keep_carriage_returns: bool = False,
+                 keep_byte_order_mark: bool = False):
         check_option("--encoding", encoding, str)
         check_option("--strip-gutenberg", strip_gutenberg, bool)
+        check_option("--keep-carriage-returns", keep_carriage_returns, bool)
+        check_option("keep_byte_order_mark", keep_byte_order_mark, bool)
         self.encoding = encoding  # how the file's bytes are decoded
         self.strip_gutenberg = strip_gutenberg  # keep only the book between Gutenberg's markers
+        self.keep_carriage_returns = keep_carriage_returns  # leave CRLF and CR line ends as they are, not as \n
+        # Leave a leading U+FEFF in the text. No flag sets it: it is how runs recorded before BOMs were removed
+        # read their sources again (see corpus.OPTIONS_ADDED_LATER).
+        self.keep_byte_order_mark = keep_byte_order_mark
 
     def iter_texts(self, source: str) -> Iterator[str]:
         """Yield the file's text; with ``strip_gutenberg`` the licence header and footer are removed."""
         path = open_source_file(source)
-        chunks = iter_decoded_chunks(path, self.encoding)
+        chunks = iter_normalised(iter_decoded_chunks(path, self.encoding), source, self.keep_carriage_returns,
+                                 self.keep_byte_order_mark)
         if self.strip_gutenberg:
             yield strip_gutenberg_boilerplate(_join_at_most(chunks, source), source)
         else:
