@@ -180,3 +180,15 @@ def test_durations_and_a_status_line_read_as_a_person_writes_them():
     assert status_line(status) == ("textgen: update 1,500/6,000 (25%), epoch 0.50, smooth loss 80.123, val n/a, "
                                    "51,234 chars/s, ETA 1m 15s")
     assert status_line(status, verbose=True).endswith(", ETA 1m 15s, elapsed 3s")
+
+
+def test_quiet_also_silences_the_loaders_notes_but_not_the_text_they_change(tmp_path, capsys):
+    book = tmp_path / "crlf.txt"
+    book.write_bytes(SAMPLE_BOOK.read_bytes().replace(b"\n", b"\r\n"))
+    code, _, loud = run(capsys, "train", "--corpus", book, "--out", tmp_path / "loud", "--updates", "30", *QUICK)
+    assert code == 0 and "CRLF line ends" in loud
+    code, _, quiet = run(capsys, "train", "--corpus", book, "--out", tmp_path / "quiet", "--updates", "30", "-q",
+                         *QUICK)
+    assert code == 0 and "CRLF" not in quiet and "textgen: loaded" not in quiet
+    configs = [json.loads((tmp_path / name / "config.json").read_text())["corpus"] for name in ("loud", "quiet")]
+    assert configs[0] == configs[1] and configs[0]["sources"][0]["characters"] == len(SAMPLE_BOOK.read_text())

@@ -516,7 +516,7 @@ def command_train(args: argparse.Namespace) -> int:
         f"model by {chosen}: {state.best_loss:.3f} {unit} at update {state.best_update:,}; run folder "
         f"{result.folder}", file=sys.stderr)
     report = f"report: {result.folder / 'report.html'}; " if result.report else ""
-    say(f"textgen: {report}generate more with: textgen generate --run {result.folder}", file=sys.stderr)
+    say(f"textgen: {report}generate more with: textgen generate {result.folder}", file=sys.stderr)
     return 0
 
 
@@ -790,7 +790,7 @@ class LogLines(logging.Formatter):
 def _main(argv: list[str] | None, stop: StopRequest) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogLines())
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)  # this stderr, even in-process
     logging.getLogger("textgen").setLevel(logging.INFO)  # textgen's notes too, such as what a loader changed
     use_one_blas_thread()
     parser = build_parser()
@@ -803,6 +803,8 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
             sys.stdout.flush()
             return done.code if isinstance(done.code, int) else 0
         check_paths(args)
+        if getattr(args, "quiet", False):
+            logging.getLogger("textgen").setLevel(logging.WARNING)  # -q: warnings, not notes
         args.stop = stop
         debug = debug or args.debug
         if not getattr(args, "command", None):
