@@ -3,8 +3,16 @@ or yields, the command says in one line which plugin, from which distribution, a
 
 from __future__ import annotations
 
+import re
+from importlib import metadata
+from pathlib import Path
+
 import pytest
 from commands import assert_one_error_line, plugin_environment, textgen
+
+import textgen as textgen_package
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 MISBEHAVING = {
     "raises": "plugin_fixtures:RaisesWhileReading",
@@ -78,3 +86,20 @@ def test_a_plugin_that_never_stops_is_read_until_the_corpus_would_not_fit(tmp_pa
                      preexec_fn=limited, timeout=120)
     assert_one_error_line(result, r"x\.endless: stopped reading after [\d,]+ characters")
     assert not (tmp_path / "run").exists()
+
+
+def readme_plugin_section() -> str:
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    return text[text.index("## Write a corpus plugin"):]
+
+
+def test_plugins_depend_on_textgens_own_distribution_name_not_the_unrelated_textgen():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    srt = tomllib.loads((PROJECT / "plugins" / "textgen-srt" / "pyproject.toml").read_text())["project"]
+    template = tomllib.loads(re.search(r"```toml\n(.*?)```", readme_plugin_section(), re.DOTALL).group(1))
+    assert project["name"] != "textgen"  # the package index's `textgen` is another project
+    assert srt["dependencies"] == [project["name"]]
+    assert template["project"]["dependencies"] == [project["name"]]
+    assert template["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert metadata.version(project["name"]) == textgen_package.__version__  # installed under that name
