@@ -155,3 +155,46 @@ class Endless(LineLoader):
         chunk = "all work and no play makes a dull corpus\n" * 25_000
         while True:
             yield chunk
+
+
+class LyricsLoader:
+    """Songs in a CSV file with a header row, one document per row: a plugin with a two-part suffix and typed
+    options."""
+
+    name = "lyrics"
+    suffixes = (".lyrics.csv",)
+
+    def __init__(self, column: str = "lyrics", upper: bool = False, min_words: int = 0, share: float = 1.0):
+        self.column = column  # the column holding the text
+        self.upper = upper  # shout every song
+        self.min_words = min_words  # drop songs with fewer words
+        self.share = share  # keep this share of the rows, the first ones
+
+    def iter_texts(self, source):
+        import csv
+
+        with open(source, encoding="utf-8", newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        for row in rows[: round(len(rows) * self.share)]:
+            text = row[self.column]
+            if len(text.split()) >= self.min_words:
+                yield text.upper() if self.upper else text
+
+
+class OtherLyricsLoader(LyricsLoader):
+    name = "songs"
+
+
+class CsvLineLoader(LineLoader):
+    name = "csvlines"
+    suffixes = (".csv",)
+
+
+class NoDotSuffix(LineLoader):
+    name = "nodot"
+    suffixes = ("lines",)
+
+
+class NotesLoader(LineLoader):
+    name = "notes"
+    suffixes = (".notes.txt",)

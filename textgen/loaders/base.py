@@ -24,7 +24,7 @@ class CorpusLoader(Protocol):
     """
 
     name: str  # the identifier `--kind` and the `kind:` prefix match
-    suffixes: tuple[str, ...]  # file endings the loader claims, lower case, with the dot
+    suffixes: tuple[str, ...]  # file endings it claims, with the dot; may have two parts (".lyrics.csv")
 
     def iter_texts(self, source: str) -> Iterator[str]:
         """Yield the documents of ``source`` lazily."""
