@@ -198,3 +198,44 @@ class NoDotSuffix(LineLoader):
 class NotesLoader(LineLoader):
     name = "notes"
     suffixes = (".notes.txt",)
+
+
+class SplitLoader(LineLoader):
+    """A plugin whose keywords share their names with built-in loaders' (hf's split, text's encoding)."""
+
+    name = "splits"
+    suffixes = (".splits",)
+
+    def __init__(self, split: str = "train", encoding: str = "utf-8"):
+        self.split = split
+        self.encoding = encoding
+        self.upper = False
+
+    def iter_texts(self, source):
+        with open(source, encoding=self.encoding) as stream:
+            yield from stream
+
+
+class AnyKeywords(LineLoader):
+    """Takes any keyword and writes what it got as the text: one "key=repr(value)" line each."""
+
+    name = "anykw"
+    suffixes = (".anykw",)
+
+    def __init__(self, **settings):
+        self.settings = settings
+
+    def iter_texts(self, source):
+        yield "".join(f"{key}={value!r}\n" for key, value in sorted(self.settings.items())) or "nothing\n"
+
+
+class RefusesKeywords(AnyKeywords):
+    """Takes any keyword in its signature, then refuses them all, as a loader passing them on might."""
+
+    name = "refuses"
+    suffixes = (".refuses",)
+
+    def __init__(self, **settings):
+        if settings:
+            raise TypeError(f"__init__() got an unexpected keyword argument {next(iter(settings))!r}")
+        super().__init__()

@@ -3,6 +3,7 @@ or yields, the command says in one line which plugin, from which distribution, a
 
 from __future__ import annotations
 
+import json
 import re
 from importlib import metadata
 from pathlib import Path
@@ -103,3 +104,25 @@ def test_plugins_depend_on_textgens_own_distribution_name_not_the_unrelated_text
     assert template["project"]["dependencies"] == [project["name"]]
     assert template["build-system"]["build-backend"] == "setuptools.build_meta"
     assert metadata.version(project["name"]) == textgen_package.__version__  # installed under that name
+
+
+def test_option_sets_a_plugins_keyword_from_the_command_line_and_a_resume_reads_with_it_again(tmp_path):
+    env = plugin_environment(tmp_path / "site", {"lyrics": "plugin_fixtures:LyricsLoader"}, "songs-plugin", "1.0")
+    songs = tmp_path / "hits.lyrics.csv"
+    songs.write_text("title,lyrics\n" + "".join(f"song number {i},la la {i}\n" for i in range(60)), encoding="utf-8")
+    run = tmp_path / "run"
+    settings = ["--hidden", "8", "--seq-length", "10", "--sample-every", "1000", "--no-progress", "--seed", "1"]
+    result = textgen("train", "--corpus", songs, "--option", "column=title", "--option", "upper=true",
+                     "--updates", "20", *settings, "--out", run, env=env)
+    assert result.returncode == 0, result.stderr
+    source = json.loads((run / "config.json").read_text())["corpus"]["sources"][0]
+    assert (source["kind"], source["options"]) == ("lyrics", {"column": "title", "upper": True})
+    vocab = set(json.loads((run / "vocab.json").read_text())["chars"])
+    assert vocab == set("".join(f"SONG NUMBER {i}" for i in range(60))) | {"\u2403"}  # the titles, shouted
+    result = textgen("train", "--resume", run, "--updates", "30", "--no-progress", env=env)
+    assert result.returncode == 0, result.stderr
+    result = textgen("train", "--corpus", songs, "--option", "colour=red", *settings, "--out", tmp_path / "x", env=env)
+    assert_one_error_line(result, r"--option colour=red: no loader used here takes 'colour'; the lyrics loader "
+                                  r"\(songs-plugin 1\.0\) takes column, upper, min_words, share$")
+    result = textgen("train", "--corpus", songs, "--encoding", "latin-1", *settings, "--out", tmp_path / "x", env=env)
+    assert_one_error_line(result, r"--encoding is for the text loader, which no --corpus here uses \(they use lyrics\)")

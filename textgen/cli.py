@@ -20,25 +20,30 @@ from textgen.stopping import Interrupted, StopRequest
 
 DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their cause (for plugin authors)
 
-# Loader options: flag -> (keyword of the loader constructor, argparse settings). Only flags the
-# user actually gives are passed on, to the loaders whose constructors take them.
+# Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
+# settings). A flag given reaches only its own loader; any loader's own keywords, a plugin's too, come through --option.
 LOADER_FLAGS = {
-    "--encoding": ("encoding", {"metavar": "NAME", "help": "text encoding of book files (default utf-8)"}),
-    "--strip-gutenberg": ("strip_gutenberg", {"action": "store_true", "default": None,
+    "--encoding": ("text", "encoding", {"metavar": "NAME", "help": "text encoding of book files (default utf-8)"}),
+    "--strip-gutenberg": ("text", "strip_gutenberg", {"action": "store_true", "default": None,
                           "help": "drop Project Gutenberg's licence header and footer"}),
-    "--keep-retweets": ("keep_retweets", {"action": "store_true", "default": None,
+    "--keep-retweets": ("tweets", "keep_retweets", {"action": "store_true", "default": None,
                         "help": "tweets: keep retweets (dropped by default)"}),
-    "--keep-html-entities": ("unescape_html", {"action": "store_false", "default": None,
+    "--keep-html-entities": ("tweets", "unescape_html", {"action": "store_false", "default": None,
                              "help": "tweets: leave &amp; and friends as they are"}),
-    "--keep-links": ("keep_links", {"action": "store_true", "default": None,
+    "--keep-links": ("tweets", "keep_links", {"action": "store_true", "default": None,
                      "help": "tweets: keep https://t.co/... links (dropped by default)"}),
-    "--since": ("since", {"metavar": "YYYY-MM-DD", "help": "tweets: only those from this date on"}),
-    "--until": ("until", {"metavar": "YYYY-MM-DD", "help": "tweets: only those up to this date"}),
-    "--min-length": ("min_length", {"type": int, "metavar": "N", "help": "tweets: drop shorter ones"}),
-    "--hf-config": ("config", {"metavar": "NAME", "help": "hf: dataset configuration"}),
-    "--hf-split": ("split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
-    "--text-column": ("text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
+    "--since": ("tweets", "since", {"metavar": "YYYY-MM-DD", "help": "tweets: only those from this date on"}),
+    "--until": ("tweets", "until", {"metavar": "YYYY-MM-DD", "help": "tweets: only those up to this date"}),
+    "--min-length": ("tweets", "min_length", {"type": int, "metavar": "N", "help": "tweets: drop shorter ones"}),
+    "--hf-config": ("hf", "config", {"metavar": "NAME", "help": "hf: dataset configuration"}),
+    "--hf-split": ("hf", "split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
+    "--text-column": ("hf", "text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
 }
+
+
+def flag_dest(flag: str) -> str:
+    """The attribute argparse fills for a loader flag."""
+    return "loader_" + flag[2:].replace("-", "_")
 
 
 # Training flags: (flag, type, metavar, help). Each maps onto the TrainConfig field of the same name;
@@ -90,18 +95,24 @@ def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--kind", metavar="LOADER", help="use this loader for every --corpus")
     group.add_argument("--weights", metavar="W1,W2,...", help="mix several corpora in these proportions "
                        "(default: by size, each used once)")
-    for flag, (dest, settings) in LOADER_FLAGS.items():
-        group.add_argument(flag, dest="loader_" + dest, **settings)
+    group.add_argument("--option", action="append", metavar="KEY=VALUE",
+                       help="a keyword of the chosen loader's constructor, such as a plugin's (--option column=title; "
+                       "true/false and numbers are converted); it goes to every chosen loader that takes KEY, "
+                       "LOADER.KEY=VALUE to that loader only; repeat for several")
+    for flag, (_, _, settings) in LOADER_FLAGS.items():
+        group.add_argument(flag, dest=flag_dest(flag), **settings)
 
 
-def loader_options(args: argparse.Namespace) -> dict:
-    """Loader keyword arguments for the loader flags the user gave."""
-    options = {}
-    for dest, _ in LOADER_FLAGS.values():
-        value = getattr(args, "loader_" + dest)
+def loader_options(args: argparse.Namespace) -> list:
+    """The loader options given: each loader flag for its own loader, then each --option."""
+    from textgen.corpus import LoaderOption
+
+    options = []
+    for flag, (loader, keyword, _) in LOADER_FLAGS.items():
+        value = getattr(args, flag_dest(flag))
         if value is not None:
-            options[dest] = value
-    return options
+            options.append(LoaderOption(keyword, value, loader, flag))
+    return options + [LoaderOption.parse(text) for text in args.option or ()]
 
 
 def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) -> None:
@@ -272,8 +283,8 @@ def model_config(args: argparse.Namespace):
 
 
 # Flags a resumed run cannot change, as (flag, the attribute argparse fills); the loader flags are added.
-FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--out", "out"), ("--init-from", "init_from"),
-                   ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
+FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--option", "option"), ("--out", "out"),
+                   ("--init-from", "init_from"), ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
                    ("--hidden", "hidden"), ("--sigma", "sigma"), ("--dtype", "dtype"), ("--cell", "cell"),
                    ("--layers", "layers"), ("--force", "force"))
 
@@ -328,7 +339,7 @@ def command_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             fixed = [flag for flag, name in FIXED_ON_RESUME if getattr(args, name) not in (None, False)] + [
-                     flag for flag, (dest, _) in LOADER_FLAGS.items() if getattr(args, "loader_" + dest) is not None]
+                     flag for flag in LOADER_FLAGS if getattr(args, flag_dest(flag)) is not None]
             if fixed:
                 raise ConfigError(f"--resume continues a run as it was set up; {', '.join(fixed)} cannot be "
                                   "changed (start a new run or use --init-from)")

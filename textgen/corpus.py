@@ -6,6 +6,8 @@ import collections
 import hashlib
 import inspect
 import math
+import types
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ import numpy as np
 from textgen.errors import ConfigError, CorpusError, LimitError, PluginError, TextgenError
 from textgen.limits import available_memory, check_memory, format_bytes
 from textgen.loaders.base import document_separator
-from textgen.registry import Registry, ResolvedSource, default_registry, resolve_source
+from textgen.registry import LoaderInfo, Registry, ResolvedSource, default_registry, resolve_source
 from textgen.vocab import CharVocab
 
 DEFAULT_CORPUS = "pydoc"  # used when no --corpus is given
@@ -43,15 +45,106 @@ def run_name(source: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:40]
 
 
-def accepted_options(source: ResolvedSource, options: dict) -> dict:
-    """The subset of ``options`` that the source's loader constructor takes."""
+@dataclass(frozen=True)
+class LoaderOption:
+    """One loader option as it was given: a keyword of a loader's constructor, for one loader or for every
+    chosen loader that takes it."""
+
+    key: str  # the constructor's keyword
+    value: object  # a str given to a bool, int or float parameter is converted (--option gives text)
+    loader: str = ""  # only this loader (a built-in flag, or LOADER.KEY=VALUE); "": each chosen loader taking it
+    label: str = ""  # how it was given, for messages: "--hf-split", "--option column=title"
+
+    @classmethod
+    def parse(cls, text: str) -> LoaderOption:
+        """``KEY=VALUE`` or ``LOADER.KEY=VALUE``, as given to --option (a "-" in KEY is read as "_")."""
+        name, equals, value = text.partition("=")
+        loader, dot, key = name.strip().rpartition(".")
+        key = key.strip().replace("-", "_")
+        if not equals or not key.isidentifier() or (dot and not loader.strip()):
+            raise ConfigError(f"--option {text!r}: expected KEY=VALUE or LOADER.KEY=VALUE, such as --option column=title")
+        return cls(key, value, loader.strip(), f"--option {text}")
+
+
+_TEXT_TYPES = (bool, int, float, str)  # what a text value can be converted to
+
+
+def loader_parameters(loader: LoaderInfo) -> dict[str, type | None] | None:
+    """The keywords a loader's constructor takes, each with the type a text value for it becomes (bool, int,
+    float or str, from its annotation or else its default; None: passed as given). None if it takes any
+    keyword (``**kwargs``), or its signature cannot be read."""
+    factory = loader.factory
     try:
-        parameters = inspect.signature(source.loader.factory).parameters
+        parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return {}
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return dict(options)
-    return {name: value for name, value in options.items() if name in parameters}
+        return None
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # noqa: BLE001 - a plugin's annotation may name anything; the defaults still tell
+        hints = {}
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name: _text_type(hints.get(name), parameter.default)
+            for name, parameter in parameters.items() if parameter.kind in keywords}
+
+
+def _text_type(hint: object, default: object) -> type | None:
+    """What a text value for a parameter annotated ``hint`` (``int``, ``str | None``, ...) becomes."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    known = [kind for kind in (typing.get_args(hint) if union else (hint,)) if kind in _TEXT_TYPES]
+    if not known and type(default) in _TEXT_TYPES:
+        known = [type(default)]
+    return str if str in known else (known[0] if known else None)
+
+
+def _converted(option: LoaderOption, kind: type | None, loader: str) -> object:
+    """``option.value`` as its parameter's ``kind``, when it is text and the parameter is not."""
+    if not isinstance(option.value, str) or kind in (None, str):
+        return option.value
+    text = option.value.strip()
+    try:
+        return {"true": True, "false": False}[text.lower()] if kind is bool else kind(text)
+    except (KeyError, ValueError):
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
+        raise ConfigError(f"{option.label}: the {loader} loader's {option.key} takes {expected}, "
+                          f"not {option.value[:60]!r}") from None
+
+
+def route_options(sources: list[ResolvedSource], options: dict | list[LoaderOption] | None) -> list[dict]:
+    """The keyword arguments for each source's loader: each option goes to every chosen loader (or only its
+    ``loader``) whose constructor takes it, converted to the parameter's type.
+
+    ``options`` is a list of `LoaderOption`, or a dict of keyword -> value for each loader that takes it. An option
+    that no chosen loader takes, or one set twice for a loader, is a ConfigError naming what each loader takes.
+    """
+    if isinstance(options, dict):
+        options = [LoaderOption(key, value, label=f"option {key}={value!r}") for key, value in options.items()]
+    kinds = list(dict.fromkeys(source.kind for source in sources))
+    loaders = {source.kind: source.loader for source in sources}
+    parameters = {kind: loader_parameters(loaders[kind]) for kind in kinds}
+    routed: list[dict] = [{} for _ in sources]
+    set_by: list[dict] = [{} for _ in sources]  # keyword -> the label of the option that set it
+    for option in options or ():
+        if option.loader and option.loader not in kinds:
+            raise ConfigError(f"{option.label} is for the {option.loader} loader, which no --corpus here uses "
+                              f"(they use {', '.join(kinds)})")
+        aimed = [kind for kind in kinds if option.loader in ("", kind)]
+        takers = {kind for kind in aimed if parameters[kind] is None or option.key in parameters[kind]}
+        if not takers:
+            offers = "; ".join(f"the {kind} loader ({loaders[kind].origin}) takes "
+                               f"{', '.join(parameters[kind]) or 'no options'}" for kind in aimed)
+            raise ConfigError(f"{option.label}: no loader used here takes {option.key!r}; {offers}")
+        for index, source in enumerate(sources):
+            if source.kind not in takers:
+                continue
+            if option.key in routed[index]:
+                raise ConfigError(f"{option.label} and {set_by[index][option.key]} both set the {source.kind} "
+                                  f"loader's {option.key}; give it once")
+            routed[index][option.key] = _converted(option, (parameters[source.kind] or {}).get(option.key),
+                                                   source.kind)
+            set_by[index][option.key] = option.label
+    return routed
 
 
 class ReadBudget:
@@ -230,45 +323,50 @@ def hold_out(pieces: list[str], continuous: bool, fraction: float) -> tuple[list
 def plan_sources(
     specs: list[str] | None,
     kind: str | None = None,
-    options: dict | None = None,
+    options: dict | list[LoaderOption] | None = None,
     registry: Registry | None = None,
 ) -> list[tuple[ResolvedSource, dict]]:
     """Each source of ``specs`` (the default corpus if empty) with its loader and the options it takes.
 
     Cheap (nothing is read), so a bad source or option is refused before any work. An option no
-    chosen loader takes is a ConfigError, so a mistyped or misplaced flag is never silently ignored.
+    chosen loader takes is a ConfigError (see `route_options`), so a mistyped or misplaced option is
+    never silently ignored.
     """
     registry = registry or default_registry()
-    options = dict(options or {})
     sources = [resolve_source(spec, registry, kind) for spec in list(specs or [DEFAULT_CORPUS])]
-    planned = [(source, accepted_options(source, options)) for source in sources]
-    used = {name for _, accepted in planned for name in accepted}
-    unused = [name for name in options if name not in used]
-    if unused:
-        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
-        kinds = ", ".join(sorted({source.kind for source in sources}))
-        raise ConfigError(f"{flags} does not apply to the loader(s) used here ({kinds})")
-    return planned
+    return list(zip(sources, route_options(sources, options)))
+
+
+def recorded_plan(sources: list[dict], registry: Registry | None = None) -> list[tuple[ResolvedSource, dict]]:
+    """The sources a run's config.json records, each with its loader and exactly the options it was read with."""
+    registry = registry or default_registry()
+    return [(resolve_source(source["location"], registry, source["kind"]), dict(source.get("options", {})))
+            for source in sources]
 
 
 def load_corpus(
     specs: list[str] | None,
     kind: str | None = None,
-    options: dict | None = None,
+    options: dict | list[LoaderOption] | None = None,
     registry: Registry | None = None,
     weights: str | list[float] | None = None,
     val_fraction: float = 0.0,
 ) -> Corpus:
     """Load every source of ``specs`` (the default corpus if empty) into one text.
 
-    Each loader gets the ``options`` its constructor takes; an option no chosen loader takes is a
-    ConfigError, so a mistyped or misplaced flag is never silently ignored. Several sources are
-    interleaved by ``weights`` (default: their sizes, so each is used exactly once). With
-    ``val_fraction`` the tail of each source is held out as validation text.
+    ``options`` go to the loaders as `route_options` says. Several sources are interleaved by ``weights``
+    (default: their sizes, so each is used exactly once). With ``val_fraction`` the tail of each source
+    is held out as validation text.
     """
     if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {val_fraction!r}")
-    planned = plan_sources(specs, kind, options, registry)
+    return load_planned(plan_sources(specs, kind, options, registry), weights, val_fraction)
+
+
+def load_planned(
+    planned: list[tuple[ResolvedSource, dict]], weights: str | list[float] | None = None, val_fraction: float = 0.0
+) -> Corpus:
+    """`load_corpus` for sources already paired with their loaders' options (by `plan_sources` or `recorded_plan`)."""
     sources = [source for source, _ in planned]
     weights = parse_weights(weights, len(planned))
     budget = ReadBudget()
@@ -404,7 +502,7 @@ def stream_encode(
     spec: str,
     folder: Path,
     kind: str | None = None,
-    options: dict | None = None,
+    options: dict | list[LoaderOption] | None = None,
     val_fraction: float = 0.0,
     vocab: CharVocab | None = None,
     registry: Registry | None = None,
@@ -415,9 +513,7 @@ def stream_encode(
     and the SHA-256; the second encodes into the files (and must see the same text). Held-out text
     is the last ``val_fraction`` of documents, or of characters for continuous text.
     """
-    registry = registry or default_registry()
-    source = resolve_source(spec, registry, kind)
-    options = accepted_options(source, dict(options or {}))
+    source, options = plan_sources([spec], kind, options, registry)[0]
     digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
     recent = collections.deque()  # lengths of the last documents, as many as VAL_MAX_CHARACTERS can hold
     recent_total = 0
@@ -526,11 +622,9 @@ def stream_encode(
     return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, run_name(source.location or source.spec))
 
 
-def source_digest(spec: str, kind: str | None, options: dict, registry: Registry | None = None) -> str:
+def source_digest(source: ResolvedSource, options: dict) -> str:
     """SHA-256 of a source's joined text, read in one streaming pass (to check a source has not changed)."""
-    registry = registry or default_registry()
-    source = resolve_source(spec, registry, kind)
     digest = hashlib.sha256()
-    for piece in _pieces(source, accepted_options(source, options)):
+    for piece in _pieces(source, options):
         digest.update(piece.encode("utf-8"))
     return digest.hexdigest()
