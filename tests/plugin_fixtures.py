@@ -239,3 +239,15 @@ class RefusesKeywords(AnyKeywords):
         if settings:
             raise TypeError(f"__init__() got an unexpected keyword argument {next(iter(settings))!r}")
         super().__init__()
+
+
+class HeldOutLoader(SmallChunkLoader):
+    """Continuous text with held-out text of its own: the file beside the source named SOURCE.val, if any."""
+
+    name = "heldout"
+    suffixes = (".heldout",)
+
+    def iter_validation_texts(self, source):
+        import os
+
+        return super().iter_texts(source + ".val") if os.path.exists(source + ".val") else None

@@ -40,6 +40,12 @@ LOADER_FLAGS = {
     "--text-column": ("hf", "text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
 }
 
+# Loader flags of `train` only: where the held-out text comes from (as LOADER_FLAGS).
+HELD_OUT_FLAGS = {
+    "--hf-val-split": ("hf", "val_split", {"metavar": "SPLIT", "help": "hf: hold out this split of the dataset (e.g. "
+                       "validation; up to 250k characters) instead of the tail of the split trained on"}),
+}
+
 
 def flag_dest(flag: str) -> str:
     """The attribute argparse fills for a loader flag."""
@@ -83,7 +89,8 @@ class ArgumentParser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
-def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
+def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False) -> None:
+    """The corpus flags; with ``held_out``, also those that choose the held-out text (HELD_OUT_FLAGS)."""
     group = parser.add_argument_group("corpus")
     group.add_argument(
         "--corpus",
@@ -99,7 +106,7 @@ def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
                        help="a keyword of the chosen loader's constructor, such as a plugin's (--option column=title; "
                        "true/false and numbers are converted); it goes to every chosen loader that takes KEY, "
                        "LOADER.KEY=VALUE to that loader only; repeat for several")
-    for flag, (_, _, settings) in LOADER_FLAGS.items():
+    for flag, (_, _, settings) in {**LOADER_FLAGS, **(HELD_OUT_FLAGS if held_out else {})}.items():
         group.add_argument(flag, dest=flag_dest(flag), **settings)
 
 
@@ -108,8 +115,8 @@ def loader_options(args: argparse.Namespace) -> list:
     from textgen.corpus import LoaderOption
 
     options = []
-    for flag, (loader, keyword, _) in LOADER_FLAGS.items():
-        value = getattr(args, flag_dest(flag))
+    for flag, (loader, keyword, _) in {**LOADER_FLAGS, **HELD_OUT_FLAGS}.items():
+        value = getattr(args, flag_dest(flag), None)
         if value is not None:
             options.append(LoaderOption(keyword, value, loader, flag))
     return options + [LoaderOption.parse(text) for text in args.option or ()]
@@ -136,10 +143,11 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     train = commands.add_parser("train", help="train a model; writes a run folder")
-    add_corpus_flags(train)
+    add_corpus_flags(train, held_out=True)
     train.add_argument("--val-fraction", type=float, default=None, metavar="F",
                        help="hold out the tail of each corpus (whole documents for tweets and rows) for a "
-                       "validation loss (default 0.05; 0 trains on everything)")
+                       "validation loss, unless it has held-out text of its own (--hf-val-split) (default 0.05; 0 "
+                       "trains on everything)")
     add_model_flags(train)
     group = train.add_argument_group("training (defaults are the assignment's)")
     for flag, field_type, metavar, text in TRAIN_FLAGS:
@@ -339,7 +347,7 @@ def command_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             fixed = [flag for flag, name in FIXED_ON_RESUME if getattr(args, name) not in (None, False)] + [
-                     flag for flag in LOADER_FLAGS if getattr(args, flag_dest(flag)) is not None]
+                     flag for flag in {**LOADER_FLAGS, **HELD_OUT_FLAGS} if getattr(args, flag_dest(flag)) is not None]
             if fixed:
                 raise ConfigError(f"--resume continues a run as it was set up; {', '.join(fixed)} cannot be "
                                   "changed (start a new run or use --init-from)")

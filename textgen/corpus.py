@@ -29,7 +29,7 @@ class Corpus:
 
     text: str  # the training text: all sources, documents joined by their loader's separator
     sources: list[dict]  # per source: spec, kind, location, options, documents, characters, sha256
-    validation: str = ""  # held-out text (the tail of each source), never trained on
+    validation: str = ""  # held-out text (the tail of each source, or its loader's own), never trained on
     val_fraction: float = 0.0  # the share of each source held out as ``validation``
 
     @property
@@ -193,6 +193,38 @@ def read_source(source: ResolvedSource, options: dict, budget: ReadBudget | None
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     return pieces, source_summary(source, options, len(pieces), characters, digest, reading.get("separator") == "")
+
+
+def read_validation(source: ResolvedSource, options: dict, budget: ReadBudget | None = None) -> str | None:
+    """The held-out text a source's loader gives of its own (``iter_validation_texts``, such as hf's
+    --hf-val-split), from its start: whole documents, or continuous text up to a line end, at most about
+    VAL_MAX_CHARACTERS, as a tail would be. None when the loader gives none."""
+    budget = budget or ReadBudget()
+    reading: dict = {}
+    pieces = _pieces(source, options, reading, validation=True)
+    kept: list[str] = []
+    total = 0
+    try:
+        for piece in pieces:
+            continuous = reading["separator"] == ""
+            if kept and not continuous and total + len(piece) > VAL_MAX_CHARACTERS:
+                break  # whole documents, at least one
+            kept.append(piece)
+            total += len(piece)
+            budget.take(piece, source.spec, total)
+            if total >= VAL_MAX_CHARACTERS:
+                break  # the rest of a large validation split is never read
+    finally:
+        pieces.close()  # a loader's cleanup (hf restores the datasets library's settings) runs now
+    if not reading.get("validation"):
+        return None
+    text = "".join(kept)
+    if not text:
+        raise CorpusError(f"{source.spec}: the loader's held-out text is empty; give it some, or hold out the "
+                          "tail of the corpus instead")
+    if reading["separator"] == "" and len(text) > VAL_MAX_CHARACTERS:
+        text = text[: text.rfind("\n", 0, VAL_MAX_CHARACTERS) + 1 or VAL_MAX_CHARACTERS]
+    return text
 
 
 def source_summary(
@@ -373,7 +405,11 @@ def load_planned(
     all_pieces, summaries, held_out = [], [], []
     for source, accepted in planned:
         pieces, summary = read_source(source, accepted, budget)
-        pieces, validation = hold_out(pieces, summary["continuous"], val_fraction)
+        validation = read_validation(source, accepted, budget)
+        if validation is None:
+            pieces, validation = hold_out(pieces, summary["continuous"], val_fraction)
+        else:  # the loader's own held-out text: a resume checks it has not changed either
+            summary["val_sha256"] = hashlib.sha256(validation.encode("utf-8")).hexdigest()
         summary["val_characters"] = len(validation)
         held_out.append(validation)
         if summary["continuous"] and len(sources) > 1:
@@ -458,14 +494,24 @@ def _guarded(source: ResolvedSource, doing: str, call):
         raise _plugin_failure(source, error, doing) from error
 
 
-def _pieces(source: ResolvedSource, options: dict, seen: dict | None = None) -> Iterator[str]:
-    """Each document of a source followed by its separator, as read_source joins them.
+def _pieces(source: ResolvedSource, options: dict, seen: dict | None = None, validation: bool = False) -> Iterator[str]:
+    """Each document of a source followed by its separator, as read_source joins them; with ``validation``, those
+    of its loader's own held-out text (none if it has none, and then ``seen["validation"]`` is not set).
 
     The separator the loader used is left in ``seen["separator"]``. A document that is not a str, or
     holds a lone surrogate (not valid Unicode), is refused here, whatever loader made it.
     """
     loader = _guarded(source, "setting up to read", lambda: source.loader.factory(**options))
-    documents = _guarded(source, "reading", lambda: iter(loader.iter_texts(source.location)))
+    if validation:
+        method = getattr(loader, "iter_validation_texts", None)
+        documents = _guarded(source, "reading", lambda: method(source.location)) if callable(method) else None
+        if documents is None:
+            return
+        documents = _guarded(source, "reading", lambda: iter(documents))
+        if seen is not None:
+            seen["validation"] = True
+    else:
+        documents = _guarded(source, "reading", lambda: iter(loader.iter_texts(source.location)))
     separator = None
     number = 0
     while True:
@@ -511,7 +557,8 @@ def stream_encode(
 
     Two passes over the source: the first counts documents and characters, collects the vocabulary
     and the SHA-256; the second encodes into the files (and must see the same text). Held-out text
-    is the last ``val_fraction`` of documents, or of characters for continuous text.
+    is the loader's own (`read_validation`), else the last ``val_fraction`` of documents, or of characters
+    for continuous text.
     """
     source, options = plan_sources([spec], kind, options, registry)[0]
     digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
@@ -529,11 +576,15 @@ def stream_encode(
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     continuous = reading.get("separator") == ""
+    own_validation = read_validation(source, options)
+    seen.update(own_validation or "")
     if vocab is None:
         vocab = CharVocab(tuple(sorted(seen)))
     else:
         check_known(vocab, seen)
-    if continuous:
+    if own_validation is not None:  # held out by the loader itself: every document is trained on
+        train_characters, held_documents = characters, 0
+    elif continuous:
         train_characters = characters
         if val_fraction > 0:
             train_characters = max(int(characters * (1 - val_fraction)), characters - VAL_MAX_CHARACTERS)
@@ -604,6 +655,8 @@ def stream_encode(
                 add("val_ids.bin", rest)
         for text in pending:  # no line start after the cut: it stays where it was
             add("val_ids.bin", text)
+        if own_validation is not None:
+            add("val_ids.bin", own_validation)
         for name in streams:
             flush(name)
     except OSError as error:
@@ -619,6 +672,8 @@ def stream_encode(
         val_ids = np.array(np.memmap(folder / "val_ids.bin", dtype=vocab.dtype, mode="r"))
     summary = source_summary(source, options, documents, characters, digest, continuous)
     summary.update(val_characters=written["val_ids.bin"], streamed_to="ids.bin")
+    if own_validation is not None:
+        summary["val_sha256"] = hashlib.sha256(own_validation.encode("utf-8")).hexdigest()
     return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, run_name(source.location or source.spec))
 
 

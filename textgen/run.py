@@ -418,7 +418,7 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
     weights = [source["weight"] for source in sources] if len(sources) > 1 else None
     corpus = load_planned(planned, weights, record.val_fraction)
     for old, new in zip(sources, corpus.sources):
-        if old["sha256"] != new["sha256"]:
+        if old["sha256"] != new["sha256"] or old.get("val_sha256") != new.get("val_sha256"):
             raise changed(old["spec"])
     ids = vocab.encode(corpus.text)
     if ids.size != record.characters:

@@ -21,6 +21,11 @@ class CorpusLoader(Protocol):
     when documents are joined into one training stream. Without it, documents are
     followed by ``END_OF_DOCUMENT``; a loader of continuous text (a book, a text file read
     line by line) sets it to ``""`` so its text is kept exactly.
+
+    It may also define ``iter_validation_texts(source) -> Iterator[str] | None``: the documents
+    the source itself sets aside for validation (a dataset's validation split), or None for none.
+    When it gives some, they are the held-out text (up to the usual cap) and nothing is cut from
+    the documents of ``iter_texts``.
     """
 
     name: str  # the identifier `--kind` and the `kind:` prefix match
