@@ -251,3 +251,16 @@ class HeldOutLoader(SmallChunkLoader):
         import os
 
         return super().iter_texts(source + ".val") if os.path.exists(source + ".val") else None
+
+
+class HubWarns(LineLoader):
+    """Logs a warning through huggingface_hub's own logger while reading, as its retries reaching the Hub do."""
+
+    name = "hubwarns"
+    suffixes = (".hubwarns",)
+
+    def iter_texts(self, source):
+        from huggingface_hub.utils import logging  # gives the library's logger its own handler, as in real use
+
+        logging.get_logger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+        yield from super().iter_texts(source)

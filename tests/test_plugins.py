@@ -126,3 +126,16 @@ def test_option_sets_a_plugins_keyword_from_the_command_line_and_a_resume_reads_
                                   r"\(songs-plugin 1\.0\) takes column, upper, min_words, share$")
     result = textgen("train", "--corpus", songs, "--encoding", "latin-1", *settings, "--out", tmp_path / "x", env=env)
     assert_one_error_line(result, r"--encoding is for the text loader, which no --corpus here uses \(they use lyrics\)")
+
+
+def test_a_hugging_face_warning_is_printed_once_and_textgens_own_once_too(tmp_path):
+    env = plugin_environment(tmp_path / "site", {"hubwarns": "plugin_fixtures:HubWarns",
+                                                 "gone": "no_such_module_for_textgen_tests:Loader"})
+    corpus = tmp_path / "x.hubwarns"
+    corpus.write_text("a line of text to train on\n" * 20)
+    result = textgen("train", "--corpus", corpus, "--out", tmp_path / "run", "--updates", "5", "--hidden", "4",
+                     "--no-progress", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if "Retrying in 1s" in line] == ["Retrying in 1s [Retry 1/5]."]
+    assert sum(line.startswith("textgen: warning: corpus plugin 'gone'") for line in lines) == 1

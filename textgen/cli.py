@@ -648,8 +648,25 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler if argv is not None else signal.SIG_IGN)
 
 
+class PrintedOnce(logging.Filter):
+    """Lets a record through to our handler on the root logger unless a logger it passed on the way has a handler
+    of its own: huggingface_hub and datasets add one to their loggers and still let records propagate, so their
+    warnings (a retry while reaching the Hub, say) would be printed twice, once in their words and once in ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger = logging.getLogger(record.name)
+        while logger.parent is not None:
+            if logger.handlers:
+                return False
+            logger = logger.parent
+        return True
+
+
 def _main(argv: list[str] | None, stop: StopRequest) -> int:
-    logging.basicConfig(format="textgen: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("textgen: warning: %(message)s"))
+    handler.addFilter(PrintedOnce())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     use_one_blas_thread()
     parser = build_parser()
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
