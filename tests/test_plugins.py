@@ -139,3 +139,23 @@ def test_a_hugging_face_warning_is_printed_once_and_textgens_own_once_too(tmp_pa
     lines = result.stderr.splitlines()
     assert [line for line in lines if "Retrying in 1s" in line] == ["Retrying in 1s [Retry 1/5]."]
     assert sum(line.startswith("textgen: warning: corpus plugin 'gone'") for line in lines) == 1
+
+
+def test_the_readmes_plugin_example_is_found_through_its_entry_point_and_takes_option(tmp_path, monkeypatch):
+    from test_registry import fake_distribution
+
+    from textgen.corpus import LoaderOption, load_corpus
+    from textgen.registry import discover
+
+    tomllib = pytest.importorskip("tomllib")
+    section = readme_plugin_section()
+    (tmp_path / "my_loader.py").write_text(re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1))
+    project = tomllib.loads(re.search(r"```toml\n(.*?)```", section, re.DOTALL).group(1))["project"]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = discover(fake_distribution(tmp_path / "site", project["name"], project["version"],
+                                          project["entry-points"]["textgen.corpora"]))
+    dinner = tmp_path / "dinner.recipes"
+    dinner.write_text("soup\nboil water\n----\ntoast\n----\nsalad\nwash\ncut\n", encoding="utf-8")
+    corpus = load_corpus([str(dinner)], options=[LoaderOption.parse("min_lines=2")], registry=registry)
+    assert corpus.text == "soup\nboil water\nsalad\nwash\ncut\n\n"
+    assert corpus.sources[0]["loader_origin"] == "textgen-recipes 0.1.0"
