@@ -23,9 +23,9 @@ DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their caus
 # Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
 # settings). A flag given reaches only its own loader; any loader's own keywords, a plugin's too, come through --option.
 LOADER_FLAGS = {
-    "--encoding": ("text", "encoding", {"metavar": "NAME", "help": "text encoding of book files (default utf-8)"}),
+    "--encoding": ("text", "encoding", {"metavar": "NAME", "help": "text: encoding of the file (default utf-8)"}),
     "--strip-gutenberg": ("text", "strip_gutenberg", {"action": "store_true", "default": None,
-                          "help": "drop Project Gutenberg's licence header and footer"}),
+                          "help": "text: drop Project Gutenberg's licence header and footer"}),
     "--keep-retweets": ("tweets", "keep_retweets", {"action": "store_true", "default": None,
                         "help": "tweets: keep retweets (dropped by default)"}),
     "--keep-html-entities": ("tweets", "unescape_html", {"action": "store_false", "default": None,
