@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from textgen.config import RNNConfig, RunConfig
-from textgen.corpus import interleave, load_corpus, parse_weights, recorded_options, split_blocks
-from textgen.errors import ConfigError, CorpusError
+from textgen.corpus import LoaderOption, interleave, load_corpus, parse_weights, recorded_options, split_blocks
+from textgen.errors import ConfigError, CorpusError, PluginError
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.loaders.tweets import TweetLoader
+from textgen.registry import discover
 from textgen.run import start_run
 from textgen.runfolder import RunFolder
 from textgen.trainer import TrainConfig
@@ -100,8 +101,97 @@ def test_several_corpora_share_one_text_and_record_each_source(tmp_path):
 
 def test_an_option_no_loader_takes_is_an_error(tmp_path):
     (tmp_path / "a.txt").write_text("text")
-    with pytest.raises(ConfigError, match="--min-length does not apply"):
+    with pytest.raises(ConfigError, match=r"option min_length=3: no loader used here takes 'min_length'; the text "
+                                          r"loader \(built-in\) takes encoding, strip_gutenberg, keep_carriage_returns, "
+                                          r"keep_byte_order_mark$"):
         load_corpus([str(tmp_path / "a.txt")], options={"min_length": 3})
+
+
+def plugins(tmp_path, **entries):
+    """A registry with the built-ins and ``entries`` (name -> plugin_fixtures class) as one installed plugin."""
+    from test_registry import fake_distribution
+
+    return discover(fake_distribution(tmp_path / "site", "songs-plugin", "1.0",
+                                      {name: f"plugin_fixtures:{value}" for name, value in entries.items()}))
+
+
+def write_songs(path):
+    rows = [("Rain", "rain on the roof"), ("Sun", "sun"), ("Wind", "wind in the trees all night"), ("Snow", "snow")]
+    path.write_text("title,lyrics\n" + "".join(f"{title},{lyrics}\n" for title, lyrics in rows), encoding="utf-8")
+    return str(path), rows
+
+
+def test_option_text_is_converted_to_each_parameters_type(tmp_path):
+    registry = plugins(tmp_path, lyrics="LyricsLoader")
+    path, rows = write_songs(tmp_path / "hits.lyrics.csv")
+    given = [LoaderOption.parse(text) for text in ("column=title", "upper=True", "min-words=1", "share=0.75")]
+    corpus = load_corpus([path], options=given, registry=registry)
+    assert corpus.text == "".join(title.upper() + END_OF_DOCUMENT for title, _ in rows[:3])
+    assert corpus.sources[0]["options"] == {"column": "title", "upper": True, "min_words": 1, "share": 0.75}
+    words = load_corpus([path], options=[LoaderOption.parse("lyrics.min_words=3")], registry=registry)
+    assert words.text == "".join(lyrics + END_OF_DOCUMENT for _, lyrics in rows if len(lyrics.split()) >= 3)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("min_words=many", r"--option min_words=many: the lyrics loader's min_words takes a whole number, not 'many'$"),
+    ("upper=yes", r"--option upper=yes: the lyrics loader's upper takes true or false, not 'yes'$"),
+    ("share=half", r"--option share=half: the lyrics loader's share takes a number, not 'half'$"),
+    ("colour=red", (r"--option colour=red: no loader used here takes 'colour'; the lyrics loader "
+                    r"\(songs-plugin 1\.0\) takes column, upper, min_words, share$")),
+    ("text.column=title", (r"--option text\.column=title is for the text loader, which no --corpus here uses "
+                           r"\(they use lyrics\)$")),
+    ("column", r"--option 'column': expected KEY=VALUE or LOADER\.KEY=VALUE"),
+    ("=title", r"--option '=title': expected KEY=VALUE"),
+])
+def test_a_bad_option_is_one_line_saying_what_the_loader_takes(tmp_path, text, message):
+    registry = plugins(tmp_path, lyrics="LyricsLoader")
+    path, _ = write_songs(tmp_path / "hits.lyrics.csv")
+    with pytest.raises(ConfigError, match=message):
+        load_corpus([path], options=[LoaderOption.parse(text)], registry=registry)
+
+
+TEXT_READ = {"keep_carriage_returns": False, "keep_byte_order_mark": False}  # how the text loader read, recorded
+
+
+def test_built_in_flags_reach_only_their_own_loader_never_a_plugin_sharing_the_keyword(tmp_path):
+    registry = plugins(tmp_path, splits="SplitLoader")
+    (tmp_path / "a.splits").write_text("one\n")
+    (tmp_path / "b.txt").write_bytes("café\n".encode("latin-1"))
+    hf_split = LoaderOption("split", "test", "hf", "--hf-split")
+    with pytest.raises(ConfigError, match=r"^--hf-split is for the hf loader, which no --corpus here uses \(they use "
+                                          r"splits\)$"):
+        load_corpus([str(tmp_path / "a.splits")], options=[hf_split], registry=registry)
+    encoding = LoaderOption("encoding", "latin-1", "text", "--encoding")
+    corpus = load_corpus([str(tmp_path / "a.splits"), str(tmp_path / "b.txt")], options=[encoding], registry=registry)
+    assert [source["options"] for source in corpus.sources] == [{}, {"encoding": "latin-1", **TEXT_READ}]
+    assert "café" in corpus.text
+
+
+def test_an_option_goes_to_every_chosen_loader_taking_it_and_is_set_once(tmp_path):
+    registry = plugins(tmp_path, splits="SplitLoader")
+    (tmp_path / "a.splits").write_text("one\n")
+    (tmp_path / "b.txt").write_text("two\n")
+    specs = [str(tmp_path / "a.splits"), str(tmp_path / "b.txt")]
+    corpus = load_corpus(specs, options=[LoaderOption.parse("encoding=ascii")], registry=registry)
+    assert [source["options"] for source in corpus.sources] == [{"encoding": "ascii"}, {"encoding": "ascii", **TEXT_READ}]
+    corpus = load_corpus(specs, options=[LoaderOption.parse("splits.encoding=ascii")], registry=registry)
+    assert [source["options"] for source in corpus.sources] == [{"encoding": "ascii"}, TEXT_READ]
+    twice = [LoaderOption("encoding", "latin-1", "text", "--encoding"), LoaderOption.parse("encoding=ascii")]
+    with pytest.raises(ConfigError, match=r"--option encoding=ascii and --encoding both set the text loader's "
+                                          r"encoding; give it once"):
+        load_corpus(specs, options=twice, registry=registry)
+
+
+def test_a_loader_taking_any_keyword_gets_every_option_as_given(tmp_path):
+    registry = plugins(tmp_path, anykw="AnyKeywords", refuses="RefusesKeywords")
+    (tmp_path / "a.anykw").write_text("")
+    given = [LoaderOption.parse("depth=3"), LoaderOption.parse("fast=true")]
+    corpus = load_corpus([str(tmp_path / "a.anykw")], options=given, registry=registry)
+    assert corpus.text == "depth='3'\nfast='true'\n\n"  # as text: no annotation to convert by
+    (tmp_path / "a.refuses").write_text("")
+    with pytest.raises(PluginError, match=r"^corpus loader 'refuses' \(songs-plugin 1\.0\) failed while setting up to "
+                                          r"read .*: TypeError: __init__\(\) got an unexpected keyword argument 'depth'"):
+        load_corpus([str(tmp_path / "a.refuses")], options=given, registry=registry)
 
 
 def test_training_further_needs_a_subset_vocabulary(tmp_path):

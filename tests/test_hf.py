@@ -1,6 +1,7 @@
 """Tests for the `hf` loader on datasets built in tmp_path; the Hub is never contacted."""
 
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from textgen.corpus import VAL_MAX_CHARACTERS, LoaderOption, load_corpus
 from textgen.errors import ConfigError, CorpusError
 from textgen.loaders.base import END_OF_DOCUMENT, CorpusLoader, document_separator
 from textgen.loaders.hf import HFLoader
@@ -123,6 +125,92 @@ def test_missing_split_error_lists_the_available_splits(tmp_path):
         list(HFLoader(split="test").iter_texts(str(folder)))
 
 
+def save_splits(folder, **splits):
+    datasets.DatasetDict({name: datasets.Dataset.from_dict({"text": rows}) for name, rows in splits.items()}
+                         ).save_to_disk(str(folder))
+    return f"hf:{folder}"
+
+
+VAL_SPLIT = LoaderOption("val_split", "validation", "hf", "--hf-val-split")
+
+
+def test_a_val_split_is_the_held_out_text_and_nothing_is_cut_from_training(tmp_path):
+    train, validation = [f"train row {i}" for i in range(40)], ["held one", "held two"]
+    spec = save_splits(tmp_path / "ds", train=train, validation=validation)
+    corpus = load_corpus([spec], options=[VAL_SPLIT], val_fraction=0.05)
+    assert corpus.text == "".join(row + END_OF_DOCUMENT for row in train)
+    assert corpus.validation == "held one" + END_OF_DOCUMENT + "held two" + END_OF_DOCUMENT
+    source = corpus.sources[0]
+    assert source["options"] == {"val_split": "validation"} and source["val_characters"] == len(corpus.validation)
+    assert source["val_sha256"] == hashlib.sha256(corpus.validation.encode("utf-8")).hexdigest()
+    assert load_corpus([spec], options=[VAL_SPLIT], val_fraction=0).validation == corpus.validation
+    tail = load_corpus([spec], val_fraction=0.05)  # without it, the last 5% of the training rows
+    assert tail.validation == "".join(row + END_OF_DOCUMENT for row in train[-2:])
+
+
+def test_a_val_split_is_capped_as_any_held_out_text_in_whole_rows_from_its_start(tmp_path):
+    rows = [f"{i:04d}" + "x" * 996 for i in range(400)]  # 400k characters with their markers
+    corpus = load_corpus([save_splits(tmp_path / "ds", train=["a", "b"], validation=rows)], options=[VAL_SPLIT])
+    kept = VAL_MAX_CHARACTERS // 1001
+    assert corpus.validation == "".join(row + END_OF_DOCUMENT for row in rows[:kept])
+
+
+@pytest.mark.parametrize("layout,message", [
+    ("dict", r"no split 'validation'; available splits: train, test; pick one with --hf-val-split$"),
+    ("dataset", r"a saved Dataset, not a DatasetDict, so it has no split 'validation' to hold out; drop --hf-val"),
+    ("files", r"no split 'validation'; local data files form one split, 'train'; drop --hf-val-split$"),
+])
+def test_a_missing_val_split_is_one_line_naming_hf_val_split(tmp_path, layout, message):
+    if layout == "dict":
+        spec = save_splits(tmp_path / "ds", train=["a"], test=["b"])
+    elif layout == "dataset":
+        spec = "hf:" + save_dataset(tmp_path / "ds", {"text": ["a", "b"]})
+    else:
+        spec = "hf:" + write_jsonl(tmp_path / "rows.jsonl", [{"text": "a"}])
+    with pytest.raises(CorpusError, match=message):
+        load_corpus([spec], options=[VAL_SPLIT])
+
+
+def test_holding_out_the_split_trained_on_is_refused():
+    with pytest.raises(ConfigError, match=r"--hf-val-split 'train' is the split trained on \(--hf-split 'train'\)"):
+        HFLoader(val_split="train")
+
+
+def test_hf_flags_are_named_as_given_in_errors(tmp_path, capsys):
+    from commands import run
+
+    (tmp_path / "a.txt").write_text("some text to train on\n" * 5)
+    code, _, err = run(capsys, "train", "--corpus", tmp_path / "a.txt", "--hf-split", "test", "--out", tmp_path / "r")
+    assert code == 1 and err == ("textgen: error: --hf-split is for the hf loader, which no --corpus here uses (they "
+                                 "use text)\n")
+    spec = save_splits(tmp_path / "ds", train=["a"], test=["b"])
+    code, _, err = run(capsys, "train", "--corpus", spec, "--hf-split", "dev", "--out", tmp_path / "r")
+    assert code == 1 and err.endswith("no split 'dev'; available splits: train, test; pick one with --hf-split\n")
+
+
+def test_a_run_holding_out_a_val_split_resumes_and_sees_it_change(tmp_path, capsys):
+    from commands import run
+
+    train = [f"row {i}: the quick brown fox jumps over the lazy dog" for i in range(80)]
+    spec = save_splits(tmp_path / "ds", train=train, validation=["the lazy dog sleeps", "the fox runs"])
+    settings = ["--hidden", "8", "--seq-length", "10", "--sample-every", "1000", "--eval-every", "20", "--no-progress",
+                "--passage-length", "10"]
+    code, _, err = run(capsys, "train", "--corpus", spec, "--hf-val-split", "validation", "--updates", "40",
+                       "--seed", "3", *settings, "--out", tmp_path / "run")
+    assert code == 0, err
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["corpus"]
+    expected = "".join(row + END_OF_DOCUMENT for row in ["the lazy dog sleeps", "the fox runs"])
+    assert record["val_characters"] == len(expected) and record["characters"] == len(
+        "".join(row + END_OF_DOCUMENT for row in train))
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--updates", "60", "--no-progress")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--hf-val-split", "test", "--no-progress")
+    assert code == 1 and "--hf-val-split cannot be changed" in err
+    save_splits(tmp_path / "ds", train=train, validation=["the lazy dog sleeps", "the fox walks"])
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--updates", "80", "--no-progress")
+    assert code == 1 and "has changed since the run started" in err, err
+
+
 def test_text_file_lines_join_back_into_the_exact_file_text(tmp_path):
     text = "First line.\n\n  Indented, with a tab\there.\nUnicode: café ☃\nlast line without newline"
     path = tmp_path / "book.txt"
@@ -206,7 +294,7 @@ def test_split_other_than_train_for_data_files_is_an_error(tmp_path):
 
 def test_config_with_a_local_source_is_an_error(tmp_path):
     path = write_jsonl(tmp_path / "posts.jsonl", [{"text": "a"}])
-    with pytest.raises(ConfigError, match=r"config='tiny'.*Hub datasets"):
+    with pytest.raises(ConfigError, match=r"^--hf-config 'tiny': .*only applies to Hub datasets"):
         HFLoader(config="tiny").iter_texts(path)
 
 

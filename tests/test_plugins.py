@@ -3,8 +3,17 @@ or yields, the command says in one line which plugin, from which distribution, a
 
 from __future__ import annotations
 
+import json
+import re
+from importlib import metadata
+from pathlib import Path
+
 import pytest
 from commands import assert_one_error_line, plugin_environment, textgen
+
+import textgen as textgen_package
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 MISBEHAVING = {
     "raises": "plugin_fixtures:RaisesWhileReading",
@@ -78,3 +87,75 @@ def test_a_plugin_that_never_stops_is_read_until_the_corpus_would_not_fit(tmp_pa
                      preexec_fn=limited, timeout=120)
     assert_one_error_line(result, r"x\.endless: stopped reading after [\d,]+ characters")
     assert not (tmp_path / "run").exists()
+
+
+def readme_plugin_section() -> str:
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    return text[text.index("## Write a corpus plugin"):]
+
+
+def test_plugins_depend_on_textgens_own_distribution_name_not_the_unrelated_textgen():
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+    srt = tomllib.loads((PROJECT / "plugins" / "textgen-srt" / "pyproject.toml").read_text())["project"]
+    template = tomllib.loads(re.search(r"```toml\n(.*?)```", readme_plugin_section(), re.DOTALL).group(1))
+    assert project["name"] != "textgen"  # the package index's `textgen` is another project
+    assert srt["dependencies"] == [project["name"]]
+    assert template["project"]["dependencies"] == [project["name"]]
+    assert template["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert metadata.version(project["name"]) == textgen_package.__version__  # installed under that name
+
+
+def test_option_sets_a_plugins_keyword_from_the_command_line_and_a_resume_reads_with_it_again(tmp_path):
+    env = plugin_environment(tmp_path / "site", {"lyrics": "plugin_fixtures:LyricsLoader"}, "songs-plugin", "1.0")
+    songs = tmp_path / "hits.lyrics.csv"
+    songs.write_text("title,lyrics\n" + "".join(f"song number {i},la la {i}\n" for i in range(60)), encoding="utf-8")
+    run = tmp_path / "run"
+    settings = ["--hidden", "8", "--seq-length", "10", "--sample-every", "1000", "--no-progress", "--seed", "1"]
+    result = textgen("train", "--corpus", songs, "--option", "column=title", "--option", "upper=true",
+                     "--updates", "20", *settings, "--out", run, env=env)
+    assert result.returncode == 0, result.stderr
+    source = json.loads((run / "config.json").read_text())["corpus"]["sources"][0]
+    assert (source["kind"], source["options"]) == ("lyrics", {"column": "title", "upper": True})
+    vocab = set(json.loads((run / "vocab.json").read_text())["chars"])
+    assert vocab == set("".join(f"SONG NUMBER {i}" for i in range(60))) | {"\u2403"}  # the titles, shouted
+    result = textgen("train", "--resume", run, "--updates", "30", "--no-progress", env=env)
+    assert result.returncode == 0, result.stderr
+    result = textgen("train", "--corpus", songs, "--option", "colour=red", *settings, "--out", tmp_path / "x", env=env)
+    assert_one_error_line(result, r"--option colour=red: no loader used here takes 'colour'; the lyrics loader "
+                                  r"\(songs-plugin 1\.0\) takes column, upper, min_words, share$")
+    result = textgen("train", "--corpus", songs, "--encoding", "latin-1", *settings, "--out", tmp_path / "x", env=env)
+    assert_one_error_line(result, r"--encoding is for the text loader, which no --corpus here uses \(they use lyrics\)")
+
+
+def test_a_hugging_face_warning_is_printed_once_and_textgens_own_once_too(tmp_path):
+    env = plugin_environment(tmp_path / "site", {"hubwarns": "plugin_fixtures:HubWarns",
+                                                 "gone": "no_such_module_for_textgen_tests:Loader"})
+    corpus = tmp_path / "x.hubwarns"
+    corpus.write_text("a line of text to train on\n" * 20)
+    result = textgen("train", "--corpus", corpus, "--out", tmp_path / "run", "--updates", "5", "--hidden", "4",
+                     "--no-progress", env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if "Retrying in 1s" in line] == ["Retrying in 1s [Retry 1/5]."]
+    assert sum(line.startswith("textgen: warning: corpus plugin 'gone'") for line in lines) == 1
+
+
+def test_the_readmes_plugin_example_is_found_through_its_entry_point_and_takes_option(tmp_path, monkeypatch):
+    from test_registry import fake_distribution
+
+    from textgen.corpus import LoaderOption, load_corpus
+    from textgen.registry import discover
+
+    tomllib = pytest.importorskip("tomllib")
+    section = readme_plugin_section()
+    (tmp_path / "my_loader.py").write_text(re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1))
+    project = tomllib.loads(re.search(r"```toml\n(.*?)```", section, re.DOTALL).group(1))["project"]
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = discover(fake_distribution(tmp_path / "site", project["name"], project["version"],
+                                          project["entry-points"]["textgen.corpora"]))
+    dinner = tmp_path / "dinner.recipes"
+    dinner.write_text("soup\nboil water\n----\ntoast\n----\nsalad\nwash\ncut\n", encoding="utf-8")
+    corpus = load_corpus([str(dinner)], options=[LoaderOption.parse("min_lines=2")], registry=registry)
+    assert corpus.text == "soup\nboil water\nsalad\nwash\ncut\n\n"
+    assert corpus.sources[0]["loader_origin"] == "textgen-recipes 0.1.0"

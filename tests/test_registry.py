@@ -87,6 +87,44 @@ def test_loader_choice_kind_then_prefix_then_suffix(tmp_path):
     assert resolve_source("book.TXT", registry).kind == "text"
 
 
+def test_the_longest_claimed_suffix_wins_and_equal_claims_clash(tmp_path):
+    registry = discover(fake_distribution(tmp_path / "a", "songs-plugin", "1.0", {
+        "lyrics": "plugin_fixtures:LyricsLoader", "csvlines": "plugin_fixtures:CsvLineLoader"}))
+    assert resolve_source("hits.lyrics.csv", registry).kind == "lyrics"
+    assert resolve_source("Hits.LYRICS.CSV", registry).kind == "lyrics"
+    assert resolve_source("hits.csv", registry).kind == "csvlines"
+    assert resolve_source("hits.other.csv", registry).kind == "csvlines"
+    assert resolve_source("lyrics.csv", registry).kind == "csvlines"  # the name must be longer than the suffix
+    rival = fake_distribution(tmp_path / "b", "rival-songs", "2.0", {"songs": "plugin_fixtures:OtherLyricsLoader"})
+    registry = discover(fake_distribution(tmp_path / "c", "songs-plugin", "1.0", {
+        "lyrics": "plugin_fixtures:LyricsLoader"}) + rival)
+    with pytest.raises(PluginError, match=r"'\.lyrics\.csv' is claimed by lyrics \(songs-plugin 1.0\) and songs "
+                                          r"\(rival-songs 2.0\); choose one with --kind"):
+        resolve_source("hits.lyrics.csv", registry)
+
+
+def test_a_plugins_two_part_suffix_wins_over_a_builtins_one_part_suffix(tmp_path):
+    registry = discover(fake_distribution(tmp_path, "notes", "1.0", {"notes": "plugin_fixtures:NotesLoader"}))
+    assert resolve_source("monday.notes.txt", registry).kind == "notes"
+    assert resolve_source("monday.txt", registry).kind == "text"
+
+
+def test_an_entry_point_key_that_is_not_the_loaders_name_is_not_loaded(tmp_path, caplog):
+    eps = fake_distribution(tmp_path, "misnamed", "0.2", {"songs": "plugin_fixtures:LyricsLoader"})
+    with caplog.at_level(logging.WARNING):
+        registry = discover(eps)
+    assert "songs" not in registry.loaders and "lyrics" not in registry.loaders
+    assert "corpus plugin 'songs' from misnamed 0.2 was not loaded: its loader's name is 'lyrics'" in caplog.text
+    with pytest.raises(PluginError, match="'songs' .*the two must be the same"):
+        registry.get("songs")
+
+
+def test_a_suffix_without_its_dot_is_refused(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        registry = discover(fake_distribution(tmp_path, "nodot", "1.0", {"nodot": "plugin_fixtures:NoDotSuffix"}))
+    assert "nodot" in registry.broken and "each starting with '.'" in caplog.text
+
+
 def test_unknown_sources_list_what_is_available():
     registry = discover([])
     with pytest.raises(UnknownCorpusKind, match="no loader claims the suffix '.xyz'.*text"):

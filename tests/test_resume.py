@@ -64,6 +64,7 @@ def test_resume_refuses_what_would_make_it_inexact(tmp_path, capsys):
     capsys.readouterr()
     cases = [
         (["--hidden", "20"], "--hidden cannot be changed"),
+        (["--option", "encoding=ascii"], "--option cannot be changed"),
         (["--seq-length", "10"], "--seq-length cannot change"),
         (["--updates", "60"], "already has 60 updates"),
     ]

@@ -116,3 +116,24 @@ def test_an_evaluation_interval_beyond_the_run_is_refused(corpus, tmp_path):
     with pytest.raises(ConfigError, match="--eval-every 100 is beyond the run's 50 updates"):
         start_run([corpus], RNNConfig(hidden=10), config, run_config(tmp_path / "run"), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_reads_each_corpus_with_its_own_recorded_options(tmp_path):
+    from test_registry import fake_distribution
+
+    from textgen.corpus import LoaderOption
+    from textgen.registry import discover
+
+    registry = discover(fake_distribution(tmp_path / "site", "splits", "1.0", {"splits": "plugin_fixtures:SplitLoader"}))
+    (tmp_path / "a.splits").write_text(TEXT.replace("fox", "café fox"), encoding="utf-8")
+    (tmp_path / "b.txt").write_bytes(TEXT.replace("dog", "café dog").encode("latin-1"))
+    # one keyword, two values: read again with one merged value, the plugin's file would not be the same text
+    options = [LoaderOption.parse("splits.encoding=utf-8"), LoaderOption("encoding", "latin-1", "text", "--encoding")]
+    specs = [str(tmp_path / "a.splits"), str(tmp_path / "b.txt")]
+    start_run(specs, RNNConfig(hidden=8), CONFIG, run_config(tmp_path / "run"), options=options, registry=registry,
+              progress=False)
+    sources = orjson.loads((tmp_path / "run" / "config.json").read_bytes())["corpus"]["sources"]
+    assert [source["options"] for source in sources] == [
+        {"encoding": "utf-8"}, {"encoding": "latin-1", "keep_carriage_returns": False, "keep_byte_order_mark": False}]
+    resumed = resume_run(tmp_path / "run", {"updates": 160}, registry=registry, progress=False)
+    assert resumed.state.update == 160

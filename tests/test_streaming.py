@@ -113,3 +113,25 @@ def test_force_over_a_streamed_run_removes_its_encoded_ids(tmp_path, capsys):
     assert main(["train", "--corpus", str(book), "--updates", "20", "--hidden", "6", "--no-progress",
                  "--out", str(run), "--force"]) == 0
     assert not (run / "ids.bin").exists() and not (run / "val_ids.bin").exists()
+
+
+def test_a_loaders_own_held_out_text_is_streamed_as_it_is_read_in_memory(tmp_path):
+    from test_registry import fake_distribution
+
+    from textgen.registry import discover
+
+    registry = discover(fake_distribution(tmp_path / "dist", "heldout", "1.0", {"heldout": "plugin_fixtures:HeldOutLoader"}))
+    path = tmp_path / "book.heldout"
+    path.write_text("".join(f"line {i} of the training text\n" for i in range(60)))
+    held = "".join(f"held line {i}\n" for i in range(5))
+    (tmp_path / "book.heldout.val").write_text(held)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    streamed = stream_encode(str(path), folder, val_fraction=0.3, registry=registry)
+    in_memory = encode_corpus(load_corpus([str(path)], val_fraction=0.3, registry=registry))
+    assert in_memory.vocab.decode(in_memory.val_ids) == held
+    assert in_memory.vocab.decode(in_memory.ids) == path.read_text()  # nothing cut from the training text
+    assert streamed.vocab == in_memory.vocab
+    np.testing.assert_array_equal(streamed.ids, in_memory.ids)
+    np.testing.assert_array_equal(streamed.val_ids, in_memory.val_ids)
+    assert streamed.sources[0]["val_sha256"] == in_memory.sources[0]["val_sha256"]

@@ -22,27 +22,38 @@ from textgen.stopping import Interrupted, StopRequest
 
 DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their cause (for plugin authors)
 
-# Loader options: flag -> (keyword of the loader constructor, argparse settings). Only flags the
-# user actually gives are passed on, to the loaders whose constructors take them.
+# Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
+# settings). A flag given reaches only its own loader; any loader's own keywords, a plugin's too, come through --option.
 LOADER_FLAGS = {
-    "--encoding": ("encoding", {"metavar": "NAME", "help": "text encoding of book files (default utf-8)"}),
-    "--strip-gutenberg": ("strip_gutenberg", {"action": "store_true", "default": None,
-                          "help": "drop Project Gutenberg's licence header and footer"}),
-    "--keep-carriage-returns": ("keep_carriage_returns", {"action": "store_true", "default": None,
+    "--encoding": ("text", "encoding", {"metavar": "NAME", "help": "text: encoding of the file (default utf-8)"}),
+    "--strip-gutenberg": ("text", "strip_gutenberg", {"action": "store_true", "default": None,
+                          "help": "text: drop Project Gutenberg's licence header and footer"}),
+    "--keep-carriage-returns": ("text", "keep_carriage_returns", {"action": "store_true", "default": None,
                                 "help": "text: keep CRLF and CR line ends as they are (by default they become \\n)"}),
-    "--keep-retweets": ("keep_retweets", {"action": "store_true", "default": None,
+    "--keep-retweets": ("tweets", "keep_retweets", {"action": "store_true", "default": None,
                         "help": "tweets: keep retweets (dropped by default)"}),
-    "--keep-html-entities": ("unescape_html", {"action": "store_false", "default": None,
+    "--keep-html-entities": ("tweets", "unescape_html", {"action": "store_false", "default": None,
                              "help": "tweets: leave &amp; and friends as they are"}),
-    "--keep-links": ("keep_links", {"action": "store_true", "default": None,
+    "--keep-links": ("tweets", "keep_links", {"action": "store_true", "default": None,
                      "help": "tweets: keep https://t.co/... links (dropped by default)"}),
-    "--since": ("since", {"metavar": "YYYY-MM-DD", "help": "tweets: only those from this date on"}),
-    "--until": ("until", {"metavar": "YYYY-MM-DD", "help": "tweets: only those up to this date"}),
-    "--min-length": ("min_length", {"type": int, "metavar": "N", "help": "tweets: drop shorter ones"}),
-    "--hf-config": ("config", {"metavar": "NAME", "help": "hf: dataset configuration"}),
-    "--hf-split": ("split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
-    "--text-column": ("text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
+    "--since": ("tweets", "since", {"metavar": "YYYY-MM-DD", "help": "tweets: only those from this date on"}),
+    "--until": ("tweets", "until", {"metavar": "YYYY-MM-DD", "help": "tweets: only those up to this date"}),
+    "--min-length": ("tweets", "min_length", {"type": int, "metavar": "N", "help": "tweets: drop shorter ones"}),
+    "--hf-config": ("hf", "config", {"metavar": "NAME", "help": "hf: dataset configuration"}),
+    "--hf-split": ("hf", "split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
+    "--text-column": ("hf", "text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
 }
+
+# Loader flags of `train` only: where the held-out text comes from (as LOADER_FLAGS).
+HELD_OUT_FLAGS = {
+    "--hf-val-split": ("hf", "val_split", {"metavar": "SPLIT", "help": "hf: hold out this split of the dataset (e.g. "
+                       "validation; up to 250k characters) instead of the tail of the split trained on"}),
+}
+
+
+def flag_dest(flag: str) -> str:
+    """The attribute argparse fills for a loader flag."""
+    return "loader_" + flag[2:].replace("-", "_")
 
 
 # Training flags: (flag, type, metavar, help). Each maps onto the TrainConfig field of the same name;
@@ -92,7 +103,8 @@ class ArgumentParser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
-def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
+def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False) -> None:
+    """The corpus flags; with ``held_out``, also those that choose the held-out text (HELD_OUT_FLAGS)."""
     group = parser.add_argument_group("corpus")
     group.add_argument(
         "--corpus",
@@ -104,18 +116,24 @@ def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--kind", metavar="LOADER", help="use this loader for every --corpus")
     group.add_argument("--weights", metavar="W1,W2,...", help="mix several corpora in these proportions "
                        "(default: by size, each used once)")
-    for flag, (dest, settings) in LOADER_FLAGS.items():
-        group.add_argument(flag, dest="loader_" + dest, **settings)
+    group.add_argument("--option", action="append", metavar="KEY=VALUE",
+                       help="a keyword of the chosen loader's constructor, such as a plugin's (--option column=title; "
+                       "true/false and numbers are converted); it goes to every chosen loader that takes KEY, "
+                       "LOADER.KEY=VALUE to that loader only; repeat for several")
+    for flag, (_, _, settings) in {**LOADER_FLAGS, **(HELD_OUT_FLAGS if held_out else {})}.items():
+        group.add_argument(flag, dest=flag_dest(flag), **settings)
 
 
-def loader_options(args: argparse.Namespace) -> dict:
-    """Loader keyword arguments for the loader flags the user gave."""
-    options = {}
-    for dest, _ in LOADER_FLAGS.values():
-        value = getattr(args, "loader_" + dest)
+def loader_options(args: argparse.Namespace) -> list:
+    """The loader options given: each loader flag for its own loader, then each --option."""
+    from textgen.corpus import LoaderOption
+
+    options = []
+    for flag, (loader, keyword, _) in {**LOADER_FLAGS, **HELD_OUT_FLAGS}.items():
+        value = getattr(args, flag_dest(flag), None)
         if value is not None:
-            options[dest] = value
-    return options
+            options.append(LoaderOption(keyword, value, loader, flag))
+    return options + [LoaderOption.parse(text) for text in args.option or ()]
 
 
 def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) -> None:
@@ -157,10 +175,11 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
 
     train = commands.add_parser("train", help="train a model; writes a run folder")
-    add_corpus_flags(train)
+    add_corpus_flags(train, held_out=True)
     train.add_argument("--val-fraction", type=float, default=None, metavar="F",
                        help="hold out the tail of each corpus (whole documents for tweets and rows) for a "
-                       "validation loss (default 0.05; 0 trains on everything)")
+                       "validation loss, unless it has held-out text of its own (--hf-val-split) (default 0.05; 0 "
+                       "trains on everything)")
     add_model_flags(train)
     group = train.add_argument_group("training (defaults are the assignment's)")
     for flag, field_type, metavar, text in TRAIN_FLAGS:
@@ -323,8 +342,8 @@ def model_config(args: argparse.Namespace):
 
 
 # Flags a resumed run cannot change, as (flag, the attribute argparse fills); the loader flags are added.
-FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--out", "out"), ("--init-from", "init_from"),
-                   ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
+FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--option", "option"), ("--out", "out"),
+                   ("--init-from", "init_from"), ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
                    ("--hidden", "hidden"), ("--sigma", "sigma"), ("--dtype", "dtype"), ("--cell", "cell"),
                    ("--layers", "layers"), ("--force", "force"))
 
@@ -457,7 +476,7 @@ def command_train(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             fixed = [flag for flag, name in FIXED_ON_RESUME if getattr(args, name) not in (None, False)] + [
-                     flag for flag, (dest, _) in LOADER_FLAGS.items() if getattr(args, "loader_" + dest) is not None]
+                     flag for flag in {**LOADER_FLAGS, **HELD_OUT_FLAGS} if getattr(args, flag_dest(flag)) is not None]
             if fixed:
                 raise ConfigError(f"--resume continues a run as it was set up; {', '.join(fixed)} cannot be "
                                   "changed (start a new run or use --init-from)")
@@ -787,9 +806,24 @@ class LogLines(logging.Formatter):
         return ("textgen: " if record.levelno < logging.WARNING else "textgen: warning: ") + record.getMessage()
 
 
+class PrintedOnce(logging.Filter):
+    """Lets a record through to our handler on the root logger unless a logger it passed on the way has a handler
+    of its own: huggingface_hub and datasets add one to their loggers and still let records propagate, so their
+    warnings (a retry while reaching the Hub, say) would be printed twice, once in their words and once in ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger = logging.getLogger(record.name)
+        while logger.parent is not None:
+            if logger.handlers:
+                return False
+            logger = logger.parent
+        return True
+
+
 def _main(argv: list[str] | None, stop: StopRequest) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogLines())
+    handler.addFilter(PrintedOnce())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)  # this stderr, even in-process
     logging.getLogger("textgen").setLevel(logging.INFO)  # textgen's notes too, such as what a loader changed
     use_one_blas_thread()

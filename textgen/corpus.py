@@ -7,6 +7,8 @@ import hashlib
 import inspect
 import logging
 import math
+import types
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 from textgen.errors import ConfigError, CorpusError, LimitError, PluginError, TextgenError
 from textgen.limits import available_memory, check_memory, format_bytes
 from textgen.loaders.base import document_separator
-from textgen.registry import Registry, ResolvedSource, default_registry, resolve_source
+from textgen.registry import LoaderInfo, Registry, ResolvedSource, default_registry, resolve_source
 from textgen.vocab import CharVocab
 
 DEFAULT_CORPUS = "pydoc"  # used when no --corpus is given
@@ -28,7 +30,7 @@ class Corpus:
 
     text: str  # the training text: all sources, documents joined by their loader's separator
     sources: list[dict]  # per source: spec, kind, location, options, documents, characters, sha256
-    validation: str = ""  # held-out text (the tail of each source), never trained on
+    validation: str = ""  # held-out text (the tail of each source, or its loader's own), never trained on
     val_fraction: float = 0.0  # the share of each source held out as ``validation``
 
     @property
@@ -44,20 +46,111 @@ def run_name(source: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:40]
 
 
-def accepted_options(source: ResolvedSource, options: dict) -> dict:
-    """The subset of ``options`` that the source's loader constructor takes."""
+@dataclass(frozen=True)
+class LoaderOption:
+    """One loader option as it was given: a keyword of a loader's constructor, for one loader or for every
+    chosen loader that takes it."""
+
+    key: str  # the constructor's keyword
+    value: object  # a str given to a bool, int or float parameter is converted (--option gives text)
+    loader: str = ""  # only this loader (a built-in flag, or LOADER.KEY=VALUE); "": each chosen loader taking it
+    label: str = ""  # how it was given, for messages: "--hf-split", "--option column=title"
+
+    @classmethod
+    def parse(cls, text: str) -> LoaderOption:
+        """``KEY=VALUE`` or ``LOADER.KEY=VALUE``, as given to --option (a "-" in KEY is read as "_")."""
+        name, equals, value = text.partition("=")
+        loader, dot, key = name.strip().rpartition(".")
+        key = key.strip().replace("-", "_")
+        if not equals or not key.isidentifier() or (dot and not loader.strip()):
+            raise ConfigError(f"--option {text!r}: expected KEY=VALUE or LOADER.KEY=VALUE, such as --option column=title")
+        return cls(key, value, loader.strip(), f"--option {text}")
+
+
+_TEXT_TYPES = (bool, int, float, str)  # what a text value can be converted to
+
+
+def loader_parameters(loader: LoaderInfo) -> dict[str, type | None] | None:
+    """The keywords a loader's constructor takes, each with the type a text value for it becomes (bool, int,
+    float or str, from its annotation or else its default; None: passed as given). None if it takes any
+    keyword (``**kwargs``), or its signature cannot be read."""
+    factory = loader.factory
     try:
-        parameters = inspect.signature(source.loader.factory).parameters
+        parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return {}
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return dict(options)
-    return {name: value for name, value in options.items() if name in parameters}
+        return None
+    try:
+        hints = typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # noqa: BLE001 - a plugin's annotation may name anything; the defaults still tell
+        hints = {}
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name: _text_type(hints.get(name), parameter.default)
+            for name, parameter in parameters.items() if parameter.kind in keywords}
+
+
+def _text_type(hint: object, default: object) -> type | None:
+    """What a text value for a parameter annotated ``hint`` (``int``, ``str | None``, ...) becomes."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    known = [kind for kind in (typing.get_args(hint) if union else (hint,)) if kind in _TEXT_TYPES]
+    if not known and type(default) in _TEXT_TYPES:
+        known = [type(default)]
+    return str if str in known else (known[0] if known else None)
+
+
+def _converted(option: LoaderOption, kind: type | None, loader: str) -> object:
+    """``option.value`` as its parameter's ``kind``, when it is text and the parameter is not."""
+    if not isinstance(option.value, str) or kind in (None, str):
+        return option.value
+    text = option.value.strip()
+    try:
+        return {"true": True, "false": False}[text.lower()] if kind is bool else kind(text)
+    except (KeyError, ValueError):
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
+        raise ConfigError(f"{option.label}: the {loader} loader's {option.key} takes {expected}, "
+                          f"not {option.value[:60]!r}") from None
+
+
+def route_options(sources: list[ResolvedSource], options: dict | list[LoaderOption] | None) -> list[dict]:
+    """The keyword arguments for each source's loader: each option goes to every chosen loader (or only its
+    ``loader``) whose constructor takes it, converted to the parameter's type.
+
+    ``options`` is a list of `LoaderOption`, or a dict of keyword -> value for each loader that takes it. An option
+    that no chosen loader takes, or one set twice for a loader, is a ConfigError naming what each loader takes.
+    """
+    if isinstance(options, dict):
+        options = [LoaderOption(key, value, label=f"option {key}={value!r}") for key, value in options.items()]
+    kinds = list(dict.fromkeys(source.kind for source in sources))
+    loaders = {source.kind: source.loader for source in sources}
+    parameters = {kind: loader_parameters(loaders[kind]) for kind in kinds}
+    routed: list[dict] = [{} for _ in sources]
+    set_by: list[dict] = [{} for _ in sources]  # keyword -> the label of the option that set it
+    for option in options or ():
+        if option.loader and option.loader not in kinds:
+            raise ConfigError(f"{option.label} is for the {option.loader} loader, which no --corpus here uses "
+                              f"(they use {', '.join(kinds)})")
+        aimed = [kind for kind in kinds if option.loader in ("", kind)]
+        takers = {kind for kind in aimed if parameters[kind] is None or option.key in parameters[kind]}
+        if not takers:
+            offers = "; ".join(f"the {kind} loader ({loaders[kind].origin}) takes "
+                               f"{', '.join(parameters[kind]) or 'no options'}" for kind in aimed)
+            raise ConfigError(f"{option.label}: no loader used here takes {option.key!r}; {offers}")
+        for index, source in enumerate(sources):
+            if source.kind not in takers:
+                continue
+            if option.key in routed[index]:
+                raise ConfigError(f"{option.label} and {set_by[index][option.key]} both set the {source.kind} "
+                                  f"loader's {option.key}; give it once")
+            routed[index][option.key] = _converted(option, (parameters[source.kind] or {}).get(option.key),
+                                                   source.kind)
+            set_by[index][option.key] = option.label
+    return routed
 
 
 # Options of built-in loaders that came after run folders began to record their sources, each with the value
 # that reads a source as textgen did before the option existed: the text loader kept CRs and a byte-order mark.
-# A new run records the value it used (`resolved_options`), so a recorded source without one was read the old
+# A new run records the value it used (`plan_sources`), so a recorded source without one was read the old
 # way, and a resume reads it so again (`recorded_options`).
 OPTIONS_ADDED_LATER = {"keep_carriage_returns": True, "keep_byte_order_mark": True}
 
@@ -68,15 +161,6 @@ def _later_options_taken(source: ResolvedSource) -> dict[str, inspect.Parameter]
         return {}
     parameters = inspect.signature(source.loader.factory).parameters
     return {name: parameters[name] for name in OPTIONS_ADDED_LATER if name in parameters}
-
-
-def resolved_options(source: ResolvedSource, options: dict) -> dict:
-    """`accepted_options`, plus the value in use of each option of OPTIONS_ADDED_LATER the loader takes (its
-    default unless given), so that config.json says how the source was read."""
-    accepted = accepted_options(source, options)
-    for name, parameter in _later_options_taken(source).items():
-        accepted.setdefault(name, parameter.default)
-    return accepted
 
 
 def recorded_options(summary: dict, registry: Registry | None = None) -> dict:
@@ -135,6 +219,38 @@ def read_source(source: ResolvedSource, options: dict, budget: ReadBudget | None
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     return pieces, source_summary(source, options, len(pieces), characters, digest, reading.get("separator") == "")
+
+
+def read_validation(source: ResolvedSource, options: dict, budget: ReadBudget | None = None) -> str | None:
+    """The held-out text a source's loader gives of its own (``iter_validation_texts``, such as hf's
+    --hf-val-split), from its start: whole documents, or continuous text up to a line end, at most about
+    VAL_MAX_CHARACTERS, as a tail would be. None when the loader gives none."""
+    budget = budget or ReadBudget()
+    reading: dict = {}
+    pieces = _pieces(source, options, reading, validation=True)
+    kept: list[str] = []
+    total = 0
+    try:
+        for piece in pieces:
+            continuous = reading["separator"] == ""
+            if kept and not continuous and total + len(piece) > VAL_MAX_CHARACTERS:
+                break  # whole documents, at least one
+            kept.append(piece)
+            total += len(piece)
+            budget.take(piece, source.spec, total)
+            if total >= VAL_MAX_CHARACTERS:
+                break  # the rest of a large validation split is never read
+    finally:
+        pieces.close()  # a loader's cleanup (hf restores the datasets library's settings) runs now
+    if not reading.get("validation"):
+        return None
+    text = "".join(kept)
+    if not text:
+        raise CorpusError(f"{source.spec}: the loader's held-out text is empty; give it some, or hold out the "
+                          "tail of the corpus instead")
+    if reading["separator"] == "" and len(text) > VAL_MAX_CHARACTERS:
+        text = text[: text.rfind("\n", 0, VAL_MAX_CHARACTERS) + 1 or VAL_MAX_CHARACTERS]
+    return text
 
 
 def source_summary(
@@ -265,52 +381,66 @@ def hold_out(pieces: list[str], continuous: bool, fraction: float) -> tuple[list
 def plan_sources(
     specs: list[str] | None,
     kind: str | None = None,
-    options: dict | None = None,
+    options: dict | list[LoaderOption] | None = None,
     registry: Registry | None = None,
 ) -> list[tuple[ResolvedSource, dict]]:
     """Each source of ``specs`` (the default corpus if empty) with its loader and the options it takes.
 
     Cheap (nothing is read), so a bad source or option is refused before any work. An option no
-    chosen loader takes is a ConfigError, so a mistyped or misplaced flag is never silently ignored.
+    chosen loader takes is a ConfigError (see `route_options`), so a mistyped or misplaced option is
+    never silently ignored.
     """
     registry = registry or default_registry()
-    options = dict(options or {})
     sources = [resolve_source(spec, registry, kind) for spec in list(specs or [DEFAULT_CORPUS])]
-    planned = [(source, resolved_options(source, options)) for source in sources]
-    used = {name for _, accepted in planned for name in accepted}
-    unused = [name for name in options if name not in used]
-    if unused:
-        flags = ", ".join("--" + name.replace("_", "-") for name in unused)
-        kinds = ", ".join(sorted({source.kind for source in sources}))
-        raise ConfigError(f"{flags} does not apply to the loader(s) used here ({kinds})")
-    return planned
+    routed = route_options(sources, options)
+    for source, chosen in zip(sources, routed):  # and how each built-in read its source, to be recorded
+        for name, parameter in _later_options_taken(source).items():
+            chosen.setdefault(name, parameter.default)
+    return list(zip(sources, routed))
+
+
+def recorded_plan(sources: list[dict], registry: Registry | None = None) -> list[tuple[ResolvedSource, dict]]:
+    """The sources a run's config.json records, each with its loader and the options it was read with (also by
+    an older textgen: see `recorded_options`)."""
+    registry = registry or default_registry()
+    return [(resolve_source(source["location"], registry, source["kind"]), recorded_options(source, registry))
+            for source in sources]
 
 
 def load_corpus(
     specs: list[str] | None,
     kind: str | None = None,
-    options: dict | None = None,
+    options: dict | list[LoaderOption] | None = None,
     registry: Registry | None = None,
     weights: str | list[float] | None = None,
     val_fraction: float = 0.0,
 ) -> Corpus:
     """Load every source of ``specs`` (the default corpus if empty) into one text.
 
-    Each loader gets the ``options`` its constructor takes; an option no chosen loader takes is a
-    ConfigError, so a mistyped or misplaced flag is never silently ignored. Several sources are
-    interleaved by ``weights`` (default: their sizes, so each is used exactly once). With
-    ``val_fraction`` the tail of each source is held out as validation text.
+    ``options`` go to the loaders as `route_options` says. Several sources are interleaved by ``weights``
+    (default: their sizes, so each is used exactly once). With ``val_fraction`` the tail of each source
+    is held out as validation text.
     """
     if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {val_fraction!r}")
-    planned = plan_sources(specs, kind, options, registry)
+    return load_planned(plan_sources(specs, kind, options, registry), weights, val_fraction)
+
+
+def load_planned(
+    planned: list[tuple[ResolvedSource, dict]], weights: str | list[float] | None = None, val_fraction: float = 0.0
+) -> Corpus:
+    """`load_corpus` for sources already paired with their loaders' options (by `plan_sources` or `recorded_plan`)."""
     sources = [source for source, _ in planned]
     weights = parse_weights(weights, len(planned))
     budget = ReadBudget()
     all_pieces, summaries, held_out = [], [], []
     for source, accepted in planned:
         pieces, summary = read_source(source, accepted, budget)
-        pieces, validation = hold_out(pieces, summary["continuous"], val_fraction)
+        validation = read_validation(source, accepted, budget)
+        if validation is None:
+            pieces, validation = hold_out(pieces, summary["continuous"], val_fraction)
+        else:  # the loader's own held-out text: a resume checks it has not changed either
+            summary["val_sha256"] = hashlib.sha256(validation.encode("utf-8")).hexdigest()
         summary["val_characters"] = len(validation)
         held_out.append(validation)
         if summary["continuous"] and len(sources) > 1:
@@ -395,14 +525,24 @@ def _guarded(source: ResolvedSource, doing: str, call):
         raise _plugin_failure(source, error, doing) from error
 
 
-def _pieces(source: ResolvedSource, options: dict, seen: dict | None = None) -> Iterator[str]:
-    """Each document of a source followed by its separator, as read_source joins them.
+def _pieces(source: ResolvedSource, options: dict, seen: dict | None = None, validation: bool = False) -> Iterator[str]:
+    """Each document of a source followed by its separator, as read_source joins them; with ``validation``, those
+    of its loader's own held-out text (none if it has none, and then ``seen["validation"]`` is not set).
 
     The separator the loader used is left in ``seen["separator"]``. A document that is not a str, or
     holds a lone surrogate (not valid Unicode), is refused here, whatever loader made it.
     """
     loader = _guarded(source, "setting up to read", lambda: source.loader.factory(**options))
-    documents = _guarded(source, "reading", lambda: iter(loader.iter_texts(source.location)))
+    if validation:
+        method = getattr(loader, "iter_validation_texts", None)
+        documents = _guarded(source, "reading", lambda: method(source.location)) if callable(method) else None
+        if documents is None:
+            return
+        documents = _guarded(source, "reading", lambda: iter(documents))
+        if seen is not None:
+            seen["validation"] = True
+    else:
+        documents = _guarded(source, "reading", lambda: iter(loader.iter_texts(source.location)))
     separator = None
     number = 0
     while True:
@@ -455,7 +595,7 @@ def stream_encode(
     spec: str,
     folder: Path,
     kind: str | None = None,
-    options: dict | None = None,
+    options: dict | list[LoaderOption] | None = None,
     val_fraction: float = 0.0,
     vocab: CharVocab | None = None,
     registry: Registry | None = None,
@@ -464,11 +604,10 @@ def stream_encode(
 
     Two passes over the source: the first counts documents and characters, collects the vocabulary
     and the SHA-256; the second encodes into the files (and must see the same text). Held-out text
-    is the last ``val_fraction`` of documents, or of characters for continuous text.
+    is the loader's own (`read_validation`), else the last ``val_fraction`` of documents, or of characters
+    for continuous text.
     """
-    registry = registry or default_registry()
-    source = resolve_source(spec, registry, kind)
-    options = resolved_options(source, dict(options or {}))
+    source, options = plan_sources([spec], kind, options, registry)[0]
     digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
     recent = collections.deque()  # lengths of the last documents, as many as VAL_MAX_CHARACTERS can hold
     recent_total = 0
@@ -484,11 +623,15 @@ def stream_encode(
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     continuous = reading.get("separator") == ""
+    own_validation = read_validation(source, options)
+    seen.update(own_validation or "")
     if vocab is None:
         vocab = CharVocab(tuple(sorted(seen)))
     else:
         check_known(vocab, seen)
-    if continuous:
+    if own_validation is not None:  # held out by the loader itself: every document is trained on
+        train_characters, held_documents = characters, 0
+    elif continuous:
         train_characters = characters
         if val_fraction > 0:
             train_characters = max(int(characters * (1 - val_fraction)), characters - VAL_MAX_CHARACTERS)
@@ -559,6 +702,8 @@ def stream_encode(
                 add("val_ids.bin", rest)
         for text in pending:  # no line start after the cut: it stays where it was
             add("val_ids.bin", text)
+        if own_validation is not None:
+            add("val_ids.bin", own_validation)
         for name in streams:
             flush(name)
     except OSError as error:
@@ -574,14 +719,14 @@ def stream_encode(
         val_ids = np.array(np.memmap(folder / "val_ids.bin", dtype=vocab.dtype, mode="r"))
     summary = source_summary(source, options, documents, characters, digest, continuous)
     summary.update(val_characters=written["val_ids.bin"], streamed_to="ids.bin")
+    if own_validation is not None:
+        summary["val_sha256"] = hashlib.sha256(own_validation.encode("utf-8")).hexdigest()
     return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, run_name(source.location or source.spec))
 
 
-def source_digest(spec: str, kind: str | None, options: dict, registry: Registry | None = None) -> str:
+def source_digest(source: ResolvedSource, options: dict) -> str:
     """SHA-256 of a source's joined text, read in one streaming pass (to check a source has not changed)."""
-    registry = registry or default_registry()
-    source = resolve_source(spec, registry, kind)
     digest = hashlib.sha256()
-    for piece in _pieces(source, resolved_options(source, options)):
+    for piece in _pieces(source, options):
         digest.update(piece.encode("utf-8"))
     return digest.hexdigest()

@@ -113,13 +113,22 @@ class Registry:
             raise PluginError(f"corpus loader {name!r} ({plugin.origin}) failed to load: {plugin.cause}")
         raise UnknownCorpusKind(f"unknown corpus loader {name!r}; available: {', '.join(sorted(self.loaders))}")
 
-    def for_suffix(self, suffix: str) -> LoaderInfo | None:
-        """The loader claiming a file suffix, built-ins first; PluginError if two plugins claim it."""
-        claims = [info for info in self.loaders.values() if suffix in info.suffixes]
-        builtin = [info for info in claims if info.origin == "built-in"]
-        if builtin or len(claims) <= 1:
-            return (builtin or claims or [None])[0]
-        names = " and ".join(f"{info.name} ({info.origin})" for info in claims)
+    def for_file_name(self, file_name: str) -> LoaderInfo | None:
+        """The loader claiming the longest suffix ``file_name`` ends with (``x.lyrics.csv``: ``.lyrics.csv``
+        before ``.csv``); for equal claims built-ins first, and PluginError if two plugins make it."""
+        file_name = file_name.lower()
+        claims = {}  # claimed suffix -> the loaders claiming it
+        for info in self.loaders.values():
+            for suffix in info.suffixes:
+                if file_name.endswith(suffix) and len(file_name) > len(suffix):
+                    claims.setdefault(suffix, []).append(info)
+        if not claims:
+            return None
+        suffix = max(claims, key=len)
+        builtin = [info for info in claims[suffix] if info.origin == "built-in"]
+        if builtin or len(claims[suffix]) == 1:
+            return (builtin or claims[suffix])[0]
+        names = " and ".join(f"{info.name} ({info.origin})" for info in claims[suffix])
         raise PluginError(f"suffix {suffix!r} is claimed by {names}; choose one with --kind")
 
 
@@ -142,7 +151,8 @@ def _describe(factory: object) -> tuple[str, tuple[str, ...]]:
         member
         for member, ok in (
             ("name (a non-empty str)", isinstance(name, str) and bool(name)),
-            ("suffixes (a tuple of str)", isinstance(suffixes, (tuple, list)) and all(isinstance(s, str) for s in suffixes)),
+            ("suffixes (a tuple of str, each starting with '.')",
+             isinstance(suffixes, (tuple, list)) and all(isinstance(s, str) and s[:1] == "." for s in suffixes)),
             ("iter_texts(source)", callable(getattr(probe, "iter_texts", None))),
         )
         if not ok
@@ -181,8 +191,12 @@ def discover(entry_points: Iterable[metadata.EntryPoint] | None = None) -> Regis
         try:
             factory = entry_point.load()
             name, suffixes = _describe(factory)
+            # One name for both: `--kind` matches the loader's, a failure to load is reported under the key's.
+            cause = "" if name == entry_point.name else (
+                f"its loader's name is {name!r}, not its entry point's {entry_point.name!r}; the two must be the same")
         except (Exception, SystemExit) as error:  # noqa: BLE001 - a plugin's bug must not break textgen
             cause = f"{type(error).__name__}: {error}"
+        if cause:
             log.warning("corpus plugin %r from %s was not loaded: %s", entry_point.name, origin, cause)
             registry.broken.setdefault(entry_point.name, BrokenPlugin(entry_point.name, origin, cause))
             continue
@@ -245,7 +259,7 @@ def resolve_source(spec: str, registry: Registry, kind: str | None = None) -> Re
         corpus = NAMED_CORPORA[spec]
         return ResolvedSource(spec, corpus.kind, _find_named(corpus), registry.get(corpus.kind))
     suffix = path.suffix.lower()
-    info = registry.for_suffix(suffix) if suffix else None
+    info = registry.for_file_name(path.name)
     if info is not None:
         return ResolvedSource(spec, info.name, spec, info)
     if not path.exists() and not suffix:

@@ -22,8 +22,9 @@ from textgen.corpus import (
     EncodedCorpus,
     encode_corpus,
     load_corpus,
+    load_planned,
     plan_sources,
-    recorded_options,
+    recorded_plan,
     run_name,
     source_digest,
     stream_encode,
@@ -465,10 +466,7 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
               registry: Registry) -> tuple[np.ndarray, np.ndarray | None]:
     """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
     sources = record.sources
-    options = {}
-    for source in sources:  # as each was read when the run started, also by an older textgen
-        options.update(recorded_options(source, registry))
-    specs = [f"{source['kind']}:{source['location']}" for source in sources]
+    planned = recorded_plan(list(sources), registry)
 
     def changed(spec: str) -> CorpusError:
         return CorpusError(
@@ -478,7 +476,7 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
 
     if sources[0].get("streamed_to"):
         # the ids are on disk already: check the source is unchanged in one streaming pass, then map them
-        if source_digest(specs[0], None, options, registry) != sources[0]["sha256"]:
+        if source_digest(*planned[0]) != sources[0]["sha256"]:
             raise changed(sources[0]["spec"])
         ids_path, val_path = folder.file("ids.bin"), folder.file("val_ids.bin")
         if not ids_path.is_file() or ids_path.stat().st_size != record.characters * vocab.dtype.itemsize:
@@ -489,10 +487,9 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
         val_ids = np.array(np.memmap(val_path, dtype=vocab.dtype, mode="r")) if has_val else None
         return ids, val_ids
     weights = [source["weight"] for source in sources] if len(sources) > 1 else None
-    corpus = load_corpus(specs, options=options, registry=registry, weights=weights,
-                         val_fraction=record.val_fraction)
+    corpus = load_planned(planned, weights, record.val_fraction)
     for old, new in zip(sources, corpus.sources):
-        if old["sha256"] != new["sha256"]:
+        if old["sha256"] != new["sha256"] or old.get("val_sha256") != new.get("val_sha256"):
             raise changed(old["spec"])
     ids = vocab.encode(corpus.text)
     if ids.size != record.characters:

@@ -21,10 +21,15 @@ class CorpusLoader(Protocol):
     when documents are joined into one training stream. Without it, documents are
     followed by ``END_OF_DOCUMENT``; a loader of continuous text (a book, a text file read
     line by line) sets it to ``""`` so its text is kept exactly.
+
+    It may also define ``iter_validation_texts(source) -> Iterator[str] | None``: the documents
+    the source itself sets aside for validation (a dataset's validation split), or None for none.
+    When it gives some, they are the held-out text (up to the usual cap) and nothing is cut from
+    the documents of ``iter_texts``.
     """
 
     name: str  # the identifier `--kind` and the `kind:` prefix match
-    suffixes: tuple[str, ...]  # file endings the loader claims, lower case, with the dot
+    suffixes: tuple[str, ...]  # file endings it claims, with the dot; may have two parts (".lyrics.csv")
 
     def iter_texts(self, source: str) -> Iterator[str]:
         """Yield the documents of ``source`` lazily."""

@@ -97,6 +97,14 @@ def _locate_folder(path: Path, source: str) -> DatasetLocation:
     return DatasetLocation("files", str(path), builders[0], tuple(str(file) for file in files))
 
 
+@dataclass(frozen=True)
+class _Split:
+    """A split to read and the flag that chose it, for messages."""
+
+    name: str
+    flag: str  # "--hf-split" or "--hf-val-split"
+
+
 class HFLoader:
     """Rows of a Hugging Face dataset's text column, one document per non-empty row."""
 
@@ -112,17 +120,24 @@ class HFLoader:
         split: str = "train",
         text_column: str | None = None,
         streaming: bool | None = None,
+        val_split: str | None = None,
     ):
         check_option("--hf-config", config, str, allow_none=True)
         check_option("--hf-split", split, str)
         check_option("--text-column", text_column, str, allow_none=True)
         check_option("streaming", streaming, bool, allow_none=True)
+        check_option("--hf-val-split", val_split, str, allow_none=True)
+        if val_split == split:
+            raise ConfigError(f"--hf-val-split {val_split!r} is the split trained on (--hf-split {split!r}); hold out "
+                              "another split, or drop --hf-val-split to hold out the tail of this one")
         self.config = config  # the Hub dataset's configuration (subset) name; Hub datasets only
         self.split = split  # which split to read; a single saved Dataset is read whole
         self.text_column = text_column  # column holding the text; None: the only string column
         # Stream Hub datasets and data files (True) or prepare Arrow files in the HF cache first (False);
         # None streams. A save_to_disk folder is always memory-mapped and read in batches.
         self.streaming = streaming
+        # A split held out whole for validation (up to textgen's cap on held-out text) instead of a tail of `split`.
+        self.val_split = val_split
 
     def iter_texts(self, source: str) -> Iterator[str]:
         """Yield the non-empty texts of ``source``'s text column, row by row.
@@ -131,26 +146,33 @@ class HFLoader:
         The source is checked and ``document_separator`` set when this is called; the dataset
         itself is opened and read lazily, by the iterator returned.
         """
+        return self._iter_split(source, _Split(self.split, "--hf-split"))
+
+    def iter_validation_texts(self, source: str) -> Iterator[str] | None:
+        """The texts of the ``val_split`` split, as `iter_texts` yields the training split's; None without one."""
+        return None if self.val_split is None else self._iter_split(source, _Split(self.val_split, "--hf-val-split"))
+
+    def _iter_split(self, source: str, split: _Split) -> Iterator[str]:
         location = locate_dataset(source)
         if self.config is not None and location.kind != "hub":
             raise ConfigError(
-                f"config={self.config!r}: a dataset configuration only applies to Hub datasets, "
+                f"--hf-config {self.config!r}: a dataset configuration only applies to Hub datasets, "
                 f"not to the local {source}; drop --hf-config"
             )
         self.document_separator = "" if location.builder == "text" else END_OF_DOCUMENT
-        return self._iter_documents(location, source)
+        return self._iter_documents(location, source, split)
 
-    def _iter_documents(self, location: DatasetLocation, source: str) -> Iterator[str]:
+    def _iter_documents(self, location: DatasetLocation, source: str, split: _Split) -> Iterator[str]:
         with _quiet_datasets():
             if location.kind == "saved":
-                dataset, label = self._open_saved(location, source)
+                dataset, label = self._open_saved(location, source, split)
             elif location.kind == "files":
-                dataset, label = self._open_files(location, source), source
+                dataset, label = self._open_files(location, source, split), source
             else:
-                dataset, label = self._open_hub(location.location), f"Hugging Face dataset {source!r}"
-            yield from self._iter_column(dataset, label, location)
+                dataset, label = self._open_hub(location.location, split), f"Hugging Face dataset {source!r}"
+            yield from self._iter_column(dataset, label, location, split)
 
-    def _open_saved(self, location: DatasetLocation, source: str) -> tuple[Any, str]:
+    def _open_saved(self, location: DatasetLocation, source: str, split: _Split) -> tuple[Any, str]:
         import datasets
 
         try:
@@ -161,19 +183,23 @@ class HFLoader:
                 datasets.exceptions.DatasetsError) as error:
             raise CorpusError(f"{source}: cannot load the saved dataset ({_one_line(error)})") from None
         if isinstance(dataset, datasets.DatasetDict):
-            if self.split not in dataset:
+            if split.name not in dataset:
                 raise CorpusError(
-                    f"{source}: no split {self.split!r}; available splits: {', '.join(dataset)}; pick one with --hf-split"
+                    f"{source}: no split {split.name!r}; available splits: {', '.join(dataset)}; pick one with "
+                    f"{split.flag}"
                 )
-            return dataset[self.split], f"{source} (split {self.split!r})"
+            return dataset[split.name], f"{source} (split {split.name!r})"
+        if split.flag == "--hf-val-split":  # a single Dataset is read whole as the training text
+            raise CorpusError(f"{source}: a saved Dataset, not a DatasetDict, so it has no split {split.name!r} to "
+                              "hold out; drop --hf-val-split to hold out its tail")
         return dataset, source
 
-    def _open_files(self, location: DatasetLocation, source: str) -> Any:
+    def _open_files(self, location: DatasetLocation, source: str, split: _Split) -> Any:
         import datasets
 
-        if self.split != "train":
+        if split.name != "train":
             raise CorpusError(
-                f"{source}: no split {self.split!r}; local data files form one split, 'train'; drop --hf-split"
+                f"{source}: no split {split.name!r}; local data files form one split, 'train'; drop {split.flag}"
             )
         if location.builder == "parquet":
             return _ParquetFiles(location, source)
@@ -191,12 +217,12 @@ class HFLoader:
         except (OSError, ValueError, datasets.exceptions.DatasetsError) as error:
             raise _reading_error(error, source, location) from None
 
-    def _open_hub(self, name: str) -> Any:
+    def _open_hub(self, name: str, split: _Split) -> Any:
         import datasets
 
         streaming = True if self.streaming is None else self.streaming
         try:
-            return datasets.load_dataset(name, self.config, split=self.split, streaming=streaming)
+            return datasets.load_dataset(name, self.config, split=split.name, streaming=streaming)
         except ConnectionError as error:
             raise CorpusError(
                 f"Hugging Face dataset {name!r}: the Hugging Face Hub could not be reached ({_one_line(error)}) "
@@ -209,7 +235,7 @@ class HFLoader:
             ) from None
         except ValueError as error:  # an unknown split or config, which datasets names
             raise CorpusError(
-                f"Hugging Face dataset {name!r}: {_one_line(error)}; pick another --hf-split or --hf-config"
+                f"Hugging Face dataset {name!r}: {_one_line(error)}; pick another {split.flag} or --hf-config"
             ) from None
         except (OSError, datasets.exceptions.DatasetsError) as error:
             raise CorpusError(
@@ -217,7 +243,7 @@ class HFLoader:
                 f"({_one_line(error)}); {_LOCAL_COPY_HINT}"
             ) from None
 
-    def _iter_column(self, dataset: Any, label: str, location: DatasetLocation) -> Iterator[str]:
+    def _iter_column(self, dataset: Any, label: str, location: DatasetLocation, split: _Split) -> Iterator[str]:
         """Yield the text column's non-empty values, reading the dataset in Arrow batches."""
         column_types = _column_types(dataset.features) if dataset.features is not None else None
         if column_types is not None:
@@ -247,7 +273,8 @@ class HFLoader:
                 yield value
         if not yielded:
             found = f"all {row_count} rows are empty or missing" if row_count else "the dataset has no rows"
-            raise CorpusError(f"{label}: no text in column {column!r}: {found}; pick another --text-column or --hf-split")
+            raise CorpusError(f"{label}: no text in column {column!r}: {found}; pick another --text-column or "
+                              f"{split.flag}")
 
     def _choose_column(self, column_types: dict[str, str], label: str) -> str:
         """The ``text_column`` option if present, else the only string-typed column."""

@@ -2,7 +2,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from textgen.corpus import load_corpus
+from textgen.corpus import LoaderOption, load_corpus
 from textgen.errors import ConfigError, CorpusError
 from textgen.loaders.base import CorpusLoader
 from textgen.registry import DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, discover
@@ -122,7 +122,7 @@ def test_the_encoding_option_reads_cp1252_files(tmp_path):
 def test_undecodable_bytes_name_the_line_and_offset_and_suggest_encoding(tmp_path):
     path = tmp_path / "old.srt"
     path.write_bytes(b"1\r\n00:00:01,000 --> 00:00:02,000\r\nCaf\xe9\r\n")
-    message = r"old.srt: line 3: byte 0xe9 at offset 37 is not valid utf-8; .*--encoding \(for example cp1252"
+    message = r"old.srt: line 3: byte 0xe9 at offset 37 is not valid utf-8; .*--option encoding=NAME \(for example cp1252"
     with pytest.raises(CorpusError, match=message):
         cues(path)
 
@@ -130,13 +130,13 @@ def test_undecodable_bytes_name_the_line_and_offset_and_suggest_encoding(tmp_pat
 def test_a_utf16_file_read_as_utf8_suggests_utf16(tmp_path):
     path = tmp_path / "wide.srt"
     path.write_bytes(THREE_CUES.encode("utf-16"))
-    with pytest.raises(CorpusError, match=r"line 1: byte 0xff at offset 0 .*--encoding \(for example utf-16\)"):
+    with pytest.raises(CorpusError, match=r"line 1: byte 0xff at offset 0 .*--option encoding=NAME \(for example utf-16\)"):
         cues(path)
     assert cues(path, encoding="utf-16")[0] == "Is the kettle on?"
 
 
 def test_an_unknown_encoding_is_a_config_error():
-    with pytest.raises(ConfigError, match="--encoding 'no-such-codec': unknown text encoding"):
+    with pytest.raises(ConfigError, match="--option encoding=no-such-codec: unknown text encoding"):
         SubtitleLoader(encoding="no-such-codec")
 
 
@@ -192,6 +192,19 @@ def test_textgen_joins_the_cues_one_per_line_through_an_entry_point(tmp_path):
     assert (corpus.sources[0]["kind"], corpus.sources[0]["documents"]) == ("srt", 3)
     path.write_bytes("1\n00:00:01,000 --> 00:00:02,000\nÀ bientôt\n".encode("latin-1"))
     assert load_corpus([str(path)], options={"encoding": "latin-1"}, registry=registry).text == "À bientôt\n"
+
+
+def test_option_text_as_the_command_line_gives_it_reaches_the_loader(tmp_path):
+    entry_point = metadata.EntryPoint(name="srt", value="textgen_srt:SubtitleLoader", group=ENTRY_POINT_GROUP)
+    registry = discover([entry_point])
+    path = write(tmp_path, "1\n00:00:01,000 --> 00:00:02,000\n<i>Is the kettle on?</i>\n")
+    options = [LoaderOption.parse("strip_tags=false"), LoaderOption.parse("encoding=ascii")]
+    corpus = load_corpus([str(path)], options=options, registry=registry)
+    assert corpus.text == "<i>Is the kettle on?</i>\n"
+    assert corpus.sources[0]["options"] == {"strip_tags": False, "encoding": "ascii"}
+    with pytest.raises(ConfigError, match=r"--option tags=false: no loader used here takes 'tags'; the srt loader \(.*\) "
+                                          r"takes encoding, strip_tags$"):
+        load_corpus([str(path)], options=[LoaderOption.parse("tags=false")], registry=registry)
 
 
 def test_the_sample_file_is_long_enough_for_a_short_training_run():

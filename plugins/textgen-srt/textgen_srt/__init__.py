@@ -102,7 +102,7 @@ class SubtitleLoader:
         try:
             "".encode(encoding)  # looks the codec up (decoding b"" would not) and refuses non-text codecs
         except LookupError:
-            raise ConfigError(f"--encoding {encoding!r}: unknown text encoding; try utf-8, cp1252 or latin-1") from None
+            raise ConfigError(f"--option encoding={encoding}: unknown text encoding; try utf-8, cp1252 or latin-1") from None
 
     def iter_texts(self, source: str) -> Iterator[str]:
         """Yield the cleaned text of every cue in ``source`` that has any, in file order."""
@@ -134,7 +134,7 @@ class SubtitleLoader:
             example = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "cp1252 or latin-1"
             raise CorpusError(
                 f"{source}: line {line}: byte {data[error.start]:#04x} at offset {error.start} is not valid "
-                f"{self.encoding}; pass the file's real encoding with --encoding (for example {example})"
+                f"{self.encoding}; pass the file's real encoding with --option encoding=NAME (for example {example})"
             ) from None
         return text.removeprefix("\ufeff")
 
