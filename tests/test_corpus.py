@@ -242,3 +242,19 @@ def test_held_out_text_is_capped_so_evaluations_stay_quick(tmp_path):
     assert documents_to_hold([100] * 10, 10, 0.3) == 3
     assert documents_to_hold([VAL_MAX_CHARACTERS // 2 + 1] * 10, 10, 0.5) == 1
     assert documents_to_hold([5], 1, 0.5) == 0 and documents_to_hold([5, 5], 2, 0.01) == 1
+
+
+def test_the_held_out_cap_is_a_setting_for_continuous_text_and_for_documents(tmp_path):
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"line {i:04d} of the book\n" for i in range(1000)))  # 22 characters a line
+    text = book.read_text()
+    corpus = load_corpus([str(book)], val_fraction=0.5, val_max=1000)
+    # the last ~1000 characters, from a line start: 45 whole lines (990 characters), the rest trained on
+    assert corpus.validation == text[-990:] and corpus.text == text[:-990]
+    # with the default cap of 250k the fraction rules: from the line start after the middle
+    assert load_corpus([str(book)], val_fraction=0.5).validation == text[len(text) // 2 + 22:]
+    tweets = load_corpus([str(SAMPLE_TWEETS)], val_fraction=0.5, val_max=300)
+    held = tweets.validation.split(END_OF_DOCUMENT)[:-1]
+    assert 1 <= len(held) and sum(len(t) + 1 for t in held) <= max(300, len(held[0]) + 1)
+    every = [t for t in load_corpus([str(SAMPLE_TWEETS)]).text.split(END_OF_DOCUMENT)[:-1]]
+    assert held == every[-len(held):]  # the last whole tweets

@@ -218,3 +218,21 @@ def test_a_run_on_a_crlf_file_resumes_exactly(tmp_path, older, capsys):
         np.testing.assert_array_equal(load_checkpoint(whole / name).params.flat, load_checkpoint(split / name).params.flat)
     assert rows(whole / "metrics.jsonl") == rows(split / "metrics.jsonl")
     assert rows(whole / "samples.jsonl") == rows(split / "samples.jsonl")
+
+
+def test_the_held_out_cap_given_is_recorded_and_a_resume_holds_out_the_same(tmp_path, capsys):
+    from commands import run
+
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"line {i:04d} of the book\n" for i in range(1000)))
+    folder = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--corpus", book, "--out", folder, "--updates", "40", "--hidden", "8",
+                       "--val-max-characters", "500", "--no-progress", "--seed", "1")
+    assert code == 0, err
+    corpus = orjson.loads((folder / "config.json").read_bytes())["corpus"]
+    assert corpus["val_max_characters"] == 500 and corpus["val_characters"] == 22 * 22  # 22 whole lines of 22
+    code, _, err = run(capsys, "train", "--resume", folder, "--updates", "60", "--no-progress")
+    assert code == 0, err
+    assert orjson.loads((folder / "config.json").read_bytes())["corpus"]["val_characters"] == 22 * 22
+    code, _, err = run(capsys, "train", "--resume", folder, "--updates", "80", "--val-max-characters", "900")
+    assert code == 1 and "--val-max-characters cannot be changed" in err

@@ -180,6 +180,9 @@ def build_parser() -> ArgumentParser:
                        help="hold out the tail of each corpus (whole documents for tweets and rows) for a "
                        "validation loss, unless it has held-out text of its own (--hf-val-split) (default 0.05; 0 "
                        "trains on everything)")
+    train.add_argument("--val-max-characters", type=int, default=None, metavar="N",
+                       help="hold out at most about N characters of each corpus (whole documents for tweets and "
+                       "rows): every evaluation reads all of the held-out text (default 250000)")
     add_model_flags(train)
     group = train.add_argument_group("training (defaults are the assignment's)")
     for flag, field_type, metavar, text in TRAIN_FLAGS:
@@ -344,6 +347,7 @@ def model_config(args: argparse.Namespace):
 # Flags a resumed run cannot change, as (flag, the attribute argparse fills); the loader flags are added.
 FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--option", "option"), ("--out", "out"),
                    ("--init-from", "init_from"), ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
+                   ("--val-max-characters", "val_max_characters"),
                    ("--hidden", "hidden"), ("--sigma", "sigma"), ("--dtype", "dtype"), ("--cell", "cell"),
                    ("--layers", "layers"), ("--force", "force"))
 
@@ -489,6 +493,7 @@ def command_train(args: argparse.Namespace) -> int:
                 out=args.out, force=args.force, init_from=args.init_from,
                 val_fraction=0.05 if args.val_fraction is None else args.val_fraction,
                 passage_length=1000 if args.passage_length is None else args.passage_length,
+                **({} if args.val_max_characters is None else {"val_max_characters": args.val_max_characters}),
             )
             config = TrainConfig(**given, seed=args.seed if args.seed is not None else secrets.randbits(32))
             model = None if args.init_from is not None else model_config(args)

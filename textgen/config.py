@@ -147,6 +147,7 @@ class RunConfig:
     force: bool = False  # replace a run already in ``out`` (the old one stays until the new one has a checkpoint)
     val_fraction: float = 0.05  # the tail of each corpus held out for validation; 0 trains on everything
     passage_length: int = 1000  # characters of the final passage from the best model
+    val_max_characters: int = 250_000  # held-out text per source at most: every evaluation reads all of it
     init_from: Path | None = None  # start from this run's last parameters, AdaGrad memory and vocabulary
     stream_over: int = 64 << 20  # a single corpus file of more bytes is encoded to disk and memory-mapped
 
@@ -155,6 +156,7 @@ class RunConfig:
         if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction < 1:
             raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {fraction!r}")
         check_count("passage_length", self.passage_length, minimum=0)
+        check_count("val_max_characters", self.val_max_characters)
         check_count("stream_over", self.stream_over, minimum=0)
         if not isinstance(self.force, bool):
             raise ConfigError(f"force must be True or False, got {self.force!r}")

@@ -221,10 +221,14 @@ def read_source(source: ResolvedSource, options: dict, budget: ReadBudget | None
     return pieces, source_summary(source, options, len(pieces), characters, digest, reading.get("separator") == "")
 
 
-def read_validation(source: ResolvedSource, options: dict, budget: ReadBudget | None = None) -> str | None:
+VAL_MAX_CHARACTERS = 250_000  # held-out text per source at most by default: every evaluation reads all of it
+
+
+def read_validation(source: ResolvedSource, options: dict, budget: ReadBudget | None = None,
+                    val_max: int = VAL_MAX_CHARACTERS) -> str | None:
     """The held-out text a source's loader gives of its own (``iter_validation_texts``, such as hf's
     --hf-val-split), from its start: whole documents, or continuous text up to a line end, at most about
-    VAL_MAX_CHARACTERS, as a tail would be. None when the loader gives none."""
+    ``val_max`` characters, as a tail would be. None when the loader gives none."""
     budget = budget or ReadBudget()
     reading: dict = {}
     pieces = _pieces(source, options, reading, validation=True)
@@ -233,12 +237,12 @@ def read_validation(source: ResolvedSource, options: dict, budget: ReadBudget | 
     try:
         for piece in pieces:
             continuous = reading["separator"] == ""
-            if kept and not continuous and total + len(piece) > VAL_MAX_CHARACTERS:
+            if kept and not continuous and total + len(piece) > val_max:
                 break  # whole documents, at least one
             kept.append(piece)
             total += len(piece)
             budget.take(piece, source.spec, total)
-            if total >= VAL_MAX_CHARACTERS:
+            if total >= val_max:
                 break  # the rest of a large validation split is never read
     finally:
         pieces.close()  # a loader's cleanup (hf restores the datasets library's settings) runs now
@@ -248,8 +252,8 @@ def read_validation(source: ResolvedSource, options: dict, budget: ReadBudget | 
     if not text:
         raise CorpusError(f"{source.spec}: the loader's held-out text is empty; give it some, or hold out the "
                           "tail of the corpus instead")
-    if reading["separator"] == "" and len(text) > VAL_MAX_CHARACTERS:
-        text = text[: text.rfind("\n", 0, VAL_MAX_CHARACTERS) + 1 or VAL_MAX_CHARACTERS]
+    if reading["separator"] == "" and len(text) > val_max:
+        text = text[: text.rfind("\n", 0, val_max) + 1 or val_max]
     return text
 
 
@@ -342,37 +346,36 @@ def interleave(sources: list[list[str]], weights: list[float]) -> tuple[list[str
     return mixed, taken
 
 
-VAL_MAX_CHARACTERS = 250_000  # held-out text per source at most: every evaluation reads all of it
-
-
-def documents_to_hold(lengths_from_end: list[int], documents: int, fraction: float) -> int:
+def documents_to_hold(lengths_from_end: list[int], documents: int, fraction: float,
+                      val_max: int = VAL_MAX_CHARACTERS) -> int:
     """How many final documents to hold out: ``fraction`` of them, at least one (when there are two or
-    more), and no more than fit in VAL_MAX_CHARACTERS (``lengths_from_end``: the last ones' lengths, last first)."""
+    more), and no more than fit in ``val_max`` characters (``lengths_from_end``: the last ones' lengths, last first)."""
     if fraction <= 0 or documents < 2:
         return 0
     held = min(max(round(documents * fraction), 1), documents - 1)
     total = 0
     for count, length in enumerate(lengths_from_end[:held]):
         total += length
-        if total > VAL_MAX_CHARACTERS:
+        if total > val_max:
             return max(count, 1)
     return held
 
 
-def hold_out(pieces: list[str], continuous: bool, fraction: float) -> tuple[list[str], str]:
+def hold_out(pieces: list[str], continuous: bool, fraction: float,
+             val_max: int = VAL_MAX_CHARACTERS) -> tuple[list[str], str]:
     """Split a source into training pieces and held-out text: its last ``fraction`` of documents, or for
     continuous text its last ``fraction`` of characters (from a line start where there is one); at most
-    about VAL_MAX_CHARACTERS either way."""
+    about ``val_max`` characters either way."""
     if fraction <= 0:
         return pieces, ""
     if continuous:
         text = "".join(pieces)
-        cut = max(int(len(text) * (1 - fraction)), len(text) - VAL_MAX_CHARACTERS)
+        cut = max(int(len(text) * (1 - fraction)), len(text) - val_max)
         line_start = text.find("\n", cut)
         if 0 <= line_start < len(text) - 1:
             cut = line_start + 1
         return [text[:cut]], text[cut:]
-    held = documents_to_hold([len(piece) for piece in reversed(pieces)], len(pieces), fraction)
+    held = documents_to_hold([len(piece) for piece in reversed(pieces)], len(pieces), fraction, val_max)
     if not held:
         return pieces, ""
     return pieces[:-held], "".join(pieces[-held:])
@@ -414,20 +417,22 @@ def load_corpus(
     registry: Registry | None = None,
     weights: str | list[float] | None = None,
     val_fraction: float = 0.0,
+    val_max: int = VAL_MAX_CHARACTERS,
 ) -> Corpus:
     """Load every source of ``specs`` (the default corpus if empty) into one text.
 
     ``options`` go to the loaders as `route_options` says. Several sources are interleaved by ``weights``
     (default: their sizes, so each is used exactly once). With ``val_fraction`` the tail of each source
-    is held out as validation text.
+    is held out as validation text, at most about ``val_max`` characters of it.
     """
     if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {val_fraction!r}")
-    return load_planned(plan_sources(specs, kind, options, registry), weights, val_fraction)
+    return load_planned(plan_sources(specs, kind, options, registry), weights, val_fraction, val_max)
 
 
 def load_planned(
-    planned: list[tuple[ResolvedSource, dict]], weights: str | list[float] | None = None, val_fraction: float = 0.0
+    planned: list[tuple[ResolvedSource, dict]], weights: str | list[float] | None = None, val_fraction: float = 0.0,
+    val_max: int = VAL_MAX_CHARACTERS,
 ) -> Corpus:
     """`load_corpus` for sources already paired with their loaders' options (by `plan_sources` or `recorded_plan`)."""
     sources = [source for source, _ in planned]
@@ -436,9 +441,9 @@ def load_planned(
     all_pieces, summaries, held_out = [], [], []
     for source, accepted in planned:
         pieces, summary = read_source(source, accepted, budget)
-        validation = read_validation(source, accepted, budget)
+        validation = read_validation(source, accepted, budget, val_max)
         if validation is None:
-            pieces, validation = hold_out(pieces, summary["continuous"], val_fraction)
+            pieces, validation = hold_out(pieces, summary["continuous"], val_fraction, val_max)
         else:  # the loader's own held-out text: a resume checks it has not changed either
             summary["val_sha256"] = hashlib.sha256(validation.encode("utf-8")).hexdigest()
         summary["val_characters"] = len(validation)
@@ -599,6 +604,7 @@ def stream_encode(
     val_fraction: float = 0.0,
     vocab: CharVocab | None = None,
     registry: Registry | None = None,
+    val_max: int = VAL_MAX_CHARACTERS,
 ) -> EncodedCorpus:
     """Encode one large source into ``folder``/ids.bin and val_ids.bin without holding its text in memory.
 
@@ -609,7 +615,7 @@ def stream_encode(
     """
     source, options = plan_sources([spec], kind, options, registry)[0]
     digest, seen, documents, characters, reading = hashlib.sha256(), set(), 0, 0, {}
-    recent = collections.deque()  # lengths of the last documents, as many as VAL_MAX_CHARACTERS can hold
+    recent = collections.deque()  # lengths of the last documents, as many as val_max characters can hold
     recent_total = 0
     for piece in _pieces(source, options, reading):
         digest.update(piece.encode("utf-8"))
@@ -618,12 +624,12 @@ def stream_encode(
         characters += len(piece)
         recent.append(len(piece))
         recent_total += len(piece)
-        while len(recent) > 1 and recent_total - recent[0] > VAL_MAX_CHARACTERS:
+        while len(recent) > 1 and recent_total - recent[0] > val_max:
             recent_total -= recent.popleft()
     if not characters:
         raise CorpusError(f"{source.spec}: the corpus is empty; give a file with some text in it")
     continuous = reading.get("separator") == ""
-    own_validation = read_validation(source, options)
+    own_validation = read_validation(source, options, val_max=val_max)
     seen.update(own_validation or "")
     if vocab is None:
         vocab = CharVocab(tuple(sorted(seen)))
@@ -634,10 +640,10 @@ def stream_encode(
     elif continuous:
         train_characters = characters
         if val_fraction > 0:
-            train_characters = max(int(characters * (1 - val_fraction)), characters - VAL_MAX_CHARACTERS)
+            train_characters = max(int(characters * (1 - val_fraction)), characters - val_max)
         held_documents = 0
     else:
-        held_documents = documents_to_hold(list(reversed(recent)), documents, val_fraction)
+        held_documents = documents_to_hold(list(reversed(recent)), documents, val_fraction, val_max)
         train_characters = None
     second = hashlib.sha256()
     written = {"ids.bin": 0, "val_ids.bin": 0}

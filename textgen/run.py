@@ -289,7 +289,8 @@ def start_run(
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
         record = new_record(
             model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
-            val_fraction=encoded.val_fraction, val_characters=0 if val_ids is None else int(val_ids.size),
+            val_fraction=encoded.val_fraction, val_max_characters=run.val_max_characters,
+            val_characters=0 if val_ids is None else int(val_ids.size),
             vocab_size=vocab.size, updates_per_epoch=per_epoch, total_updates=total,
             passage_length=run.passage_length, init_from=None if run.init_from is None else str(run.init_from),
             extra=dict(extra or {}),
@@ -339,8 +340,10 @@ def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: Ru
     """The corpus as ids: a single large file is encoded into the (staging) folder and memory-mapped."""
     known = initial.vocab if initial is not None else None
     if weights is None and streamable_source(corpus, kind, registry, run.stream_over):
-        return stream_encode(corpus[0], folder.path, kind, options, run.val_fraction, known, registry)
-    loaded = load_corpus(corpus, kind, options, registry, weights=weights, val_fraction=run.val_fraction)
+        return stream_encode(corpus[0], folder.path, kind, options, run.val_fraction, known, registry,
+                             run.val_max_characters)
+    loaded = load_corpus(corpus, kind, options, registry, weights=weights, val_fraction=run.val_fraction,
+                         val_max=run.val_max_characters)
     return encode_corpus(loaded, known)
 
 
@@ -487,7 +490,7 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
         val_ids = np.array(np.memmap(val_path, dtype=vocab.dtype, mode="r")) if has_val else None
         return ids, val_ids
     weights = [source["weight"] for source in sources] if len(sources) > 1 else None
-    corpus = load_planned(planned, weights, record.val_fraction)
+    corpus = load_planned(planned, weights, record.val_fraction, record.val_max_characters)
     for old, new in zip(sources, corpus.sources):
         if old["sha256"] != new["sha256"] or old.get("val_sha256") != new.get("val_sha256"):
             raise changed(old["spec"])

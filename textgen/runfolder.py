@@ -229,6 +229,7 @@ class RunRecord:
     updates_per_epoch: int  # windows per pass over the corpus
     total_updates: int  # the updates the run makes in all
     passage_length: int = 1000  # characters of best_passage.txt
+    val_max_characters: int = 250_000  # held-out characters per source at most (250,000 before it was recorded)
     init_from: str | None = None  # the run this one started from
     created: str = ""  # when the run started (ISO 8601)
     textgen_version: str = __version__  # the textgen that started it
@@ -247,6 +248,7 @@ class RunRecord:
                 "sources": list(self.sources),
                 "characters": self.characters,
                 "val_fraction": self.val_fraction,
+                "val_max_characters": self.val_max_characters,
                 "val_characters": self.val_characters,
                 "vocab_size": self.vocab_size,
                 "updates_per_epoch": self.updates_per_epoch,
@@ -281,6 +283,8 @@ class RunRecord:
         fraction = corpus.get("val_fraction", 0.0)
         _check(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 <= fraction < 1,
                where, "corpus.val_fraction", fraction, "a number from 0 to below 1")
+        val_max = corpus.get("val_max_characters", 250_000)
+        _check(_count(val_max, 1), where, "corpus.val_max_characters", val_max, "a positive count")
         passage = data.get("passage_length", 1000)
         try:
             check_count("passage_length", passage, minimum=0)
@@ -305,6 +309,7 @@ class RunRecord:
             sources=checked,
             characters=corpus["characters"],
             val_fraction=fraction,
+            val_max_characters=val_max,
             val_characters=corpus["val_characters"],
             vocab_size=corpus["vocab_size"],
             updates_per_epoch=corpus["updates_per_epoch"],
