@@ -7,26 +7,22 @@ errors name those settings (``temperature``), where the command line names its f
 from __future__ import annotations
 
 import re
-import secrets
 import signal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from textgen.config import RNNConfig, RunConfig, TrainConfig
+from textgen.config import RNNConfig
 from textgen.errors import ConfigError, TextgenError
+from textgen.settings import SETTINGS
 
-MODEL_SETTINGS = tuple(f.name for f in fields(RNNConfig))
-TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig))
-RUN_SETTINGS = tuple(f.name for f in fields(RunConfig) if f.name != "out")  # out is train()'s own argument
 SAMPLE_SETTINGS = ("length", "prime", "temperature", "top_k", "top_p", "greedy", "documents", "count", "seed")
-CORPUS_SETTINGS = ("corpus", "kind", "weights", "options")
-SETTING_NAMES = frozenset(MODEL_SETTINGS + TRAIN_SETTINGS + RUN_SETTINGS + SAMPLE_SETTINGS + CORPUS_SETTINGS
-                          + ("out", "checkpoint", "resume"))
+# train()'s keyword settings: every setting but those it takes as arguments of its own
+TRAIN_CALL_SETTINGS = tuple(name for name in SETTINGS if name not in ("corpus", "kind", "weights", "option", "out"))
+SETTING_NAMES = frozenset(SETTINGS + SAMPLE_SETTINGS + ("options", "checkpoint", "resume"))
 FLAG = re.compile(r"--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
 
 
@@ -108,37 +104,28 @@ def train(
     folder (default ``runs/<corpus>-<time>``). ``progress``: True shows a progress bar, False hides it,
     None shows it on a terminal. ``callbacks``: an object, or a list of them, with any of ``on_start``,
     ``on_log``, ``on_sample``, ``on_checkpoint`` and ``on_status``, each called with one dict. ``kind``,
-    ``weights`` and ``options`` (loader keyword options) are as ``--kind``, ``--weights`` and the loader
-    flags. ``settings`` are the fields of `RNNConfig`, `TrainConfig` and `RunConfig` (``hidden=128``,
-    ``updates=400``, ``val_fraction=0.1``...); ``seed`` defaults to a fresh one, recorded in config.json.
+    ``weights`` and ``options`` (a dict of loader keywords, as ``--option``) are as ``--kind``, ``--weights``
+    and ``--option``. ``settings`` are the command line's, by the flags' names with _ for - (the fields of
+    `RNNConfig`, `TrainConfig` and `RunConfig`, such as ``hidden=128``, ``updates=400``, ``val_fraction=0.1``,
+    and the loader flags, such as ``keep_retweets=True``); ``seed`` defaults to a fresh one, recorded in
+    config.json.
     Ctrl-C checkpoints and raises KeyboardInterrupt; `resume` continues the run.
     """
     from textgen.run import start_run
+    from textgen.settings import plan_run
     from textgen.stopping import Interrupted, StopRequest
 
     with _python_names():
-        _check_settings(settings, MODEL_SETTINGS + TRAIN_SETTINGS + RUN_SETTINGS, "textgen.train")
-        if settings.get("updates") is not None and settings.get("epochs") is not None:
-            raise ConfigError("give updates or epochs, not both")
-        model_settings = {k: v for k, v in settings.items() if k in MODEL_SETTINGS}
-        train_settings = {k: v for k, v in settings.items() if k in TRAIN_SETTINGS}
-        run_settings = {k: v for k, v in settings.items() if k in RUN_SETTINGS}
-        if train_settings.get("seed") is None:
-            train_settings["seed"] = secrets.randbits(32)
-        if run_settings.get("init_from") is not None:
-            if model_settings:
-                raise ConfigError(f"{', '.join(model_settings)} cannot be set with init_from: the model is the "
-                                  "other run's")
-            run_settings["init_from"] = Path(run_settings["init_from"])
-        model = RNNConfig(**model_settings)
-        config = TrainConfig(**train_settings)
-        run = RunConfig(out=None if out is None else Path(out), **run_settings)
+        _check_settings(settings, TRAIN_CALL_SETTINGS, "textgen.train")
+        named = {**settings, "corpus": _corpus_list(corpus), "kind": kind, "weights": weights, "option": options,
+                 "out": out}
+        plan = plan_run(named, "textgen.train")
         stop = StopRequest()
         try:
             with _stop_on_ctrl_c(stop):
-                result = start_run(_corpus_list(corpus), None if run.init_from else model, config, run, kind=kind,
-                                   options=options, weights=weights, progress=progress, callbacks=callbacks,
-                                   stop=stop)
+                result = start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind,
+                                   options=plan.options, weights=plan.weights, progress=progress,
+                                   callbacks=callbacks, stop=stop, extra={"settings_from": {"python": sorted(settings)}})
         except Interrupted as stopped:
             raise _stopped(stopped) from None
     return Run(result.folder)

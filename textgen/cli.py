@@ -8,7 +8,6 @@ import errno
 import logging
 import math
 import os
-import secrets
 import signal
 import sys
 import time
@@ -18,38 +17,10 @@ from pathlib import Path
 from textgen import __version__
 from textgen.config import TrainConfig, check_count
 from textgen.errors import ConfigError, CorpusError, OutputError, TextgenError, TrainingError, one_line
+from textgen.settings import HELD_OUT_FLAGS, LOADER_FLAGS, loader_options_of, setting_of_flag
 from textgen.stopping import Interrupted, StopRequest
 
 DEBUG_ENV = "TEXTGEN_DEBUG"  # set to 1: errors show the traceback of their cause (for plugin authors)
-
-# Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
-# settings). A flag given reaches only its own loader; any loader's own keywords, a plugin's too, come through --option.
-LOADER_FLAGS = {
-    "--encoding": ("text", "encoding", {"metavar": "NAME", "help": "text: encoding of the file (default utf-8)"}),
-    "--strip-gutenberg": ("text", "strip_gutenberg", {"action": "store_true", "default": None,
-                          "help": "text: drop Project Gutenberg's licence header and footer"}),
-    "--keep-carriage-returns": ("text", "keep_carriage_returns", {"action": "store_true", "default": None,
-                                "help": "text: keep CRLF and CR line ends as they are (by default they become \\n)"}),
-    "--keep-retweets": ("tweets", "keep_retweets", {"action": "store_true", "default": None,
-                        "help": "tweets: keep retweets (dropped by default)"}),
-    "--keep-html-entities": ("tweets", "unescape_html", {"action": "store_false", "default": None,
-                             "help": "tweets: leave &amp; and friends as they are"}),
-    "--keep-links": ("tweets", "keep_links", {"action": "store_true", "default": None,
-                     "help": "tweets: keep https://t.co/... links (dropped by default)"}),
-    "--since": ("tweets", "since", {"metavar": "YYYY-MM-DD", "help": "tweets: only those from this date on"}),
-    "--until": ("tweets", "until", {"metavar": "YYYY-MM-DD", "help": "tweets: only those up to this date"}),
-    "--min-length": ("tweets", "min_length", {"type": int, "metavar": "N", "help": "tweets: drop shorter ones"}),
-    "--hf-config": ("hf", "config", {"metavar": "NAME", "help": "hf: dataset configuration"}),
-    "--hf-split": ("hf", "split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
-    "--text-column": ("hf", "text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
-}
-
-# Loader flags of `train` only: where the held-out text comes from (as LOADER_FLAGS).
-HELD_OUT_FLAGS = {
-    "--hf-val-split": ("hf", "val_split", {"metavar": "SPLIT", "help": "hf: hold out this split of the dataset (e.g. "
-                       "validation; up to 250k characters) instead of the tail of the split trained on"}),
-}
-
 
 def flag_dest(flag: str) -> str:
     """The attribute argparse fills for a loader flag."""
@@ -124,16 +95,20 @@ def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False) ->
         group.add_argument(flag, dest=flag_dest(flag), **settings)
 
 
-def loader_options(args: argparse.Namespace) -> list:
-    """The loader options given: each loader flag for its own loader, then each --option."""
-    from textgen.corpus import LoaderOption
-
-    options = []
-    for flag, (loader, keyword, _) in {**LOADER_FLAGS, **HELD_OUT_FLAGS}.items():
+def corpus_settings(args: argparse.Namespace) -> dict:
+    """The corpus settings given on the command line, by setting name (a loader switch given is True)."""
+    given = {name: getattr(args, name) for name in ("corpus", "kind", "weights", "option")
+             if getattr(args, name, None) is not None}
+    for flag, (_, _, settings) in {**LOADER_FLAGS, **HELD_OUT_FLAGS}.items():
         value = getattr(args, flag_dest(flag), None)
         if value is not None:
-            options.append(LoaderOption(keyword, value, loader, flag))
-    return options + [LoaderOption.parse(text) for text in args.option or ()]
+            given[setting_of_flag(flag)] = True if settings.get("action") in ("store_true", "store_false") else value
+    return given
+
+
+def loader_options(args: argparse.Namespace) -> list:
+    """The loader options given: each loader flag for its own loader, then each --option."""
+    return loader_options_of(corpus_settings(args))
 
 
 def add_model_flags(parser: argparse.ArgumentParser, hidden_default: int = 100) -> None:
@@ -196,6 +171,9 @@ def build_parser() -> ArgumentParser:
     group.add_argument("--init-from", type=Path, metavar="RUN_DIR",
                        help="start from another run's last parameters and vocabulary (train a model further on "
                        "new text whose characters it knows)")
+    group.add_argument("--config", type=Path, metavar="FILE",
+                       help="read the settings from the [train] table of this TOML file (names as the flags, with _ "
+                       "for -: hidden = 128, corpus = [\"book.txt\"]); flags given here override it")
     group.add_argument("--resume", type=Path, metavar="RUN_DIR",
                        help="continue a stopped run exactly where it was; --updates/--epochs give the new total")
     group = train.add_argument_group("what training shows")
@@ -450,8 +428,38 @@ def stream_is_terminal(stream) -> bool:
         return False
 
 
+RUN_FLAG_SETTINGS = ("out", "init_from", "val_fraction", "val_max_characters", "passage_length", "seed")
+MODEL_FLAG_SETTINGS = ("hidden", "sigma", "dtype", "cell", "layers")
+
+
+def command_line_settings(args: argparse.Namespace, given_train: dict) -> dict:
+    """Every setting given on `train`'s command line, by name (see `textgen.settings`)."""
+    given = {**corpus_settings(args), **given_train}
+    for name in RUN_FLAG_SETTINGS + MODEL_FLAG_SETTINGS:
+        if getattr(args, name) is not None:
+            given[name] = getattr(args, name)
+    if args.force:
+        given["force"] = True
+    return given
+
+
+def check_init_from(path: Path, settings: dict) -> None:
+    """ConfigError if --hidden, --cell or --layers is given and differs from the --init-from run's model."""
+    from textgen.runfolder import RunFolder
+
+    shape = [name for name in ("hidden", "cell", "layers") if settings.get(name) is not None]
+    if not shape:
+        return
+    other = RunFolder(path).load("last").model
+    for name in shape:
+        if settings[name] != getattr(other, name):
+            raise ConfigError(f"--{name} {settings[name]} differs from --init-from's {getattr(other, name)} "
+                              f"({other.cell}, {other.layers} layer(s) of {other.hidden}); leave it out to continue "
+                              "that model")
+
+
 def command_train(args: argparse.Namespace) -> int:
-    from textgen.config import RunConfig, TrainConfig
+    from textgen.config import RunConfig
     from textgen.run import resume_run, start_run
 
     given = {}
@@ -461,6 +469,8 @@ def command_train(args: argparse.Namespace) -> int:
             given[name] = getattr(args, name)
     if args.updates is not None and args.epochs is not None:
         raise ConfigError("give --updates or --epochs, not both")
+    if args.resume is not None and args.config is not None:
+        raise ConfigError("--config sets up a new run; --resume continues one as it was (give its changes as flags)")
     if not math.isfinite(args.status_every) or args.status_every < 0:
         raise ConfigError(f"--status-every must be a number of seconds, 0 or more, got {args.status_every!r}")
     # Ctrl-C and SIGTERM (main's handlers call `stop`): while training, the trainer checkpoints at the next
@@ -489,31 +499,24 @@ def command_train(args: argparse.Namespace) -> int:
             result = resume_run(args.resume, given, passage_length=args.passage_length, progress=progress,
                                 callbacks=view, stop=stop)
         else:
-            run = RunConfig(
-                out=args.out, force=args.force, init_from=args.init_from,
-                val_fraction=0.05 if args.val_fraction is None else args.val_fraction,
-                passage_length=1000 if args.passage_length is None else args.passage_length,
-                **({} if args.val_max_characters is None else {"val_max_characters": args.val_max_characters}),
-            )
-            config = TrainConfig(**given, seed=args.seed if args.seed is not None else secrets.randbits(32))
-            model = None if args.init_from is not None else model_config(args)
-            if args.init_from is not None and (args.sigma is not None or args.dtype is not None):
-                raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")
-            shape_flags = [name for name in ("hidden", "cell", "layers") if getattr(args, name) is not None]
-            if args.init_from is not None and shape_flags:
-                from textgen.runfolder import RunFolder
+            from textgen.settings import plan_run, read_settings_file
 
-                other = RunFolder(args.init_from).load("last").model
-                for name in shape_flags:
-                    if getattr(args, name) != getattr(other, name):
-                        raise ConfigError(f"--{name} {getattr(args, name)} differs from --init-from's "
-                                          f"{getattr(other, name)} ({other.cell}, {other.layers} layer(s) of "
-                                          f"{other.hidden}); leave it out to continue that model")
-            if not args.corpus and not args.quiet:
+            settings = command_line_settings(args, given)
+            from_file = {} if args.config is None else read_settings_file(args.config)
+            if "corpus" in settings:
+                from_file.pop("corpus", None)  # --corpus on the command line replaces the file's list
+            plan = plan_run({**from_file, **settings})
+            origin = {"command_line": sorted(settings)}
+            if args.config is not None:
+                origin.update(config_file=str(args.config.resolve()), file=sorted(set(from_file) - set(settings)))
+            if plan.run.init_from is not None:
+                check_init_from(plan.run.init_from, {**from_file, **settings})
+            if plan.corpus is None and not args.quiet:
                 say("textgen: no --corpus given, training on the built-in default: the Python language reference "
                     "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
-            result = start_run(args.corpus, model, config, run, kind=args.kind, options=loader_options(args),
-                               weights=args.weights, progress=progress, callbacks=view, stop=stop)
+            result = start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
+                               weights=plan.weights, progress=progress, callbacks=view, stop=stop,
+                               extra={"settings_from": origin})
     except Interrupted as stopped:
         code = EXIT_STATUS.get(stopped.signum, 130)
         if code == 141:

@@ -1,0 +1,123 @@
+"""Settings by name: `textgen train --config FILE` (a TOML [train] table), the flags overriding it, and
+`textgen.settings.plan_run`, which a sweep and `textgen.train` share."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from commands import run
+
+from textgen.config import RNNConfig, TrainConfig
+from textgen.errors import ConfigError
+from textgen.settings import SETTINGS, plan_run, read_settings_file
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLE_BOOK = PROJECT / "corpora" / "sample_book.txt"
+SAMPLE_TWEETS = PROJECT / "corpora" / "sample_tweets.json"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_config_file_sets_the_run_and_flags_override_it_and_config_json_says_which(tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "book.txt").write_bytes(SAMPLE_BOOK.read_bytes())
+    config = write(tmp_path / "run.toml", """
+[train]
+corpus = ["data/book.txt"]   # relative to this file
+updates = 80
+hidden = 12
+eta = 0.05
+val_fraction = 0.1
+seed = 4
+out = "runs/from-file"
+""")
+    code, _, err = run(capsys, "train", "--config", config, "--hidden", "10", "--no-progress", "--passage-length", 20)
+    assert code == 0, err
+    folder = tmp_path / "runs" / "from-file"
+    recorded = json.loads((folder / "config.json").read_text())
+    assert recorded["model"]["hidden"] == 10  # the flag wins
+    assert recorded["train"]["updates"] == 80 and recorded["train"]["eta"] == 0.05 and recorded["train"]["seed"] == 4
+    assert recorded["corpus"]["val_fraction"] == 0.1 and recorded["passage_length"] == 20
+    assert recorded["corpus"]["sources"][0]["location"] == str(tmp_path / "data" / "book.txt")
+    assert recorded["settings_from"] == {
+        "config_file": str(config), "file": ["corpus", "eta", "out", "seed", "updates", "val_fraction"],
+        "command_line": ["hidden", "passage_length"]}
+    # the same settings as flags give the same run, bit for bit
+    code, _, err = run(capsys, "train", "--corpus", tmp_path / "data" / "book.txt", "--updates", 80, "--hidden", 10,
+                       "--eta", 0.05, "--val-fraction", 0.1, "--seed", 4, "--out", tmp_path / "flags",
+                       "--no-progress", "--passage-length", 20)
+    assert code == 0, err
+    assert (tmp_path / "flags" / "last.npz").read_bytes() == (folder / "last.npz").read_bytes()
+
+
+def test_a_corpus_flag_replaces_the_files_list_and_loader_settings_reach_their_loader(tmp_path, capsys):
+    config = write(tmp_path / "run.toml", f"""
+[train]
+corpus = ["{SAMPLE_BOOK}"]
+keep_retweets = true
+updates = 30
+hidden = 8
+""")
+    code, _, err = run(capsys, "train", "--config", config, "--corpus", SAMPLE_TWEETS, "--out", tmp_path / "t",
+                       "--no-progress")
+    assert code == 0, err
+    source = json.loads((tmp_path / "t" / "config.json").read_text())["corpus"]["sources"]
+    assert [s["kind"] for s in source] == ["tweets"] and source[0]["options"] == {"keep_retweets": True}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[train]\nhiden = 3\n", r"'hiden' is not a setting \(did you mean 'hidden'\?\)"),
+    ("[train]\nhidden = '3'\n", r"hidden must be an integer, got '3'"),
+    ("[train]\nhidden = true\n", r"hidden must be an integer, got True"),
+    ("[train]\neta = 'fast'\n", r"eta must be a number, got 'fast'"),
+    ("[train]\neta = nan\n", r"eta must be a number, got nan"),
+    ("[train]\nforce = 1\n", r"force must be true or false, got 1"),
+    ("[train]\ncorpus = []\n", r"corpus must be a source or a list of them, got \[\]"),
+    ("[train]\nhidden = -3\n", r"--hidden must be a positive integer, got -3"),
+    ("hidden = 3\n", r"no \[train\] table"),
+    ("[train]\n[search]\n", r"only a \[train\] table is read here, found 'search' too"),
+    ("[train\n", r"not valid TOML"),
+])
+def test_a_bad_config_file_is_one_line_naming_it_and_starts_nothing(tmp_path, capsys, text, message):
+    config = write(tmp_path / "bad.toml", text)
+    code, _, err = run(capsys, "train", "--config", config, "--out", tmp_path / "out", "--updates", 5)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("textgen: error: "), err
+    assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_config_file_and_config_with_resume_are_refused(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "--config", tmp_path / "none.toml")
+    assert code == 1 and "cannot read it" in err
+    code, _, err = run(capsys, "train", "--config", tmp_path / "none.toml", "--resume", tmp_path)
+    assert code == 1 and "--config sets up a new run" in err
+
+
+def test_plan_run_turns_settings_into_configs_with_a_fresh_recorded_seed():
+    plan = plan_run({"corpus": "book.txt", "hidden": 7, "cell": "gru", "updates": 9, "val_fraction": 0.2,
+                     "hf_split": "test", "option": {"column": "title"}})
+    assert plan.corpus == ["book.txt"] and plan.model == RNNConfig(hidden=7, cell="gru")
+    assert plan.train == TrainConfig(updates=9, seed=plan.train.seed) and plan.run.val_fraction == 0.2
+    assert [(o.key, o.value, o.loader) for o in plan.options] == [("split", "test", "hf"), ("column", "title", "")]
+    seeds = {plan_run({}).train.seed for _ in range(5)}
+    assert len(seeds) == 5
+    with pytest.raises(ConfigError, match="give --updates or --epochs, not both"):
+        plan_run({"updates": 3, "epochs": 1})
+    with pytest.raises(ConfigError, match="cannot be set with --init-from"):
+        plan_run({"init_from": "x", "sigma": 0.1})
+
+
+def test_every_train_flag_is_a_setting_of_the_same_name(capsys):
+    from textgen.cli import build_parser
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    flags = [a.option_strings[-1] for a in train._actions if a.option_strings]
+    not_settings = {"--help", "--config", "--resume", "--no-progress", "--status-every", "--quiet", "--verbose"}
+    names = {flag[2:].replace("-", "_") for flag in flags if flag not in not_settings}
+    assert names <= set(SETTINGS), names - set(SETTINGS)
+    assert read_settings_file  # the same checks read a sweep's [train] table

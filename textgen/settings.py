@@ -1,0 +1,204 @@
+"""A run's settings by name, as `textgen train --config FILE`, a sweep's spec and `textgen.train(**settings)` give
+them: the names of the flags (``hidden``, ``val_fraction``, ``hf_split``), checked, and turned into what
+`textgen.run.start_run` takes (`plan_run`)."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import sys
+from dataclasses import dataclass, fields
+from difflib import get_close_matches
+from pathlib import Path
+
+from textgen.config import RNNConfig, RunConfig, TrainConfig
+from textgen.errors import ConfigError
+
+# Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
+# settings). A flag given reaches only its own loader; any loader's own keywords, a plugin's too, come through --option.
+LOADER_FLAGS = {
+    "--encoding": ("text", "encoding", {"metavar": "NAME", "help": "text: encoding of the file (default utf-8)"}),
+    "--strip-gutenberg": ("text", "strip_gutenberg", {"action": "store_true", "default": None,
+                          "help": "text: drop Project Gutenberg's licence header and footer"}),
+    "--keep-carriage-returns": ("text", "keep_carriage_returns", {"action": "store_true", "default": None,
+                                "help": "text: keep CRLF and CR line ends as they are (by default they become \\n)"}),
+    "--keep-retweets": ("tweets", "keep_retweets", {"action": "store_true", "default": None,
+                        "help": "tweets: keep retweets (dropped by default)"}),
+    "--keep-html-entities": ("tweets", "unescape_html", {"action": "store_false", "default": None,
+                             "help": "tweets: leave &amp; and friends as they are"}),
+    "--keep-links": ("tweets", "keep_links", {"action": "store_true", "default": None,
+                     "help": "tweets: keep https://t.co/... links (dropped by default)"}),
+    "--since": ("tweets", "since", {"metavar": "YYYY-MM-DD", "help": "tweets: only those from this date on"}),
+    "--until": ("tweets", "until", {"metavar": "YYYY-MM-DD", "help": "tweets: only those up to this date"}),
+    "--min-length": ("tweets", "min_length", {"type": int, "metavar": "N", "help": "tweets: drop shorter ones"}),
+    "--hf-config": ("hf", "config", {"metavar": "NAME", "help": "hf: dataset configuration"}),
+    "--hf-split": ("hf", "split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
+    "--text-column": ("hf", "text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
+}
+
+# Loader flags of `train` only: where the held-out text comes from (as LOADER_FLAGS).
+HELD_OUT_FLAGS = {
+    "--hf-val-split": ("hf", "val_split", {"metavar": "SPLIT", "help": "hf: hold out this split of the dataset (e.g. "
+                       "validation; up to 250k characters) instead of the tail of the split trained on"}),
+}
+
+
+def setting_of_flag(flag: str) -> str:
+    """The setting a flag sets: ``--hf-split`` -> ``hf_split``."""
+    return flag[2:].replace("-", "_")
+
+
+MODEL_SETTINGS = tuple(f.name for f in fields(RNNConfig))
+TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig))
+RUN_SETTINGS = tuple(f.name for f in fields(RunConfig) if f.name != "stream_over")
+CORPUS_SETTINGS = ("corpus", "kind", "weights", "option")
+LOADER_SETTINGS = {setting_of_flag(flag): (loader, keyword, flag)
+                   for flag, (loader, keyword, _) in {**LOADER_FLAGS, **HELD_OUT_FLAGS}.items()}
+SETTINGS = MODEL_SETTINGS + TRAIN_SETTINGS + RUN_SETTINGS + CORPUS_SETTINGS + tuple(LOADER_SETTINGS)
+
+# What each setting's value must be in a file (TOML gives typed values); the dataclasses check the ranges.
+_NUMBER = (int, float)
+KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
+    **{name: ("an integer", (int,)) for name in ("hidden", "layers", "seq_length", "updates", "sample_every",
+                                                  "sample_length", "log_every", "checkpoint_every", "eval_every",
+                                                  "seed", "batch_size", "threads", "passage_length",
+                                                  "val_max_characters", "min_length")},
+    **{name: ("a number", _NUMBER) for name in ("sigma", "eta", "eps", "clip", "epochs", "rmsprop_decay", "beta1",
+                                                "beta2", "dropout", "val_fraction")},
+    **{name: ("true or false", (bool,)) for name in ("force", "strip_gutenberg", "keep_carriage_returns",
+                                                     "keep_retweets", "keep_html_entities", "keep_links")},
+}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A new run, as `textgen.run.start_run` takes it."""
+
+    corpus: list[str] | None  # sources; None: the built-in default corpus
+    kind: str | None  # the loader for every source, or None to choose by each source
+    weights: str | list[float] | None  # how several sources mix
+    options: list  # textgen.corpus.LoaderOption, each for its loader
+    model: RNNConfig | None  # None with run.init_from: the other run's model
+    train: TrainConfig
+    run: RunConfig
+
+
+def check_names(settings: dict, where: str, allowed: tuple[str, ...] = SETTINGS) -> None:
+    """ConfigError for the first name in ``settings`` that is not a setting, with the nearest one."""
+    for name in settings:
+        if name not in allowed:
+            close = get_close_matches(name, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: {name!r} is not a setting{hint}; the settings are the flags of "
+                              "`textgen train --help`, with _ for -")
+
+
+def check_value(name: str, value: object, where: str) -> None:
+    """ConfigError unless ``value`` has the type the setting ``name`` takes (a file's values are typed)."""
+    expected, types = KINDS.get(name, ("text", (str,)))
+    if name == "corpus":
+        expected, ok = "a source or a list of them", isinstance(value, str) or (
+            isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value))
+    elif name == "option":
+        expected, ok = "a list of KEY=VALUE texts or a table", isinstance(value, dict) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value))
+    elif name == "weights":
+        expected, ok = "a list of numbers or W1,W2 text", isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in value))
+    else:
+        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+    if not ok:
+        raise ConfigError(f"{where}: {name} must be {expected}, got {value!r}")
+
+
+def read_settings_file(path: Path) -> dict:
+    """The ``[train]`` table of a TOML file, every name and value checked; ConfigError naming the file."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"--config {path}: cannot read it ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"--config {path}: not valid TOML: {error}") from None
+    table = data.get("train")
+    if not isinstance(table, dict):
+        raise ConfigError(f"--config {path}: no [train] table; put the settings under [train]")
+    extra = [key for key in data if key != "train"]
+    if extra:
+        raise ConfigError(f"--config {path}: only a [train] table is read here, found {extra[0]!r} too")
+    where = f"--config {path}"
+    check_names(table, where)
+    for name, value in table.items():
+        check_value(name, value, where)
+    return relative_to(Path(path).resolve().parent, table)
+
+
+def relative_to(folder: Path, settings: dict) -> dict:
+    """``settings`` with the paths a file gives read from ``folder`` (the file's own): ``out`` and ``init_from``
+    when relative, and each corpus source that is a relative path of a file there (``hf:...`` and named
+    corpora such as ``pydoc`` stay as they are)."""
+    settings = dict(settings)
+    for name in ("out", "init_from"):
+        if isinstance(settings.get(name), str) and not Path(settings[name]).is_absolute():
+            settings[name] = str(folder / settings[name])
+    corpus = settings.get("corpus")
+    if corpus is not None:
+        sources = [corpus] if isinstance(corpus, str) else corpus
+        settings["corpus"] = [str(folder / source) if not Path(source).is_absolute() and (folder / source).exists()
+                              else source for source in sources]
+    return settings
+
+
+def loader_options_of(settings: dict) -> list:
+    """The `textgen.corpus.LoaderOption` list that the loader settings (``encoding``, ``hf_split``...) and
+    ``option`` (KEY=VALUE texts, or a table) among ``settings`` give, each for its loader."""
+    from textgen.corpus import LoaderOption
+
+    options = []
+    for name, (loader, keyword, flag) in LOADER_SETTINGS.items():
+        if settings.get(name) is not None:
+            value = settings[name]
+            if name == "keep_html_entities":  # the setting keeps them: the loader's keyword says the opposite
+                value = not value
+            options.append(LoaderOption(keyword, value, loader, flag))
+    option = settings.get("option") or []
+    if isinstance(option, dict):
+        return options + [LoaderOption(str(key).replace("-", "_"), value, label=f"--option {key}={value}")
+                          for key, value in option.items()]
+    return options + [LoaderOption.parse(text) for text in ([option] if isinstance(option, str) else option)]
+
+
+def plan_run(settings: dict, where: str = "settings") -> RunPlan:
+    """The run ``settings`` describe (names as `SETTINGS`; anything unset has its default; ``seed`` unset is a
+    fresh one). ConfigError for an unknown name, a bad value, or settings that cannot go together."""
+    check_names(settings, where)
+    given = {name: value for name, value in settings.items() if value is not None}
+    if "updates" in given and "epochs" in given:
+        raise ConfigError("give --updates or --epochs, not both")
+    model = {name: given[name] for name in MODEL_SETTINGS if name in given}
+    train = {name: given[name] for name in TRAIN_SETTINGS if name in given}
+    run = {name: given[name] for name in RUN_SETTINGS if name in given}
+    train.setdefault("seed", secrets.randbits(32))
+    for name in ("out", "init_from"):
+        if name in run:
+            run[name] = Path(run[name])
+    if "init_from" in run and {"sigma", "dtype"} & set(model):
+        raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")
+    options = loader_options_of(given)
+    corpus = given.get("corpus")
+    return RunPlan(
+        corpus=None if corpus is None else [str(c) for c in ([corpus] if isinstance(corpus, (str, Path)) else corpus)],
+        kind=given.get("kind"),
+        weights=given.get("weights"),
+        options=options,
+        model=None if "init_from" in run else RNNConfig(**model),
+        train=TrainConfig(**train),
+        run=RunConfig(**run),
+    )
