@@ -235,6 +235,21 @@ def build_parser() -> ArgumentParser:
                       help="where to write the figure (default loss_comparison.png)")
     plot.set_defaults(handler=command_plot)
 
+    sweep = commands.add_parser("sweep", help="train many models of one spec on Ray Tune and rank them "
+                                "(needs the sweep extra)")
+    sweep.add_argument("spec", type=Path, nargs="?", metavar="SPEC.toml",
+                       help="the sweep: [train] base settings, [search] space, optional [early_stopping]")
+    sweep.add_argument("--out", type=Path, metavar="SWEEP_DIR", help="where the sweep lives (default "
+                       "sweeps/<spec>-<time>; every trial is a run folder in SWEEP_DIR/trials)")
+    sweep.add_argument("--address", metavar="ADDRESS", help="join this Ray cluster (auto, HOST:PORT or "
+                       "ray://HOST:PORT) instead of starting Ray on this machine")
+    sweep.add_argument("--resume", type=Path, metavar="SWEEP_DIR", help="continue a stopped sweep: finished trials "
+                       "are kept, unfinished ones continue from their last checkpoint")
+    sweep.add_argument("--status", type=Path, metavar="SWEEP_DIR", help="print the ranked table of a sweep "
+                       "(no Ray needed)")
+    sweep.add_argument("-v", "--verbose", action="store_true", help="Ray Tune's own progress tables too")
+    sweep.set_defaults(handler=command_sweep)
+
     corpora = commands.add_parser("corpora", help="list corpus loaders and named corpora")
     corpora.set_defaults(handler=command_corpora)
     for command in commands.choices.values():  # where a usage error sends the user for help
@@ -715,6 +730,55 @@ def command_plot(args: argparse.Namespace) -> int:
     from textgen.report import plot_runs
 
     Output().write(f"textgen: wrote {plot_runs(args.runs, args.out)}\n", escape=True)
+    return 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    from textgen.sweep import read_spec, summarize
+
+    given = [name for name in ("spec", "resume", "status") if getattr(args, name) is not None]
+    if len(given) != 1:
+        raise ConfigError("give one of SPEC.toml, --resume SWEEP_DIR or --status SWEEP_DIR")
+    out = Output()
+    if args.status is not None:
+        from textgen.sweep.results import status_lines, trial_rows
+        from textgen.sweep.runner import open_sweep
+
+        spec, _ = open_sweep(args.status)
+        for line in status_lines(trial_rows(args.status, spec.metric), spec.searched):
+            out.write(line + "\n", escape=True)
+        return 0
+    from textgen.sweep.runner import check_address, import_tune, new_sweep, open_sweep, run_sweep
+
+    if args.address is not None:
+        check_address(args.address)  # before any folder is made
+    if args.resume is not None:
+        if args.out is not None:
+            raise ConfigError("--out is the sweep folder; with --resume it is SWEEP_DIR itself")
+        spec, _ = open_sweep(args.resume)
+        folder = args.resume
+    else:
+        read_spec(args.spec)  # a bad spec is refused before anything else, with or without Ray
+        import_tune()
+        spec, folder = new_sweep(args.spec, args.out)
+    say(f"textgen: sweep of {spec.trial_count} trial(s) ({'; '.join(d.describe() for d in spec.space)}"
+        f"{'' if spec.samples == 1 else f', {spec.samples} samples per grid point'}) in {folder}", file=sys.stderr)
+    info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0)
+    rows = summarize(folder, spec, info)
+    from textgen.sweep.results import status_lines
+
+    for line in status_lines(rows, spec.searched):
+        out.write(line + "\n", escape=True)
+    if info["status"] == "stopped":
+        say(f"textgen: the sweep stopped before every trial finished; continue with: textgen sweep --resume "
+            f"{folder}", file=sys.stderr)
+        return 130
+    if info["status"] == "failed trials":
+        failed = [row["trial"] for row in rows if row["status"] == "error"]
+        say(f"textgen: {', '.join(failed)} failed (see {folder / 'tune'}); textgen sweep --resume {folder} tries "
+            "them again", file=sys.stderr)
+        return 1
+    say(f"textgen: results in {folder / 'results.csv'} and {folder / 'sweep_report.html'}", file=sys.stderr)
     return 0
 
 

@@ -165,3 +165,22 @@ def comparison_figure(runs: Sequence[RunCurves]) -> bytes:
     axis.legend(loc="best", fontsize="small", framealpha=0.9)
     figure.tight_layout()
     return _png(figure)
+
+
+def sweep_figure(curves: Sequence[tuple[str, Sequence[int], Sequence[int], Sequence[float]]]) -> bytes:
+    """A sweep's validation curves overlaid, against updates (left) and against characters read (right, so
+    that batch sizes compare fairly): each curve is (label, updates, characters, val bits per character)."""
+    figure = _figure(12.0, 4.6, 100)
+    by_updates, by_characters = figure.subplots(1, 2, sharey=True)
+    for label, updates, characters, bpc in curves:
+        (line,) = by_updates.plot(updates, bpc, marker=".", linewidth=1.2, label=label)
+        by_characters.plot(characters, bpc, marker=".", linewidth=1.2, color=line.get_color())
+    by_updates.set_xlabel("updates")
+    by_characters.set_xlabel("characters read")
+    by_updates.set_ylabel("validation bits per character")
+    for axis in (by_updates, by_characters):
+        axis.grid(True, alpha=0.3)
+    if curves:
+        by_updates.legend(fontsize=7, loc="upper right")
+    figure.tight_layout()
+    return _png(figure)

@@ -113,20 +113,25 @@ def check_value(name: str, value: object, where: str) -> None:
         raise ConfigError(f"{where}: {name} must be {expected}, got {value!r}")
 
 
-def read_settings_file(path: Path) -> dict:
-    """The ``[train]`` table of a TOML file, every name and value checked; ConfigError naming the file."""
+def load_toml(path: Path, where: str) -> dict:
+    """A TOML file as a dict; ConfigError starting with ``where`` if it cannot be read or parsed."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise ConfigError(f"--config {path}: cannot read it ({error.strerror or error})") from None
+        raise ConfigError(f"{where}: cannot read it ({error.strerror or error})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"--config {path}: not UTF-8 text; save it as UTF-8") from None
+        raise ConfigError(f"{where}: not UTF-8 text; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"--config {path}: not valid TOML: {error}") from None
+        raise ConfigError(f"{where}: not valid TOML: {error}") from None
+
+
+def read_settings_file(path: Path) -> dict:
+    """The ``[train]`` table of a TOML file, every name and value checked; ConfigError naming the file."""
+    data = load_toml(Path(path), f"--config {path}")
     table = data.get("train")
     if not isinstance(table, dict):
         raise ConfigError(f"--config {path}: no [train] table; put the settings under [train]")

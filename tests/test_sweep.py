@@ -1,0 +1,179 @@
+"""Sweeps on a real Ray instance: a grid, ASHA early stopping, a driver stopped and resumed, a worker killed and
+its trial retried, and a two-node cluster joined through --address. Skipped without the sweep extra."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from commands import start, textgen, wait_until
+
+pytest.importorskip("ray.tune", reason="the sweep extra (pip install -e '.[sweep]') is not installed")
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLE_BOOK = PROJECT / "corpora" / "sample_book.txt"
+
+
+def book(tmp_path: Path) -> Path:
+    """A text of about 30,000 characters, made here: the sample book's lines in a fixed shuffled order."""
+    lines = SAMPLE_BOOK.read_text(encoding="utf-8").splitlines(keepends=True)
+    rng = np.random.default_rng(0)
+    path = tmp_path / "book.txt"
+    path.write_text("".join(lines[i] for i in rng.integers(len(lines), size=1000)), encoding="utf-8")
+    return path
+
+
+def write_spec(tmp_path: Path, train: str, search: str, stopping: str = "") -> Path:
+    book(tmp_path)
+    path = tmp_path / "spec.toml"
+    path.write_text(f'[train]\ncorpus = ["book.txt"]\npassage_length = 50\nsample_every = 100000\n{train}\n'
+                    f"[search]\n{search}\n{stopping}", encoding="utf-8")
+    return path
+
+
+def trials(sweep: Path) -> dict:
+    return json.loads((sweep / "trials.json").read_text()) if (sweep / "trials.json").exists() else {}
+
+
+def results(sweep: Path) -> list[dict]:
+    return [json.loads(line) for line in (sweep / "results.jsonl").read_text().splitlines()]
+
+
+def arrays(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def assert_same_as_uninterrupted(tmp_path: Path, trial: Path, name: str) -> None:
+    """The trial's last.npz equals, array for array, that of the same run made with textgen train in one go."""
+    config = json.loads((trial / "config.json").read_text())
+    train, model = config["train"], config["model"]
+    alone = tmp_path / f"alone-{name}"
+    done = textgen("train", "--corpus", config["corpus"]["sources"][0]["location"], "--out", alone, "--seed",
+                   train["seed"], "--updates", train["updates"], "--hidden", model["hidden"], "--eta", train["eta"],
+                   "--eval-every", train["eval_every"], "--checkpoint-every", train["checkpoint_every"],
+                   "--passage-length", 50, "--sample-every", 100000, "-q")
+    assert done.returncode == 0, done.stderr
+    ours, theirs = arrays(trial / "last.npz"), arrays(alone / "last.npz")
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert np.array_equal(ours[key], theirs[key]), key
+
+
+def test_a_grid_of_four_trials_is_ranked_and_each_trial_is_a_run_folder(tmp_path):
+    spec = write_spec(tmp_path, "updates = 300\neval_every = 100", "hidden = [8, 16]\neta = [0.05, 0.2]")
+    sweep = tmp_path / "sweep"
+    done = textgen("sweep", spec, "--out", sweep)
+    assert done.returncode == 0, done.stderr
+    rows = results(sweep)
+    assert len(rows) == 4 and all(r["status"] == "finished" and r["updates"] == 300 for r in rows)
+    assert sorted((r["settings"]["hidden"], r["settings"]["eta"]) for r in rows) == [(8, 0.05), (8, 0.2), (16, 0.05),
+                                                                                    (16, 0.2)]
+    for row in rows:  # the best held-out loss, read again from the trial's own metrics
+        metrics = [json.loads(line) for line in (Path(row["folder"]) / "metrics.jsonl").read_text().splitlines()]
+        assert row["best_val_bpc"] == min(m["val_bpc"] for m in metrics if "val_bpc" in m)
+    assert [r["best_val_bpc"] for r in rows] == sorted(r["best_val_bpc"] for r in rows)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    csv_lines = (sweep / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("rank,trial,hidden,eta,status,updates") and len(csv_lines) == 5
+    page = (sweep / "sweep_report.html").read_text()
+    assert all(r["trial"] in page for r in rows) and "data:image/png;base64," in page and "<pre>" in page
+    status = textgen("sweep", "--status", sweep)
+    assert status.returncode == 0 and [line.split()[1] for line in status.stdout.splitlines()[1:]] == [
+        r["trial"] for r in rows]
+    best = Path(rows[0]["folder"])
+    generated = textgen("generate", best, "--length", 40, "--seed", 1)
+    assert generated.returncode == 0 and len(generated.stdout) == 41
+    assert (sweep / "tune").is_dir() and any((sweep / "tune").rglob("progress.csv"))  # Tune's own logs
+
+
+def test_asha_stops_weak_trials_early_and_their_folders_say_so(tmp_path):
+    spec = write_spec(tmp_path, "updates = 1500\neval_every = 100\nhidden = 16",
+                      "eta = [0.2, 0.1, 0.0003, 0.0001]\ntrials_at_once = 1",
+                      "[early_stopping]\ngrace_updates = 100\nreduction_factor = 2\n")
+    sweep = tmp_path / "sweep"
+    done = textgen("sweep", spec, "--out", sweep)
+    assert done.returncode == 0, done.stderr
+    rows = {r["settings"]["eta"]: r for r in results(sweep)}
+    stopped = [r for r in rows.values() if r["status"] == "stopped early"]
+    assert stopped, [(r["settings"], r["status"], r["updates"]) for r in rows.values()]
+    assert rows[0.2]["status"] == "finished" and rows[0.2]["updates"] == 1500
+    for row in stopped:
+        assert row["updates"] < 1500
+        verdict = json.loads((Path(row["folder"]) / "sweep_trial.json").read_text())
+        assert verdict["status"] == "stopped early" and verdict["at_update"] == row["updates"]
+
+
+def test_a_stopped_driver_resumes_without_rerunning_finished_trials_and_exactly(tmp_path):
+    spec = write_spec(tmp_path, "updates = 9000\neval_every = 1000\ncheckpoint_every = 500\nhidden = 24",
+                      "eta = [0.1, 0.05]\ntrials_at_once = 1")
+    sweep = tmp_path / "sweep"
+    driver = start("sweep", spec, "--out", sweep)
+
+    def first_done_second_going() -> bool:
+        state = trials(sweep)
+        second = state.get("trial-001", {})
+        return (state.get("trial-000", {}).get("status") == "ended" and second.get("status") == "running"
+                and second.get("last_result", {}).get("update", 0) >= 2000)
+
+    wait_until(first_done_second_going, timeout=120, what="one trial ended and the next one under way")
+    finished_before = (sweep / "trials" / "trial-000" / "last.npz").read_bytes()
+    mtime_before = (sweep / "trials" / "trial-000" / "last.npz").stat().st_mtime_ns
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+    assert "continue with: textgen sweep --resume" in err
+    assert trials(sweep)["trial-001"]["status"] == "pending"
+    done = textgen("sweep", "--resume", sweep)
+    assert done.returncode == 0, done.stderr
+    assert (sweep / "trials" / "trial-000" / "last.npz").read_bytes() == finished_before
+    assert (sweep / "trials" / "trial-000" / "last.npz").stat().st_mtime_ns == mtime_before  # not run again
+    assert "tune-2" in os.listdir(sweep) and len(json.loads((sweep / "sweep.json").read_text())["runs"]) == 2
+    assert [r["status"] for r in results(sweep)] == ["finished", "finished"]
+    assert_same_as_uninterrupted(tmp_path, sweep / "trials" / "trial-001", "resumed")
+
+
+def test_a_killed_worker_is_retried_from_its_last_checkpoint_and_ends_exactly(tmp_path):
+    spec = write_spec(tmp_path, "updates = 8000\neval_every = 500\ncheckpoint_every = 500\nhidden = 24",
+                      "eta = [0.1]")
+    sweep = tmp_path / "sweep"
+    driver = start("sweep", spec, "--out", sweep)
+
+    def under_way() -> bool:
+        last = trials(sweep).get("trial-000", {}).get("last_result", {})
+        return last.get("update", 0) >= 2000 and "pid" in last
+
+    wait_until(under_way, timeout=120, what="the trial under way")
+    worker = trials(sweep)["trial-000"]["last_result"]["pid"]
+    os.kill(worker, signal.SIGKILL)
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == 0, err
+    final = trials(sweep)["trial-000"]
+    assert final["status"] == "ended" and final["last_result"]["update"] == 8000
+    assert final["last_result"]["pid"] != worker  # a new worker finished it
+    assert_same_as_uninterrupted(tmp_path, sweep / "trials" / "trial-000", "retried")
+
+
+def test_a_sweep_joins_a_two_node_cluster_through_address(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        spec = write_spec(tmp_path, "updates = 3000\neval_every = 500\nhidden = 16",
+                          "eta = [0.05, 0.1, 0.2, 0.3]\ntrials_at_once = 2")
+        sweep = tmp_path / "sweep"
+        done = textgen("sweep", spec, "--out", sweep, "--address", cluster.address, timeout=300)
+        assert done.returncode == 0, done.stderr
+        state = trials(sweep)
+        assert all(entry["status"] == "ended" for entry in state.values())
+        nodes = {entry["last_result"]["node"] for entry in state.values()}
+        assert len(nodes) == 2, nodes  # the trials ran on both nodes
+        assert json.loads((sweep / "sweep.json").read_text())["runs"][0]["address"] == cluster.address
+    finally:
+        cluster.shutdown()
+    time.sleep(0.5)

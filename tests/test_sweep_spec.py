@@ -1,0 +1,132 @@
+"""A sweep's spec, checked without Ray: grids, choices, ranges and controls; every bad spec one line, exit 1,
+before any trial starts (and before Ray does)."""
+
+import importlib.util
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from commands import run
+
+from textgen.errors import ConfigError
+from textgen.sweep.spec import read_spec
+
+PROJECT = Path(__file__).resolve().parent.parent
+SAMPLE_BOOK = PROJECT / "corpora" / "sample_book.txt"
+
+SPEC = """
+[train]
+corpus = ["book.txt"]
+updates = 500
+val_fraction = 0.05
+
+[search]
+hidden = [64, 128]
+eta = { loguniform = [0.01, 0.3] }
+cell = { choice = ["rnn", "lstm"] }
+samples = 2
+metric = "val_bpc"
+trials_at_once = 2
+cpus_per_trial = 1
+
+[early_stopping]
+grace_updates = 100
+reduction_factor = 3
+"""
+
+
+def write_spec(tmp_path: Path, text: str = SPEC) -> Path:
+    (tmp_path / "book.txt").write_bytes(SAMPLE_BOOK.read_bytes())
+    path = tmp_path / "sweep.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_issues_spec_reads_as_written_with_paths_from_its_folder(tmp_path):
+    spec = read_spec(write_spec(tmp_path))
+    assert spec.base == {"corpus": [str(tmp_path / "book.txt")], "updates": 500, "val_fraction": 0.05}
+    assert [(d.name, d.kind, d.values) for d in spec.space] == [
+        ("hidden", "grid", (64, 128)), ("eta", "loguniform", (0.01, 0.3)), ("cell", "choice", ("rnn", "lstm"))]
+    assert spec.trial_count == 4 and spec.samples == 2 and spec.trials_at_once == 2 and spec.cpus_per_trial == 1
+    assert spec.grace_updates == 100 and spec.reduction_factor == 3 and spec.metric == "val_bpc"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("hidden = [64, 128]", "hiden = [64, 128]"), r"'hiden' is not a setting \(did you mean 'hidden'\?\)"),
+    (("updates = 500", "updatez = 500"), r"\[train\]: 'updatez' is not a setting"),
+    (("[0.01, 0.3]", "[0.3, 0.01]"), r"eta.loguniform = \[0.3, 0.01\]: low is above high; swap them"),
+    (("[0.01, 0.3]", "[0, 0.3]"), r"a log scale needs low above 0"),
+    (("{ loguniform = [0.01, 0.3] }", "{ normal = [0, 1] }"), r"'normal' is not a kind of range"),
+    (("hidden = [64, 128]", "hidden = []"), r"hidden = \[\]: a grid needs at least one value"),
+    (("hidden = [64, 128]", "hidden = [64, -1]"), r"the trial with .*hidden = -1.* would be refused: --hidden must be"),
+    (("hidden = [64, 128]", "hidden = ['64']"), r"hidden must be an integer, got '64'"),
+    (("[\"rnn\", \"lstm\"]", "[\"rnn\", \"transformer\"]"), r"--cell must be one of rnn, lstm, gru, got 'transformer'"),
+    (("samples = 2", "samples = 0"), r"samples must be a whole number of at least 1, got 0"),
+    (("metric = \"val_bpc\"", "metric = \"accuracy\""), r"metric must be one of val_bpc, val_loss"),
+    (("reduction_factor = 3", "reduction_factor = 1"), r"reduction_factor must be a number above 1"),
+    (("grace_updates = 100", "grace = 100"), r"'grace' is not a setting; it takes grace_updates"),
+    (("val_fraction = 0.05", "val_fraction = 0"), r"val_fraction = 0 leaves no held-out text"),
+    (("[early_stopping]", "[stopping]"), r"\[stopping\] is not a table a sweep spec has"),
+    (("corpus = [\"book.txt\"]", "corpus = [\"book.txt\"]\nout = \"x\""), r"out is chosen by the sweep"),
+])
+def test_a_bad_spec_is_one_line_naming_what_is_wrong(tmp_path, change, message):
+    path = write_spec(tmp_path, SPEC.replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        read_spec(path)
+
+
+def test_an_empty_search_space_is_refused(tmp_path):
+    text = SPEC.split("[search]")[0] + "[search]\nsamples = 2\n"
+    with pytest.raises(ConfigError, match=r"the search space is empty; give \[search\] at least one setting"):
+        read_spec(write_spec(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"the search space is empty"):
+        read_spec(write_spec(tmp_path, SPEC.split("[search]")[0]))
+
+
+def test_a_setting_every_trial_shares_cannot_be_searched(tmp_path):
+    with pytest.raises(ConfigError, match=r"corpus cannot be searched: every trial shares it"):
+        read_spec(write_spec(tmp_path, SPEC.replace("hidden = [64, 128]", "corpus = ['a.txt', 'b.txt']")))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("hiden = [64, 128]",), r"'hiden' is not a setting"),
+    (("[0.3, 0.01]",), r"low is above high"),
+    ((None,), r"the search space is empty"),
+])
+def test_sweep_refuses_a_bad_spec_in_one_line_before_anything_starts(tmp_path, capsys, change, message):
+    text = SPEC.split("[search]")[0] + "[search]\nsamples = 1\n" if change[0] is None else SPEC.replace(
+        "hidden = [64, 128]" if "hiden" in change[0] else "[0.01, 0.3]", change[0])
+    path = write_spec(tmp_path, text)
+    code, out, err = run(capsys, "sweep", path, "--out", tmp_path / "sweep")
+    assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("textgen: error: "), err
+    assert re.search(message, err), err
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_an_address_nobody_answers_on_is_one_line_before_anything_starts(tmp_path, capsys):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _, err = run(capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "sweep", "--address",
+                       f"127.0.0.1:{port}")
+    assert code == 1 and err.count("\n") == 1, err
+    assert re.search(rf"--address 127.0.0.1:{port}: cannot reach a Ray cluster there", err), err
+    assert not (tmp_path / "sweep").exists()
+    code, _, err = run(capsys, "sweep", write_spec(tmp_path), "--address", "nonsense")
+    assert code == 1 and "expected auto, HOST:PORT or ray://HOST:PORT" in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed here")
+def test_without_ray_sweep_says_how_to_install_it(tmp_path, capsys):
+    code, _, err = run(capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "sweep")
+    assert code == 1 and err == ("textgen: error: textgen sweep needs Ray Tune: pip install -e '.[sweep]' in "
+                                 "textgen's folder (or pip install 'ray[tune]')\n")
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_status_and_resume_of_a_folder_that_is_no_sweep_are_one_line(tmp_path, capsys):
+    code, _, err = run(capsys, "sweep", "--status", tmp_path)
+    assert code == 1 and "not a sweep folder" in err
+    code, _, err = run(capsys, "sweep")
+    assert code == 1 and "give one of SPEC.toml, --resume SWEEP_DIR or --status SWEEP_DIR" in err

@@ -1,0 +1,106 @@
+"""A sweep's results, read from SWEEP_DIR without Ray: one row per trial (its settings, status, updates, best
+held-out loss, speed, wall time), ranked by the metric, written as results.jsonl and results.csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from pathlib import Path
+
+from textgen.errors import CheckpointError
+from textgen.fs import jsonl_bytes, read_json, write_bytes, write_json
+from textgen.runfolder import RunFolder, holds_run
+
+STATUS_FILE = "sweep_trial.json"  # in a trial's run folder: what the sweep decided about it (stopped early)
+COLUMNS = ("rank", "trial", "status", "updates", "total_updates", "best_val_loss", "best_val_bpc", "chars_per_sec",
+           "wall_seconds")
+
+
+def _trial_row(trial_id: str, entry: dict, folder: Path) -> dict:
+    row = {"trial": trial_id, "settings": entry.get("settings", {}), "folder": str(folder), "updates": 0,
+           "total_updates": None, "best_val_loss": None, "best_val_bpc": None, "chars_per_sec": None,
+           "wall_seconds": entry.get("last_result", {}).get("time_total_s")}
+    status = entry.get("status", "pending")
+    if not holds_run(folder):
+        row["status"] = "error" if status == "error" else "pending"
+        return row
+    run = RunFolder(folder)
+    try:
+        record = run.read_record()
+        metrics = run.metrics()
+        update = run.load("last").meta.get("update", 0)
+    except CheckpointError:
+        row["status"] = "damaged"
+        return row
+    # the updates trained: the last checkpoint's, or the last logged row's when a stop came between checkpoints
+    trained = max([update] + [r["update"] for r in metrics[-1:]])
+    row.update(updates=trained, checkpoint_update=update, total_updates=record.total_updates)
+    evaluations = [r for r in metrics if r.get("val_loss") is not None]
+    if evaluations:
+        best = min(evaluations, key=lambda r: r["val_loss"])
+        row.update(best_val_loss=best["val_loss"], best_val_bpc=best["val_bpc"])
+    speeds = [r["chars_per_sec"] for r in metrics if r.get("chars_per_sec")]
+    row["chars_per_sec"] = round(statistics.median(speeds)) if speeds else None
+    if run.is_finished():
+        row["status"] = "finished"
+    elif status == "ended":
+        row["status"] = "stopped early"
+    elif status == "error":
+        row["status"] = "error"
+    else:
+        row["status"] = "unfinished"  # the driver stopped: textgen sweep --resume continues it
+    return row
+
+
+def trial_rows(sweep_dir: Path, metric: str = "val_bpc") -> list[dict]:
+    """Every trial of the sweep, ranked: lowest best ``metric`` first, trials without one last."""
+    trials_json = sweep_dir / "trials.json"
+    entries = read_json(trials_json, "trials.json") if trials_json.exists() else {}
+    rows = [_trial_row(trial_id, entry, sweep_dir / "trials" / trial_id) for trial_id, entry in entries.items()]
+    key = "best_val_bpc" if metric == "val_bpc" else "best_val_loss"
+    rows.sort(key=lambda r: (r[key] is None, r[key] if r[key] is not None else math.inf, r["trial"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    return rows
+
+
+def mark_stopped(rows: list[dict]) -> None:
+    """Write into each early-stopped trial's run folder that the sweep stopped it, and at which update."""
+    for row in rows:
+        if row["status"] == "stopped early":
+            write_json(Path(row["folder"]) / STATUS_FILE, {
+                "status": "stopped early", "by": "ASHA (early stopping)", "at_update": row["updates"],
+                "of": row["total_updates"], "checkpoint_update": row["checkpoint_update"],
+                "best_val_bpc": row["best_val_bpc"],
+                "note": "the sweep stopped this trial because others were better at the same point; textgen "
+                        "train --resume continues it from its last checkpoint"})
+
+
+def write_results(sweep_dir: Path, rows: list[dict], searched: tuple[str, ...]) -> None:
+    """results.jsonl (one JSON object per trial, settings nested) and results.csv (settings as columns)."""
+    write_bytes(sweep_dir / "results.jsonl", jsonl_bytes(rows))
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow([*COLUMNS[:2], *searched, *COLUMNS[2:], "folder"])
+    for row in rows:
+        writer.writerow([row["rank"], row["trial"], *(row["settings"].get(name, "") for name in searched),
+                         *(row[name] if row[name] is not None else "" for name in COLUMNS[2:]), row["folder"]])
+    write_bytes(sweep_dir / "results.csv", text.getvalue().encode("utf-8"))
+
+
+def status_lines(rows: list[dict], searched: tuple[str, ...]) -> list[str]:
+    """The ranked table as text lines, one per trial."""
+    def shown(value, spec=""):
+        return "-" if value is None else format(value, spec)
+
+    header = ["rank", "trial", *searched, "status", "updates", "val bpc", "val nats", "chars/s", "wall s"]
+    table = [header]
+    for row in rows:
+        table.append([str(row["rank"]), row["trial"], *(shown(row["settings"].get(name)) for name in searched),
+                      row["status"], f"{row['updates']:,}", shown(row["best_val_bpc"], ".4f"),
+                      shown(row["best_val_loss"], ".4f"), shown(row["chars_per_sec"], ","),
+                      shown(row["wall_seconds"], ".0f")])
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]

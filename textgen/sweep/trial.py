@@ -1,0 +1,77 @@
+"""One trial of a sweep, as a Ray Tune function: a normal run folder in SWEEP_DIR/trials/<name>, started, or
+resumed exactly from its last checkpoint when Tune starts the trial again (a retry after its worker died, or a
+sweep resumed after its driver stopped). Each evaluation is reported to Tune, so early stopping can act.
+
+Tune's config holds one ``point``: the trial's name (its folder) and its settings, drawn by the sweep itself
+(`textgen.sweep.spec.draw_points`), so that a resumed sweep runs exactly the trials it had not finished.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def trial_settings(base: dict, point: dict, folder: Path) -> dict:
+    """The run settings of a trial: the sweep's base, the point's searched values and seed, the trial's folder."""
+    seed = {} if point.get("seed") is None else {"seed": point["seed"]}
+    return {**base, **seed, **point["settings"], "out": str(folder)}
+
+
+class TuneReporter:
+    """The run's callback that hands each evaluation to Tune (``tune.report``): the metric, and the updates and
+    characters read so far (what early stopping counts, and what the sweep report draws)."""
+
+    def __init__(self, report, characters_per_update: int):
+        self.report = report
+        self.characters_per_update = characters_per_update
+        self.last: dict | None = None
+
+    def on_log(self, record: dict) -> None:
+        if record.get("val_loss") is None:
+            return
+        self.last = {"update": record["update"], "characters": record["update"] * self.characters_per_update,
+                     "val_loss": record["val_loss"], "val_bpc": record["val_bpc"],
+                     "smooth_loss": record["smooth_loss"], "chars_per_sec": record["chars_per_sec"]}
+        self.report(dict(self.last))
+
+
+def run_trial(config: dict, base: dict, trials_dir: str) -> None:
+    """Run (or continue) the trial of ``config["point"]`` in ``trials_dir``/<its name>."""
+    import ray
+    from ray import tune
+
+    from textgen.run import resume_run, start_run
+    from textgen.runfolder import RunFolder, holds_run
+    from textgen.settings import plan_run
+
+    point = config["point"]
+    folder = Path(trials_dir) / point["name"]
+    plan = plan_run(trial_settings(base, point, folder), f"trial {point['name']}")
+    node = ray.get_runtime_context().get_node_id()
+
+    def report(metrics: dict) -> None:
+        tune.report({**metrics, "node": node})
+
+    reporter = TuneReporter(report, plan.train.seq_length * plan.train.batch_size)
+    if holds_run(folder):
+        if RunFolder(folder).is_finished():  # it finished before Tune saw it end: report what it has
+            summary = finished_summary(folder, reporter.characters_per_update)
+            if summary is not None:
+                report(summary)
+            return
+        resume_run(folder, progress=False, callbacks=reporter)
+    else:
+        start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
+                  weights=plan.weights, progress=False, callbacks=reporter)
+
+
+def finished_summary(folder: Path, characters_per_update: int) -> dict | None:
+    """The last evaluation of a finished trial's run folder, as its reports said it."""
+    from textgen.runfolder import RunFolder
+
+    rows = [row for row in RunFolder(folder).metrics() if row.get("val_loss") is not None]
+    if not rows:
+        return None
+    row = rows[-1]
+    return {"update": row["update"], "characters": row["update"] * characters_per_update, "val_loss": row["val_loss"],
+            "val_bpc": row["val_bpc"], "smooth_loss": row["smooth_loss"], "chars_per_sec": row["chars_per_sec"]}
