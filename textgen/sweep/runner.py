@@ -207,7 +207,8 @@ def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose
             cpus = ray.cluster_resources().get("CPU", 1)
             at_once = spec.trials_at_once or max(1, int(cpus // spec.cpus_per_trial))
             trainable = tune.with_resources(
-                tune.with_parameters(run_trial, base=spec.base, trials_dir=str(folder / "trials")),
+                tune.with_parameters(run_trial, base=spec.base, trials_dir=str(folder / "trials"),
+                                     cpus=spec.cpus_per_trial),
                 {"cpu": spec.cpus_per_trial})
             scheduler = None
             if spec.grace_updates is not None:

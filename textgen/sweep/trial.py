@@ -11,10 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def trial_settings(base: dict, point: dict, folder: Path) -> dict:
-    """The run settings of a trial: the sweep's base, the point's searched values and seed, the trial's folder."""
+def trial_settings(base: dict, point: dict, folder: Path, cpus: float = 1.0) -> dict:
+    """The run settings of a trial: the sweep's base, the point's searched values and seed, the trial's folder,
+    and unless set, as many threads as the trial has CPUs (a thread per CPU of the machine would compete)."""
     seed = {} if point.get("seed") is None else {"seed": point["seed"]}
-    return {**base, **seed, **point["settings"], "out": str(folder)}
+    settings = {**base, **seed, **point["settings"], "out": str(folder)}
+    if settings.get("threads") is None:
+        settings["threads"] = max(1, min(int(cpus), settings.get("batch_size") or 1))
+    return settings
 
 
 class TuneReporter:
@@ -35,7 +39,7 @@ class TuneReporter:
         self.report(dict(self.last))
 
 
-def run_trial(config: dict, base: dict, trials_dir: str) -> None:
+def run_trial(config: dict, base: dict, trials_dir: str, cpus: float = 1.0) -> None:
     """Run (or continue) the trial of ``config["point"]`` in ``trials_dir``/<its name>."""
     import ray
     from ray import tune
@@ -46,7 +50,7 @@ def run_trial(config: dict, base: dict, trials_dir: str) -> None:
 
     point = config["point"]
     folder = Path(trials_dir) / point["name"]
-    plan = plan_run(trial_settings(base, point, folder), f"trial {point['name']}")
+    plan = plan_run(trial_settings(base, point, folder, cpus), f"trial {point['name']}")
     node = ray.get_runtime_context().get_node_id()
 
     def report(metrics: dict) -> None:
