@@ -22,7 +22,8 @@ import numpy as np
 
 
 def textgen(*argv: object) -> None:
-    command = [shutil.which("textgen") or "textgen", *map(str, argv)]
+    beside = Path(sys.executable).parent / "textgen"  # the environment this script runs in
+    command = [str(beside) if beside.exists() else shutil.which("textgen") or "textgen", *map(str, argv)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr}")

@@ -435,7 +435,9 @@ def train(
                     evaluation_start = time.perf_counter()
                     # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
                     val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
-                    window_start += time.perf_counter() - evaluation_start  # chars/s counts training time only
+                    evaluation_seconds = time.perf_counter() - evaluation_start
+                    window_start += evaluation_seconds  # chars/s counts training time only
+                    status_time += evaluation_seconds  # in the status too
                     if val_loss < state.best_loss:
                         state.best_loss, state.best_update = val_loss, state.update
                         np.copyto(state.best_params.flat, params.flat)

@@ -221,7 +221,7 @@ def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose
                 trainable,
                 param_space={"point": tune.grid_search(to_run)},
                 tune_config=tune.TuneConfig(metric=spec.metric, mode="min", scheduler=scheduler,
-                                            max_concurrent_trials=at_once,
+                                            max_concurrent_trials=at_once, reuse_actors=True,
                                             trial_dirname_creator=lambda trial: trial.config["point"]["name"]),
                 run_config=tune.RunConfig(name=name, storage_path=str(folder), verbose=verbose,
                                           failure_config=tune.FailureConfig(max_failures=spec.max_failures),
