@@ -108,10 +108,14 @@ def test_asha_stops_weak_trials_early_and_their_folders_say_so(tmp_path):
 
 
 def test_a_stopped_driver_resumes_without_rerunning_finished_trials_and_exactly(tmp_path):
-    spec = write_spec(tmp_path, "updates = 9000\neval_every = 1000\ncheckpoint_every = 500\nhidden = 24",
+    spec = write_spec(tmp_path, "updates = 30000\neval_every = 1000\ncheckpoint_every = 500\nhidden = 24",
                       "eta = [0.1, 0.05]\ntrials_at_once = 1")
     sweep = tmp_path / "sweep"
     driver = start("sweep", spec, "--out", sweep)
+    wait_until(lambda: trials(sweep).get("trial-000", {}).get("status") == "running", timeout=120,
+               what="the first trial under way")
+    second = textgen("sweep", "--resume", sweep)  # a second driver on the same sweep is refused at once
+    assert second.returncode == 1 and "the sweep is being run by process" in second.stderr, second.stderr
 
     def first_done_second_going() -> bool:
         state = trials(sweep)

@@ -172,9 +172,10 @@ def sweep_figure(curves: Sequence[tuple[str, Sequence[int], Sequence[int], Seque
     that batch sizes compare fairly): each curve is (label, updates, characters, val bits per character)."""
     figure = _figure(12.0, 4.6, 100)
     by_updates, by_characters = figure.subplots(1, 2, sharey=True)
-    for label, updates, characters, bpc in curves:
-        (line,) = by_updates.plot(updates, bpc, marker=".", linewidth=1.2, label=label)
-        by_characters.plot(characters, bpc, marker=".", linewidth=1.2, color=line.get_color())
+    for index, (label, updates, characters, bpc) in enumerate(curves):
+        style = ("-", "--", ":", "-.")[index // 10 % 4]  # the ten colours repeat: the line style tells them apart
+        (line,) = by_updates.plot(updates, bpc, marker=".", linewidth=1.2, linestyle=style, label=label)
+        by_characters.plot(characters, bpc, marker=".", linewidth=1.2, linestyle=style, color=line.get_color())
     by_updates.set_xlabel("updates")
     by_characters.set_xlabel("characters read")
     by_updates.set_ylabel("validation bits per character")

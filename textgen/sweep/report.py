@@ -27,7 +27,8 @@ def _curves(rows: list[dict]) -> list[tuple[str, list[int], list[int], list[floa
         points = [r for r in metrics if r.get("val_bpc") is not None]
         if points:
             per_update = train.seq_length * train.batch_size
-            curves.append((f"#{row['rank']} {row['trial']}", [r["update"] for r in points],
+            chosen = ", ".join(format(v, ".3g") if isinstance(v, float) else str(v) for v in row["settings"].values())
+            curves.append((f"#{row['rank']} {row['trial']} ({chosen})", [r["update"] for r in points],
                            [r["update"] * per_update for r in points], [r["val_bpc"] for r in points]))
     return curves
 
@@ -49,7 +50,9 @@ def render(rows: list[dict], searched: tuple[str, ...], info: dict, figure_png: 
     e = html.escape
 
     def cell(value, spec=""):
-        return "–" if value is None else e(format(value, spec))
+        if value is None:
+            return "–"
+        return e(format(value, spec or (".4g" if isinstance(value, float) else "")))
 
     head = ["rank", "trial", *searched, "status", "updates", "val bpc", "val nats/char", "chars/s", "wall s"]
     body = []

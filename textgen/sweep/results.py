@@ -93,7 +93,9 @@ def write_results(sweep_dir: Path, rows: list[dict], searched: tuple[str, ...]) 
 def status_lines(rows: list[dict], searched: tuple[str, ...]) -> list[str]:
     """The ranked table as text lines, one per trial."""
     def shown(value, spec=""):
-        return "-" if value is None else format(value, spec)
+        if value is None:
+            return "-"
+        return format(value, spec or (".4g" if isinstance(value, float) else ""))
 
     header = ["rank", "trial", *searched, "status", "updates", "val bpc", "val nats", "chars/s", "wall s"]
     table = [header]

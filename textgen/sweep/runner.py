@@ -181,12 +181,25 @@ def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose
     A trial whose worker dies is started again (from its last checkpoint) up to ``spec.max_failures`` times.
     A stop of the driver (Ctrl-C) ends Tune's run; the trials it had not finished run on `run_sweep` again.
     """
+    from textgen.runfolder import FolderLock
+
+    import_tune()  # says how to install Ray before anything else
+    folder = folder.resolve()
+    # one driver per sweep: a second (--resume, say) would run the same trials into the same folders
+    lock = FolderLock.acquire(folder, f"{folder}: the sweep is being run by")
+    try:
+        return _run_locked(spec, folder, address, verbose)
+    finally:
+        lock.release()
+
+
+def _run_locked(spec: SweepSpec, folder: Path, address: str | None, verbose: int) -> dict:
+    """`run_sweep` with the sweep folder locked."""
     tune = import_tune()
     from ray.tune.schedulers import ASHAScheduler
 
     from textgen.sweep.trial import run_trial
 
-    folder = folder.resolve()
     info = read_json(folder / "sweep.json", "sweep.json")
     sweep_log = SweepLog(folder)
     to_run = [{"name": name, "settings": entry["settings"], "seed": entry.get("seed")}
