@@ -181,3 +181,12 @@ def test_a_sweep_joins_a_two_node_cluster_through_address(tmp_path):
     finally:
         cluster.shutdown()
     time.sleep(0.5)
+
+
+def test_address_auto_without_a_cluster_is_one_line_and_leaves_nothing(tmp_path):
+    spec = write_spec(tmp_path, "updates = 100", "hidden = [8]")
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    done = textgen("sweep", spec, "--out", tmp_path / "sweep", "--address", "auto", env=env)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("textgen: error: --address auto: cannot join a Ray cluster there")
+    assert not (tmp_path / "sweep").exists()

@@ -761,9 +761,19 @@ def command_sweep(args: argparse.Namespace) -> int:
         read_spec(args.spec)  # a bad spec is refused before anything else, with or without Ray
         import_tune()
         spec, folder = new_sweep(args.spec, args.out)
-    say(f"textgen: sweep of {spec.trial_count} trial(s) ({'; '.join(d.describe() for d in spec.space)}"
-        f"{'' if spec.samples == 1 else f', {spec.samples} samples per grid point'}) in {folder}", file=sys.stderr)
-    info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0)
+    def announce() -> None:  # once Ray is up, so that an address Ray refuses is the only line
+        say(f"textgen: sweep of {spec.trial_count} trial(s) ({'; '.join(d.describe() for d in spec.space)}"
+            f"{'' if spec.samples == 1 else f', {spec.samples} samples per grid point'}) in {folder}",
+            file=sys.stderr)
+
+    try:
+        info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0, started=announce)
+    except ConfigError:
+        if args.resume is None and not any((folder / "trials").iterdir()):
+            import shutil
+
+            shutil.rmtree(folder)  # Ray could not start (--address auto, say): the new sweep leaves nothing behind
+        raise
     rows = summarize(folder, spec, info)
     from textgen.sweep.results import status_lines
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -175,8 +176,10 @@ def open_sweep(folder: Path) -> tuple[SweepSpec, dict]:
     return spec, info
 
 
-def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose: int = 0) -> dict:
-    """Run the trials of the sweep in ``folder`` that have not ended (all of a new one) and return sweep.json.
+def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose: int = 0,
+              started: Callable[[], None] | None = None) -> dict:
+    """Run the trials of the sweep in ``folder`` that have not ended (all of a new one) and return sweep.json;
+    ``started`` is called once Ray is up.
 
     A trial whose worker dies is started again (from its last checkpoint) up to ``spec.max_failures`` times.
     A stop of the driver (Ctrl-C) ends Tune's run; the trials it had not finished run on `run_sweep` again.
@@ -188,12 +191,13 @@ def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose
     # one driver per sweep: a second (--resume, say) would run the same trials into the same folders
     lock = FolderLock.acquire(folder, f"{folder}: the sweep is being run by")
     try:
-        return _run_locked(spec, folder, address, verbose)
+        return _run_locked(spec, folder, address, verbose, started)
     finally:
         lock.release()
 
 
-def _run_locked(spec: SweepSpec, folder: Path, address: str | None, verbose: int) -> dict:
+def _run_locked(spec: SweepSpec, folder: Path, address: str | None, verbose: int,
+                started: Callable[[], None] | None) -> dict:
     """`run_sweep` with the sweep folder locked."""
     tune = import_tune()
     from ray.tune.schedulers import ASHAScheduler
@@ -208,6 +212,9 @@ def _run_locked(spec: SweepSpec, folder: Path, address: str | None, verbose: int
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's older reporter, which is silent at verbose 0
     start_ray(address, verbose)
     import ray
+
+    if started is not None:
+        started()
 
     started = time.monotonic()
     this_run = {"when": datetime.now().astimezone().isoformat(timespec="seconds"), "address": address,
