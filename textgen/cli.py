@@ -514,12 +514,13 @@ def command_train(args: argparse.Namespace) -> int:
             result = resume_run(args.resume, given, passage_length=args.passage_length, progress=progress,
                                 callbacks=view, stop=stop)
         else:
-            from textgen.settings import plan_run, read_settings_file
+            from textgen.settings import overridden, plan_run, read_settings_file
 
             settings = command_line_settings(args, given)
             from_file = {} if args.config is None else read_settings_file(args.config)
             if "corpus" in settings:
                 from_file.pop("corpus", None)  # --corpus on the command line replaces the file's list
+            from_file = {name: value for name, value in overridden(from_file, settings).items() if name not in settings}
             plan = plan_run({**from_file, **settings})
             origin = {"command_line": sorted(settings)}
             if args.config is not None:
