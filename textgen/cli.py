@@ -749,7 +749,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         for line in status_lines(trial_rows(args.status, spec.metric), spec.searched):
             out.write(line + "\n", escape=True)
         return 0
-    from textgen.sweep.runner import check_address, import_tune, new_sweep, open_sweep, run_sweep
+    from textgen.sweep.runner import check_address, check_resources, import_tune, new_sweep, open_sweep, run_sweep
 
     if args.address is not None:
         check_address(args.address)  # before any folder is made
@@ -759,12 +759,18 @@ def command_sweep(args: argparse.Namespace) -> int:
         spec, _ = open_sweep(args.resume)
         folder = args.resume
     else:
-        read_spec(args.spec)  # a bad spec is refused before anything else, with or without Ray
+        spec = read_spec(args.spec)  # a bad spec is refused before anything else, with or without Ray
         import_tune()
+        if args.address is None:
+            check_resources(spec, os.cpu_count() or 1, "this machine")
         spec, folder = new_sweep(args.spec, args.out)
     say(f"textgen: sweep of {spec.trial_count} trial(s) ({'; '.join(d.describe() for d in spec.space)}"
         f"{'' if spec.samples == 1 else f', {spec.samples} samples per grid point'}) in {folder}", file=sys.stderr)
-    info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0)
+    try:
+        info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0)
+    except Interrupted as stopped:  # SIGTERM (Tune handles SIGINT itself), or a stop while Ray started
+        say(f"textgen: stopped; continue with: textgen sweep --resume {folder}", file=sys.stderr)
+        return EXIT_STATUS.get(stopped.signum, 130)
     rows = summarize(folder, spec, info)
     from textgen.sweep.results import status_lines
 
@@ -773,7 +779,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     if info["status"] == "stopped":
         say(f"textgen: the sweep stopped before every trial finished; continue with: textgen sweep --resume "
             f"{folder}", file=sys.stderr)
-        return 130
+        return EXIT_STATUS[signal.SIGTERM] if info["runs"][-1].get("signal") == "SIGTERM" else 130
     if info["status"] == "failed trials":
         failed = [row["trial"] for row in rows if row["status"] == "error"]
         say(f"textgen: {', '.join(failed)} failed (see {folder / 'tune'}); textgen sweep --resume {folder} tries "
