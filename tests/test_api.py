@@ -147,6 +147,36 @@ def test_errors_from_python_name_the_setting(trained, call, message):
         call(trained[0].best)
 
 
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda folder, out: textgen.train(str(SAMPLE_BOOK), out=123, **QUICK), r"^out must be a path, got 123$"),
+    (lambda folder, out: textgen.train(str(SAMPLE_BOOK), out=out, init_from=7, **QUICK),
+     r"^init_from must be a path, got 7$"),
+    (lambda folder, out: textgen.train([], out=out, **QUICK), r"^corpus is an empty list"),
+    (lambda folder, out: textgen.train(str(SAMPLE_BOOK), out=out, weights=5, **QUICK),
+     r"^weights must be a list of numbers or 'W1,W2' text, got 5$"),
+    (lambda folder, out: textgen.train(str(SAMPLE_BOOK), out=out, options=["encoding=utf-8"], **QUICK),
+     r"^options must be a dict of loader keywords"),
+    (lambda folder, out: textgen.load(folder).evaluate(str(SAMPLE_BOOK), options=[1]),
+     r"^options must be a dict of loader keywords"),
+    (lambda folder, out: textgen.load(123), r"^run_folder must be a path \(str or Path\), got 123$"),
+    (lambda folder, out: textgen.Run(123), r"^folder must be a path \(str or Path\), got 123$"),
+    (lambda folder, out: textgen.resume(123), r"^run must be a path \(str or Path\), got 123$"),
+])
+def test_wrong_types_are_errors_naming_the_parameter(trained, tmp_path, call, message):
+    with pytest.raises(textgen.ConfigError, match=message):
+        call(trained[0].folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_passage_length_on_resume_is_refused_and_leaves_the_run_as_it_was(tmp_path):
+    part = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "part", seed=5, **dict(QUICK, updates=60))
+    before = {path.name: path.read_bytes() for path in part.folder.iterdir() if path.is_file()}
+    with pytest.raises(textgen.ConfigError, match=r"^passage_length must be an integer of at least 0, got -1$"):
+        textgen.resume(part, updates=100, passage_length=-1, progress=False)
+    assert {path.name: path.read_bytes() for path in part.folder.iterdir() if path.is_file()} == before
+    assert textgen.resume(part, updates=100, progress=False).final_update == 100
+
+
 def test_the_command_line_names_the_flag_for_the_same_error(trained, capsys):
     code, _, err = run(capsys, "generate", "--run", trained[0].folder, "--temperature", 0)
     assert code == 1 and err == "textgen: error: --temperature must be a positive number, got 0.0\n"

@@ -97,6 +97,15 @@ def test_a_missing_config_file_and_config_with_resume_are_refused(tmp_path, caps
     assert code == 1 and "--config sets up a new run" in err
 
 
+def test_epochs_on_the_command_line_replaces_the_files_updates(tmp_path, capsys):
+    config = write(tmp_path / "run.toml", f'[train]\ncorpus = "{SAMPLE_BOOK}"\nupdates = 500\nhidden = 8\n'
+                   "passage_length = 10\nsample_every = 1000\n")
+    code, _, err = run(capsys, "train", "--config", config, "--out", tmp_path / "out", "--epochs", 0.05, "-q")
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert record["train"]["updates"] < 500 and "updates" not in record["settings_from"]["file"]
+
+
 def test_plan_run_turns_settings_into_configs_with_a_fresh_recorded_seed():
     plan = plan_run({"corpus": "book.txt", "hidden": 7, "cell": "gru", "updates": 9, "val_fraction": 0.2,
                      "hf_split": "test", "option": {"column": "title"}})

@@ -140,8 +140,27 @@ def test_a_stopped_driver_resumes_without_rerunning_finished_trials_and_exactly(
     assert_same_as_uninterrupted(tmp_path, sweep / "trials" / "trial-001", "resumed")
 
 
+def test_sigterm_stops_the_driver_as_ctrl_c_does_and_the_sweep_resumes(tmp_path):
+    spec = write_spec(tmp_path, "updates = 40000\neval_every = 1000\ncheckpoint_every = 500\nhidden = 8", "eta = [0.1]")
+    sweep = tmp_path / "sweep"
+    driver = start("sweep", spec, "--out", sweep)
+    wait_until(lambda: trials(sweep).get("trial-000", {}).get("last_result", {}).get("update", 0) >= 1000,
+               timeout=120, what="the trial under way")
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143, err
+    assert err.splitlines()[-1] == f"textgen: the sweep stopped before every trial finished; continue with: textgen " \
+                                   f"sweep --resume {sweep}", err
+    assert "Traceback" not in err and "SIGTERM received" not in err, err
+    assert trials(sweep)["trial-000"]["status"] == "pending"
+    assert json.loads((sweep / "sweep.json").read_text())["status"] == "stopped"
+    done = textgen("sweep", "--resume", sweep)
+    assert done.returncode == 0, done.stderr
+    assert [r["status"] for r in results(sweep)] == ["finished"]
+
+
 def test_a_killed_worker_is_retried_from_its_last_checkpoint_and_ends_exactly(tmp_path):
-    spec = write_spec(tmp_path, "updates = 8000\neval_every = 500\ncheckpoint_every = 500\nhidden = 24",
+    spec = write_spec(tmp_path, "updates = 40000\neval_every = 500\ncheckpoint_every = 500\nhidden = 24",
                       "eta = [0.1]")
     sweep = tmp_path / "sweep"
     driver = start("sweep", spec, "--out", sweep)
@@ -156,7 +175,7 @@ def test_a_killed_worker_is_retried_from_its_last_checkpoint_and_ends_exactly(tm
     _, err = driver.communicate(timeout=180)
     assert driver.returncode == 0, err
     final = trials(sweep)["trial-000"]
-    assert final["status"] == "ended" and final["last_result"]["update"] == 8000
+    assert final["status"] == "ended" and final["last_result"]["update"] == 40000
     assert final["last_result"]["pid"] != worker  # a new worker finished it
     assert_same_as_uninterrupted(tmp_path, sweep / "trials" / "trial-000", "retried")
 

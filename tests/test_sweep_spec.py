@@ -2,6 +2,7 @@
 before any trial starts (and before Ray does)."""
 
 import importlib.util
+import os
 import re
 import socket
 from pathlib import Path
@@ -69,11 +70,25 @@ def test_the_issues_spec_reads_as_written_with_paths_from_its_folder(tmp_path):
     (("val_fraction = 0.05", "val_fraction = 0"), r"val_fraction = 0 leaves no held-out text"),
     (("[early_stopping]", "[stopping]"), r"\[stopping\] is not a table a sweep spec has"),
     (("corpus = [\"book.txt\"]", "corpus = [\"book.txt\"]\nout = \"x\""), r"out is chosen by the sweep"),
+    (("hidden = [64, 128]", "hidden = { uniform = [64, 128] }"),
+     r"hidden takes whole numbers, which uniform does not draw; use \{randint = \[64, 128\]\}"),
+    (("hidden = [64, 128]", "hidden = { loguniform = [64, 128] }"), r"hidden takes whole numbers"),
+    (("metric = \"val_bpc\"", "metric = [\"val_bpc\"]"), r"metric must be one of val_bpc, val_loss, got \['val_bpc'\]"),
+    (("hidden = [64, 128]", "val_fraction = [0.1, 0]"), r"val_fraction = 0 leaves no held-out text .*val_fraction = 0"),
+    (("reduction_factor = 3", "reduction_factor = inf"), r"reduction_factor must be a number above 1, got inf"),
+    (("grace_updates = 100", "grace_updates = 100000000000000000"), r"grace_updates must be at most"),
+    (("samples = 2", "samples = 1000000000"), r"the spec makes 2,000,000,000 trials, more than the 10,000"),
+    (("cpus_per_trial = 1", "cpus_per_trial = 5000"), r"cpus_per_trial must be a number above 0 and at most 1024"),
 ])
 def test_a_bad_spec_is_one_line_naming_what_is_wrong(tmp_path, change, message):
     path = write_spec(tmp_path, SPEC.replace(*change))
     with pytest.raises(ConfigError, match=message):
         read_spec(path)
+
+
+def test_epochs_searched_replaces_the_bases_updates(tmp_path):
+    spec = read_spec(write_spec(tmp_path, SPEC.replace("hidden = [64, 128]", "epochs = [0.5, 1]")))
+    assert spec.base["updates"] == 500 and next(d.values for d in spec.space) == (0.5, 1)
 
 
 def test_an_empty_search_space_is_refused(tmp_path):
@@ -130,3 +145,64 @@ def test_status_and_resume_of_a_folder_that_is_no_sweep_are_one_line(tmp_path, c
     assert code == 1 and "not a sweep folder" in err
     code, _, err = run(capsys, "sweep")
     assert code == 1 and "give one of SPEC.toml, --resume SWEEP_DIR or --status SWEEP_DIR" in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="checked once Ray is found (without it: the hint)")
+def test_an_out_that_cannot_be_made_or_more_cpus_than_the_machine_are_one_line(tmp_path, capsys):
+    spec = write_spec(tmp_path)
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    code, _, err = run(capsys, "sweep", spec, "--out", tmp_path / "a-file" / "sweep")
+    assert code == 1 and err.count("\n") == 1 and "cannot make the sweep folder there" in err, err
+    greedy = write_spec(tmp_path, SPEC.replace("cpus_per_trial = 1", f"cpus_per_trial = {(os.cpu_count() or 1) + 1}"))
+    code, _, err = run(capsys, "sweep", greedy, "--out", tmp_path / "sweep")
+    assert code == 1 and err.count("\n") == 1 and "CPU(s) this machine has; no trial could start" in err, err
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize(("address", "message"), [
+    ("[::1]:{port}", r"--address \[::1\]:\d+: cannot reach a Ray cluster there \(Connection refused\)"),
+    ("ray://[::1]:{port}", r"cannot reach a Ray cluster there \(Connection refused\)"),
+    ("::1", r"an IPv6 address goes in brackets, as in \[::1\]:6379"),
+    ("[::1]", r"expected auto, HOST:PORT or ray://HOST:PORT"),
+])
+def test_an_ipv6_address_is_read_in_brackets(tmp_path, capsys, address, message):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    with socket.socket(socket.AF_INET6) as probe:  # a port that was free a moment ago: nothing listens there
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        port = probe.getsockname()[1]
+    code, _, err = run(capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "sweep", "--address",
+                       address.format(port=port))
+    assert code == 1 and err.count("\n") == 1 and re.search(message, err), err
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize(("trials", "message"), [
+    ("[]", r"not a sweep's trials.json \(an object of trials\)"),
+    ("null", r"not a sweep's trials.json"),
+    ('{"trial-000": 5}', r"'trial-000' is not an object"),
+    ('{"trial-000": {"status": 3, "settings": {}}}', r"'trial-000' has status 3, not one of pending"),
+    ('{"trial-000": {"status": "ended", "settings": []}}', r"'trial-000' has settings that are not an object"),
+    ('{"trial-000": {"status": "ended", "settings": {}, "last_result": []}}', r"last_result that is not an object"),
+    ('{"trial-000": {"status": "pending", "settings": {}, "seed": "7"}}', r"has seed '7', not a whole number"),
+    ('{"../../elsewhere": {"status": "pending", "settings": {}}}', r"'../../elsewhere' is not a trial's name"),
+])
+def test_status_of_a_hand_edited_trials_json_is_one_line(tmp_path, capsys, trials, message):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "spec.toml").write_text(write_spec(tmp_path).read_text(encoding="utf-8"), encoding="utf-8")
+    (sweep / "sweep.json").write_text('{"spec": "gone.toml", "trials": 1, "status": "stopped", "runs": []}',
+                                      encoding="utf-8")
+    (sweep / "trials.json").write_text(trials, encoding="utf-8")
+    for command in ("--status", "--resume"):
+        code, _, err = run(capsys, "sweep", command, sweep)
+        assert code == 1 and err.count("\n") == 1 and err.startswith("textgen: error: "), err
+        assert re.search(message, err), err
+    (sweep / "trials.json").write_text('{"trial-000": {"status": "pending", "settings": {"hidden": 64}}}',
+                                       encoding="utf-8")
+    (sweep / "sweep.json").write_text('["not", "an", "object"]', encoding="utf-8")
+    code, _, err = run(capsys, "sweep", "--status", sweep)
+    assert code == 1 and "not a sweep's sweep.json" in err, err

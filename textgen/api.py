@@ -83,7 +83,27 @@ def _corpus_list(corpus: str | Path | Sequence[str | Path] | None) -> list[str] 
         return [str(corpus)]
     if not isinstance(corpus, Sequence) or not all(isinstance(c, (str, Path)) for c in corpus):
         raise ConfigError(f"corpus must be a path or spec, or a list of them, got {type(corpus).__name__}")
+    if not corpus:
+        raise ConfigError("corpus is an empty list; give at least one source (or None for the built-in default)")
     return [str(c) for c in corpus]
+
+
+def _path(name: str, value: object) -> Path:
+    """``value`` as a Path, or ConfigError naming the parameter."""
+    if not isinstance(value, (str, Path)):
+        raise ConfigError(f"{name} must be a path (str or Path), got {value!r}")
+    return Path(value)
+
+
+def _check_loader_arguments(weights: object, options: object) -> None:
+    """ConfigError unless ``weights`` is None, "W1,W2" or numbers, and ``options`` None or a dict."""
+    if weights is not None and not isinstance(weights, str) and not (
+            isinstance(weights, Sequence) and all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                                  for w in weights)):
+        raise ConfigError(f"weights must be a list of numbers or 'W1,W2' text, got {weights!r}")
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(f"options must be a dict of loader keywords, such as {{'encoding': 'latin-1'}}, got "
+                          f"{options!r}")
 
 
 def train(
@@ -117,8 +137,10 @@ def train(
 
     with _python_names():
         _check_settings(settings, TRAIN_CALL_SETTINGS, "textgen.train")
-        named = {**settings, "corpus": _corpus_list(corpus), "kind": kind, "weights": weights, "option": options,
-                 "out": out}
+        _check_loader_arguments(weights, options)
+        named = {**settings, "corpus": _corpus_list(corpus), "kind": kind,
+                 "weights": list(weights) if isinstance(weights, Sequence) and not isinstance(weights, str) else weights,
+                 "option": options, "out": out}
         plan = plan_run(named, "textgen.train")
         stop = StopRequest()
         try:
@@ -148,8 +170,8 @@ def resume(
     from textgen.run import resume_run
     from textgen.stopping import Interrupted, StopRequest
 
-    folder = run.folder if isinstance(run, Run) else Path(run)
     with _python_names():
+        folder = run.folder if isinstance(run, Run) else _path("run", run)
         _check_settings(changes, RESUMABLE_FIELDS, "textgen.resume")
         stop = StopRequest()
         try:
@@ -168,7 +190,8 @@ def load(run_folder: str | Path, checkpoint: str = "best") -> Model:
     with _python_names():
         if checkpoint not in ("best", "last"):
             raise ConfigError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-        return Model(RunFolder(Path(run_folder)).load(checkpoint), Path(run_folder) / f"{checkpoint}.npz")
+        folder = _path("run_folder", run_folder)
+        return Model(RunFolder(folder).load(checkpoint), folder / f"{checkpoint}.npz")
 
 
 class Model:
@@ -230,6 +253,7 @@ class Model:
         from textgen.evaluate import score_text
 
         with _python_names():
+            _check_loader_arguments(None, options)
             loaded = load_corpus(_corpus_list(corpus), kind, options)
             start = self._checkpoint.start_state()
             nats, _ = score_text(self._checkpoint.params, self._checkpoint.vocab, loaded.text,
@@ -250,8 +274,8 @@ class Run:
     def __init__(self, folder: str | Path):
         from textgen.runfolder import RunFolder
 
-        self.folder = Path(folder)
         with _python_names():
+            self.folder = _path("folder", folder)
             self._folder = RunFolder(self.folder)
             self.config: dict = self._folder.read_record().to_json()  # config.json: every setting, resolved
 

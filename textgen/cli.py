@@ -514,12 +514,13 @@ def command_train(args: argparse.Namespace) -> int:
             result = resume_run(args.resume, given, passage_length=args.passage_length, progress=progress,
                                 callbacks=view, stop=stop)
         else:
-            from textgen.settings import plan_run, read_settings_file
+            from textgen.settings import overridden, plan_run, read_settings_file
 
             settings = command_line_settings(args, given)
             from_file = {} if args.config is None else read_settings_file(args.config)
             if "corpus" in settings:
                 from_file.pop("corpus", None)  # --corpus on the command line replaces the file's list
+            from_file = {name: value for name, value in overridden(from_file, settings).items() if name not in settings}
             plan = plan_run({**from_file, **settings})
             origin = {"command_line": sorted(settings)}
             if args.config is not None:
@@ -748,7 +749,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         for line in status_lines(trial_rows(args.status, spec.metric), spec.searched):
             out.write(line + "\n", escape=True)
         return 0
-    from textgen.sweep.runner import check_address, import_tune, new_sweep, open_sweep, run_sweep
+    from textgen.sweep.runner import check_address, check_resources, import_tune, new_sweep, open_sweep, run_sweep
 
     if args.address is not None:
         check_address(args.address)  # before any folder is made
@@ -758,8 +759,10 @@ def command_sweep(args: argparse.Namespace) -> int:
         spec, _ = open_sweep(args.resume)
         folder = args.resume
     else:
-        read_spec(args.spec)  # a bad spec is refused before anything else, with or without Ray
+        spec = read_spec(args.spec)  # a bad spec is refused before anything else, with or without Ray
         import_tune()
+        if args.address is None:
+            check_resources(spec, os.cpu_count() or 1, "this machine")
         spec, folder = new_sweep(args.spec, args.out)
     def announce() -> None:  # once Ray is up, so that an address Ray refuses is the only line
         say(f"textgen: sweep of {spec.trial_count} trial(s) ({'; '.join(d.describe() for d in spec.space)}"
@@ -767,13 +770,17 @@ def command_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr)
 
     try:
-        info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0, started=announce)
+        info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0,
+                         on_ray_up=announce)
     except ConfigError:
         if args.resume is None and not any((folder / "trials").iterdir()):
             import shutil
 
             shutil.rmtree(folder)  # Ray could not start (--address auto, say): the new sweep leaves nothing behind
         raise
+    except Interrupted as stopped:  # SIGTERM (Tune handles SIGINT itself), or a stop while Ray started
+        say(f"textgen: stopped; continue with: textgen sweep --resume {folder}", file=sys.stderr)
+        return EXIT_STATUS.get(stopped.signum, 130)
     rows = summarize(folder, spec, info)
     from textgen.sweep.results import status_lines
 
@@ -782,7 +789,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     if info["status"] == "stopped":
         say(f"textgen: the sweep stopped before every trial finished; continue with: textgen sweep --resume "
             f"{folder}", file=sys.stderr)
-        return 130
+        return EXIT_STATUS[signal.SIGTERM] if info["runs"][-1].get("signal") == "SIGTERM" else 130
     if info["status"] == "failed trials":
         failed = [row["trial"] for row in rows if row["status"] == "error"]
         say(f"textgen: {', '.join(failed)} failed (see {folder / 'tune'}); textgen sweep --resume {folder} tries "

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from textgen.checkpoint import Checkpoint
-from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig
+from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig, check_count
 from textgen.corpus import (
     EncodedCorpus,
     encode_corpus,
@@ -420,6 +420,8 @@ def resume_run(
     A run stopped after its last update, before its final passage or its report, is finished off.
     """
     changes = dict(changes or {})
+    if passage_length is not None:
+        check_count("passage_length", passage_length, minimum=0)  # before anything is written with it
     listeners = listeners_of(callbacks)
     refused = sorted(set(changes) - set(RESUMABLE_FIELDS))
     if refused:

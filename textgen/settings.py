@@ -161,6 +161,17 @@ def relative_to(folder: Path, settings: dict) -> dict:
     return settings
 
 
+ALTERNATIVES = (("updates", "epochs"), ("epochs", "updates"))  # a run's length: the one given replaces the other
+
+
+def overridden(settings: dict, overrides: dict) -> dict:
+    """``settings`` with ``overrides`` (flags over a file's, a trial's searched values over the sweep's base): a
+    value replaces the same setting, and ``updates`` or ``epochs`` replaces the other as well."""
+    kept = {name: value for name, value in settings.items()
+            if not any(name == other and overrides.get(given) is not None for given, other in ALTERNATIVES)}
+    return {**kept, **overrides}
+
+
 def loader_options_of(settings: dict) -> list:
     """The `textgen.corpus.LoaderOption` list that the loader settings (``encoding``, ``hf_split``...) and
     ``option`` (KEY=VALUE texts, or a table) among ``settings`` give, each for its loader."""
@@ -193,6 +204,8 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
     train.setdefault("seed", secrets.randbits(32))
     for name in ("out", "init_from"):
         if name in run:
+            if not isinstance(run[name], (str, Path)):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a path, got {run[name]!r}")
             run[name] = Path(run[name])
     if "init_from" in run and {"sigma", "dtype"} & set(model):
         raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")

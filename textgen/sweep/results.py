@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -16,6 +17,48 @@ from textgen.runfolder import RunFolder, holds_run
 STATUS_FILE = "sweep_trial.json"  # in a trial's run folder: what the sweep decided about it (stopped early)
 COLUMNS = ("rank", "trial", "status", "updates", "total_updates", "best_val_loss", "best_val_bpc", "chars_per_sec",
            "wall_seconds")
+
+
+STATUSES = ("pending", "running", "ended", "error")  # of a trial in trials.json
+TRIAL_NAME = re.compile(r"trial-[0-9]{3,}")  # a trial's name: its folder in SWEEP_DIR/trials
+
+
+def read_info(folder: Path) -> dict:
+    """SWEEP_DIR/sweep.json, checked to be a JSON object; CheckpointError naming it otherwise."""
+    path = folder / "sweep.json"
+    info = read_json(path, "sweep.json")
+    if not isinstance(info, dict) or not isinstance(info.get("spec", ""), str) or not isinstance(
+            info.get("runs", []), list):
+        raise CheckpointError(f"{path}: not a sweep's sweep.json (an object with spec and runs); was it edited?")
+    return info
+
+
+def read_trials(folder: Path) -> dict:
+    """SWEEP_DIR/trials.json (none if it is missing), every entry checked: a trial's name, its status, its
+    settings and seed; CheckpointError naming the file and the trial otherwise."""
+    path = folder / "trials.json"
+    if not path.exists():
+        return {}
+    trials = read_json(path, "trials.json")
+    if not isinstance(trials, dict):
+        raise CheckpointError(f"{path}: not a sweep's trials.json (an object of trials); was it edited?")
+    for name, entry in trials.items():
+        problem = None
+        if not TRIAL_NAME.fullmatch(name):
+            problem = "is not a trial's name (trial-NNN)"
+        elif not isinstance(entry, dict):
+            problem = "is not an object"
+        elif entry.get("status", "pending") not in STATUSES:
+            problem = f"has status {entry.get('status')!r}, not one of {', '.join(STATUSES)}"
+        elif not isinstance(entry.get("settings", {}), dict):
+            problem = "has settings that are not an object"
+        elif not isinstance(entry.get("last_result", {}), dict):
+            problem = "has a last_result that is not an object"
+        elif entry.get("seed") is not None and (not isinstance(entry["seed"], int) or isinstance(entry["seed"], bool)):
+            problem = f"has seed {entry['seed']!r}, not a whole number"
+        if problem:
+            raise CheckpointError(f"{path}: {name!r} {problem}; was it edited?")
+    return trials
 
 
 def _trial_row(trial_id: str, entry: dict, folder: Path) -> dict:
@@ -56,8 +99,7 @@ def _trial_row(trial_id: str, entry: dict, folder: Path) -> dict:
 
 def trial_rows(sweep_dir: Path, metric: str = "val_bpc") -> list[dict]:
     """Every trial of the sweep, ranked: lowest best ``metric`` first, trials without one last."""
-    trials_json = sweep_dir / "trials.json"
-    entries = read_json(trials_json, "trials.json") if trials_json.exists() else {}
+    entries = read_trials(sweep_dir)
     rows = [_trial_row(trial_id, entry, sweep_dir / "trials" / trial_id) for trial_id, entry in entries.items()]
     key = "best_val_bpc" if metric == "val_bpc" else "best_val_loss"
     rows.sort(key=lambda r: (r[key] is None, r[key] if r[key] is not None else math.inf, r["trial"]))

@@ -13,14 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from textgen.errors import ConfigError
-from textgen.fs import read_json, write_json
+from textgen.fs import write_json
+from textgen.sweep.results import read_info, read_trials
 from textgen.sweep.spec import SweepSpec, draw_points, read_spec
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,9 @@ CONNECT_SECONDS = 5.0  # how long --address may take to answer before it counts 
 
 def import_tune():
     """``ray.tune``, or ConfigError saying how to install it."""
+    # Ray's own SIGTERM handler (read as Ray is imported) prints a stack dump and may abort the driver before
+    # textgen's stop can say anything
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     try:
         from ray import tune
     except ImportError:
@@ -49,7 +56,14 @@ def check_address(address: str) -> None:
     if address == "auto":
         return  # Ray finds the local cluster itself, and says so at once if there is none
     target = address.removeprefix("ray://")
-    host, colon, port = target.rpartition(":")
+    if target.startswith("["):  # an IPv6 literal, as in [::1]:6379
+        host, bracket, rest = target[1:].partition("]")
+        colon, port = rest[:1] == ":", rest[1:]
+        colon = colon and bool(bracket)
+    else:
+        host, colon, port = target.rpartition(":")
+        if ":" in host:
+            raise ConfigError(f"--address {address!r}: an IPv6 address goes in brackets, as in [::1]:6379")
     if not colon or not port.isdigit() or not host:
         raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
@@ -63,20 +77,73 @@ def check_address(address: str) -> None:
 def start_ray(address: str | None, verbose: int = 0) -> None:
     """Ray on this machine with every core, or joined to the cluster at ``address``; BLAS at one thread a worker.
     Unless ``verbose``, Ray and Tune keep to errors (textgen says what happens, in its own lines)."""
-    import ray
 
     level = logging.WARNING if verbose else logging.ERROR
     logging.getLogger("ray").setLevel(level)
     runtime_env = {"env_vars": dict(BLAS_THREADS)}
     if address is None:
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=bool(verbose),
-                 runtime_env=runtime_env, logging_level=level)
+        _init_ray(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=bool(verbose),
+                  runtime_env=runtime_env, logging_level=level)
         return
     check_address(address)
     try:
-        ray.init(address=address, log_to_driver=bool(verbose), runtime_env=runtime_env, logging_level=level)
+        _init_ray(address=address, log_to_driver=bool(verbose), runtime_env=runtime_env, logging_level=level)
     except ConnectionError as error:
         raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({error})") from None
+
+
+def _init_ray(**settings) -> None:
+    """``ray.init(**settings)``, with the caller's SIGTERM handler kept: ray.init puts in one that exits at once
+    (SystemExit), which would skip the sweep's own stop (SIGTERM stops it as SIGINT does). A SIGTERM while Ray
+    starts is `Interrupted`, as it is anywhere else."""
+    import ray
+
+    from textgen.stopping import Interrupted
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    try:
+        ray.init(**settings)
+    except SystemExit as exited:
+        if exited.code != signal.SIGTERM:
+            raise
+        raise Interrupted(signal.SIGTERM) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def check_resources(spec: SweepSpec, cpus: float, where: str) -> None:
+    """ConfigError if a trial needs more CPUs than ``where`` has (Tune would wait for them forever)."""
+    if spec.cpus_per_trial > cpus:
+        raise ConfigError(f"{spec.path} [search]: cpus_per_trial = {spec.cpus_per_trial:g} is more than the "
+                          f"{cpus:g} CPU(s) {where} has; no trial could start; lower it")
+
+
+@contextmanager
+def _sigterm_as_tunes_stop(this_run: dict) -> Iterator[None]:
+    """While Tune runs, SIGTERM ends its run as SIGINT does (Tune stops the trials and returns; a second signal
+    stops at once), ``this_run["signal"]`` saying so. Tune's stop is the handler it puts on SIGUSR1."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum, frame) -> None:
+        this_run["signal"] = "SIGTERM"
+        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM stops at once
+        tunes = signal.getsignal(signal.SIGUSR1)
+        if callable(tunes) and tunes is not stop:
+            tunes(signum, frame)
+        elif callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is stop:
+            signal.signal(signal.SIGTERM, previous)
 
 
 TO_RUN = ("pending", "running", "error")  # statuses of the trials a (resumed) sweep runs; "ended" ones are kept
@@ -93,7 +160,7 @@ class SweepLog:
 
     def __init__(self, folder: Path):
         self.path = folder / "trials.json"
-        self.trials: dict = read_json(self.path, "trials.json") if self.path.exists() else {}
+        self.trials: dict = read_trials(folder)
         self.last_write = 0.0
 
     def save(self) -> None:
@@ -150,9 +217,13 @@ def new_sweep(spec_path: Path, out: Path | None, seed: int | None = None) -> tup
                           f"{folder}); give a new or empty folder")
     seed = secrets.randbits(32) if seed is None else seed
     points = draw_points(spec, seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "trials").mkdir(exist_ok=True)
-    shutil.copyfile(spec_path, folder / "spec.toml")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "trials").mkdir(exist_ok=True)
+        shutil.copyfile(spec_path, folder / "spec.toml")
+    except OSError as error:
+        raise ConfigError(f"--out {folder}: cannot make the sweep folder there ({error.strerror or error}); give a "
+                          "folder you can write to") from None
     # each trial's seed, unless the spec sets or searches one: from the sweep's, so the same seed repeats the sweep
     seeded = "seed" not in spec.base and "seed" not in spec.searched
     write_json(folder / "trials.json", {trial_name(i): {"status": "pending", "settings": point,
@@ -170,16 +241,17 @@ def open_sweep(folder: Path) -> tuple[SweepSpec, dict]:
     if not info_path.is_file() or not (folder / "spec.toml").is_file() or not (folder / "trials.json").is_file():
         raise ConfigError(f"{folder}: not a sweep folder (no sweep.json, spec.toml or trials.json); start one with "
                           "textgen sweep SPEC.toml")
-    info = read_json(info_path, "sweep.json")
+    info = read_info(folder)
+    read_trials(folder)  # a hand-edited trials.json is refused before anything starts
     original = Path(info.get("spec", ""))
     spec = read_spec(original if original.is_file() else folder / "spec.toml")
     return spec, info
 
 
 def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose: int = 0,
-              started: Callable[[], None] | None = None) -> dict:
+              on_ray_up: Callable[[], None] | None = None) -> dict:
     """Run the trials of the sweep in ``folder`` that have not ended (all of a new one) and return sweep.json;
-    ``started`` is called once Ray is up.
+    ``on_ray_up`` is called once Ray is up.
 
     A trial whose worker dies is started again (from its last checkpoint) up to ``spec.max_failures`` times.
     A stop of the driver (Ctrl-C) ends Tune's run; the trials it had not finished run on `run_sweep` again.
@@ -191,30 +263,37 @@ def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose
     # one driver per sweep: a second (--resume, say) would run the same trials into the same folders
     lock = FolderLock.acquire(folder, f"{folder}: the sweep is being run by")
     try:
-        return _run_locked(spec, folder, address, verbose, started)
+        return _run_locked(spec, folder, address, verbose, on_ray_up)
     finally:
         lock.release()
 
 
 def _run_locked(spec: SweepSpec, folder: Path, address: str | None, verbose: int,
-                started: Callable[[], None] | None) -> dict:
+                on_ray_up: Callable[[], None] | None) -> dict:
     """`run_sweep` with the sweep folder locked."""
     tune = import_tune()
     from ray.tune.schedulers import ASHAScheduler
 
     from textgen.sweep.trial import run_trial
 
-    info = read_json(folder / "sweep.json", "sweep.json")
+    info = read_info(folder)
     sweep_log = SweepLog(folder)
     to_run = [{"name": name, "settings": entry["settings"], "seed": entry.get("seed")}
               for name, entry in sweep_log.trials.items() if entry["status"] in TO_RUN]
     if not verbose:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's older reporter, which is silent at verbose 0
-    start_ray(address, verbose)
     import ray
 
-    if started is not None:
-        started()
+    try:
+        start_ray(address, verbose)
+        if to_run:
+            check_resources(spec, ray.cluster_resources().get("CPU", 0),
+                            "this machine" if address is None else "the cluster")
+    except BaseException:  # refused, or stopped while Ray started: leave no Ray behind
+        ray.shutdown()
+        raise
+    if on_ray_up is not None:
+        on_ray_up()
 
     started = time.monotonic()
     this_run = {"when": datetime.now().astimezone().isoformat(timespec="seconds"), "address": address,
@@ -247,7 +326,8 @@ def _run_locked(spec: SweepSpec, folder: Path, address: str | None, verbose: int
                                           failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                                           callbacks=[sweep_log.make()]),
             )
-            tuner.fit()
+            with _sigterm_as_tunes_stop(this_run):
+                tuner.fit()
     finally:
         this_run["wall_seconds"] = round(time.monotonic() - started, 1)
         ray.shutdown()

@@ -11,14 +11,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from textgen.config import MAX_COUNT
 from textgen.errors import ConfigError
-from textgen.settings import check_names, check_value, load_toml, plan_run, relative_to
+from textgen.settings import KINDS, check_names, check_value, load_toml, overridden, plan_run, relative_to
 
 METRICS = {"val_bpc": "held-out bits per character", "val_loss": "held-out nats per character"}
 CONTROLS = ("samples", "metric", "trials_at_once", "cpus_per_trial", "max_failures")
 RANGES = ("uniform", "loguniform", "randint")  # {name = [low, high]}, high included for randint
 NOT_SEARCHED = ("corpus", "kind", "weights", "option", "out", "force", "init_from")  # the same for every trial
 TABLES = ("train", "search", "early_stopping")
+MAX_TRIALS = 10_000  # trials in one sweep at most (each is a run folder; every point is checked before any starts)
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,11 @@ class SweepSpec:
         return tuple(d.name for d in self.space)
 
 
-def _count(where: str, name: str, value: object, minimum: int = 1) -> int:
+def _count(where: str, name: str, value: object, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{where}: {name} must be a whole number of at least {minimum}, got {value!r}")
+    if value > maximum:
+        raise ConfigError(f"{where}: {name} must be at most {maximum:,}, got {value:,}")
     return value
 
 
@@ -98,6 +102,9 @@ def _dimension(where: str, name: str, value: object) -> Dimension:
     low, high = values
     if kind == "randint" and not all(isinstance(v, int) for v in values):
         raise ConfigError(f"{where}: {name}.randint must be two whole numbers, got {values!r}")
+    if kind != "randint" and KINDS.get(name, ("", ()))[1] == (int,):
+        raise ConfigError(f"{where}: {name} takes whole numbers, which {kind} does not draw; use "
+                          f"{{randint = [{low}, {high}]}}")
     if low > high:
         raise ConfigError(f"{where}: {name}.{kind} = [{low}, {high}]: low is above high; swap them")
     if kind == "loguniform" and low <= 0:
@@ -131,13 +138,11 @@ def read_spec(path: Path) -> SweepSpec:
         raise ConfigError(f"{where}: the search space is empty; give [search] at least one setting to vary, such "
                           "as hidden = [64, 128]")
     metric = controls.get("metric", "val_bpc")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         raise ConfigError(f"{where} [search]: metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if base.get("val_fraction") == 0 and not base.get("hf_val_split"):
-        raise ConfigError(f"{where}: val_fraction = 0 leaves no held-out text for the metric {metric}; keep some")
     cpus = controls.get("cpus_per_trial", 1)
     if not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or not 0 < cpus <= 1024:
-        raise ConfigError(f"{where} [search]: cpus_per_trial must be a number above 0, got {cpus!r}")
+        raise ConfigError(f"{where} [search]: cpus_per_trial must be a number above 0 and at most 1024, got {cpus!r}")
     stopping = dict(data.get("early_stopping", {}))
     unknown = [name for name in stopping if name not in ("grace_updates", "reduction_factor")]
     if unknown:
@@ -146,7 +151,7 @@ def read_spec(path: Path) -> SweepSpec:
     if "reduction_factor" in stopping and "grace_updates" not in stopping:
         raise ConfigError(f"{where} [early_stopping]: give grace_updates (the updates before a trial can be stopped)")
     factor = stopping.get("reduction_factor", 3)
-    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not factor > 1:
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not 1 < factor < math.inf:
         raise ConfigError(f"{where} [early_stopping]: reduction_factor must be a number above 1, got {factor!r}")
     spec = SweepSpec(
         path=path.resolve(),
@@ -162,6 +167,9 @@ def read_spec(path: Path) -> SweepSpec:
             f"{where} [early_stopping]", "grace_updates", stopping["grace_updates"]),
         reduction_factor=float(factor),
     )
+    if spec.trial_count > MAX_TRIALS:
+        raise ConfigError(f"{where}: the spec makes {spec.trial_count:,} trials, more than the {MAX_TRIALS:,} a sweep "
+                          "runs; search fewer values or lower samples")
     check_points(spec)
     return spec
 
@@ -171,11 +179,16 @@ def check_points(spec: SweepSpec) -> None:
     each choice and each range's ends (ranges of the dataclasses' checks: hidden > 0, dropout < 1...)."""
     options = [[(d.name, value) for value in d.values] for d in spec.space]  # a range's values are its two ends
     for point in itertools.islice(itertools.product(*options), 10_000):
-        settings = {**spec.base, **dict(point), "out": "trial"}
+        settings = {**overridden(spec.base, dict(point)), "out": "trial"}
+        shown = ", ".join(f"{name} = {value!r}" for name, value in point)
+        if settings.get("val_fraction") == 0 and not settings.get("hf_val_split"):
+            searched = "val_fraction" in spec.searched
+            raise ConfigError(f"{spec.path}{'' if searched else ' [train]'}: val_fraction = 0 leaves no held-out "
+                              f"text for the metric {spec.metric}"
+                              f"{f' (the trial with {shown})' if searched else ''}; keep some")
         try:
             plan_run(settings, str(spec.path))
         except ConfigError as error:
-            shown = ", ".join(f"{name} = {value!r}" for name, value in point)
             raise ConfigError(f"{spec.path}: the trial with {shown} would be refused: {error}") from None
 
 

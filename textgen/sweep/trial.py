@@ -14,8 +14,10 @@ from pathlib import Path
 def trial_settings(base: dict, point: dict, folder: Path, cpus: float = 1.0) -> dict:
     """The run settings of a trial: the sweep's base, the point's searched values and seed, the trial's folder,
     and unless set, as many threads as the trial has CPUs (a thread per CPU of the machine would compete)."""
+    from textgen.settings import overridden
+
     seed = {} if point.get("seed") is None else {"seed": point["seed"]}
-    settings = {**base, **seed, **point["settings"], "out": str(folder)}
+    settings = {**overridden(base, {**seed, **point["settings"]}), "out": str(folder)}
     if settings.get("threads") is None:
         settings["threads"] = max(1, min(int(cpus), settings.get("batch_size") or 1))
     return settings
