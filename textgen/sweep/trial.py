@@ -23,6 +23,12 @@ def trial_settings(base: dict, point: dict, folder: Path, cpus: float = 1.0) -> 
     return settings
 
 
+def evaluation_report(row: dict, characters_per_update: int) -> dict:
+    """What Tune is told of one evaluation row of metrics.jsonl: the metric, updates and characters read."""
+    return {"update": row["update"], "characters": row["update"] * characters_per_update, "val_loss": row["val_loss"],
+            "val_bpc": row["val_bpc"], "smooth_loss": row["smooth_loss"], "chars_per_sec": row["chars_per_sec"]}
+
+
 class TuneReporter:
     """The run's callback that hands each evaluation to Tune (``tune.report``): the metric, and the updates and
     characters read so far (what early stopping counts, and what the sweep report draws)."""
@@ -30,15 +36,10 @@ class TuneReporter:
     def __init__(self, report, characters_per_update: int):
         self.report = report
         self.characters_per_update = characters_per_update
-        self.last: dict | None = None
 
     def on_log(self, record: dict) -> None:
-        if record.get("val_loss") is None:
-            return
-        self.last = {"update": record["update"], "characters": record["update"] * self.characters_per_update,
-                     "val_loss": record["val_loss"], "val_bpc": record["val_bpc"],
-                     "smooth_loss": record["smooth_loss"], "chars_per_sec": record["chars_per_sec"]}
-        self.report(dict(self.last))
+        if record.get("val_loss") is not None:
+            self.report(evaluation_report(record, self.characters_per_update))
 
 
 def run_trial(config: dict, base: dict, trials_dir: str, cpus: float = 1.0) -> None:
@@ -78,6 +79,4 @@ def finished_summary(folder: Path, characters_per_update: int) -> dict | None:
     rows = [row for row in RunFolder(folder).metrics() if row.get("val_loss") is not None]
     if not rows:
         return None
-    row = rows[-1]
-    return {"update": row["update"], "characters": row["update"] * characters_per_update, "val_loss": row["val_loss"],
-            "val_bpc": row["val_bpc"], "smooth_loss": row["smooth_loss"], "chars_per_sec": row["chars_per_sec"]}
+    return evaluation_report(rows[-1], characters_per_update)
