@@ -132,7 +132,7 @@ def test_resume_continues_the_run_and_refuses_what_would_make_it_inexact(tmp_pat
     assert continued.final_update == 100
     assert (continued.folder / "last.npz").read_bytes() != b""
     assert textgen.load(continued.folder, "last").generate(50, seed=1) == whole.last.generate(50, seed=1)
-    with pytest.raises(textgen.ConfigError, match=r"textgen.resume has no setting 'hidden'"):
+    with pytest.raises(textgen.ConfigError, match=r"cannot change hidden \(50 given, the run has 12\)"):
         textgen.resume(continued, hidden=50)
 
 

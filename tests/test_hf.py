@@ -205,7 +205,7 @@ def test_a_run_holding_out_a_val_split_resumes_and_sees_it_change(tmp_path, caps
     code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--updates", "60", "--no-progress")
     assert code == 0, err
     code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--hf-val-split", "test", "--no-progress")
-    assert code == 1 and "--hf-val-split cannot be changed" in err
+    assert code == 1 and "--resume cannot change --hf-val-split" in err
     save_splits(tmp_path / "ds", train=train, validation=["the lazy dog sleeps", "the fox walks"])
     code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--updates", "80", "--no-progress")
     assert code == 1 and "has changed since the run started" in err, err

@@ -235,4 +235,4 @@ def test_the_held_out_cap_given_is_recorded_and_a_resume_holds_out_the_same(tmp_
     assert code == 0, err
     assert orjson.loads((folder / "config.json").read_bytes())["corpus"]["val_characters"] == 22 * 22
     code, _, err = run(capsys, "train", "--resume", folder, "--updates", "80", "--val-max-characters", "900")
-    assert code == 1 and "--val-max-characters cannot be changed" in err
+    assert code == 1 and "--resume cannot change --val-max-characters (900 given, the run has 500)" in err

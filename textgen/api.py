@@ -131,7 +131,7 @@ def train(
     config.json.
     Ctrl-C checkpoints and raises KeyboardInterrupt; `resume` continues the run.
     """
-    from textgen.run import start_run
+    from textgen.run import start_planned
     from textgen.settings import plan_run
     from textgen.stopping import Interrupted, StopRequest
 
@@ -145,9 +145,8 @@ def train(
         stop = StopRequest()
         try:
             with _stop_on_ctrl_c(stop):
-                result = start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind,
-                                   options=plan.options, weights=plan.weights, progress=progress,
-                                   callbacks=callbacks, stop=stop, extra={"settings_from": {"python": sorted(settings)}})
+                result = start_planned(plan, progress=progress, callbacks=callbacks, stop=stop,
+                                       extra={"settings_from": {"python": sorted(settings)}})
         except Interrupted as stopped:
             raise _stopped(stopped) from None
     return Run(result.folder)
@@ -164,15 +163,15 @@ def resume(
     """Continue a stopped run exactly where it was, or train a finished one further.
 
     ``changes`` may set ``updates`` or ``epochs`` (the new total, counted from the run's start), ``eta``
-    and the logging intervals; anything else would make the continuation inexact and is refused.
+    and the logging intervals; any other setting (by the names `train` takes) must be what the run already
+    has: a different one would make the continuation inexact and is refused.
     """
-    from textgen.config import RESUMABLE_FIELDS
     from textgen.run import resume_run
     from textgen.stopping import Interrupted, StopRequest
 
     with _python_names():
         folder = run.folder if isinstance(run, Run) else _path("run", run)
-        _check_settings(changes, RESUMABLE_FIELDS, "textgen.resume")
+        _check_settings(changes, SETTINGS, "textgen.resume")
         stop = StopRequest()
         try:
             with _stop_on_ctrl_c(stop):

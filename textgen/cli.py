@@ -337,13 +337,6 @@ def model_config(args: argparse.Namespace):
     return RNNConfig(**given)
 
 
-# Flags a resumed run cannot change, as (flag, the attribute argparse fills); the loader flags are added.
-FIXED_ON_RESUME = (("--corpus", "corpus"), ("--kind", "kind"), ("--option", "option"), ("--out", "out"),
-                   ("--init-from", "init_from"), ("--weights", "weights"), ("--seed", "seed"), ("--val-fraction", "val_fraction"),
-                   ("--val-max-characters", "val_max_characters"),
-                   ("--hidden", "hidden"), ("--sigma", "sigma"), ("--dtype", "dtype"), ("--cell", "cell"),
-                   ("--layers", "layers"), ("--force", "force"))
-
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
 
 
@@ -458,32 +451,14 @@ def command_line_settings(args: argparse.Namespace, given_train: dict) -> dict:
     return given
 
 
-def check_init_from(path: Path, settings: dict) -> None:
-    """ConfigError if --hidden, --cell or --layers is given and differs from the --init-from run's model."""
-    from textgen.runfolder import RunFolder
-
-    shape = [name for name in ("hidden", "cell", "layers") if settings.get(name) is not None]
-    if not shape:
-        return
-    other = RunFolder(path).load("last").model
-    for name in shape:
-        if settings[name] != getattr(other, name):
-            raise ConfigError(f"--{name} {settings[name]} differs from --init-from's {getattr(other, name)} "
-                              f"({other.cell}, {other.layers} layer(s) of {other.hidden}); leave it out to continue "
-                              "that model")
-
-
 def command_train(args: argparse.Namespace) -> int:
-    from textgen.config import RunConfig
-    from textgen.run import resume_run, start_run
+    from textgen.run import resume_run, start_planned
 
     given = {}
     for flag, *_ in TRAIN_FLAGS:
         name = flag[2:].replace("-", "_")
         if getattr(args, name) is not None:
             given[name] = getattr(args, name)
-    if args.updates is not None and args.epochs is not None:
-        raise ConfigError("give --updates or --epochs, not both")
     if args.resume is not None and args.config is not None:
         raise ConfigError("--config sets up a new run; --resume continues one as it was (give its changes as flags)")
     if not math.isfinite(args.status_every) or args.status_every < 0:
@@ -504,15 +479,8 @@ def command_train(args: argparse.Namespace) -> int:
     progress = False if args.no_progress or args.quiet else None
     try:
         if args.resume is not None:
-            fixed = [flag for flag, name in FIXED_ON_RESUME if getattr(args, name) not in (None, False)] + [
-                     flag for flag in {**LOADER_FLAGS, **HELD_OUT_FLAGS} if getattr(args, flag_dest(flag)) is not None]
-            if fixed:
-                raise ConfigError(f"--resume continues a run as it was set up; {', '.join(fixed)} cannot be "
-                                  "changed (start a new run or use --init-from)")
-            if args.passage_length is not None:
-                RunConfig(passage_length=args.passage_length)  # checks it before anything is read
-            result = resume_run(args.resume, given, passage_length=args.passage_length, progress=progress,
-                                callbacks=view, stop=stop)
+            result = resume_run(args.resume, command_line_settings(args, given), progress=progress, callbacks=view,
+                                stop=stop)
         else:
             from textgen.settings import overridden, plan_run, read_settings_file
 
@@ -525,14 +493,11 @@ def command_train(args: argparse.Namespace) -> int:
             origin = {"command_line": sorted(settings)}
             if args.config is not None:
                 origin.update(config_file=str(args.config.resolve()), file=sorted(set(from_file) - set(settings)))
-            if plan.run.init_from is not None:
-                check_init_from(plan.run.init_from, {**from_file, **settings})
             if plan.corpus is None and not args.quiet:
                 say("textgen: no --corpus given, training on the built-in default: the Python language reference "
                     "(pydoc_data.topics, ~465k characters)", file=sys.stderr)
-            result = start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
-                               weights=plan.weights, progress=progress, callbacks=view, stop=stop,
-                               extra={"settings_from": origin})
+            result = start_planned(plan, progress=progress, callbacks=view, stop=stop,
+                                   extra={"settings_from": origin})
     except Interrupted as stopped:
         code = EXIT_STATUS.get(stopped.signum, 130)
         if code == 141:

@@ -38,6 +38,7 @@ from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.report import write_report
 from textgen.runfolder import RunFolder, RunRecord, new_record
+from textgen.settings import LOADER_SETTINGS, RunPlan, check_init_model, check_length_given, check_names, resume_changes
 from textgen.sample import SampleConfig, generate
 from textgen.stopping import Interrupted, StopRequest
 from textgen.trainer import (
@@ -257,12 +258,14 @@ def start_run(
     callbacks: object = None,
     stop: StopRequest | None = None,
     extra: dict | None = None,
+    model_given: dict | None = None,
 ) -> RunResult:
     """Train a new model on ``corpus`` (sources, the default corpus if empty) into a new run folder.
 
     ``model``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from``,
     training starts from that run's last parameters, optimizer state and vocabulary (and its model
-    configuration; ``model`` is then ignored). ``callbacks``: an object, or a list of them, with any of
+    configuration; ``model`` is then ignored, and a setting of ``model_given``, the model settings given by
+    name, must be the other run's). ``callbacks``: an object, or a list of them, with any of
     `CALLBACK_METHODS` (see `start_record` for ``on_start``, `TrainCallbacks` for the rest). ``extra`` is
     recorded in config.json (e.g. a gradient check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and ``update`` set
     to what was kept.
@@ -272,6 +275,8 @@ def start_run(
     registry = registry or default_registry()
     planned = plan_sources(corpus, kind, options, registry)  # a bad source or option fails before any work
     initial = RunFolder(run.init_from).load("last") if run.init_from is not None else None
+    if initial is not None:
+        check_init_model(model_given or {}, initial.model, run.init_from)
     model = initial.model if initial is not None else (model or RNNConfig())
     check_sizes(model, config, run.passage_length)
     folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),
@@ -333,6 +338,19 @@ def start_run(
                          run.passage_length, stop)
     finally:
         folder.release()
+
+
+def check_plan(plan: RunPlan) -> None:
+    """ConfigError for what is wrong with ``plan`` beyond its own settings, found without reading the corpus: a
+    model setting that differs from the --init-from run's."""
+    if plan.run.init_from is not None:
+        check_init_model(plan.model_given, RunFolder(plan.run.init_from).read_record().model, plan.run.init_from)
+
+
+def start_planned(plan: RunPlan, **arguments) -> RunResult:
+    """`start_run` of the run ``plan`` describes (see `textgen.settings.plan_run`); ``arguments`` as start_run's."""
+    return start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
+                     weights=plan.weights, model_given=plan.model_given, **arguments)
 
 
 def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: RunFolder,
@@ -402,7 +420,7 @@ def _write_report(folder: Path) -> bool:
 
 def resume_run(
     path: Path,
-    changes: dict | None = None,
+    settings: dict | None = None,
     *,
     passage_length: int | None = None,
     registry: Registry | None = None,
@@ -412,26 +430,27 @@ def resume_run(
 ) -> RunResult:
     """Continue a run from its ``last.npz`` exactly as if it had never stopped.
 
-    ``changes`` may set the totals (``updates`` or ``epochs``, counted from the run's start), the
-    learning rate and the logging intervals (`RESUMABLE_FIELDS`); anything else is refused. config.json,
+    ``settings`` are by name, as for a new run (see `textgen.settings.resume_changes`): the totals
+    (``updates`` or ``epochs``, counted from the run's start), the learning rate, the logging intervals and
+    ``passage_length`` may change; any other setting given must be what the run already has. config.json,
     vocab.json and last.npz are checked against each other, the corpus is read again and must be
     unchanged, every size is checked, and only then is anything written. The resume is recorded in
     config.json once its first checkpoint is saved; until then a failure leaves the folder as it was.
     A run stopped after its last update, before its final passage or its report, is finished off.
     """
-    changes = dict(changes or {})
+    settings = dict(settings or {})
     if passage_length is not None:
-        check_count("passage_length", passage_length, minimum=0)  # before anything is written with it
+        settings["passage_length"] = passage_length
+    check_names(settings, "--resume")
+    if settings.get("passage_length") is not None:
+        check_count("passage_length", settings["passage_length"], minimum=0)  # before anything is written with it
+    check_length_given(settings)
     listeners = listeners_of(callbacks)
-    refused = sorted(set(changes) - set(RESUMABLE_FIELDS))
-    if refused:
-        raise ConfigError(
-            f"--resume cannot change {', '.join('--' + name.replace('_', '-') for name in refused)}: the "
-            "continuation would not be exact; start a new run (or --init-from this one) instead"
-        )
     folder = RunFolder.open_for_writing(path)
     try:
         record, last = folder.load_for_resume()
+        changes = resume_changes(settings, recorded_settings(record, folder.path))
+        passage_length = changes.pop("passage_length", None)
         state, saved, rng = state_of(last, str(folder.file("last.npz")))
         if {"updates", "epochs"} & set(changes):
             base = replace(saved, updates=None, epochs=None)
@@ -465,6 +484,26 @@ def resume_run(
                          passage_length, stop)
     finally:
         folder.release()
+
+
+def recorded_settings(record: RunRecord, folder: Path) -> dict:
+    """A run's own value of each setting, by name (see `textgen.settings.SETTINGS`), as config.json records it:
+    what a setting given to `resume_run` is compared with."""
+    sources = list(record.sources)
+    recorded = {**record.model.to_json(), **record.train.to_json(), "out": folder, "init_from": record.init_from,
+                "val_fraction": record.val_fraction, "val_max_characters": record.val_max_characters,
+                "passage_length": record.passage_length, "force": False,
+                "corpus": [source["spec"] for source in sources]}
+    kinds = {source["kind"] for source in sources}
+    recorded["kind"] = kinds.pop() if len(kinds) == 1 else None
+    if len(sources) > 1:
+        recorded["weights"] = [source["weight"] for source in sources]
+    for name, (loader, keyword, _) in LOADER_SETTINGS.items():
+        values = {repr(source.get("options", {}).get(keyword)) for source in sources if source["kind"] == loader}
+        if len(values) == 1:
+            value = next(source.get("options", {}).get(keyword) for source in sources if source["kind"] == loader)
+            recorded[name] = (not value) if name == "keep_html_entities" and value is not None else value
+    return recorded
 
 
 def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,

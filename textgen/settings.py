@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from difflib import get_close_matches
 from pathlib import Path
 
-from textgen.config import RNNConfig, RunConfig, TrainConfig
+from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig
 from textgen.errors import ConfigError
 
 # Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
@@ -79,6 +79,7 @@ class RunPlan:
     weights: str | list[float] | None  # how several sources mix
     options: list  # textgen.corpus.LoaderOption, each for its loader
     model: RNNConfig | None  # None with run.init_from: the other run's model
+    model_given: dict  # the model settings given by name (with run.init_from, they must match the other run's)
     train: TrainConfig
     run: RunConfig
 
@@ -191,13 +192,73 @@ def loader_options_of(settings: dict) -> list:
     return options + [LoaderOption.parse(text) for text in ([option] if isinstance(option, str) else option)]
 
 
+def check_length_given(given: dict) -> None:
+    """ConfigError if ``given`` sets both ``updates`` and ``epochs`` (a run's length is one or the other)."""
+    if given.get("updates") is not None and given.get("epochs") is not None:
+        raise ConfigError("give --updates or --epochs, not both")
+
+
+def check_init_model(given: dict, other: RNNConfig, init_from: object) -> None:
+    """ConfigError if a model setting in ``given`` differs from ``other``, the model of the --init-from run."""
+    for name in MODEL_SETTINGS:
+        if given.get(name) is not None and given[name] != getattr(other, name):
+            raise ConfigError(f"--{name} {given[name]} differs from the --init-from run's {getattr(other, name)} "
+                              f"({init_from}: {other.cell}, {other.layers} layer(s) of {other.hidden}, sigma "
+                              f"{other.sigma:g}, {other.dtype}); --init-from continues that model: leave --{name} out")
+
+
+RESUME_EXTRA = ("passage_length",)  # what a resume may change besides RESUMABLE_FIELDS
+
+
+def resume_changes(given: dict, recorded: dict) -> dict:
+    """The changes a resume makes, from the settings ``given`` by name: those that differ from ``recorded``
+    (the run's own value of each setting, by the same names). A setting a resume may change (`RESUMABLE_FIELDS`,
+    ``passage_length``) is a change; any other that differs is refused (ConfigError naming it), since the
+    continuation would not be exact; one given as the run already has it is no change at all."""
+    check_names(given, "--resume")
+    given = {name: value for name, value in given.items() if value is not None}
+    check_length_given(given)
+    changes, refused = {}, []
+    for name, value in given.items():
+        if name in RESUMABLE_FIELDS or name in RESUME_EXTRA:
+            changes[name] = value
+        elif not _same(value, recorded.get(name)):
+            refused.append(name)
+    if refused:
+        shown = ", ".join(f"--{name.replace('_', '-')} ({_shown(given[name])} given, the run has "
+                          f"{_shown(recorded.get(name))})" for name in refused)
+        raise ConfigError(f"--resume cannot change {shown}: a resume continues the run as it was set up, and "
+                          "the continuation would not be exact; start a new run or --init-from this one")
+    return changes
+
+
+def _same(value: object, recorded: object) -> bool:
+    """True if a setting given as ``value`` is the run's ``recorded`` one (paths by where they lead, numbers
+    by value, a source given alone as the run's one source)."""
+    if isinstance(value, (str, Path)) and isinstance(recorded, (str, Path)) and (
+            isinstance(value, Path) or isinstance(recorded, Path)):
+        return Path(value).resolve() == Path(recorded).resolve()
+    if isinstance(value, (str, Path)) and isinstance(recorded, list):
+        return [str(value)] == [str(item) for item in recorded]
+    if isinstance(value, list) and isinstance(recorded, list):
+        return len(value) == len(recorded) and all(_same(a, b) for a, b in zip(value, recorded))
+    if isinstance(value, bool) or isinstance(recorded, bool):
+        return value is recorded or (value is False and recorded is None)
+    return value == recorded
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return "none" if value is None else str(value) if isinstance(value, (str, Path)) else repr(value)
+
+
 def plan_run(settings: dict, where: str = "settings") -> RunPlan:
     """The run ``settings`` describe (names as `SETTINGS`; anything unset has its default; ``seed`` unset is a
     fresh one). ConfigError for an unknown name, a bad value, or settings that cannot go together."""
     check_names(settings, where)
     given = {name: value for name, value in settings.items() if value is not None}
-    if "updates" in given and "epochs" in given:
-        raise ConfigError("give --updates or --epochs, not both")
+    check_length_given(given)
     model = {name: given[name] for name in MODEL_SETTINGS if name in given}
     train = {name: given[name] for name in TRAIN_SETTINGS if name in given}
     run = {name: given[name] for name in RUN_SETTINGS if name in given}
@@ -212,6 +273,7 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
     options = loader_options_of(given)
     corpus = given.get("corpus")
     return RunPlan(
+        model_given=model,
         corpus=None if corpus is None else [str(c) for c in ([corpus] if isinstance(corpus, (str, Path)) else corpus)],
         kind=given.get("kind"),
         weights=given.get("weights"),

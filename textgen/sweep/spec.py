@@ -187,7 +187,9 @@ def check_points(spec: SweepSpec) -> None:
                               f"text for the metric {spec.metric}"
                               f"{f' (the trial with {shown})' if searched else ''}; keep some")
         try:
-            plan_run(settings, str(spec.path))
+            from textgen.run import check_plan
+
+            check_plan(plan_run(settings, str(spec.path)))
         except ConfigError as error:
             raise ConfigError(f"{spec.path}: the trial with {shown} would be refused: {error}") from None
 

@@ -47,7 +47,7 @@ def run_trial(config: dict, base: dict, trials_dir: str, cpus: float = 1.0) -> N
     import ray
     from ray import tune
 
-    from textgen.run import resume_run, start_run
+    from textgen.run import resume_run, start_planned
     from textgen.runfolder import RunFolder, holds_run
     from textgen.settings import plan_run
 
@@ -68,8 +68,7 @@ def run_trial(config: dict, base: dict, trials_dir: str, cpus: float = 1.0) -> N
             return
         resume_run(folder, progress=False, callbacks=reporter)
     else:
-        start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
-                  weights=plan.weights, progress=False, callbacks=reporter)
+        start_planned(plan, progress=False, callbacks=reporter)
 
 
 def finished_summary(folder: Path, characters_per_update: int) -> dict | None:

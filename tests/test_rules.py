@@ -1,0 +1,126 @@
+"""Every rule a setting obeys is the library's: the command line, a --config file, the Python API and a sweep's
+spec refuse the same settings, each in one line naming the setting; a resume refuses the same changes from the
+command line and from Python, and takes a setting repeated as the run already has it."""
+
+from pathlib import Path
+
+import pytest
+from commands import run
+
+import textgen
+from textgen.errors import ConfigError
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 40
+QUICK = {"hidden": 8, "updates": 20, "log_every": 10, "sample_every": 10, "checkpoint_every": 10, "passage_length": 20,
+         "sample_length": 20, "seed": 1}
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "book.txt"
+    path.write_text(TEXT)
+    return path
+
+
+@pytest.fixture()
+def other_run(tmp_path, corpus) -> Path:
+    """A finished run of the assignment's model with 8 hidden units, for --init-from."""
+    folder = tmp_path / "other"
+    textgen.train(str(corpus), out=folder, progress=False, **QUICK)
+    return folder
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, Path)):
+        return '"' + str(value) + '"'
+    return repr(value)
+
+
+def flags(settings: dict) -> list[str]:
+    argv = []
+    for name, value in settings.items():
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
+
+
+def refusal(front: str, settings: dict, tmp_path: Path, corpus: Path, capsys) -> str:
+    """The one line in which ``front`` refuses ``settings`` (a new run on ``corpus``); fails if it does not."""
+    out = tmp_path / f"run-{front}"
+    if front == "api":
+        with pytest.raises(ConfigError) as raised:
+            textgen.train(str(corpus), out=out, progress=False, **settings)
+        assert not out.exists()
+        return str(raised.value)
+    if front == "cli":
+        code, _, err = run(capsys, "train", "--corpus", corpus, "--out", out, "--no-progress", *flags(settings))
+    elif front == "toml":
+        file = tmp_path / "settings.toml"
+        file.write_text("[train]\n" + "".join(f"{name} = {toml_value(value)}\n" for name, value in
+                                              {"corpus": str(corpus), **settings}.items()))
+        code, _, err = run(capsys, "train", "--config", file, "--out", out, "--no-progress")
+    else:  # a sweep whose trials all would have these settings: refused before any trial (and before Ray)
+        file = tmp_path / "sweep.toml"
+        base = {"corpus": str(corpus), **{k: v for k, v in settings.items() if k != "seed"}}
+        file.write_text("[train]\n" + "".join(f"{name} = {toml_value(value)}\n" for name, value in base.items())
+                        + "[search]\nsample_length = [20, 21]\n")
+        code, _, err = run(capsys, "sweep", file, "--out", tmp_path / "sweep")
+        assert not (tmp_path / "sweep").exists()
+    assert code == 1 and err.count("\n") == 1 and err.startswith("textgen: error: "), err
+    assert not out.exists()
+    return err
+
+
+RULES = {
+    "a length in updates and in epochs": ({"updates": 30, "epochs": 1.5}, "not both"),
+    "a bad value": ({"eta": -1.0}, "eta must be a positive number"),
+    "more threads than streams": ({"threads": 4, "batch_size": 2}, "threads 4 is more than"),
+    "another size than the --init-from run's": ({"hidden": 64, "init_from": "OTHER"}, "hidden 64 differs from"),
+    "another cell than the --init-from run's": ({"cell": "lstm", "init_from": "OTHER"}, "cell lstm differs from"),
+    "an initialisation with --init-from": ({"sigma": 0.5, "init_from": "OTHER"}, "cannot be set with"),
+    "dropout of 1": ({"dropout": 1.0}, "dropout must be at least 0 and below 1"),
+}
+
+
+@pytest.mark.parametrize("front", ["cli", "toml", "api", "sweep"])
+@pytest.mark.parametrize("rule", list(RULES))
+def test_every_front_end_refuses_what_the_library_refuses(rule, front, tmp_path, corpus, other_run, capsys):
+    settings, expected = RULES[rule]
+    settings = {name: other_run if value == "OTHER" else value for name, value in settings.items()}
+    message = refusal(front, settings, tmp_path, corpus, capsys)
+    assert expected in message, message
+
+
+def test_the_init_from_model_given_as_it_is_is_taken(tmp_path, corpus, other_run, capsys):
+    # the shape repeated as the other run has it is no contradiction: it trains (on from that model)
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--out", tmp_path / "again", "--init-from", other_run,
+                       "--hidden", "8", "--cell", "rnn", "--updates", "20", "--no-progress")
+    assert code == 0, err
+    again = textgen.train(str(corpus), out=tmp_path / "again-api", init_from=other_run, hidden=8, layers=1,
+                          progress=False, updates=20)
+    assert again.config["model"]["hidden"] == 8
+
+
+def test_a_resume_refuses_the_same_changes_from_the_command_line_and_python(tmp_path, corpus, other_run, capsys):
+    before = {path.name: path.read_bytes() for path in other_run.iterdir()}
+    for settings, expected in [({"updates": 40, "epochs": 3.0}, "not both"),
+                               ({"dropout": 0.5, "updates": 40}, "cannot change"),
+                               ({"hidden": 9, "updates": 40}, "cannot change"),
+                               ({"corpus": str(tmp_path / "elsewhere.txt"), "updates": 40}, "cannot change")]:
+        code, _, err = run(capsys, "train", "--resume", other_run, "--no-progress", *flags(settings))
+        assert code == 1 and expected in err and err.count("\n") == 1, err
+        with pytest.raises(ConfigError, match=expected):
+            textgen.resume(other_run, progress=False, **settings)
+    assert {path.name: path.read_bytes() for path in other_run.iterdir()} == before
+
+
+def test_a_resume_takes_settings_repeated_as_the_run_has_them(tmp_path, corpus, other_run, capsys):
+    # the run's own values, given again (as a script that always passes the same flags does), are no change
+    same = ["--hidden", "8", "--dropout", "0", "--seed", "1", "--corpus", corpus, "--cell", "rnn", "--seq-length", "25",
+            "--val-fraction", "0.05", "--out", other_run]
+    code, _, err = run(capsys, "train", "--resume", other_run, "--updates", "30", "--no-progress", *same)
+    assert code == 0, err
+    resumed = textgen.resume(other_run, updates=40, hidden=8, dropout=0.0, seed=1, cell="rnn", progress=False)
+    assert resumed.final_update == 40
