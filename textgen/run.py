@@ -274,8 +274,9 @@ def start_run(
     initial = RunFolder(run.init_from).load("last") if run.init_from is not None else None
     model = initial.model if initial is not None else (model or RNNConfig())
     check_sizes(model, config, run.passage_length)
+    read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
     folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),
-                              run.force)
+                              run.force, keep=read)
     try:
         encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial)
         check_corpus_length(encoded.ids.size, config)

@@ -16,13 +16,14 @@ import fcntl
 import logging
 import math
 import os
-import shutil
 import stat
 import sys
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
+
+import orjson
 
 from textgen import __version__
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -52,6 +53,10 @@ CHECKPOINTS = ("best", "last")
 WRITER_FILES = ("config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
                 "best_passage.txt", "ids.bin", "val_ids.bin")
 RUN_FILES = (*WRITER_FILES, "report.html", "report.md", "report_loss.png")  # every file a run folder may hold
+# What else textgen puts in a run folder: a sweep's note on a trial it stopped (textgen.sweep.results.STATUS_FILE)
+# and the lock file of textgen before the lock moved onto the folder itself. With RUN_FILES and the temporaries of
+# killed writes of any of them, these are all that --force removes; anything else in a folder keeps it from --force.
+OWN_FILES = (*RUN_FILES, "sweep_trial.json", ".lock")
 
 
 # ---------------------------------------------------------------- the lock
@@ -372,10 +377,10 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _listing(folder: Path) -> list[str]:
-    """What a folder holds, leaving out the temporaries of killed writes."""
+def _listing(folder: Path, temporaries: bool = False) -> list[str]:
+    """What a folder holds, leaving out the temporaries of killed writes unless ``temporaries``."""
     try:
-        return sorted(p.name for p in folder.iterdir() if not p.name.endswith(TEMPORARY_SUFFIX))
+        return sorted(p.name for p in folder.iterdir() if temporaries or not p.name.endswith(TEMPORARY_SUFFIX))
     except FileNotFoundError:
         return []
 
@@ -389,6 +394,57 @@ def holds_run(folder: Path) -> list[str]:
     return [name for name in RUN_FILES if (folder / name).exists()]
 
 
+def _own(name: str) -> bool:
+    """True for a name textgen gives a file in a run folder: one of OWN_FILES, or a temporary of a killed write
+    of one (``.NAME.XXXX.tmp``)."""
+    if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+        name = name[1 : -len(TEMPORARY_SUFFIX)].rpartition(".")[0]
+    return name in OWN_FILES
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """What ``folder`` holds that is not a run's own file, sorted (folders end in /): any other name, and an own
+    name that is not a regular file (a folder or a link in its place). None for a missing folder."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "") for entry in entries
+                          if not (_own(entry.name) and entry.is_file(follow_symlinks=False)))
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise RunFolderError(f"{folder}: cannot list the folder ({error.strerror})") from None
+
+
+def _textgen_config(folder: Path) -> bool:
+    """True if ``folder``/config.json is a textgen run's (a JSON object with its sections), however damaged its
+    values; the check before --force removes a folder whose other files only bear a run's names."""
+    try:
+        data = orjson.loads(read_bytes(folder / "config.json"))
+    except (OSError, orjson.JSONDecodeError, TextgenError):
+        return False
+    return isinstance(data, dict) and "format_version" in data and all(
+        isinstance(data.get(section), dict) for section in ("model", "train", "corpus"))
+
+
+def _remove_run_files(folder: Path) -> list[str]:
+    """Remove a run's own files from ``folder`` and then the folder, if nothing else is left in it; returns what
+    is left (nothing once the folder is gone). Never removes what `foreign_entries` names."""
+    for name in _listing(folder, temporaries=True):
+        if _own(name):
+            try:
+                if stat.S_ISREG(os.lstat(folder / name).st_mode):
+                    os.unlink(folder / name)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return foreign_entries(folder)
+    return []
+
+
 class RunFolder:
     """One run folder. Readers read it through one descriptor of the folder, so that what they read comes from
     one run even while another process replaces it; writers hold its lock (see `create`, `open_for_writing`)."""
@@ -400,6 +456,7 @@ class RunFolder:
         self._target: Path | None = None  # where a staging folder goes when published
         self._old_lock: FolderLock | None = None  # the lock on the run a forced replacement removes
         self._made_parents: list[Path] = []  # folders created for the staging folder, removed with it
+        self._keep: tuple[Path, ...] = ()  # files the new run reads, which a forced replacement must not remove
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -436,12 +493,14 @@ class RunFolder:
     # ------------------------------------------------------------ taking a folder for writing
 
     @classmethod
-    def create(cls, out: Path, force: bool = False) -> RunFolder:
+    def create(cls, out: Path, force: bool = False, keep: tuple[Path, ...] = ()) -> RunFolder:
         """A locked, empty staging folder for a new run at ``out``; `publish` moves it into place.
 
         Refused (RunFolderError, nothing touched) when ``out`` already holds a run, unless ``force``; when
         another process is writing or preparing a run there; or when ``out`` holds files that are not a
-        run's. With ``force`` the old run is locked now and replaced only by `publish`.
+        run's. With ``force`` the old run is locked now and replaced only by `publish`; only a folder that
+        holds a textgen run and nothing else is replaced, and not one that holds the current folder or a file
+        of ``keep`` (what the new run reads).
         """
         out = Path(out)
         if out.name in ("", ".", "..") or not Path(os.path.abspath(out)).name or out.is_symlink():
@@ -449,11 +508,12 @@ class RunFolder:
         staging = _staging(out)
         folder = cls(staging)
         folder._target = out
+        folder._keep = tuple(keep)
         try:
             folder._made_parents = _make_parents(out.parent)
             _recover(out)
             if force:
-                folder._old_lock = _lock_old_run(out)
+                folder._old_lock = _lock_old_run(out, tuple(keep))
             else:
                 _refuse_existing(out)
             try:
@@ -463,9 +523,9 @@ class RunFolder:
             except OSError as error:
                 raise RunFolderError(f"--out {out}: cannot create the run folder ({error.strerror})") from None
             folder._lock = FolderLock.acquire(staging, f"--out {out}: a run is being prepared there by", follow=False)
-            _clear(staging)  # what a process killed while it prepared a run here left
+            _clear(staging, out)  # what a process killed while it prepared a run here left
             if force and folder._old_lock is None:  # a run may have appeared since we looked
-                folder._old_lock = _lock_old_run(out)
+                folder._old_lock = _lock_old_run(out, tuple(keep))
             elif not force:
                 _refuse_existing(out)
         except BaseException:
@@ -480,6 +540,7 @@ class RunFolder:
         fsync_folder(staging, self._lock.handle)
         try:
             if self._old_lock is not None and target.exists():
+                _refuse_to_replace(target, self._keep)  # a user may have put something there meanwhile
                 if _exchange(staging, target):
                     old = staging  # the old run now sits where the staging folder was
                 else:
@@ -488,7 +549,7 @@ class RunFolder:
                     os.rename(staging, target)
                 self.path, self._target = target, None
                 fsync_folder(target.parent)
-                shutil.rmtree(old, ignore_errors=True)
+                _remove_old(old, target)
                 self._old_lock.release()
                 self._old_lock = None
             else:
@@ -505,7 +566,7 @@ class RunFolder:
     def discard(self) -> None:
         """Give up a staged run: remove the staging folder (and folders made for it) and drop every lock."""
         if self._target is not None and self._lock is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
+            _remove_run_files(self.path)
             for parent in self._made_parents:
                 try:
                     parent.rmdir()
@@ -795,13 +856,28 @@ def _make_parents(parent: Path) -> list[Path]:
     return missing
 
 
-def _clear(folder: Path) -> None:
-    for entry in folder.iterdir():
-        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+def _clear(folder: Path, out: Path) -> None:
+    """Empty a staging folder a killed process left (its run files; an old run a killed --force swapped out)."""
+    for name in _listing(folder, temporaries=True):
+        if _own(name) and stat.S_ISREG(os.lstat(folder / name).st_mode):
+            os.unlink(folder / name)
+    left = foreign_entries(folder)
+    if left:
+        raise RunFolderError(f"--out {out}: {folder}, where textgen prepares the run, holds files that are not a "
+                             f"run's ({_first_few(left)}); move them out of it, then try again")
+
+
+def _remove_old(folder: Path, out: Path) -> None:
+    """Remove the old run a --force swapped out of ``out``, keeping whatever is not a run's file (a warning)."""
+    left = _remove_run_files(folder)
+    if left:
+        log.warning("%s: files that are not a run's (%s) came into the old run while it was replaced; they are kept "
+                    "in %s", out, _first_few(left), folder)
 
 
 def _remove_stale(folder: Path) -> None:
-    """Remove ``folder`` (a staging folder beside a run) if no process holds it."""
+    """Remove ``folder`` (a staging folder beside a run) if no process holds it: its run files, then the folder
+    if nothing else is in it."""
     if not folder.is_dir() or folder.is_symlink():
         return
     try:
@@ -809,7 +885,7 @@ def _remove_stale(folder: Path) -> None:
     except RunFolderError:
         return  # in use: not ours to remove
     try:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_run_files(folder)
     finally:
         lock.release()
 
@@ -836,6 +912,10 @@ def _refuse_existing(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
     existing = holds_run(out)
+    foreign = foreign_entries(out)
+    if existing and foreign:
+        raise RunFolderError(f"--out {out}: already holds a run and files that are not a run's "
+                             f"({_first_few(foreign)}); choose another folder (--force would not replace them either)")
     if existing:
         writer = lock_holder(out)
         raise RunFolderError(f"--out {out}: already holds a run ({', '.join(existing)})"
@@ -847,19 +927,54 @@ def _refuse_existing(out: Path) -> None:
                              "choose a new or empty one")
 
 
-def _lock_old_run(out: Path) -> FolderLock | None:
-    """Lock the run ``--force`` will replace (None if there is none yet)."""
+def _inside(path: Path, folder: Path) -> bool:
+    """True if ``path`` (followed through links) is ``folder`` or lies inside it."""
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _refuse_to_replace(out: Path, keep: tuple[Path, ...]) -> None:
+    """RunFolderError unless ``out`` is a folder --force may remove: a textgen run and nothing else, holding
+    neither the current folder nor a file of ``keep`` (the corpus the new run reads)."""
+    unchanged = "nothing was changed"
+    try:
+        here = Path.cwd()
+    except OSError:
+        here = None
+    if here is not None and _inside(here, out):
+        raise RunFolderError(f"--out {out}: is the folder textgen runs in, or holds it; --force would remove it from "
+                             f"under you: run textgen from another folder ({unchanged})")
+    for path in keep:
+        if _inside(path, out):
+            raise RunFolderError(f"--corpus {path}: is inside --out {out}, which --force would replace: the new run "
+                                 f"could never be resumed without its corpus; move the corpus out of it first "
+                                 f"({unchanged})")
+    foreign = foreign_entries(out)
+    if foreign:
+        raise RunFolderError(f"--out {out}: holds files that are not a run's ({_first_few(foreign)}); --force "
+                             f"replaces only a folder that holds a run and nothing else, so {unchanged}: move them "
+                             "out of it or choose another folder")
+    if not _textgen_config(out):
+        raise RunFolderError(f"--out {out}: its config.json is not a textgen run's (missing or not one textgen "
+                             f"wrote); --force replaces only a run, so {unchanged}: choose another folder")
+
+
+def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
+    """Lock the run ``--force`` will replace (None if there is none yet), once `_refuse_to_replace` allows it."""
     if not out.exists():
         return None
     if not out.is_dir():
         raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
-    if not holds_run(out):
-        other = _listing(out)
-        if other:
-            raise RunFolderError(f"--out {out}: holds files that are not a run's ({_first_few(other)}); --force "
-                                 "only replaces a run: choose a new or empty folder")
-        return None
-    return FolderLock.acquire(out, f"--out {out}: the run there is being written by")
+    if not _listing(out, temporaries=True):
+        return None  # an empty folder: nothing to replace
+    _refuse_to_replace(out, keep)
+    lock = FolderLock.acquire(out, f"--out {out}: the run there is being written by")
+    try:
+        _refuse_to_replace(out, keep)  # again, now that no textgen can change it: a user still can
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def new_record(**values) -> RunRecord:
