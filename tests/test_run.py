@@ -137,3 +137,121 @@ def test_a_resume_reads_each_corpus_with_its_own_recorded_options(tmp_path):
         {"encoding": "utf-8"}, {"encoding": "latin-1", "keep_carriage_returns": False, "keep_byte_order_mark": False}]
     resumed = resume_run(tmp_path / "run", {"updates": 160}, registry=registry, progress=False)
     assert resumed.state.update == 160
+
+
+# ---------------------------------------------------------------- nothing non-finite reaches disk
+
+WORDS = " ".join(["the quick brown fox jumps over a lazy dog and then runs far away"] * 80)
+# A model sure that a and b alternate gives the held-out tail ("aaa...") a probability that underflows to 0.
+ALTERNATING = "ab" * 2000 + "a" * 200
+SMALL = ["--hidden", "8", "--updates", "100", "--log-every", "10", "--checkpoint-every", "50", "--eval-every", "10",
+         "--sample-every", "50", "--sample-length", "20", "--passage-length", "30", "--no-progress", "-q"]
+
+
+def numbers_in(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from numbers_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers_in(item)
+    elif isinstance(value, float):
+        yield value
+
+
+def assert_all_finite(run):
+    """Every number in the run's JSON files and checkpoints is finite, and no loss is null (how orjson writes NaN)."""
+    import json
+    import math
+
+    for name in ("config.json", "vocab.json", "metrics.jsonl", "samples.jsonl"):
+        if (run / name).exists():
+            for line in (run / name).read_text().splitlines() if name.endswith("l") else [(run / name).read_text()]:
+                data = json.loads(line)  # Python's reader takes NaN and Infinity, which orjson would refuse
+                assert all(math.isfinite(x) for x in numbers_in(data)), (name, line)
+                if name == "metrics.jsonl":
+                    assert None not in [data.get(key, 0) for key in ("loss", "smooth_loss", "val_loss", "val_bpc")]
+    for name in ("last.npz", "best.npz"):
+        with np.load(run / name, allow_pickle=False) as archive:
+            for member in archive.files:
+                array = archive[member]
+                assert array.dtype == np.uint8 or np.isfinite(array).all(), (name, member)
+            meta = json.loads(archive["meta_json"].tobytes())
+            assert all(math.isfinite(x) for x in numbers_in(meta)), name
+
+
+def train_cli(capsys, corpus, out, *argv):
+    from commands import run
+
+    return run(capsys, "train", "--corpus", corpus, "--out", out, *SMALL, *argv)
+
+
+@pytest.mark.parametrize("dtype, sigma", [("float64", "1e308"), ("float32", "1e39"), ("float64", "1e200")],
+                         ids=["float64 weights inf", "float32 weights inf", "float64 weights finite, loss not"])
+def test_initial_weights_that_overflow_are_refused_before_anything_is_made(tmp_path, capsys, dtype, sigma):
+    from commands import snapshot
+
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(WORDS)
+    good = tmp_path / "good"
+    assert train_cli(capsys, corpus, good)[0] == 0
+    before = snapshot(tmp_path)
+    for out, force in ((good, ["--force"]), (tmp_path / "new" / "run", [])):
+        code, _, err = train_cli(capsys, corpus, out, "--sigma", sigma, "--dtype", dtype, *force)
+        assert code == 1 and err.count("\n") == 1 and f"--sigma {float(sigma):g}" in err, err
+        assert snapshot(tmp_path) == before  # the good run kept whole, no folder made, nothing left beside it
+
+
+@pytest.mark.parametrize("every", ["50", "1"], ids=["checkpoint every 50", "checkpoint every update"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_training_loss_that_overflows_stops_at_a_finite_checkpoint_that_resumes(tmp_path, capsys, dtype, every):
+    """Every update checkpointed: the one before the overflow holds finite weights whose next loss is not, from
+    which no rate could go on; the run stops at the checkpoint before it."""
+    from commands import run as run_command
+
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(WORDS)
+    run = tmp_path / "run"
+    code, _, err = train_cli(capsys, corpus, run, "--dtype", dtype, "--eta", "1000", "--seed", "1",
+                             "--checkpoint-every", every)
+    assert code == 1 and err.count("\n") == 1 and "the loss became" in err and "--eta" in err, err
+    assert_all_finite(run)
+    code, _, err = run_command(capsys, "train", "--resume", run, "--eta", "0.001", "--no-progress", "-q")
+    assert code == 0, err
+    assert_all_finite(run)
+    assert load_checkpoint(run / "last.npz").meta["update"] == 100
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_held_out_loss_that_overflows_stops_at_a_finite_checkpoint_that_resumes(tmp_path, capsys, dtype):
+    from commands import run as run_command
+
+    corpus = tmp_path / "ab.txt"
+    corpus.write_text(ALTERNATING)
+    run = tmp_path / "run"
+    code, _, err = train_cli(capsys, corpus, run, "--dtype", dtype, "--eta", "1000", "--seed", "1")
+    assert code == 1 and err.count("\n") == 1 and "validation loss became" in err and "--eta" in err, err
+    assert_all_finite(run)
+    assert run_command(capsys, "report", run)[0] == 0
+    code, _, err = run_command(capsys, "train", "--resume", run, "--eta", "0.001", "--no-progress", "-q")
+    assert code == 0, err
+    assert_all_finite(run)
+    assert load_checkpoint(run / "last.npz").meta["update"] == 100
+
+
+def test_a_run_whose_metrics_hold_null_losses_stays_readable_and_resumable(tmp_path, capsys):
+    """What textgen wrote before for a held-out loss that overflowed: val_loss and val_bpc null."""
+    from commands import run as run_command
+
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(WORDS)
+    run = tmp_path / "run"
+    assert train_cli(capsys, corpus, run)[0] == 0
+    rows = [orjson.loads(line) for line in (run / "metrics.jsonl").read_bytes().splitlines()]
+    for row in rows[:3]:
+        row.update(val_loss=None, val_bpc=None)
+    (run / "metrics.jsonl").write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    assert run_command(capsys, "report", run)[0] == 0
+    code, _, err = run_command(capsys, "train", "--resume", run, "--updates", "120", "--no-progress", "-q")
+    assert code == 0, err
+    assert_all_finite(run)

@@ -8,6 +8,7 @@ records itself in config.json only once its first checkpoint is saved. Both hold
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -46,6 +47,7 @@ from textgen.trainer import (
     TrainState,
     check_corpus_length,
     checkpoints_of,
+    first_loss,
     resolved_epochs,
     state_of,
     total_updates,
@@ -315,6 +317,7 @@ def start_run(
                                           "expected a count")
             state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
                                              config.optimizer, steps)
+        check_initial(state, ids, config, model, run.init_from)
         recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, listeners)
         # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
         # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.
@@ -334,6 +337,21 @@ def start_run(
                          run.passage_length, stop)
     finally:
         folder.release()
+
+
+def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model: RNNConfig,
+                  init_from: Path | None) -> None:
+    """ConfigError if the weights a new run starts from are not finite, or overflow on its first windows: such
+    a run could never make an update, so it is refused before its folder is put in place (or replaces a run)."""
+    loss = first_loss(state, ids, config) if np.isfinite(state.params.flat).all() else math.inf
+    if math.isfinite(loss):
+        return
+    if init_from is not None:
+        raise ConfigError(f"--init-from {init_from}: its weights give a loss of {loss} on this corpus's first "
+                          "window; start from another run or from new weights (nothing was written)")
+    what = "are not finite" if not np.isfinite(state.params.flat).all() else f"give a loss of {loss} on the first window"
+    raise ConfigError(f"--sigma {model.sigma:g}: the initial weights {what} in {model.dtype}; use a smaller --sigma "
+                      "(the default is 0.01; nothing was written)")
 
 
 def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: RunFolder,

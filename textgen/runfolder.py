@@ -627,9 +627,17 @@ class RunFolder:
         return record, last
 
     def metrics(self) -> list[dict]:
-        """metrics.jsonl's rows, each checked (CheckpointError naming the line and the field)."""
-        return _checked_rows(self.file("metrics.jsonl"), read_jsonl(self.file("metrics.jsonl"), self._at()),
-                             METRICS_FIELDS)
+        """metrics.jsonl's rows, each checked (CheckpointError naming the line and the field).
+
+        A held-out loss of null is what textgen once wrote for one that overflowed (JSON has no inf):
+        such a row is read as a row without an evaluation, so that the run stays readable and resumable.
+        """
+        rows = read_jsonl(self.file("metrics.jsonl"), self._at())
+        for row in rows:
+            if row.get("val_loss", 0) is None:
+                row.pop("val_loss")
+                row.pop("val_bpc", None)
+        return _checked_rows(self.file("metrics.jsonl"), rows, METRICS_FIELDS)
 
     def samples(self) -> list[dict]:
         """samples.jsonl's rows, each checked."""
@@ -728,7 +736,7 @@ class RunFolder:
         try:
             remove_temporaries(self.path, at, WRITER_FILES)
             for name, rows in (("metrics.jsonl", metrics), ("samples.jsonl", samples)):
-                data = jsonl_bytes(rows)
+                data = jsonl_bytes(rows, self.file(name))
                 if originals[name] is None or data != originals[name][0]:
                     write_bytes(self.file(name), data, at)
             self.save_checkpoints(last, best)
