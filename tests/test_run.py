@@ -97,18 +97,84 @@ def test_a_resume_may_change_only_what_keeps_it_exact(corpus, tmp_path):
         resume_run(run, {"seq_length": 10, "threads": 1}, progress=False)
 
 
-def test_a_passage_older_than_the_last_checkpoint_is_drawn_again(corpus, tmp_path):
-    """An extended run killed after its last checkpoint, before its old passage was removed: not finished."""
+def set_times(run, order):
+    """Give the files of ``run`` modification times in ``order`` (oldest first), as a copy that resets them may."""
     import os
+
+    for age, name in enumerate(reversed(order)):
+        when = 1_600_000_000_000_000_000 - age * 10**9
+        os.utime(run / name, ns=(when, when))
+
+
+def contents(run):
+    return {path.name: path.read_bytes() for path in sorted(run.iterdir())}
+
+
+FINISHED_ORDERS = {  # the files' times after a copy that does not keep them (cp without -p, a sync tool)
+    "passage older than the checkpoint": ["best_passage.txt", "report.html", "report.md", "last.npz", "config.json"],
+    "reports older than the passage": ["report.html", "report.md", "last.npz", "best_passage.txt", "config.json"],
+    "as written": ["last.npz", "best_passage.txt", "config.json", "report.html", "report.md"],
+}
+
+
+@pytest.mark.parametrize("order", FINISHED_ORDERS.values(), ids=FINISHED_ORDERS.keys())
+def test_a_finished_run_copied_without_its_times_is_still_finished(corpus, tmp_path, order):
+    from textgen.runfolder import RunFolder
+
+    run = tmp_path / "run"
+    start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
+    set_times(run, order)
+    before = contents(run)
+    assert RunFolder(run).is_finished() and RunFolder(run).report_is_current()
+    with pytest.raises(ConfigError, match="already has 120 updates"):
+        resume_run(run, progress=False)  # not finished off again: no new passage, no resume recorded
+    assert contents(run) == before
+
+
+@pytest.mark.parametrize("newer", [True, False], ids=["old passage newer", "old passage older"])
+def test_an_extended_run_with_its_old_passage_left_is_not_finished_whatever_the_times(corpus, tmp_path, newer):
+    """An extended run killed after its last checkpoint, before its old passage was removed, whatever the times a
+    copy then gave the files: its passage is drawn again."""
+    from textgen.runfolder import RunFolder
 
     run = tmp_path / "run"
     start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
     extended = resume_run(run, {"updates": 160}, progress=False)
+    # what that kill leaves: config.json of the extended run, not yet finished, and the shorter run's passage
+    record = orjson.loads((run / "config.json").read_bytes())
+    record["finished_at_update"] = None
+    (run / "config.json").write_bytes(orjson.dumps(record))
     (run / "best_passage.txt").write_text("the passage of the run before it was extended")
-    old = (run / "last.npz").stat().st_mtime_ns - 10**9
-    os.utime(run / "best_passage.txt", ns=(old, old))
+    files = ["last.npz", "best_passage.txt"] if newer else ["best_passage.txt", "last.npz"]
+    set_times(run, ["report.html", "report.md", *files, "config.json"])
+    assert not RunFolder(run).is_finished()
     finished = resume_run(run, progress=False)
     assert finished.passage == extended.passage == (run / "best_passage.txt").read_text(encoding="utf-8")
+    assert RunFolder(run).is_finished() and RunFolder(run).report_is_current()
+
+
+@pytest.mark.parametrize("order", FINISHED_ORDERS.values(), ids=FINISHED_ORDERS.keys())
+def test_a_run_finished_before_the_finish_was_recorded_is_still_finished(corpus, tmp_path, order):
+    """config.json without finished_at_update and reports without their last line, as textgen wrote them before."""
+    from textgen.runfolder import RunFolder
+
+    run = tmp_path / "run"
+    start_run([corpus], RNNConfig(hidden=10), CONFIG, run_config(run), progress=False)
+    record = orjson.loads((run / "config.json").read_bytes())
+    del record["finished_at_update"]
+    (run / "config.json").write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    for name in ("report.html", "report.md"):
+        (run / name).write_bytes((run / name).read_bytes().rstrip(b"\n").rpartition(b"\n")[0] + b"\n")
+    set_times(run, order)
+    kept = {name: data for name, data in contents(run).items() if not name.startswith("report")}
+    assert RunFolder(run).is_finished()
+    try:
+        resume_run(run, progress=False)  # at most the report is made again
+    except ConfigError as error:
+        assert "already has 120 updates" in str(error)
+    assert {name: data for name, data in contents(run).items() if not name.startswith("report")} == kept
+    with pytest.raises(ConfigError, match="already has 120 updates"):
+        resume_run(run, progress=False)
 
 
 def test_an_evaluation_interval_beyond_the_run_is_refused(corpus, tmp_path):

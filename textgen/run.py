@@ -333,8 +333,7 @@ def start_run(
         folder.release()
         raise
     try:
-        return _train_in(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress,
-                         run.passage_length, stop)
+        return _train_in(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress, record, stop)
     finally:
         folder.release()
 
@@ -377,10 +376,11 @@ def _train_in(
     state: TrainState,
     recorder: RunRecorder,
     progress: bool | None,
-    passage_length: int,
+    record: RunRecord,
     stop: StopRequest | None,
 ) -> RunResult:
-    """Train in the locked ``folder``, then write the final passage and the report.
+    """Train in the locked ``folder``, then write the final passage, record in config.json (``record``, as the
+    run wrote it) that the run has finished, and write the report.
 
     A stop during training ends in a checkpoint (and the plot and report); a stop afterwards (during the
     passage or the report) comes at once. Either way `Interrupted` goes on with the folder and the update kept.
@@ -399,8 +399,9 @@ def _train_in(
             stop.check()  # a stop that came while the final checkpoint was written
         # As the assignment synthesises: from the hidden state training had when these parameters were in use.
         start = (state.best_h, state.best_next_id)
-        passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng, start=start)
+        passage = generate(state.best_params, vocab, SampleConfig(length=record.passage_length), rng, start=start)
         folder.write_text("best_passage.txt", passage)
+        folder.write_record(replace(record, finished_at_update=state.update))  # the passage is of this update
         report = _write_report(folder.path)
     except Interrupted as stopped:
         stopped.folder, stopped.update, stopped.finished = folder.path, recorder.checkpoint_update, finished
@@ -475,13 +476,13 @@ def resume_run(
         entry = {"at_update": state.update, "changes": changes,
                  "when": datetime.now().astimezone().isoformat(timespec="seconds")}
         updated = replace(record, train=config, total_updates=target, passage_length=passage_length,
-                          resumes=(*record.resumes, entry))
+                          resumes=(*record.resumes, entry), finished_at_update=None)
         extended = ("best_passage.txt",) if target > state.update else ()  # a passage of the shorter run
         recorder = RunRecorder(folder, last.vocab, last.model, config, rng, record.updates_per_epoch,
                                list(record.sources), listeners, Resumption(metrics, samples, updated, extended))
         recorder.tell("on_start", start_record(folder.path, updated, state.update))
         return _train_in(folder, ids, val_ids, last.vocab, last.model, config, rng, state, recorder, progress,
-                         passage_length, stop)
+                         updated, stop)
     finally:
         folder.release()
 

@@ -234,12 +234,15 @@ class RunRecord:
     updates_per_epoch: int  # windows per pass over the corpus
     total_updates: int  # the updates the run makes in all
     passage_length: int = 1000  # characters of best_passage.txt
+    finished_at_update: int | None = None  # the update the run finished at (best_passage.txt drawn); None until then
     val_max_characters: int = 250_000  # held-out characters per source at most (250,000 before it was recorded)
     init_from: str | None = None  # the run this one started from
     created: str = ""  # when the run started (ISO 8601)
     textgen_version: str = __version__  # the textgen that started it
     resumes: tuple[dict, ...] = ()  # each resume: at_update, changes, when
     extra: dict = field(default_factory=dict)  # other JSON the caller recorded (e.g. "gradcheck")
+    # False for a config.json from before finished_at_update was recorded (see `RunFolder.is_finished`)
+    records_finish: bool = field(default=True, compare=False)
 
     def to_json(self) -> dict:
         """The config.json layout (format_version 1)."""
@@ -260,6 +263,7 @@ class RunRecord:
                 "total_updates": self.total_updates,
             },
             "passage_length": self.passage_length,
+            "finished_at_update": self.finished_at_update,
             **({"init_from": self.init_from} if self.init_from is not None else {}),
             **self.extra,
         }
@@ -306,8 +310,10 @@ class RunRecord:
         _check(isinstance(gradcheck, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    for v in gradcheck.values()), where, "gradcheck", gradcheck,
                "an object of parameter name to error")
+        finished = data.get("finished_at_update")
+        _check(finished is None or _count(finished), where, "finished_at_update", finished, "null or a count")
         known = {"format_version", "textgen_version", "created", "model", "train", "corpus", "passage_length",
-                 "init_from", "resumes"}
+                 "finished_at_update", "init_from", "resumes"}
         return cls(
             model=_dataclass_from(RNNConfig, data["model"], where, "model"),
             train=_dataclass_from(TrainConfig, data["train"], where, "train"),
@@ -320,6 +326,8 @@ class RunRecord:
             updates_per_epoch=corpus["updates_per_epoch"],
             total_updates=corpus["total_updates"],
             passage_length=passage,
+            finished_at_update=finished,
+            records_finish="finished_at_update" in data,
             init_from=init_from,
             created=data.get("created", ""),
             textgen_version=data.get("textgen_version", ""),
@@ -668,16 +676,41 @@ class RunFolder:
         return self._stat(name) is not None
 
     def is_finished(self) -> bool:
-        """True if best_passage.txt was written after last.npz: the run's final step came after its last update
-        (a passage older than the checkpoint belongs to the run before it was extended)."""
-        passage, last = self._stat("best_passage.txt"), self._stat("last.npz")
-        return passage is not None and last is not None and passage.st_mtime_ns >= last.st_mtime_ns
+        """True if the run has finished: best_passage.txt holds the passage drawn after its last update.
+
+        Decided from what the files hold, never from their times (a copy may reset them): config.json's
+        finished_at_update, recorded once the passage is written and cleared when a resume extends the run.
+        For a config.json from before that was recorded: a passage, and last.npz at the run's total.
+        """
+        if not self.has("best_passage.txt"):
+            return False
+        try:
+            record = self.read_record()
+            if record.records_finish:
+                return record.finished_at_update == record.total_updates
+            return self.load("last").meta.get("update") == record.total_updates
+        except CheckpointError:
+            return False  # a damaged run is not finished; whoever resumes it is told what is wrong
+
+    def report_stamp(self) -> str:
+        """The last line of a report of this run as it is now: it says whether the run had finished, and at which
+        update, so that `report_is_current` needs no file times."""
+        if self.is_finished():
+            return f"<!-- textgen report of the finished run, update {self.read_record().total_updates} -->"
+        return "<!-- textgen report of an unfinished run -->"
 
     def report_is_current(self) -> bool:
-        """True if report.html and report.md were written after best_passage.txt (the run's last file)."""
-        passage = self._stat("best_passage.txt")
-        reports = [self._stat(name) for name in ("report.html", "report.md")]
-        return passage is not None and all(r is not None and r.st_mtime_ns >= passage.st_mtime_ns for r in reports)
+        """True if report.html and report.md were both made from the finished run (their last line says so)."""
+        if not self.is_finished():
+            return False
+        stamp = self.report_stamp().encode() + b"\n"
+        for name in ("report.html", "report.md"):
+            try:
+                if not read_bytes(self.file(name), self._at()).endswith(stamp):
+                    return False
+            except (OSError, TextgenError):
+                return False
+        return True
 
     # ------------------------------------------------------------ writing (the lock holder only)
 
