@@ -147,7 +147,7 @@ def test_an_extended_run_with_its_old_passage_left_is_not_finished_whatever_the_
     (run / "best_passage.txt").write_text("the passage of the run before it was extended")
     files = ["last.npz", "best_passage.txt"] if newer else ["best_passage.txt", "last.npz"]
     set_times(run, ["report.html", "report.md", *files, "config.json"])
-    assert not RunFolder(run).is_finished()
+    assert not RunFolder(run).is_finished() and RunFolder(run).passage() is None  # not this run's passage
     finished = resume_run(run, progress=False)
     assert finished.passage == extended.passage == (run / "best_passage.txt").read_text(encoding="utf-8")
     assert RunFolder(run).is_finished() and RunFolder(run).report_is_current()

@@ -653,7 +653,10 @@ class RunFolder:
                              SAMPLES_FIELDS)
 
     def passage(self) -> str | None:
-        """best_passage.txt, or None before the run has finished."""
+        """best_passage.txt, or None before the run has finished (a passage a kill left from before the run was
+        extended is not its passage: see `is_finished`)."""
+        if not self.is_finished():
+            return None
         try:
             return read_bytes(self.file("best_passage.txt"), self._at()).decode("utf-8")
         except FileNotFoundError:
