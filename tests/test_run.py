@@ -321,3 +321,37 @@ def test_a_run_whose_metrics_hold_null_losses_stays_readable_and_resumable(tmp_p
     code, _, err = run_command(capsys, "train", "--resume", run, "--updates", "120", "--no-progress", "-q")
     assert code == 0, err
     assert_all_finite(run)
+
+
+@pytest.mark.parametrize("model", [[], ["--cell", "lstm", "--dropout", "0.2", "--batch-size", "4", "--threads", "2"]],
+                         ids=["rnn", "lstm, dropout, threads"])
+def test_checking_the_next_loss_at_each_checkpoint_changes_nothing_that_is_trained(tmp_path, capsys, model):
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(WORDS)
+    for every in ("1", "1000"):
+        code, _, err = train_cli(capsys, corpus, tmp_path / every, "--checkpoint-every", every, "--seed", "3", *model)
+        assert code == 0, err
+    with np.load(tmp_path / "1" / "last.npz") as often, np.load(tmp_path / "1000" / "last.npz") as once:
+        for name in often.files:
+            if name != "meta_json":
+                np.testing.assert_array_equal(often[name], once[name], err_msg=name)
+
+
+def test_a_checkpoint_whose_next_loss_overflows_is_refused_by_resume_with_nothing_changed(tmp_path, capsys):
+    """As textgen saved one before it looked a window ahead: finite weights that no learning rate can go on from."""
+    from commands import run as run_command
+    from commands import snapshot
+
+    from textgen.checkpoint import save_checkpoint
+
+    corpus = tmp_path / "words.txt"
+    corpus.write_text(WORDS)
+    run = tmp_path / "run"
+    assert train_cli(capsys, corpus, run, "--updates", "50")[0] == 0
+    last = load_checkpoint(run / "last.npz")
+    last.params["V"][...] *= 1e300  # finite, but its logits overflow on every window
+    save_checkpoint(run / "last.npz", last)
+    before = snapshot(run)
+    code, _, err = run_command(capsys, "train", "--resume", run, "--updates", "100", "--eta", "0.001", "-q")
+    assert code == 1 and err.count("\n") == 1 and "no learning rate can continue from them" in err, err
+    assert snapshot(run) == before

@@ -31,7 +31,7 @@ from textgen.corpus import (
     stream_encode,
     streamable_source,
 )
-from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError, TrainingError
 from textgen.limits import check_memory
 from textgen.models import default_threads, network_of
 from textgen.optim import array_names
@@ -472,6 +472,11 @@ def resume_run(
             raise ConfigError(f"--resume: the run already has {state.update:,} updates; give a larger total with "
                               "--updates or --epochs")
         check_sizes(last.model, config, passage_length, last.vocab.size)
+        if target > state.update and not math.isfinite(loss := first_loss(state, ids, config)):
+            # saved by a textgen that did not yet look one window ahead: no --eta can change this loss
+            raise TrainingError(f"--resume {folder.path}: the weights in last.npz (update {state.update:,}) give a "
+                                f"loss of {loss} on the next window, so no learning rate can continue from them; "
+                                "start a new run (nothing was changed)")
         metrics, samples = folder.rows_up_to(state.update, state.sampled_at)
         entry = {"at_update": state.update, "changes": changes,
                  "when": datetime.now().astimezone().isoformat(timespec="seconds")}
