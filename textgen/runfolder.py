@@ -2,10 +2,12 @@
 
 A new run is built in a staging folder beside its place (``.NAME.textgen-new``) and moved into place
 only once it holds its first checkpoint, so a run folder that exists can always be resumed; with
-``force`` the old run is swapped out at that moment, not before. Every writer holds an exclusive
-``flock`` on the folder's ``.lock`` file for as long as it writes, so two writers never meet in one
-folder, and a lock dies with its process. config.json is validated field by field, as the flags are,
-and against the checkpoint it describes. Imports neither the trainer nor the report.
+``force`` the old run is swapped out at that moment, not before, and only a folder that holds a run and
+nothing else is ever replaced (textgen removes its own files only). Every writer holds an exclusive
+``flock`` on the folder itself for as long as it writes, so two writers never meet in one folder, and a
+lock dies with its process. config.json is validated field by field, as the flags are, and against the
+checkpoint it describes; whether a run has finished is read from it, never from file times. Imports
+neither the trainer nor the report.
 """
 
 from __future__ import annotations
