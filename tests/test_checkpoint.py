@@ -125,3 +125,22 @@ def test_run_checkpoints_keep_the_training_state_sampling_starts_from(tmp_path):
     best_h, best_next = best.start_state()
     np.testing.assert_array_equal(best_h, last.arrays["best_h"][0])
     assert best.meta["next_id"] == best_next == last.meta["best_next_id"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("spoil", ["a parameter", "a state array", "the metadata"])
+def test_a_checkpoint_with_anything_non_finite_is_never_written(tmp_path, dtype, spoil):
+    """load_checkpoint refuses such a file, so writing it would only put an unreadable file over a good one."""
+    save_checkpoint(tmp_path / "c.npz", make_checkpoint(dtype=dtype))
+    before = (tmp_path / "c.npz").read_bytes()
+    checkpoint = make_checkpoint(dtype=dtype)
+    if spoil == "a parameter":
+        checkpoint.params.flat[3] = np.inf
+    elif spoil == "a state array":
+        checkpoint.arrays["h"][0, 1] = np.nan
+    else:
+        checkpoint.meta["smooth_loss"] = float("inf")
+    with pytest.raises(CheckpointError, match="c.npz: .*not finite"):
+        save_checkpoint(tmp_path / "c.npz", checkpoint)
+    assert (tmp_path / "c.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]

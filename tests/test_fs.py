@@ -75,3 +75,21 @@ def test_only_the_named_files_temporaries_are_removed(tmp_path):
     (tmp_path / ".report.html.5e6f7a8b.tmp").write_bytes(b"a report being written right now")
     remove_temporaries(tmp_path, of=("last.npz", "config.json"))
     assert os.listdir(tmp_path) == [".report.html.5e6f7a8b.tmp"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_json_and_jsonl_writers_refuse_a_non_finite_number_and_write_nothing(tmp_path, value):
+    """orjson would write it as null, which a loss check then refuses for ever; nothing of the kind reaches disk."""
+    path = tmp_path / "data.json"
+    write_json(path, {"a": 1})
+    with pytest.raises(OutputError, match=r"data.json: .*val_loss.* not finite"):
+        write_json(path, {"rows": [{"val_loss": value}]})
+    assert read_json(path, "data") == {"a": 1}
+    rows = tmp_path / "rows.jsonl"
+    append_jsonl(rows, {"update": 1, "loss": 2.0})
+    with pytest.raises(OutputError, match=r"rows.jsonl: .*loss.* not finite"):
+        append_jsonl(rows, {"update": 2, "loss": value})
+    with pytest.raises(OutputError, match=r"not finite"):
+        write_bytes(rows, jsonl_bytes([{"update": 2, "loss": value}]))
+    assert rows.read_bytes() == b'{"update":1,"loss":2.0}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json", "rows.jsonl"]

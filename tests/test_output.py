@@ -81,10 +81,14 @@ def test_help_onto_a_full_device_is_one_line(argv):
     assert_one_error_line(result, r"cannot write to standard output \(No space left on device\)")
 
 
-def test_a_loss_that_overflows_is_one_line_without_numpys_warnings(tmp_path, accented_run):
-    result = textgen("train", "--corpus", accented_run.parent / "book.txt", "--out", tmp_path / "run", "--eta",
-                     "1e308", "--sigma", "1e18", "-q")  # -q: no start line
-    assert_one_error_line(result, r"the loss became (nan|inf) at update \d+; the last checkpoint is kept")
+@pytest.mark.parametrize("argv, message", [
+    (["--eta", "1e308"], r"the loss became (nan|inf) at update \d+; the last checkpoint \(update 0\) is kept"),
+    (["--sigma", "1e18"], r"--sigma 1e\+18: the initial weights give a loss of (nan|inf) on the first window"),
+], ids=["training", "initial weights"])
+def test_a_loss_that_overflows_is_one_line_without_numpys_warnings(tmp_path, accented_run, argv, message):
+    result = textgen("train", "--corpus", accented_run.parent / "book.txt", "--out", tmp_path / "run", *argv,
+                     "-q")  # -q: no start line
+    assert_one_error_line(result, message)
 
 
 def on_a_terminal(*argv: object, interrupt_after: int = 0) -> tuple[int, str]:

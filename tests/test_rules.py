@@ -124,3 +124,12 @@ def test_a_resume_takes_settings_repeated_as_the_run_has_them(tmp_path, corpus, 
     assert code == 0, err
     resumed = textgen.resume(other_run, updates=40, hidden=8, dropout=0.0, seed=1, cell="rnn", progress=False)
     assert resumed.final_update == 40
+
+
+def test_a_resume_names_what_is_wrong_with_its_folder_and_its_total(tmp_path, corpus, other_run, capsys):
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "nowhere", "--updates", "40")
+    assert code == 1 and "--resume" in err and "no such folder" in err, err
+    code, _, err = run(capsys, "train", "--resume", corpus, "--updates", "40")
+    assert code == 1 and "not a folder" in err, err
+    code, _, err = run(capsys, "train", "--resume", other_run, "--epochs", "0.01")
+    assert code == 1 and "--epochs 0.01 makes 1 in all, and the run already has 20 updates" in err, err

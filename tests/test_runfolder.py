@@ -100,11 +100,16 @@ def test_a_discarded_run_leaves_nothing_not_even_the_folders_made_for_it(tmp_pat
     assert listing(tmp_path) == []
 
 
-def test_a_stale_staging_folder_of_a_killed_process_is_cleared(tmp_path):
+def test_a_stale_staging_folder_of_a_killed_process_is_cleared_of_run_files_only(tmp_path):
     staging = tmp_path / f".run{STAGING_SUFFIX}"
     staging.mkdir()
     (staging / "ids.bin").write_bytes(b"\0" * 100)
+    (staging / ".last.npz.0f0f0f0f.tmp").write_bytes(b"half")
     (staging / "sub").mkdir()
+    with pytest.raises(RunFolderError, match=r"holds files that are not a run's \(sub/\)"):
+        RunFolder.create(tmp_path / "run")
+    assert listing(staging) == ["sub"]  # the run files went; what is not a run's was kept
+    (staging / "sub").rmdir()
     folder = RunFolder.create(tmp_path / "run")
     assert listing(staging) == []
     folder.discard()
@@ -313,3 +318,108 @@ def test_a_reader_knows_when_its_folder_was_replaced(finished, tmp_path):
     finished.rename(tmp_path / "old")
     shutil.copytree(tmp_path / "old", finished)
     assert reader.replaced()
+
+
+# ---------------------------------------------------------------- --force replaces a run and nothing else
+
+
+def sweep_files(folder):
+    """What textgen sweep leaves in a sweep folder: its spec, sweep.json, trials.json and a trial's run folder."""
+    folder.mkdir(exist_ok=True)
+    (folder / "spec.toml").write_text('[train]\ncorpus = ["book.txt"]\n[search]\nhidden = [8, 16]\n')
+    (folder / "sweep.json").write_text('{"spec": "spec.toml", "seed": 1, "trials": 2}')
+    (folder / "trials.json").write_text('{"t0000": {"status": "ended", "settings": {"hidden": 8}}}')
+    (folder / "trials" / "t0000").mkdir(parents=True)
+    (folder / "trials" / "t0000" / "config.json").write_text('{"the trial": "run"}')
+
+
+def add_notes(run):
+    (run / "notes.txt").write_text("what I learnt from this run")
+
+
+def add_folder(run):
+    (run / "mine").mkdir()
+    (run / "mine" / "table.csv").write_text("hidden,bpc\n8,2.1\n")
+
+
+def add_sweep(run):
+    sweep_files(run / "sweep")
+
+
+def add_corpus(run):
+    shutil.copyfile(run.parent.parent / "trained0" / "corpus.txt", run / "book.txt")
+
+
+@pytest.mark.parametrize("add, foreign, corpus", [
+    (add_notes, "notes.txt", None),
+    (add_folder, "mine", None),
+    (add_sweep, "sweep", None),
+    (add_corpus, "book.txt", "book.txt"),  # textgen train --corpus runA/book.txt --out runA --force
+], ids=["a user's notes", "a user's folder", "a sweep folder inside", "the corpus being read"])
+def test_force_refuses_a_run_folder_that_holds_anything_else_and_keeps_it_all(finished, capsys, add, foreign, corpus):
+    from commands import snapshot
+
+    add(finished)
+    before = snapshot(finished)
+    source = finished / corpus if corpus else finished.parent.parent / "trained0" / "corpus.txt"
+    code, _, err = run_cli(capsys, "--corpus", source, "--out", finished, "--force")
+    assert code == 1 and err.count("\n") == 1 and err.startswith("textgen: error: --"), err
+    assert foreign in err and "nothing" in err, err
+    assert snapshot(finished) == before  # every byte and every time, the run's and the user's
+    assert listing(finished.parent) == ["run"]  # no staging folder left beside it
+
+
+def run_cli(capsys, *argv):
+    from commands import run
+
+    return run(capsys, "train", *QUICK, *argv)
+
+
+def test_force_refuses_what_is_not_a_run(tmp_path, trained, capsys, monkeypatch):
+    from commands import snapshot
+
+    corpus = trained.parent / "corpus.txt"
+    sweep_files(tmp_path / "sweep")  # a sweep folder as --out
+    (tmp_path / "project").mkdir()  # a folder holding only a config.json that is not textgen's
+    (tmp_path / "project" / "config.json").write_text('{"editor": "vim"}')
+    shutil.copytree(trained, tmp_path / "runs" / "a")  # a folder of runs, and the current folder's parent
+    (tmp_path / "runs" / "report.html").write_text("<p>my notes on these runs</p>")
+    (tmp_path / "linked").symlink_to(shutil.copytree(trained, tmp_path / "target"))  # a link to a run
+    cases = {"sweep": "spec.toml", "project": "config.json is not a textgen run's", "runs": "a",
+             "linked": "not a link"}
+    for name, message in cases.items():
+        before = snapshot(tmp_path, links=False)
+        code, _, err = run_cli(capsys, "--corpus", corpus, "--out", tmp_path / name, "--force")
+        assert code == 1 and err.count("\n") == 1 and message in err, err
+        assert snapshot(tmp_path, links=False) == before, name
+    # the folder the command runs in (a run itself), and one that holds it
+    monkeypatch.chdir(tmp_path / "runs" / "a")
+    for out in (tmp_path / "runs" / "a", tmp_path / "runs"):
+        before = snapshot(tmp_path, links=False)
+        code, _, err = run_cli(capsys, "--corpus", corpus, "--out", out, "--force")
+        assert code == 1 and err.count("\n") == 1, err
+        assert snapshot(tmp_path, links=False) == before, out
+
+
+def test_force_refuses_a_corpus_that_is_a_file_of_the_run_it_would_replace(finished, capsys):
+    """Training on the old run's own passage: replacing the run would leave the new one without its corpus."""
+    from commands import snapshot
+
+    before = snapshot(finished)
+    code, _, err = run_cli(capsys, "--corpus", finished / "best_passage.txt", "--out", finished, "--force",
+                           "--val-fraction", "0", "--seq-length", "5")
+    assert code == 1 and "best_passage.txt" in err and "inside" in err, err
+    assert snapshot(finished) == before
+
+
+def test_force_replaces_a_run_with_what_textgen_itself_left_in_it(finished, capsys):
+    """Temporaries of killed writes, a sweep's note on a trial and an older textgen's .lock are the run's."""
+    (finished / ".last.npz.1a2b3c4d.tmp").write_bytes(b"half a checkpoint")
+    (finished / "sweep_trial.json").write_text('{"status": "stopped early"}')
+    (finished / ".lock").write_text("")
+    code, _, err = run_cli(capsys, "--corpus", finished.parent.parent / "trained0" / "corpus.txt", "--out", finished,
+                           "--force", "--seed", "5")
+    assert code == 0, err
+    assert orjson.loads((finished / "config.json").read_bytes())["train"]["seed"] == 5
+    assert not {".last.npz.1a2b3c4d.tmp", "sweep_trial.json", ".lock"} & set(listing(finished))
+    assert listing(finished.parent) == ["run"]

@@ -20,7 +20,7 @@ import orjson
 
 from textgen.config import RNNConfig
 from textgen.errors import CheckpointError, ConfigError
-from textgen.fs import atomic_write, read_bytes
+from textgen.fs import atomic_write, non_finite_place, read_bytes
 from textgen.models import Params, network_of
 from textgen.optim import OPTIMIZER_ARRAYS
 from textgen.vocab import CharVocab
@@ -62,6 +62,12 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint, at: int | None = None) -
     )
     arrays = dict(checkpoint.params.arrays)
     arrays.update(checkpoint.arrays)
+    # load_checkpoint refuses NaN and infinity, so such a file would only replace a good one with an unreadable one
+    spoilt = [name for name, array in arrays.items() if not np.isfinite(array).all()]
+    place = non_finite_place(meta)
+    if spoilt or place is not None:
+        what = f"array {spoilt[0]!r} holds values that are" if spoilt else f"its metadata's {place} is"
+        raise CheckpointError(f"{path}: {what} not finite; the checkpoint was not written")
     arrays[META_KEY] = np.frombuffer(orjson.dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
     try:
         atomic_write(Path(path), lambda stream: np.savez(stream, **arrays), at)

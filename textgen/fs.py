@@ -7,6 +7,7 @@ A failed write raises `OutputError` naming the path and the cause; the old file 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import secrets
 import stat
@@ -103,9 +104,38 @@ def write_bytes(path: Path, data: bytes, at: int | None = None) -> None:
         raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
+def non_finite_place(value: object, where: str = "") -> str | None:
+    """Where JSON-ready ``value`` holds its first NaN or infinity (``rows[2].loss``), or None if it holds none.
+    NumPy scalars and arrays count as the numbers they hold."""
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where or "the value"
+    if isinstance(value, dict):
+        items = ((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for place, item in items:
+        found = non_finite_place(item, place)
+        if found is not None:
+            return found
+    return None
+
+
+def _finite_json(data: object, path: Path | None, option: int = 0) -> bytes:
+    """``data`` as JSON; OutputError naming the field if it holds NaN or infinity, which orjson would write as
+    null (JSON has neither): a loss of null would make the file unreadable to the checks that read it back."""
+    place = non_finite_place(data)
+    if place is not None:
+        raise OutputError(f"{path or 'a JSON row'}: {place} is not finite; refusing to write it (nothing was written)")
+    return orjson.dumps(data, option=option | orjson.OPT_SERIALIZE_NUMPY)
+
+
 def write_json(path: Path, data: object, at: int | None = None) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    write_bytes(path, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY), at)
+    """Write ``data`` as indented JSON, atomically (OutputError, nothing written, if it holds NaN or infinity)."""
+    write_bytes(path, _finite_json(data, path, orjson.OPT_INDENT_2), at)
 
 
 def read_json(path: Path, what: str, at: int | None = None) -> object:
@@ -148,17 +178,18 @@ def read_jsonl(path: Path, at: int | None = None) -> list[dict]:
     return rows
 
 
-def jsonl_bytes(rows: Iterable[dict]) -> bytes:
-    """Rows as the bytes of a JSON-lines file."""
-    return b"".join(orjson.dumps(row) + b"\n" for row in rows)
+def jsonl_bytes(rows: Iterable[dict], path: Path | None = None) -> bytes:
+    """Rows as the bytes of a JSON-lines file (OutputError if one holds NaN or infinity; ``path`` for the message)."""
+    return b"".join(_finite_json(row, path) + b"\n" for row in rows)
 
 
 def append_jsonl(path: Path, row: dict, at: int | None = None) -> None:
-    """Append one row; OutputError naming the path if it cannot be written."""
+    """Append one row; OutputError naming the path if it cannot be written or holds NaN or infinity."""
+    data = _finite_json(row, path) + b"\n"
     try:
         handle = _open(Path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, at)
         with os.fdopen(handle, "ab") as stream:
-            stream.write(orjson.dumps(row) + b"\n")
+            stream.write(data)
     except OSError as error:
         raise OutputError(f"{path}: cannot write ({error.strerror})") from None
 

@@ -8,6 +8,7 @@ records itself in config.json only once its first checkpoint is saved. Both hold
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from textgen.corpus import (
     stream_encode,
     streamable_source,
 )
-from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError, TrainingError
 from textgen.limits import check_memory
 from textgen.models import default_threads, network_of
 from textgen.optim import array_names
@@ -47,6 +48,7 @@ from textgen.trainer import (
     TrainState,
     check_corpus_length,
     checkpoints_of,
+    first_loss,
     resolved_epochs,
     state_of,
     total_updates,
@@ -279,8 +281,9 @@ def start_run(
         check_init_model(model_given or {}, initial.model, run.init_from)
     model = initial.model if initial is not None else (model or RNNConfig())
     check_sizes(model, config, run.passage_length)
+    read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
     folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),
-                              run.force)
+                              run.force, keep=read)
     try:
         encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial)
         check_corpus_length(encoded.ids.size, config)
@@ -319,6 +322,7 @@ def start_run(
                                           "expected a count")
             state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
                                              config.optimizer, steps)
+        check_initial(state, ids, config, model, run.init_from)
         recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, listeners)
         # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
         # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.
@@ -334,8 +338,7 @@ def start_run(
         folder.release()
         raise
     try:
-        return _train_in(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress,
-                         run.passage_length, stop)
+        return _train_in(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress, record, stop)
     finally:
         folder.release()
 
@@ -351,6 +354,21 @@ def start_planned(plan: RunPlan, **arguments) -> RunResult:
     """`start_run` of the run ``plan`` describes (see `textgen.settings.plan_run`); ``arguments`` as start_run's."""
     return start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
                      weights=plan.weights, model_given=plan.model_given, **arguments)
+
+
+def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model: RNNConfig,
+                  init_from: Path | None) -> None:
+    """ConfigError if the weights a new run starts from are not finite, or overflow on its first windows: such
+    a run could never make an update, so it is refused before its folder is put in place (or replaces a run)."""
+    loss = first_loss(state, ids, config) if np.isfinite(state.params.flat).all() else math.inf
+    if math.isfinite(loss):
+        return
+    if init_from is not None:
+        raise ConfigError(f"--init-from {init_from}: its weights give a loss of {loss} on this corpus's first "
+                          "window; start from another run or from new weights (nothing was written)")
+    what = "are not finite" if not np.isfinite(state.params.flat).all() else f"give a loss of {loss} on the first window"
+    raise ConfigError(f"--sigma {model.sigma:g}: the initial weights {what} in {model.dtype}; use a smaller --sigma "
+                      "(the default is 0.01; nothing was written)")
 
 
 def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: RunFolder,
@@ -376,10 +394,11 @@ def _train_in(
     state: TrainState,
     recorder: RunRecorder,
     progress: bool | None,
-    passage_length: int,
+    record: RunRecord,
     stop: StopRequest | None,
 ) -> RunResult:
-    """Train in the locked ``folder``, then write the final passage and the report.
+    """Train in the locked ``folder``, then write the final passage, record in config.json (``record``, as the
+    run wrote it) that the run has finished, and write the report.
 
     A stop during training ends in a checkpoint (and the plot and report); a stop afterwards (during the
     passage or the report) comes at once. Either way `Interrupted` goes on with the folder and the update kept.
@@ -398,8 +417,9 @@ def _train_in(
             stop.check()  # a stop that came while the final checkpoint was written
         # As the assignment synthesises: from the hidden state training had when these parameters were in use.
         start = (state.best_h, state.best_next_id)
-        passage = generate(state.best_params, vocab, SampleConfig(length=passage_length), rng, start=start)
+        passage = generate(state.best_params, vocab, SampleConfig(length=record.passage_length), rng, start=start)
         folder.write_text("best_passage.txt", passage)
+        folder.write_record(replace(record, finished_at_update=state.update))  # the passage is of this update
         report = _write_report(folder.path)
     except Interrupted as stopped:
         stopped.folder, stopped.update, stopped.finished = folder.path, recorder.checkpoint_update, finished
@@ -468,20 +488,27 @@ def resume_run(
             return RunResult(folder.path, state, last.vocab, folder.passage() or "", report)
         unfinished = target == state.update and not folder.is_finished()  # stopped after training
         if target <= state.update and not unfinished:
-            raise ConfigError(f"--resume: the run already has {state.update:,} updates; give a larger total with "
-                              "--updates or --epochs")
+            asked = next((f"--{name} {changes[name]} makes {target:,} in all, and " for name in ("updates", "epochs")
+                          if name in changes), "")
+            raise ConfigError(f"--resume: {asked}the run already has {state.update:,} updates; give a larger total "
+                              "with --updates or --epochs")
         check_sizes(last.model, config, passage_length, last.vocab.size)
+        if target > state.update and not math.isfinite(loss := first_loss(state, ids, config)):
+            # saved by a textgen that did not yet look one window ahead: no --eta can change this loss
+            raise TrainingError(f"--resume {folder.path}: the weights in last.npz (update {state.update:,}) give a "
+                                f"loss of {loss} on the next window, so no learning rate can continue from them; "
+                                "start a new run (nothing was changed)")
         metrics, samples = folder.rows_up_to(state.update, state.sampled_at)
         entry = {"at_update": state.update, "changes": changes,
                  "when": datetime.now().astimezone().isoformat(timespec="seconds")}
         updated = replace(record, train=config, total_updates=target, passage_length=passage_length,
-                          resumes=(*record.resumes, entry))
+                          resumes=(*record.resumes, entry), finished_at_update=None)
         extended = ("best_passage.txt",) if target > state.update else ()  # a passage of the shorter run
         recorder = RunRecorder(folder, last.vocab, last.model, config, rng, record.updates_per_epoch,
                                list(record.sources), listeners, Resumption(metrics, samples, updated, extended))
         recorder.tell("on_start", start_record(folder.path, updated, state.update))
         return _train_in(folder, ids, val_ids, last.vocab, last.model, config, rng, state, recorder, progress,
-                         passage_length, stop)
+                         updated, stop)
     finally:
         folder.release()
 

@@ -2,10 +2,12 @@
 
 A new run is built in a staging folder beside its place (``.NAME.textgen-new``) and moved into place
 only once it holds its first checkpoint, so a run folder that exists can always be resumed; with
-``force`` the old run is swapped out at that moment, not before. Every writer holds an exclusive
-``flock`` on the folder's ``.lock`` file for as long as it writes, so two writers never meet in one
-folder, and a lock dies with its process. config.json is validated field by field, as the flags are,
-and against the checkpoint it describes. Imports neither the trainer nor the report.
+``force`` the old run is swapped out at that moment, not before, and only a folder that holds a run and
+nothing else is ever replaced (textgen removes its own files only). Every writer holds an exclusive
+``flock`` on the folder itself for as long as it writes, so two writers never meet in one folder, and a
+lock dies with its process. config.json is validated field by field, as the flags are, and against the
+checkpoint it describes; whether a run has finished is read from it, never from file times. Imports
+neither the trainer nor the report.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import fcntl
 import logging
 import math
 import os
-import shutil
 import stat
 import sys
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
+
+import orjson
 
 from textgen import __version__
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -52,6 +55,10 @@ CHECKPOINTS = ("best", "last")
 WRITER_FILES = ("config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
                 "best_passage.txt", "ids.bin", "val_ids.bin")
 RUN_FILES = (*WRITER_FILES, "report.html", "report.md", "report_loss.png")  # every file a run folder may hold
+# What else textgen puts in a run folder: a sweep's note on a trial it stopped (textgen.sweep.results.STATUS_FILE)
+# and the lock file of textgen before the lock moved onto the folder itself. With RUN_FILES and the temporaries of
+# killed writes of any of them, these are all that --force removes; anything else in a folder keeps it from --force.
+OWN_FILES = (*RUN_FILES, "sweep_trial.json", ".lock")
 
 
 # ---------------------------------------------------------------- the lock
@@ -229,12 +236,15 @@ class RunRecord:
     updates_per_epoch: int  # windows per pass over the corpus
     total_updates: int  # the updates the run makes in all
     passage_length: int = 1000  # characters of best_passage.txt
+    finished_at_update: int | None = None  # the update the run finished at (best_passage.txt drawn); None until then
     val_max_characters: int = 250_000  # held-out characters per source at most (250,000 before it was recorded)
     init_from: str | None = None  # the run this one started from
     created: str = ""  # when the run started (ISO 8601)
     textgen_version: str = __version__  # the textgen that started it
     resumes: tuple[dict, ...] = ()  # each resume: at_update, changes, when
     extra: dict = field(default_factory=dict)  # other JSON the caller recorded (e.g. "gradcheck")
+    # False for a config.json from before finished_at_update was recorded (see `RunFolder.is_finished`)
+    records_finish: bool = field(default=True, compare=False)
 
     def to_json(self) -> dict:
         """The config.json layout (format_version 1)."""
@@ -255,6 +265,7 @@ class RunRecord:
                 "total_updates": self.total_updates,
             },
             "passage_length": self.passage_length,
+            "finished_at_update": self.finished_at_update,
             **({"init_from": self.init_from} if self.init_from is not None else {}),
             **self.extra,
         }
@@ -301,8 +312,10 @@ class RunRecord:
         _check(isinstance(gradcheck, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    for v in gradcheck.values()), where, "gradcheck", gradcheck,
                "an object of parameter name to error")
+        finished = data.get("finished_at_update")
+        _check(finished is None or _count(finished), where, "finished_at_update", finished, "null or a count")
         known = {"format_version", "textgen_version", "created", "model", "train", "corpus", "passage_length",
-                 "init_from", "resumes"}
+                 "finished_at_update", "init_from", "resumes"}
         return cls(
             model=_dataclass_from(RNNConfig, data["model"], where, "model"),
             train=_dataclass_from(TrainConfig, data["train"], where, "train"),
@@ -315,6 +328,8 @@ class RunRecord:
             updates_per_epoch=corpus["updates_per_epoch"],
             total_updates=corpus["total_updates"],
             passage_length=passage,
+            finished_at_update=finished,
+            records_finish="finished_at_update" in data,
             init_from=init_from,
             created=data.get("created", ""),
             textgen_version=data.get("textgen_version", ""),
@@ -372,10 +387,10 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _listing(folder: Path) -> list[str]:
-    """What a folder holds, leaving out the temporaries of killed writes."""
+def _listing(folder: Path, temporaries: bool = False) -> list[str]:
+    """What a folder holds, leaving out the temporaries of killed writes unless ``temporaries``."""
     try:
-        return sorted(p.name for p in folder.iterdir() if not p.name.endswith(TEMPORARY_SUFFIX))
+        return sorted(p.name for p in folder.iterdir() if temporaries or not p.name.endswith(TEMPORARY_SUFFIX))
     except FileNotFoundError:
         return []
 
@@ -389,6 +404,57 @@ def holds_run(folder: Path) -> list[str]:
     return [name for name in RUN_FILES if (folder / name).exists()]
 
 
+def _own(name: str) -> bool:
+    """True for a name textgen gives a file in a run folder: one of OWN_FILES, or a temporary of a killed write
+    of one (``.NAME.XXXX.tmp``)."""
+    if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+        name = name[1 : -len(TEMPORARY_SUFFIX)].rpartition(".")[0]
+    return name in OWN_FILES
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """What ``folder`` holds that is not a run's own file, sorted (folders end in /): any other name, and an own
+    name that is not a regular file (a folder or a link in its place). None for a missing folder."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "") for entry in entries
+                          if not (_own(entry.name) and entry.is_file(follow_symlinks=False)))
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise RunFolderError(f"{folder}: cannot list the folder ({error.strerror})") from None
+
+
+def _textgen_config(folder: Path) -> bool:
+    """True if ``folder``/config.json is a textgen run's (a JSON object with its sections), however damaged its
+    values; the check before --force removes a folder whose other files only bear a run's names."""
+    try:
+        data = orjson.loads(read_bytes(folder / "config.json"))
+    except (OSError, orjson.JSONDecodeError, TextgenError):
+        return False
+    return isinstance(data, dict) and "format_version" in data and all(
+        isinstance(data.get(section), dict) for section in ("model", "train", "corpus"))
+
+
+def _remove_run_files(folder: Path) -> list[str]:
+    """Remove a run's own files from ``folder`` and then the folder, if nothing else is left in it; returns what
+    is left (nothing once the folder is gone). Never removes what `foreign_entries` names."""
+    for name in _listing(folder, temporaries=True):
+        if _own(name):
+            try:
+                if stat.S_ISREG(os.lstat(folder / name).st_mode):
+                    os.unlink(folder / name)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return foreign_entries(folder)
+    return []
+
+
 class RunFolder:
     """One run folder. Readers read it through one descriptor of the folder, so that what they read comes from
     one run even while another process replaces it; writers hold its lock (see `create`, `open_for_writing`)."""
@@ -400,6 +466,7 @@ class RunFolder:
         self._target: Path | None = None  # where a staging folder goes when published
         self._old_lock: FolderLock | None = None  # the lock on the run a forced replacement removes
         self._made_parents: list[Path] = []  # folders created for the staging folder, removed with it
+        self._keep: tuple[Path, ...] = ()  # files the new run reads, which a forced replacement must not remove
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -436,12 +503,14 @@ class RunFolder:
     # ------------------------------------------------------------ taking a folder for writing
 
     @classmethod
-    def create(cls, out: Path, force: bool = False) -> RunFolder:
+    def create(cls, out: Path, force: bool = False, keep: tuple[Path, ...] = ()) -> RunFolder:
         """A locked, empty staging folder for a new run at ``out``; `publish` moves it into place.
 
         Refused (RunFolderError, nothing touched) when ``out`` already holds a run, unless ``force``; when
         another process is writing or preparing a run there; or when ``out`` holds files that are not a
-        run's. With ``force`` the old run is locked now and replaced only by `publish`.
+        run's. With ``force`` the old run is locked now and replaced only by `publish`; only a folder that
+        holds a textgen run and nothing else is replaced, and not one that holds the current folder or a file
+        of ``keep`` (what the new run reads).
         """
         out = Path(out)
         if out.name in ("", ".", "..") or not Path(os.path.abspath(out)).name or out.is_symlink():
@@ -449,11 +518,12 @@ class RunFolder:
         staging = _staging(out)
         folder = cls(staging)
         folder._target = out
+        folder._keep = tuple(keep)
         try:
             folder._made_parents = _make_parents(out.parent)
             _recover(out)
             if force:
-                folder._old_lock = _lock_old_run(out)
+                folder._old_lock = _lock_old_run(out, tuple(keep))
             else:
                 _refuse_existing(out)
             try:
@@ -463,9 +533,9 @@ class RunFolder:
             except OSError as error:
                 raise RunFolderError(f"--out {out}: cannot create the run folder ({error.strerror})") from None
             folder._lock = FolderLock.acquire(staging, f"--out {out}: a run is being prepared there by", follow=False)
-            _clear(staging)  # what a process killed while it prepared a run here left
+            _clear(staging, out)  # what a process killed while it prepared a run here left
             if force and folder._old_lock is None:  # a run may have appeared since we looked
-                folder._old_lock = _lock_old_run(out)
+                folder._old_lock = _lock_old_run(out, tuple(keep))
             elif not force:
                 _refuse_existing(out)
         except BaseException:
@@ -480,6 +550,7 @@ class RunFolder:
         fsync_folder(staging, self._lock.handle)
         try:
             if self._old_lock is not None and target.exists():
+                _refuse_to_replace(target, self._keep)  # a user may have put something there meanwhile
                 if _exchange(staging, target):
                     old = staging  # the old run now sits where the staging folder was
                 else:
@@ -488,7 +559,7 @@ class RunFolder:
                     os.rename(staging, target)
                 self.path, self._target = target, None
                 fsync_folder(target.parent)
-                shutil.rmtree(old, ignore_errors=True)
+                _remove_old(old, target)
                 self._old_lock.release()
                 self._old_lock = None
             else:
@@ -505,7 +576,7 @@ class RunFolder:
     def discard(self) -> None:
         """Give up a staged run: remove the staging folder (and folders made for it) and drop every lock."""
         if self._target is not None and self._lock is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
+            _remove_run_files(self.path)
             for parent in self._made_parents:
                 try:
                     parent.rmdir()
@@ -524,7 +595,8 @@ class RunFolder:
             if holder:
                 raise RunFolderError(f"--resume {folder.path}: a new run is being prepared there by {holder}; "
                                      "wait for it to start, then try again")
-            raise CheckpointError(f"{folder.path}/config.json: missing; is this a textgen run folder?")
+            what = "not a folder" if folder.path.exists() else "no such folder"
+            raise CheckpointError(f"--resume {folder.path}: {what}; give the run folder that `textgen train` wrote")
         folder._lock = FolderLock.acquire(folder.path, f"--resume {folder.path}: the run is being written by")
         if not os.access(folder.path, os.W_OK):
             folder.release()
@@ -566,9 +638,17 @@ class RunFolder:
         return record, last
 
     def metrics(self) -> list[dict]:
-        """metrics.jsonl's rows, each checked (CheckpointError naming the line and the field)."""
-        return _checked_rows(self.file("metrics.jsonl"), read_jsonl(self.file("metrics.jsonl"), self._at()),
-                             METRICS_FIELDS)
+        """metrics.jsonl's rows, each checked (CheckpointError naming the line and the field).
+
+        A held-out loss of null is what textgen once wrote for one that overflowed (JSON has no inf):
+        such a row is read as a row without an evaluation, so that the run stays readable and resumable.
+        """
+        rows = read_jsonl(self.file("metrics.jsonl"), self._at())
+        for row in rows:
+            if row.get("val_loss", 0) is None:
+                row.pop("val_loss")
+                row.pop("val_bpc", None)
+        return _checked_rows(self.file("metrics.jsonl"), rows, METRICS_FIELDS)
 
     def samples(self) -> list[dict]:
         """samples.jsonl's rows, each checked."""
@@ -576,7 +656,10 @@ class RunFolder:
                              SAMPLES_FIELDS)
 
     def passage(self) -> str | None:
-        """best_passage.txt, or None before the run has finished."""
+        """best_passage.txt, or None before the run has finished (a passage a kill left from before the run was
+        extended is not its passage: see `is_finished`)."""
+        if not self.is_finished():
+            return None
         try:
             return read_bytes(self.file("best_passage.txt"), self._at()).decode("utf-8")
         except FileNotFoundError:
@@ -599,16 +682,41 @@ class RunFolder:
         return self._stat(name) is not None
 
     def is_finished(self) -> bool:
-        """True if best_passage.txt was written after last.npz: the run's final step came after its last update
-        (a passage older than the checkpoint belongs to the run before it was extended)."""
-        passage, last = self._stat("best_passage.txt"), self._stat("last.npz")
-        return passage is not None and last is not None and passage.st_mtime_ns >= last.st_mtime_ns
+        """True if the run has finished: best_passage.txt holds the passage drawn after its last update.
+
+        Decided from what the files hold, never from their times (a copy may reset them): config.json's
+        finished_at_update, recorded once the passage is written and cleared when a resume extends the run.
+        For a config.json from before that was recorded: a passage, and last.npz at the run's total.
+        """
+        if not self.has("best_passage.txt"):
+            return False
+        try:
+            record = self.read_record()
+            if record.records_finish:
+                return record.finished_at_update == record.total_updates
+            return self.load("last").meta.get("update") == record.total_updates
+        except CheckpointError:
+            return False  # a damaged run is not finished; whoever resumes it is told what is wrong
+
+    def report_stamp(self) -> str:
+        """The last line of a report of this run as it is now: it says whether the run had finished, and at which
+        update, so that `report_is_current` needs no file times."""
+        if self.is_finished():
+            return f"<!-- textgen report of the finished run, update {self.read_record().total_updates} -->"
+        return "<!-- textgen report of an unfinished run -->"
 
     def report_is_current(self) -> bool:
-        """True if report.html and report.md were written after best_passage.txt (the run's last file)."""
-        passage = self._stat("best_passage.txt")
-        reports = [self._stat(name) for name in ("report.html", "report.md")]
-        return passage is not None and all(r is not None and r.st_mtime_ns >= passage.st_mtime_ns for r in reports)
+        """True if report.html and report.md were both made from the finished run (their last line says so)."""
+        if not self.is_finished():
+            return False
+        stamp = self.report_stamp().encode() + b"\n"
+        for name in ("report.html", "report.md"):
+            try:
+                if not read_bytes(self.file(name), self._at()).endswith(stamp):
+                    return False
+            except (OSError, TextgenError):
+                return False
+        return True
 
     # ------------------------------------------------------------ writing (the lock holder only)
 
@@ -667,7 +775,7 @@ class RunFolder:
         try:
             remove_temporaries(self.path, at, WRITER_FILES)
             for name, rows in (("metrics.jsonl", metrics), ("samples.jsonl", samples)):
-                data = jsonl_bytes(rows)
+                data = jsonl_bytes(rows, self.file(name))
                 if originals[name] is None or data != originals[name][0]:
                     write_bytes(self.file(name), data, at)
             self.save_checkpoints(last, best)
@@ -795,13 +903,28 @@ def _make_parents(parent: Path) -> list[Path]:
     return missing
 
 
-def _clear(folder: Path) -> None:
-    for entry in folder.iterdir():
-        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+def _clear(folder: Path, out: Path) -> None:
+    """Empty a staging folder a killed process left (its run files; an old run a killed --force swapped out)."""
+    for name in _listing(folder, temporaries=True):
+        if _own(name) and stat.S_ISREG(os.lstat(folder / name).st_mode):
+            os.unlink(folder / name)
+    left = foreign_entries(folder)
+    if left:
+        raise RunFolderError(f"--out {out}: {folder}, where textgen prepares the run, holds files that are not a "
+                             f"run's ({_first_few(left)}); move them out of it, then try again")
+
+
+def _remove_old(folder: Path, out: Path) -> None:
+    """Remove the old run a --force swapped out of ``out``, keeping whatever is not a run's file (a warning)."""
+    left = _remove_run_files(folder)
+    if left:
+        log.warning("%s: files that are not a run's (%s) came into the old run while it was replaced; they are kept "
+                    "in %s", out, _first_few(left), folder)
 
 
 def _remove_stale(folder: Path) -> None:
-    """Remove ``folder`` (a staging folder beside a run) if no process holds it."""
+    """Remove ``folder`` (a staging folder beside a run) if no process holds it: its run files, then the folder
+    if nothing else is in it."""
     if not folder.is_dir() or folder.is_symlink():
         return
     try:
@@ -809,7 +932,7 @@ def _remove_stale(folder: Path) -> None:
     except RunFolderError:
         return  # in use: not ours to remove
     try:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_run_files(folder)
     finally:
         lock.release()
 
@@ -836,6 +959,10 @@ def _refuse_existing(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
     existing = holds_run(out)
+    foreign = foreign_entries(out)
+    if existing and foreign:
+        raise RunFolderError(f"--out {out}: already holds a run and files that are not a run's "
+                             f"({_first_few(foreign)}); choose another folder (--force would not replace them either)")
     if existing:
         writer = lock_holder(out)
         raise RunFolderError(f"--out {out}: already holds a run ({', '.join(existing)})"
@@ -847,19 +974,54 @@ def _refuse_existing(out: Path) -> None:
                              "choose a new or empty one")
 
 
-def _lock_old_run(out: Path) -> FolderLock | None:
-    """Lock the run ``--force`` will replace (None if there is none yet)."""
+def _inside(path: Path, folder: Path) -> bool:
+    """True if ``path`` (followed through links) is ``folder`` or lies inside it."""
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _refuse_to_replace(out: Path, keep: tuple[Path, ...]) -> None:
+    """RunFolderError unless ``out`` is a folder --force may remove: a textgen run and nothing else, holding
+    neither the current folder nor a file of ``keep`` (the corpus the new run reads)."""
+    unchanged = "nothing was changed"
+    try:
+        here = Path.cwd()
+    except OSError:
+        here = None
+    if here is not None and _inside(here, out):
+        raise RunFolderError(f"--out {out}: is the folder textgen runs in, or holds it; --force would remove it from "
+                             f"under you: run textgen from another folder ({unchanged})")
+    for path in keep:
+        if _inside(path, out):
+            raise RunFolderError(f"--corpus {path}: is inside --out {out}, which --force would replace: the new run "
+                                 f"could never be resumed without its corpus; move the corpus out of it first "
+                                 f"({unchanged})")
+    foreign = foreign_entries(out)
+    if foreign:
+        raise RunFolderError(f"--out {out}: holds files that are not a run's ({_first_few(foreign)}); --force "
+                             f"replaces only a folder that holds a run and nothing else, so {unchanged}: move them "
+                             "out of it or choose another folder")
+    if not _textgen_config(out):
+        raise RunFolderError(f"--out {out}: its config.json is not a textgen run's (missing or not one textgen "
+                             f"wrote); --force replaces only a run, so {unchanged}: choose another folder")
+
+
+def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
+    """Lock the run ``--force`` will replace (None if there is none yet), once `_refuse_to_replace` allows it."""
     if not out.exists():
         return None
     if not out.is_dir():
         raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
-    if not holds_run(out):
-        other = _listing(out)
-        if other:
-            raise RunFolderError(f"--out {out}: holds files that are not a run's ({_first_few(other)}); --force "
-                                 "only replaces a run: choose a new or empty folder")
-        return None
-    return FolderLock.acquire(out, f"--out {out}: the run there is being written by")
+    if not _listing(out, temporaries=True):
+        return None  # an empty folder: nothing to replace
+    _refuse_to_replace(out, keep)
+    lock = FolderLock.acquire(out, f"--out {out}: the run there is being written by")
+    try:
+        _refuse_to_replace(out, keep)  # again, now that no textgen can change it: a user still can
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def new_record(**values) -> RunRecord:

@@ -272,13 +272,33 @@ def check_corpus_length(corpus_length: int, config: TrainConfig) -> None:
         )
 
 
-def check_finite(state: TrainState) -> None:
-    """TrainingError if a parameter is NaN or infinite, so such a state is never checkpointed."""
+def check_finite(state: TrainState, kept: int | None = None) -> None:
+    """TrainingError if a parameter is NaN or infinite, so such a state is never checkpointed (``kept``: the
+    update of the last checkpoint, for the message)."""
     if not np.isfinite(state.params.flat).all():
-        raise TrainingError(
-            f"the parameters became non-finite by update {state.update}; the last checkpoint is kept. "
-            "Try a lower --eta or a smaller --clip"
-        )
+        raise TrainingError(f"the parameters became non-finite by update {state.update}; {_kept(kept)}. "
+                            "Try a lower --eta or a smaller --clip")
+
+
+def _kept(update: int | None) -> str:
+    return "the last checkpoint is kept" if update is None else f"the last checkpoint (update {update:,}) is kept"
+
+
+def first_loss(state: TrainState, ids: np.ndarray, config: TrainConfig, workspace=None) -> float:
+    """The loss the next update of `train` measures first: ``state``'s parameters on each stream's next window,
+    from its recurrent state, without dropout and without drawing from any generator (in ``workspace``, or a
+    new one). Not finite when the parameters overflow there (an absurd initial scale, a step far too large),
+    which is then known before such a state is written: no rate could continue from it."""
+    n, B = config.seq_length, config.batch_size
+    N = int(ids.shape[0])
+    window = state.update % updates_per_epoch(N, n, B)
+    chunk = ids[stream_offsets(N, n + 1, B) + window * n]  # (n + 1, B), as `train` reads it
+    h = state.h.copy() if window else np.zeros_like(state.h)  # `train` starts every epoch from zero
+    params = state.params
+    work = workspace or params.network.single_workspace(n, B, params.flat.dtype)
+    with np.errstate(all="ignore"):
+        work.forward(params, chunk[:-1], h)
+        return float(work.loss(chunk[1:]))
 
 
 STATUS_SECONDS = 1.0  # the trainer reports its status (TrainCallbacks.on_status) this often, and at each log row
@@ -325,6 +345,7 @@ def train(
     target = total_updates(config, N)
     eval_every = config.resolved_eval_every(target)
     validating = val_ids is not None and val_ids.size >= 2
+    given = state
     if state is None:
         state = TrainState.fresh(model, vocab.size, B, rng, int(ids[0]), "val_loss" if validating else "smooth_loss",
                                  config.optimizer)
@@ -358,6 +379,7 @@ def train(
     val_loss = None
     session_start = status_time = time.perf_counter()
     session_first, status_update = state.update, state.update
+    kept = given.update if given is not None else None  # the newest checkpoint's (the caller keeps the one given)
 
     def report_status(now: float) -> None:
         nonlocal status_time, status_update
@@ -389,13 +411,25 @@ def train(
             }
         )
 
+    def checkpoint() -> None:
+        # Only a state training can go on from: finite, and finite on the next window too. A checkpoint whose
+        # very next loss overflows could never be continued, whatever --eta a resume gave it.
+        nonlocal kept
+        check_finite(state, kept)
+        loss = first_loss(state, ids, config, workspace)
+        if not math.isfinite(loss):
+            raise TrainingError(f"the loss became {loss} at update {state.update + 1}; {_kept(kept)}. Try "
+                                f"a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})")
+        callbacks.on_checkpoint(state, final=False)
+        kept = state.update
+
     # A loss or parameter that overflows is caught below and named (TrainingError); NumPy's own warnings
     # about it would only clutter the one line that says so.
     with stop.polled() if stop is not None else nullcontext(), np.errstate(all="ignore"):
         try:
             while state.update < target:
                 if stop is not None and stop.is_set():
-                    callbacks.on_checkpoint(state, final=False)
+                    checkpoint()
                     raise TrainingInterrupted(state, stop.signum)
                 window = state.update % per_epoch
                 if window == 0:
@@ -407,10 +441,8 @@ def train(
                 masks = workspace.draw_masks(rng)  # dropout's, from the run's generator (None without dropout)
                 loss = workspace.loss_and_grads(params, inputs, targets, h, masks)
                 if not math.isfinite(loss):
-                    raise TrainingError(
-                        f"the loss became {loss} at update {state.update + 1}; the last checkpoint is kept. "
-                        f"Try a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})"
-                    )
+                    raise TrainingError(f"the loss became {loss} at update {state.update + 1}; {_kept(kept)}. "
+                                        f"Try a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})")
                 if state.smooth_loss is None:
                     state.smooth_loss = loss
                 else:
@@ -435,6 +467,10 @@ def train(
                     evaluation_start = time.perf_counter()
                     # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
                     val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
+                    if not math.isfinite(val_loss):  # a held-out character the model finds impossible (p = 0)
+                        raise TrainingError(f"the validation loss became {val_loss} at update {state.update}; "
+                                            f"{_kept(kept)}. Try a lower --eta (now {config.eta}) or a smaller "
+                                            f"--clip (now {config.clip})")
                     evaluation_seconds = time.perf_counter() - evaluation_start
                     window_start += evaluation_seconds  # chars/s counts training time only
                     status_time += evaluation_seconds  # in the status too
@@ -465,11 +501,10 @@ def train(
                 if now - status_time >= STATUS_SECONDS or state.update % config.log_every == 0:
                     report_status(now)
                 if state.update % config.checkpoint_every == 0 and state.update < target:
-                    check_finite(state)
-                    callbacks.on_checkpoint(state, final=False)
+                    checkpoint()
             if state.update % config.sample_every == 0 and state.update > 0 and state.sampled_at != state.update:
                 sample_now()  # the loop stopped just before this sampling point
-            check_finite(state)
+            check_finite(state, kept)
             callbacks.on_checkpoint(state, final=True)
         finally:
             bar.close()

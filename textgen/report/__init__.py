@@ -35,10 +35,11 @@ def write_report(run: Path) -> tuple[Path, Path]:
 
 def _write_report(folder: RunFolder) -> tuple[Path, Path]:
     summary = read_run(folder)
+    stamp = folder.report_stamp() + "\n"  # the last line: what the report was made from (see report_is_current)
     figure_png = report_figure(curves(summary)) if summary.metrics else None
     html_name, md_name, figure_name = REPORT_FILES
-    page = render_html(summary, figure_png).encode("utf-8")
-    markdown = render_markdown(summary, figure_name if figure_png is not None else None).encode("utf-8")
+    page = (render_html(summary, figure_png) + stamp).encode("utf-8")
+    markdown = (render_markdown(summary, figure_name if figure_png is not None else None) + stamp).encode("utf-8")
     if figure_png is not None:
         folder.write_file(figure_name, figure_png)
     folder.write_file(html_name, page)
