@@ -141,8 +141,6 @@ BAD_INPUTS = {
     "--passage-length too large on --resume": (
         ["train", "--resume", "{forced}", "--updates", "400", "--passage-length", "100000000000", "--no-progress"],
         r"a sample of 100,000,000,000 characters", "{forced}"),
-    "generate --count x --length too large": (["generate", "--run", "{run}", "--length", "100000000000",
-                                                "--count", "3"], r"3 samples of 100,000,000,000 characters", "{run}"),
     "generate --length beyond any count": (["generate", "--run", "{run}", "--length", "10000000000000000"],
                                            r"--length must be at most", "{run}"),
     "gradcheck --hidden too large for memory": (["gradcheck", "--corpus", "{corpus}", "--hidden", "1000000"],
@@ -166,7 +164,8 @@ BAD_INPUTS = {
     "gradcheck --sigma that overflows": (["gradcheck", "--corpus", "{corpus}", "--hidden", "4", "--sigma", "1e308"],
                                          r"the gradient check of .* is not a number.*use a smaller --sigma", None),
     "evaluate on one character": (["evaluate", "--run", "{run}", "--corpus", "{tmp}/one.txt"],
-                                  r"the corpus has 1 character\(s\); a loss per character needs at least 2", "{run}"),
+                                  r"the corpus '.*one\.txt' has 1 character\(s\); a loss per character needs at least 2",
+                                  "{run}"),
     "--init-from with --dtype": (["train", "--corpus", "{corpus}", "--init-from", "{run}", "--dtype", "float32",
                                   "--out", "{tmp}/out"], r"--sigma and --dtype cannot be set with --init-from", "{run}"),
     "a corpus path that is not UTF-8": (["train", "--corpus", "{tmp}/bad\udcffname.txt", "--out", "{tmp}/out"],
