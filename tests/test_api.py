@@ -338,7 +338,7 @@ def test_a_fresh_seed_is_kept_so_that_a_text_can_be_drawn_again(trained):
 def test_the_run_train_returns_generates_and_loads_as_its_folder_does(trained):
     result = trained[0]
     assert result.generate(90, seed=4) == result.best.generate(90, seed=4) == textgen.load(result).generate(90, seed=4)
-    assert textgen.load(result, "last").update == result.final_update
+    assert textgen.load(result, "last").update == result.final_update == textgen.Run(result).final_update
     assert result.evaluate() == result.best.evaluate()
 
 
@@ -353,3 +353,12 @@ def test_evaluate_without_a_corpus_scores_the_runs_held_out_text(trained, tmp_pa
     scored = everything.best.evaluation()
     assert scored["text"] == "training" and scored["characters"] == len(SAMPLE_BOOK.read_text(encoding="utf-8"))
     assert scored["nats_per_char"] == everything.best.evaluate(str(SAMPLE_BOOK))
+
+
+def test_training_from_python_without_a_standard_error_finishes_the_run(tmp_path):
+    script = (f"import textgen; run = textgen.train({str(SAMPLE_BOOK)!r}, out={str(tmp_path / 'run')!r}, progress=True, "
+              f"seed=1, **{ {k: v for k, v in QUICK.items() if k != 'progress'}!r}); print(textgen.resume(run, updates=160).final_update)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
+                            preexec_fn=lambda: os.close(2))  # as pythonw, or a daemon that closed it: sys.stderr is None
+    assert result.returncode == 0 and result.stdout == "160\n", result
+    assert (tmp_path / "run" / "best_passage.txt").is_file()

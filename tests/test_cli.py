@@ -357,3 +357,11 @@ def test_a_permission_the_system_refuses_is_one_line(trained_run, capsys):
         with as_another_user():
             code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", locked, "--force", *QUICK)
     assert code == 1 and err.count("\n") == 1 and "Permission denied" in err and str(locked) in err, err
+
+
+@pytest.mark.parametrize("name", ["out", "init_from"])
+def test_a_settings_files_path_no_file_can_have_is_one_line(name, tmp_path, capsys):
+    settings = tmp_path / "run.toml"
+    settings.write_text(f'[train]\ncorpus = ["{SAMPLE_BOOK}"]\n{name} = "run\\u0000name"\nupdates = 5\n')
+    code, _, err = run(capsys, "train", "--config", settings)
+    assert code == 1 and err.count("\n") == 1 and "a path cannot hold a NUL byte" in err, err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,6 +65,12 @@ def _stop_on_ctrl_c(stop) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _progress(progress: bool | None) -> bool | None:
+    """``progress``, or False where Python has no standard error to draw the bar on (pythonw, a daemon that
+    closed it): the run goes on without one."""
+    return False if sys.stderr is None else progress
 
 
 def _stopped(stopped) -> KeyboardInterrupt:
@@ -156,7 +163,7 @@ def train(
         try:
             with _stop_on_ctrl_c(stop):
                 result = start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind,
-                                   options=plan.options, weights=plan.weights, progress=progress,
+                                   options=plan.options, weights=plan.weights, progress=_progress(progress),
                                    callbacks=callbacks, stop=stop, extra={"settings_from": {"python": sorted(settings)}})
         except Interrupted as stopped:
             raise _stopped(stopped) from None
@@ -186,7 +193,7 @@ def resume(
         stop = StopRequest()
         try:
             with _stop_on_ctrl_c(stop):
-                result = resume_run(folder, changes, passage_length=passage_length, progress=progress,
+                result = resume_run(folder, changes, passage_length=passage_length, progress=_progress(progress),
                                     callbacks=callbacks, stop=stop)
         except Interrupted as stopped:
             raise _stopped(stopped) from None
@@ -344,11 +351,11 @@ def run_text(run_folder: Path, vocab) -> tuple[str, str, list[str]]:
 class Run:
     """A run folder: its settings, metrics, samples and models, read when asked for."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path | Run):
         from textgen.runfolder import RunFolder
 
         with _python_names():
-            self.folder = _path("folder", folder)
+            self.folder = folder.folder if isinstance(folder, Run) else _path("folder", folder)
             self._folder = RunFolder(self.folder)
             self.config: dict = self._folder.read_record().to_json()  # config.json: every setting, resolved
 

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 import traceback
+from array import array
 from pathlib import Path
 
 from textgen import __version__
@@ -657,16 +658,26 @@ def command_generate(args: argparse.Namespace) -> int:
     pieces = stream_texts(checkpoint.params, checkpoint.vocab, config, seed, start=checkpoint.start_state())
     samples = config.documents or config.count
 
+    cut = array("q")  # the documents cut at --length, numbered from 1: in --json mode said after the list's line
+    seed_note = f"textgen: seed {seed} (give --seed {seed} to draw the same text again)\n"
+    fresh = args.seed is None and not config.greedy
+
+    def cut_note(number: int) -> str:
+        return (f"textgen: document {number} reached --length {config.length} without an end-of-document marker "
+                "and was cut there\n")
+
     def notes(piece) -> None:
         """The notes on stderr once a sample is written: whether it was cut, and after the first one a fresh
-        seed (on stderr, so that the text alone goes to stdout; after a text, which ends its line first)."""
-        if not piece.done:
+        seed (on stderr, so that the text alone goes to stdout; after a text, which ends its line first; with
+        --json, after the list's line)."""
+        if not piece.done or args.json:
+            if piece.done and config.documents and not piece.ended:
+                cut.append(piece.index + 1)
             return
         if config.documents and not piece.ended:
-            sys.stderr.write(f"textgen: document {piece.index + 1} reached --length {config.length} without an "
-                             "end-of-document marker and was cut there\n")
-        if piece.index == 0 and args.seed is None and not config.greedy:
-            sys.stderr.write(f"textgen: seed {seed} (give --seed {seed} to draw the same text again)\n")
+            sys.stderr.write(cut_note(piece.index + 1))
+        if piece.index == 0 and fresh:
+            sys.stderr.write(seed_note)
 
     last_char = ""  # of the sample being written
     in_string = False  # --json: the sample's JSON string is open
@@ -695,6 +706,9 @@ def command_generate(args: argparse.Namespace) -> int:
             out.flush()  # as it goes, so that `| head` stops the command
         if args.json:
             out.write("]\n", flush=True)
+            for number in cut:
+                sys.stderr.write(cut_note(number))
+            sys.stderr.write(seed_note if fresh else "")
     except Interrupted:
         with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
             out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
