@@ -1,7 +1,8 @@
 """Sampling text from a model: checkpoint + prime text + length + temperature + Generator -> string.
 
-Every sample, at training time or from `textgen generate`, goes through `draw_sequences`, which
-advances a batch of independent streams one character at a time.
+Every sample, at training time or from `textgen generate`, goes through `draw_blocks`, which
+advances a batch of independent streams one character at a time; `stream_texts` gives each text of
+`textgen generate` a Generator of its own, so that text i depends only on the seed and i.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from textgen.limits import check_memory
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.models import Params
 from textgen.vocab import CharVocab
+
+UNIFORM_BLOCK = 256  # uniforms a stream's Generator draws at a time
 
 
 @dataclass(frozen=True)
@@ -156,19 +159,42 @@ def sample_ids(params: Params, h: np.ndarray, x0: int, length: int, rng: np.rand
 
 class RowGenerators:
     """One `numpy.random.Generator` per stream of a batch, which `draw` takes in place of one Generator: stream
-    r's uniform comes from its own, so what a stream writes depends only on its own seed."""
+    r's uniforms come from its own, so what a stream writes depends only on its own seed. They are drawn
+    UNIFORM_BLOCK at a time (the same numbers as one by one) and handed out one per stream and draw."""
 
     def __init__(self, generators: list[np.random.Generator]):
         self.generators = generators
+        self.buffer = np.empty((len(generators), UNIFORM_BLOCK))
+        self.used = np.full(len(generators), UNIFORM_BLOCK)  # uniforms taken from each row of the buffer
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The next uniform in [0, 1) of each stream in ``rows`` (indices)."""
+        for row in rows[self.used[rows] == UNIFORM_BLOCK].tolist():
+            self.buffer[row] = self.generators[row].random(UNIFORM_BLOCK)
+            self.used[row] = 0
+        uniforms = self.buffer[rows, self.used[rows]]
+        self.used[rows] += 1
+        return uniforms
 
     def random(self, size: int) -> np.ndarray:
-        """One uniform in [0, 1) from each stream's Generator (``size`` is the number of streams)."""
+        """One uniform from each stream (``size`` is the number of streams), as `Generator.random` gives."""
         assert size == len(self.generators)
-        return np.fromiter((generator.random() for generator in self.generators), dtype=np.float64, count=size)
+        return self.take(np.arange(size))
 
-    def rows(self, which: np.ndarray) -> RowGenerators:
-        """The Generators of the streams ``which`` (a boolean mask) selects."""
-        return RowGenerators([generator for generator, chosen in zip(self.generators, which) if chosen])
+    def rows(self, which: np.ndarray) -> _SomeRows:
+        """The streams ``which`` (a boolean mask) selects, for one `draw`."""
+        return _SomeRows(self, np.flatnonzero(which))
+
+
+class _SomeRows:
+    """Some streams of a `RowGenerators`, for `draw`."""
+
+    def __init__(self, generators: RowGenerators, rows: np.ndarray):
+        self.generators, self.chosen = generators, rows
+
+    def random(self, size: int) -> np.ndarray:
+        assert size == self.chosen.size
+        return self.generators.take(self.chosen)
 
 
 def sample_seed(seed: int | np.random.Generator | None) -> int:

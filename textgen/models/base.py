@@ -28,6 +28,8 @@ def row_product(a: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     sampled text would change with how many are drawn beside it; one (1, n) product per row gives every
     row the numbers it gets alone (``a[i:i+1].dot(matrix)``), whatever B is.
     """
+    if a.shape[0] == 1:
+        return a.dot(matrix)  # the same numbers, with less overhead
     return np.matmul(a[:, None, :], matrix)[:, 0, :]
 
 
