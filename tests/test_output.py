@@ -264,3 +264,11 @@ def test_json_streams_one_valid_list(accented_run):
                      "--seed", "2")
     texts = json.loads(result.stdout)
     assert result.returncode == 0 and len(texts) == 3 and all(t.startswith(prime) and len(t) == 60 for t in texts)
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["corpora"]])
+def test_a_standard_output_opened_for_reading_is_one_line(argv):
+    with open(os.devnull) as read_only:  # `textgen --version 1</dev/null`: every write fails with EBADF
+        result = subprocess.run([*textgen_command(), *argv], stdout=read_only, stderr=subprocess.PIPE, text=True,
+                                env=environment(), timeout=60, check=False)
+    assert_one_error_line(result, r"cannot write to standard output \(Bad file descriptor\)")

@@ -1025,7 +1025,7 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
                 traceback.print_exception(error, file=sys.stderr)
             sys.stderr.write(f"textgen: error: {one_line(path_failure(error))}\n")
             return 1
-        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EBADF):
             raise  # not our own output failing: a bug, which keeps its traceback
         silence_stdout()
         sys.stderr.write(f"textgen: error: cannot write to standard output ({error.strerror})\n")
