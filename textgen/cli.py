@@ -76,7 +76,8 @@ class ArgumentParser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
-def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False) -> None:
+def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False,
+                     default: str = "pydoc, the Python reference") -> None:
     """The corpus flags; with ``held_out``, also those that choose the held-out text (HELD_OUT_FLAGS)."""
     group = parser.add_argument_group("corpus")
     group.add_argument(
@@ -84,7 +85,7 @@ def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False) ->
         action="append",
         metavar="SOURCE",
         help="PATH (loader chosen by suffix), LOADER:SOURCE (e.g. hf:NAME) or a named corpus (see `textgen corpora`); "
-        "repeat for several corpora, which share one vocabulary (default: pydoc, the Python reference)",
+        f"repeat for several corpora, which share one vocabulary (default: {default})",
     )
     group.add_argument("--kind", metavar="LOADER", help="use this loader for every --corpus")
     group.add_argument("--weights", metavar="W1,W2,...", help="mix several corpora in these proportions "
@@ -201,13 +202,16 @@ def build_parser() -> ArgumentParser:
     generate.add_argument("--top-p", type=float, default=1.0, metavar="P",
                           help="draw among the likeliest characters that together have probability P (nucleus)")
     generate.add_argument("--greedy", action="store_true", help="always take the likeliest character")
-    generate.add_argument("--count", type=int, default=1, metavar="N", help="N independent samples (drawn together)")
+    generate.add_argument("--count", type=int, default=1, metavar="N",
+                          help="N independent samples; sample i depends only on the seed and i")
     generate.add_argument("--documents", type=int, default=0, metavar="N",
                           help="N whole documents (e.g. tweets), each stopped at the end-of-document marker; "
                           "--length is then the limit per document")
-    generate.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
+    generate.add_argument("--seed", type=int, help="random seed; the same seed gives the same text (default: a "
+                          "fresh one, said on stderr after the first text)")
     generate.add_argument("--json", action="store_true",
-                          help="print the texts as one JSON list of strings, one per sample or document")
+                          help="print the texts as one JSON list of strings, one per sample or document, written as "
+                          "they are drawn")
     generate.set_defaults(handler=command_generate)
 
     gradcheck = commands.add_parser("gradcheck", help="compare analytic and numerical gradients")
@@ -220,10 +224,11 @@ def build_parser() -> ArgumentParser:
     gradcheck.add_argument("--json", action="store_true", help='print {"b": err, "c": err, ...} as JSON')
     gradcheck.set_defaults(handler=command_gradcheck)
 
-    evaluate = commands.add_parser("evaluate", help="loss per character of a trained model on any corpus")
+    evaluate = commands.add_parser("evaluate", help="loss per character of a trained model on its run's held-out "
+                                   "text or any corpus")
     add_run_argument(evaluate)
     evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which model (best)")
-    add_corpus_flags(evaluate)
+    add_corpus_flags(evaluate, default="the run's own held-out text, or its training text when it holds none out")
     evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
     evaluate.set_defaults(handler=command_evaluate)
 
