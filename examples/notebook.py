@@ -36,19 +36,24 @@ run = textgen.train(args.corpus, out=args.out, force=True, updates=args.updates,
                     eval_every=max(args.updates // 6, 1), callbacks=curve)
 print(run)
 print("validation bits/char as training went:", ", ".join(f"{u:,}: {b:.3f}" for u, b in curve.points))
-print(f"best held-out loss: {run.best_val_nats_per_char:.4f} nats/char = {run.best_val_bits_per_char:.4f} bits/char")
+print(f"best held-out loss: {run.best_val_bits_per_char:.4f} bits/char ({run.best_val_nats_per_char:.4f} nats/char)")
 print(f"final smooth loss: {run.final_smooth_loss_per_window:.2f} nats per 25-character window, "
       f"after {run.final_update:,} updates (seed {run.seed})")
 
 # %% Sample from the best model: from the state it was trained in, so the text starts well
+print(run.generate(300, temperature=0.8, seed=1))  # the run's best model; run.last.generate for the last
 model = run.best
-print(model.generate(300, temperature=0.8, seed=1))
 for text in model.generate(80, prime="The ", count=2, top_p=0.9, seed=2):
     print("---", text)
+text = model.generate(80)  # a fresh seed, kept to draw the same text again
+assert model.generate(80, seed=model.last_seed) == text
+print(f"seed {model.last_seed}: {text}")
 
-# %% Score a text (the model must know its characters)
-print(f"loss on the whole corpus: {model.evaluate(args.corpus):.4f} nats/char, "
-      f"{model.bits_per_char(args.corpus):.4f} bits/char")
+# %% Score text (the model must know its characters): the run's held-out text, or any corpus
+scored = model.evaluation()
+print(f"held-out text ({scored['characters']:,} characters): {scored['bits_per_char']:.4f} bits/char")
+print(f"the whole corpus: {model.bits_per_char(args.corpus):.4f} bits/char "
+      f"({model.evaluate(args.corpus):.4f} nats/char)")
 
 # %% Errors name the setting, as a Python user writes it
 try:
@@ -59,4 +64,4 @@ except textgen.ConfigError as error:
 # %% Continue the same run exactly where it stopped, then open it again later by its folder
 longer = textgen.resume(run, updates=args.updates + 1000)
 again = textgen.Run(longer.folder)
-print(f"{again.final_update:,} updates now; best model from update {textgen.load(again.folder).update:,}")
+print(f"{again.final_update:,} updates now; best model from update {textgen.load(longer).update:,}")

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -127,3 +128,34 @@ def fill(folder: Path, leave: int = 0) -> None:
     if leave:
         size = (folder / "filler").stat().st_size
         os.truncate(folder / "filler", max(0, size - leave))
+
+
+@contextlib.contextmanager
+def as_another_user():
+    """Run the block without root's right to read and write anything (as `nobody`), so that permissions bite
+    (modules the block needs must be imported before it: nobody may not read the interpreter's own)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@contextlib.contextmanager
+def shared_folder():
+    """A new folder in the system's temporary folder that `as_another_user` can reach (pytest's are private);
+    removed afterwards, whatever modes the test left inside."""
+    folder = Path(tempfile.mkdtemp(prefix="textgen-tests-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(folder)

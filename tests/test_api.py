@@ -4,6 +4,7 @@ import ast
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from commands import run
+from commands import as_another_user, run, shared_folder
 
 import textgen
 
@@ -112,7 +113,7 @@ def test_generate_documents_returns_whole_documents(tmp_path):
     tweets = textgen.train(str(SAMPLE_TWEETS), out=tmp_path / "tweets", seed=1, **dict(QUICK, updates=80))
     docs = tweets.best.generate(60, documents=3, seed=5)
     assert isinstance(docs, list) and len(docs) == 3 and all(len(d) <= 60 and "\u2403" not in d for d in docs)
-    assert "\u2403" not in tweets.best.generate(400, seed=5)  # the marker becomes a line break
+    assert "\u2403" in tweets.best.generate(400, seed=5)  # shown as ␃, as in training's samples
 
 
 def test_evaluate_and_bits_per_char_match_textgen_evaluate(trained, capsys):
@@ -158,6 +159,10 @@ def test_errors_from_python_name_the_setting(trained, call, message):
      r"^options must be a dict of loader keywords"),
     (lambda folder, out: textgen.load(folder).evaluate(str(SAMPLE_BOOK), options=[1]),
      r"^options must be a dict of loader keywords"),
+    (lambda folder, out: textgen.train(str(SAMPLE_BOOK), out=out, encoding=5, **QUICK),
+     r"^encoding must be a string, got 5$"),  # a number, not the text '5'
+    (lambda folder, out: textgen.train(str(SAMPLE_BOOK), out=out, options={"keep_carriage_returns": 1}, **QUICK),
+     r"^keep_carriage_returns must be true or false, got 1$"),
     (lambda folder, out: textgen.load(123), r"^run_folder must be a path \(str or Path\), got 123$"),
     (lambda folder, out: textgen.Run(123), r"^folder must be a path \(str or Path\), got 123$"),
     (lambda folder, out: textgen.resume(123), r"^run must be a path \(str or Path\), got 123$"),
@@ -239,3 +244,123 @@ def test_the_notebook_example_uses_only_top_level_names_and_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "best held-out loss:" in done.stdout and "refused: temperature must be a positive number" in done.stdout
     assert "1,300 updates now" in done.stdout
+
+
+# ---------------------------------------------------------------- paths the operating system refuses
+
+def bad_path(kind: str, tmp_path: Path) -> str:
+    return {
+        "NUL byte": str(tmp_path / "run\0name"),
+        "name too long": str(tmp_path / ("n" * 300)),
+        "path too long": str(tmp_path / "/".join(["d" * 200] * 25)),
+        "not UTF-8": os.fsdecode(bytes(tmp_path / "r") + b"\xff\xfe"),
+        "a device": "/dev/null",
+        "a folder for a file": str(tmp_path),
+        "a file for a folder": str(SAMPLE_BOOK),
+    }[kind]
+
+
+PATH_CALLS = {
+    "train corpus": lambda path, good, out: textgen.train(path, out=out, **QUICK),
+    "train out": lambda path, good, out: textgen.train(str(SAMPLE_BOOK), out=path, **QUICK),
+    "train init_from": lambda path, good, out: textgen.train(str(SAMPLE_BOOK), out=out, init_from=path, **QUICK),
+    "resume": lambda path, good, out: textgen.resume(path, updates=200, progress=False),
+    "load": lambda path, good, out: textgen.load(path),
+    "Run": lambda path, good, out: textgen.Run(path),
+    "evaluate": lambda path, good, out: textgen.load(good).evaluate(path),
+}
+
+
+FINE_THERE = {("a file for a folder", "train corpus"), ("a file for a folder", "evaluate"),
+              ("a folder for a file", "train out")}  # what the call takes
+
+
+@pytest.mark.parametrize(("kind", "call"), [
+    (kind, call) for kind in ("NUL byte", "name too long", "path too long", "not UTF-8", "a device",
+                              "a folder for a file", "a file for a folder")
+    for call in PATH_CALLS if (kind, call) not in FINE_THERE])
+def test_a_path_no_file_can_have_is_a_textgen_error_naming_it(kind, call, trained, tmp_path):
+    path = bad_path(kind, tmp_path)
+    with pytest.raises(textgen.TextgenError) as raised:
+        PATH_CALLS[call](path, trained[0].folder, tmp_path / "out")
+    shown = str(raised.value)
+    assert "\n" not in shown and (path[:40] in shown or repr(path)[:40] in shown or "valid UTF-8" in shown), shown
+    assert not (tmp_path / "out").exists()
+
+
+def test_permission_denied_on_a_users_path_is_a_textgen_error_naming_it(trained):
+    with shared_folder() as base:
+        shutil.copytree(trained[0].folder, base / "good")
+        shutil.copytree(trained[0].folder, base / "locked")
+        shutil.copy(SAMPLE_BOOK, base / "book.txt")
+        (base / "read-only").mkdir()
+        for path, mode in ((base / "locked", 0), (base / "book.txt", 0), (base / "read-only", 0o555)):
+            path.chmod(mode)
+        calls = [
+            lambda: textgen.train(str(base / "book.txt"), out=base / "good" / "new", **QUICK),
+            lambda: textgen.train(str(SAMPLE_BOOK), out=base / "read-only" / "run", **QUICK),
+            lambda: textgen.train(str(SAMPLE_BOOK), out=base / "locked", force=True, **QUICK),
+            lambda: textgen.train(str(SAMPLE_BOOK), out=base / "read-only" / "run", init_from=base / "locked",
+                                  **QUICK),
+            lambda: textgen.resume(base / "locked", updates=200, progress=False),
+            lambda: textgen.load(base / "locked"),
+            lambda: textgen.Run(base / "locked"),
+            lambda: textgen.load(base / "good").evaluate(str(base / "book.txt")),
+        ]
+        with as_another_user():
+            for number, call in enumerate(calls):
+                with pytest.raises(textgen.TextgenError) as raised:
+                    call()
+                assert "Permission denied" in str(raised.value) and str(base) in str(raised.value), (number, raised)
+
+
+def test_sample_i_of_a_seed_is_the_same_whatever_the_count(trained, tmp_path):
+    model = trained[0].best
+    alone = model.generate(80, seed=7)
+    many = model.generate(80, count=70, seed=7)
+    assert many[0] == alone and len(set(many)) == 70
+    assert model.generate(80, count=2, seed=7) == many[:2]
+    assert model.generate(80, count=66, seed=7)[65] == many[65]  # past the samples drawn side by side
+    assert model.generate(80, count=3, seed=7, temperature=0.5)[0] != model.generate(80, count=3, seed=8,
+                                                                                     temperature=0.5)[0]
+    tweets = textgen.train(str(SAMPLE_TWEETS), out=tmp_path / "tweets", seed=1, **dict(QUICK, updates=80)).best
+    documents = tweets.generate(60, documents=40, seed=3)
+    assert tweets.generate(60, documents=1, seed=3) == documents[:1]
+    assert tweets.generate(60, documents=37, seed=3)[36] == documents[36]
+
+
+def test_a_fresh_seed_is_kept_so_that_a_text_can_be_drawn_again(trained):
+    model = trained[0].best
+    first = model.generate(120)
+    assert isinstance(model.last_seed, int)
+    again = model.generate(120, seed=model.last_seed)
+    assert again == first and model.generate(120) != first
+
+
+def test_the_run_train_returns_generates_and_loads_as_its_folder_does(trained):
+    result = trained[0]
+    assert result.generate(90, seed=4) == result.best.generate(90, seed=4) == textgen.load(result).generate(90, seed=4)
+    assert textgen.load(result, "last").update == result.final_update == textgen.Run(result).final_update
+    assert result.evaluate() == result.best.evaluate()
+
+
+def test_evaluate_without_a_corpus_scores_the_runs_held_out_text(trained, tmp_path):
+    result = trained[0]
+    scored = result.best.evaluation()
+    assert scored["text"] == "held-out" and scored["corpus"] == [str(SAMPLE_BOOK)]
+    assert scored["characters"] == result.config["corpus"]["val_characters"]
+    assert scored["nats_per_char"] == pytest.approx(result.best_val_nats_per_char, rel=1e-9)  # as training measured
+    assert scored["bits_per_char"] == pytest.approx(scored["nats_per_char"] / math.log(2))
+    everything = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "all", seed=2, val_fraction=0, **QUICK)
+    scored = everything.best.evaluation()
+    assert scored["text"] == "training" and scored["characters"] == len(SAMPLE_BOOK.read_text(encoding="utf-8"))
+    assert scored["nats_per_char"] == everything.best.evaluate(str(SAMPLE_BOOK))
+
+
+def test_training_from_python_without_a_standard_error_finishes_the_run(tmp_path):
+    script = (f"import textgen; run = textgen.train({str(SAMPLE_BOOK)!r}, out={str(tmp_path / 'run')!r}, progress=True, "
+              f"seed=1, **{ {k: v for k, v in QUICK.items() if k != 'progress'}!r}); print(textgen.resume(run, updates=160).final_update)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
+                            preexec_fn=lambda: os.close(2))  # as pythonw, or a daemon that closed it: sys.stderr is None
+    assert result.returncode == 0 and result.stdout == "160\n", result
+    assert (tmp_path / "run" / "best_passage.txt").is_file()

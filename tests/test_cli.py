@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import re
 import shutil
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from commands import run, textgen
+from commands import as_another_user, run, shared_folder, textgen
 
 from textgen.cli import main
 from textgen.loaders.base import END_OF_DOCUMENT
@@ -201,8 +202,7 @@ def drawn_by_the_library(run_dir: Path, seed: int, **settings) -> list:
     from textgen.sample import SampleConfig, generate_texts
 
     checkpoint = load_checkpoint(run_dir / "best.npz")
-    return generate_texts(checkpoint.params, checkpoint.vocab, SampleConfig(**settings), np.random.default_rng(seed),
-                          checkpoint.start_state())
+    return generate_texts(checkpoint.params, checkpoint.vocab, SampleConfig(**settings), seed, checkpoint.start_state())
 
 
 def test_tweets_train_and_generate_whole_documents(tweets_run, capsys):
@@ -214,20 +214,19 @@ def test_tweets_train_and_generate_whole_documents(tweets_run, capsys):
     assert "\u2403" not in out
 
 
-def test_length_mode_shows_the_end_of_document_marker_as_a_line_break(tweets_run, capsys):
+def test_length_mode_shows_the_end_of_document_marker_as_training_samples_do(tweets_run, capsys):
     [sample] = drawn_by_the_library(tweets_run, 4, length=600)
     assert END_OF_DOCUMENT in sample.text  # the model ended some tweets in these 600 characters
     code, out, err = run(capsys, "generate", tweets_run, "--length", "600", "--seed", "4")
-    shown = sample.text.replace(END_OF_DOCUMENT, "\n")
     assert code == 0 and err == ""
-    assert out == shown + ("" if shown.endswith("\n") else "\n")
+    assert out == sample.text + ("" if sample.text.endswith("\n") else "\n")  # ␃ as in samples.jsonl
 
 
 def test_generate_json_prints_the_texts_as_one_list(tweets_run, capsys):
     samples = drawn_by_the_library(tweets_run, 6, length=300, count=3)
     code, out, err = run(capsys, "generate", tweets_run, "--length", "300", "--count", "3", "--seed", "6", "--json")
     assert code == 0 and err == "" and out.endswith("]\n") and out.count("\n") == 1
-    assert json.loads(out) == [sample.text.replace(END_OF_DOCUMENT, "\n") for sample in samples]
+    assert json.loads(out) == [sample.text for sample in samples]
     code, out, _ = run(capsys, "generate", tweets_run, "--length", "5", "--prime", "the", "--seed", "6", "--json")
     assert code == 0 and len(json.loads(out)) == 1 and json.loads(out)[0].startswith("the")  # one: a list
     documents = drawn_by_the_library(tweets_run, 1, length=60, documents=4)
@@ -272,8 +271,9 @@ def test_evaluate_reports_the_loss_per_character_of_a_checkpoint(trained_run, ca
     assert result["characters"] == ids.size
     assert result["loss_per_char"] == pytest.approx(loss / (ids.size - 1), rel=1e-9)
     assert result["bits_per_char"] == pytest.approx(result["loss_per_char"] / np.log(2))
-    code, _, err = run(capsys, "evaluate", "--run", trained_run, "--corpus", PROJECT / "corpora" / "sample_tweets.json")
-    assert code == 1 and "does not know" in err
+    tweets = PROJECT / "corpora" / "sample_tweets.json"
+    code, _, err = run(capsys, "evaluate", "--run", trained_run, "--corpus", tweets)
+    assert code == 1 and f"the corpus '{tweets}' has characters that are not in the model's vocabulary: '" in err
 
 
 BLAS_PROBE = (
@@ -297,3 +297,71 @@ def test_the_cli_asks_for_one_blas_thread_unless_the_user_chose(user_setting, be
     probe = BLAS_PROBE.format(before=before)
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == str(expected)
+
+
+def test_a_fresh_seed_is_said_on_stderr_and_draws_the_same_text_again(trained_run, capsys):
+    for extra in ([], ["--json"], ["--count", "3"]):
+        code, out, err = run(capsys, "generate", trained_run, "--length", "60", *extra)
+        seed = re.fullmatch(r"textgen: seed (\d+) \(give --seed \1 to draw the same text again\)\n", err)
+        assert code == 0 and seed, err
+        assert run(capsys, "generate", trained_run, "--length", "60", *extra, "--seed", seed[1]) == (0, out, "")
+    assert run(capsys, "generate", trained_run, "--length", "60", "--greedy")[2] == ""  # no randomness, no seed
+
+
+def test_the_first_text_of_a_seed_does_not_depend_on_the_count(trained_run, capsys):
+    _, one, _ = run(capsys, "generate", trained_run, "--length", "100", "--seed", "9")
+    _, two, _ = run(capsys, "generate", trained_run, "--length", "100", "--seed", "9", "--count", "2")
+    _, many, _ = run(capsys, "generate", trained_run, "--length", "100", "--seed", "9", "--count", "40", "--json")
+    assert two.split("\n\n")[0] + "\n" == one and json.loads(many)[:2] == two.rstrip("\n").split("\n\n")
+
+
+def test_evaluate_without_a_corpus_scores_the_runs_held_out_text_and_says_so(trained_run, tmp_path, capsys):
+    metrics = [orjson.loads(line) for line in (trained_run / "metrics.jsonl").read_bytes().splitlines()]
+    best = min(row["val_loss"] for row in metrics if "val_loss" in row)  # as training measured it
+    code, out, _ = run(capsys, "evaluate", trained_run, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["text"] == "held-out" and result["loss_per_char"] == pytest.approx(best, rel=1e-9)
+    code, out, _ = run(capsys, "evaluate", trained_run)
+    assert code == 0 and out == (f"{trained_run}/best.npz on the run's held-out text of its corpus '{SAMPLE_BOOK}', "
+                                 f"{result['characters']:,} characters: {best / math.log(2):.4f} bits/char "
+                                 f"({best:.4f} nats/char)\n")
+    folder = tmp_path / "everything"
+    assert main(["train", "--corpus", str(SAMPLE_BOOK), "--out", str(folder), "--val-fraction", "0", *QUICK]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "evaluate", folder)
+    _, given, _ = run(capsys, "evaluate", folder, "--corpus", SAMPLE_BOOK)
+    assert code == 0 and "the run's training text of its corpus" in out and "(it holds none out)" in out
+    assert out.split(": ")[-1] == given.split(": ")[-1]  # the same numbers as the book given by hand
+
+
+def test_every_held_out_loss_is_shown_in_bits_with_nats_beside(tmp_path, capsys):
+    code, out, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", tmp_path / "run", "-v",
+                         "--status-every", "0.000001", "--eval-every", "60", *QUICK)
+    metrics = [orjson.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_bytes().splitlines()]
+    evaluated = [row for row in metrics if "val_loss" in row]
+    shown = [f"{row['val_bpc']:.4f} bits/char ({row['val_loss']:.4f} nats/char)" for row in evaluated]
+    assert code == 0 and all(f"validation loss {text}" in err for text in shown), err
+    best = min(evaluated, key=lambda row: row["val_loss"])
+    short = f"{best['val_bpc']:.3f} bits/char ({best['val_loss']:.3f} nats/char)"
+    assert f"best model by validation loss {short} at update {best['update']}" in err
+    assert f"validation loss {short}) ---" in out
+    assert re.search(r", val \d\.\d{3} bits/char \(\d\.\d{3} nats/char\), ", err)  # the status lines
+    assert "nats/char" not in err.replace("bits/char (", "").replace(" nats/char)", "")  # nats never on their own
+
+
+def test_a_permission_the_system_refuses_is_one_line(trained_run, capsys):
+    with shared_folder() as base:
+        locked = base / "locked"
+        shutil.copytree(trained_run, locked)
+        locked.chmod(0)
+        with as_another_user():
+            code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", locked, "--force", *QUICK)
+    assert code == 1 and err.count("\n") == 1 and "Permission denied" in err and str(locked) in err, err
+
+
+@pytest.mark.parametrize("name", ["out", "init_from"])
+def test_a_settings_files_path_no_file_can_have_is_one_line(name, tmp_path, capsys):
+    settings = tmp_path / "run.toml"
+    settings.write_text(f'[train]\ncorpus = ["{SAMPLE_BOOK}"]\n{name} = "run\\u0000name"\nupdates = 5\n')
+    code, _, err = run(capsys, "train", "--config", settings)
+    assert code == 1 and err.count("\n") == 1 and "a path cannot hold a NUL byte" in err, err

@@ -46,3 +46,23 @@ def test_sampling_entries_checks_that_many():
 
 def test_relative_error_by_hand():
     np.testing.assert_allclose(relative_error(np.array([1.0, 0.0]), np.array([3.0, 0.0])), [0.5, 0.0])
+
+
+def test_the_readmes_gradient_checks_pass_as_shown(capsys):
+    import json
+    import re
+    import shlex
+    from pathlib import Path
+
+    from textgen.cli import main
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### `textgen gradcheck`", 1)[1].split("###", 1)[0]
+    examples = [shlex.split(line)[1:] for line in re.findall(r"^textgen gradcheck .*$", section, flags=re.MULTILINE)]
+    runnable = [argv for argv in examples if "--corpus" not in argv]  # (a book the tests do not have)
+    assert len(runnable) >= 2
+    for argv in runnable:
+        code = main([*argv, *([] if "--json" in argv else ["--json"]), "--max-entries", "40"])
+        out, err = capsys.readouterr()
+        errors = json.loads(out)
+        assert code == 0 and err == "" and max(errors.values()) < 1e-6, (argv, errors, err)

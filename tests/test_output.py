@@ -3,6 +3,8 @@ tools end), an encoding that cannot hold the text and a full device are one erro
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import time
@@ -135,4 +137,142 @@ def test_generate_notes_start_a_line_of_their_own_on_a_shared_terminal(tweets_ru
     assert code == 0 and notes and all(before in ("", "\n") for before in notes), shown
     code, shown = on_a_terminal("generate", tweets_run, "--length", "100000000", interrupt_after=300)
     assert code == 130 and shown.endswith("\ntextgen: stopped\n"), shown[-200:]
-    assert "\u2403" not in shown  # the end-of-document marker is a line break in --length mode
+    assert "\u2403" in shown  # the end-of-document marker is shown as ␃ in --length mode, as training shows it
+
+
+# ---------------------------------------------------------------- closed standard descriptors (`>&-`, `2>&-`)
+
+def closing(*descriptors: int):
+    """A preexec_fn that closes ``descriptors`` in the child, as `textgen ... >&- 2>&-` does in a shell."""
+    def close() -> None:
+        for descriptor in descriptors:
+            os.close(descriptor)
+    return close
+
+
+def with_closed(descriptors: tuple[int, ...], *argv: object) -> subprocess.CompletedProcess:
+    return subprocess.run([*textgen_command(), *map(str, argv)], capture_output=True, text=True, env=environment(),
+                          timeout=300, check=False, preexec_fn=closing(*descriptors))
+
+
+def small_run(folder: Path, book: Path, *extra: object) -> list:
+    return ["train", "--corpus", book, "--out", folder, "--hidden", "8", "--updates", "60", "--sample-every", "20",
+            "--passage-length", "30", "--seed", "1", "--status-every", "0.001", *extra]
+
+
+# Commands whose output is their result: with standard output closed they end as at a pipe nobody reads.
+RESULT_COMMANDS = {
+    "corpora": ["corpora"],
+    "version": ["--version"],
+    "help": ["--help"],
+    "no command": [],
+    "train help": ["train", "--help"],
+    "generate": ["generate", "{run}", "--length", "100"],
+    "generate json": ["generate", "{run}", "--length", "100", "--json"],
+    "generate documents": ["generate", "{tweets}", "--documents", "2", "--length", "30"],
+    "evaluate": ["evaluate", "{run}", "--corpus", "{book}"],
+    "evaluate json": ["evaluate", "{run}", "--corpus", "{book}", "--json"],
+    "gradcheck": ["gradcheck", "--corpus", "{book}", "--hidden", "3", "--max-entries", "5", "--sigma", "0.3"],
+}
+
+
+def filled(argv: list, accented_run: Path, tweets_run: Path) -> list:
+    values = {"{run}": str(accented_run), "{tweets}": str(tweets_run), "{book}": str(accented_run.parent / "book.txt")}
+    return [values.get(arg, arg) for arg in argv]
+
+
+@pytest.mark.parametrize("name", RESULT_COMMANDS)
+def test_a_closed_stdout_ends_a_command_quietly_as_a_pipe_nobody_reads(name, accented_run, tweets_run):
+    result = with_closed((1,), *filled(RESULT_COMMANDS[name], accented_run, tweets_run))
+    assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr
+    assert "error" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", RESULT_COMMANDS)
+def test_a_closed_stderr_changes_nothing_of_what_a_command_writes(name, accented_run, tweets_run):
+    argv = filled(RESULT_COMMANDS[name], accented_run, tweets_run)
+    if name.startswith("generate"):
+        argv += ["--seed", "3"]
+    expected = textgen(*argv)
+    result = with_closed((2,), *argv)
+    assert (result.returncode, result.stdout) == (expected.returncode, expected.stdout)
+    assert result.returncode == 0 and result.stdout
+
+
+@pytest.mark.parametrize("closed", [(1,), (2,), (1, 2), (0, 1, 2)], ids=["stdout", "stderr", "both", "all three"])
+def test_training_with_closed_standard_streams_finishes_the_run(closed, tmp_path, accented_run):
+    folder = tmp_path / "run"
+    result = with_closed(closed, *small_run(folder, accented_run.parent / "book.txt", "-v"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert {"last.npz", "best.npz", "best_passage.txt", "report.html", "samples.jsonl"} <= {
+        path.name for path in folder.iterdir()}
+    if 1 not in closed:  # the samples still go to standard output
+        assert result.stdout.count("--- update ") == 4
+    if 2 not in closed:  # and the notes to standard error, never to standard output
+        assert "textgen: done:" in result.stderr and "textgen: done:" not in result.stdout
+    report = with_closed(closed, "report", folder)
+    plot = with_closed(closed, "plot", folder, "--out", tmp_path / "loss.png")
+    assert report.returncode == plot.returncode == 0 and (tmp_path / "loss.png").stat().st_size > 0
+
+
+def test_an_error_with_a_closed_stream_keeps_exit_status_1(accented_run):
+    for closed in ((1,), (2,)):
+        result = with_closed(closed, "generate", accented_run, "--prime", "\u00a7")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+    result = with_closed((1,), "generate", accented_run, "--prime", "\u00a7")
+    assert result.stderr.startswith("textgen: error: --prime has characters")
+
+
+# ---------------------------------------------------------------- output that streams into a pipe
+
+def first_bytes(argv: list, size: int) -> tuple[int, bytes, str]:
+    """Run the command into a pipe, read ``size`` bytes (failing if none come within a minute), close the pipe as
+    `| head -c SIZE` does; (exit status, what was read, stderr)."""
+    import select
+
+    process = subprocess.Popen([*textgen_command(), *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=environment())
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "nothing was written within a minute"
+        read = process.stdout.read(size)
+        process.stdout.close()
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, read, err.decode()
+
+
+@pytest.mark.parametrize("mode, length", [("--count", "200"), ("--documents", "200"), ("--count", "100000000000")])
+def test_many_samples_stream_so_that_head_stops_at_once(mode, length, accented_run, tweets_run):
+    run_dir = tweets_run if mode == "--documents" else accented_run
+    count = "3" if len(length) > 3 else "1000000"  # (three texts of 10^11 characters: none waits in memory)
+    code, read, err = first_bytes(["generate", run_dir, mode, count, "--length", length, "--seed", "1"], 100)
+    assert code == 141 and len(read) == 100, err  # drawing a million first would take hours
+    assert "Traceback" not in err and "error" not in err  # (notes of documents cut at --length may come)
+
+
+def test_json_into_a_pipe_that_closes_exits_141_as_plain_text_does(accented_run):
+    code, read, err = first_bytes(["generate", accented_run, "--json", "--count", "50", "--length", "20000",
+                                   "--seed", "1"], 100)
+    assert code == 141 and read.startswith(b'["') and err == ""
+    code, read, _ = first_bytes(["generate", accented_run, "--json", "--count", "1000000", "--length", "10"], 10)
+    assert code == 141 and read.startswith(b'["')
+
+
+def test_json_streams_one_valid_list(accented_run):
+    prime = "book.\nLine"  # a line break, which JSON escapes
+    result = textgen("generate", accented_run, "--json", "--count", "3", "--length", "50", "--prime", prime,
+                     "--seed", "2")
+    texts = json.loads(result.stdout)
+    assert result.returncode == 0 and len(texts) == 3 and all(t.startswith(prime) and len(t) == 60 for t in texts)
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["corpora"]])
+def test_a_standard_output_opened_for_reading_is_one_line(argv):
+    with open(os.devnull) as read_only:  # `textgen --version 1</dev/null`: every write fails with EBADF
+        result = subprocess.run([*textgen_command(), *argv], stdout=read_only, stderr=subprocess.PIPE, text=True,
+                                env=environment(), timeout=60, check=False)
+    assert_one_error_line(result, r"cannot write to standard output \(Bad file descriptor\)")

@@ -143,7 +143,7 @@ def test_a_log_that_is_not_a_terminal_gets_plain_status_lines(tmp_path, capsys):
                        "--log-every", "20", "--status-every", "0.000001", *QUICK)
     assert code == 0
     lines = [line for line in err.splitlines() if line.startswith("textgen: update ")]
-    pattern = (r"textgen: update (\d+)/60 \(\d+%\), epoch \d+\.\d\d, smooth loss \d+\.\d{3}, val (n/a|\d\.\d{3} bpc), "
+    pattern = (r"textgen: update (\d+)/60 \(\d+%\), epoch \d+\.\d\d, smooth loss \d+\.\d{3}, val (n/a|\d\.\d{3} bits/char \(\d\.\d{3} nats/char\)), "
                r"[\d,]+ chars/s, ETA (\d+s|\d+m \d\ds)$")
     assert lines and all(re.match(pattern, line) for line in lines), lines
     assert [int(re.match(pattern, line).group(1)) for line in lines][-1] == 60
@@ -159,7 +159,8 @@ def test_quiet_silences_the_status_and_verbose_adds_the_validation_losses(tmp_pa
     assert code == 0
     measured = [json.loads(line)["val_loss"] for line in (tmp_path / "v" / "metrics.jsonl").read_text().splitlines()
                 if "val_loss" in line]
-    said = [float(v) for v in re.findall(r"textgen: update [\d,]+: validation loss ([\d.]+) nats/char", err)]
+    said = [float(v) for v in re.findall(r"textgen: update [\d,]+: validation loss [\d.]+ bits/char \(([\d.]+) "
+                                         r"nats/char\)", err)]
     assert said == [round(v, 4) for v in measured] and len(said) == 3
     assert re.search(r", elapsed \d+s$", err, re.MULTILINE)
     code, _, err = run(capsys, "train", "--out", tmp_path / "z", "--status-every", "0", *settings[:-len(QUICK) - 2],

@@ -117,13 +117,17 @@ def test_prime_outside_vocabulary_and_bad_settings(trained):
 
 
 def test_warm_up_leaves_each_stream_just_after_an_end_marker(trained):
-    from textgen.sample import warm_up
+    from textgen.sample import RowGenerators, warm_up
 
     params, vocab = trained
     stop = vocab.char_to_id[END_OF_DOCUMENT]
     h0 = np.zeros((4, params.hidden))
-    h, x = warm_up(params, h0, np.full(4, stop), stop, 200, np.random.default_rng(0), SampleConfig())
+
+    def generators():
+        return RowGenerators([np.random.default_rng(i) for i in range(4)])
+
+    h, x = warm_up(params, h0, np.full(4, stop), stop, 200, generators(), SampleConfig())
     assert (x == stop).all() and not np.allclose(h, 0)
     # a stream that cannot finish within the limit keeps going from where it stood
-    h, x = warm_up(params, h0, np.full(4, stop), stop, 1, np.random.default_rng(0), SampleConfig())
+    h, x = warm_up(params, h0, np.full(4, stop), stop, 1, generators(), SampleConfig())
     assert h.shape == (4, params.hidden) and x.shape == (4,)

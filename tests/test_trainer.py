@@ -4,7 +4,7 @@ from reference import textbook_training
 
 from textgen.config import RNNConfig
 from textgen.errors import ConfigError, CorpusError, TrainingError
-from textgen.trainer import TrainCallbacks, TrainConfig, TrainState, train, updates_per_epoch
+from textgen.trainer import TrainCallbacks, TrainConfig, TrainState, resolved_epochs, train, updates_per_epoch
 from textgen.vocab import CharVocab
 
 TEXT = "the cat sat on the mat; the dog sat on the log. " * 40
@@ -145,3 +145,12 @@ def test_held_out_text_chooses_the_best_model():
     best = min(val_rows, key=lambda r: r["val_loss"])
     assert state.best_by == "val_loss" and state.best_loss == best["val_loss"] and state.best_update == best["update"]
     assert best["val_bpc"] == pytest.approx(best["val_loss"] / np.log(2))
+
+
+def test_a_few_updates_of_a_huge_corpus_record_their_epochs_as_a_positive_number():
+    # 20 updates of a 2.7-million-window corpus are 7.4e-6 epochs: four decimals would round that to 0, which
+    # config.json's own check then refuses (a 69 MB corpus with --updates 20 could not start)
+    config = TrainConfig(updates=20)
+    assert resolved_epochs(config, 20, 2_700_000) == 7.407e-06
+    assert resolved_epochs(config, 100_000, 2_977) == 33.5909  # as before: four decimals
+    TrainConfig(epochs=resolved_epochs(config, 20, 2_700_000))  # a value the settings take

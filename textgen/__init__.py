@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "CorpusError",
     "Model",
+    "PathError",
     "RNNConfig",
     "Run",
     "RunConfig",
@@ -45,12 +46,13 @@ _HOMES = {  # public name -> the module that defines it
     "ConfigError": "textgen.errors",
     "CorpusError": "textgen.errors",
     "CheckpointError": "textgen.errors",
+    "PathError": "textgen.errors",
 }
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports on first use
     from textgen.api import Model, Run, load, resume, train
     from textgen.config import RNNConfig, RunConfig, TrainConfig
-    from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
+    from textgen.errors import CheckpointError, ConfigError, CorpusError, PathError, TextgenError
     from textgen.sample import SampleConfig
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from textgen.config import RNNConfig
-from textgen.errors import ConfigError, TextgenError
+from textgen.errors import ConfigError, TextgenError, path_failure
+from textgen.fs import check_user_path
 from textgen.settings import SETTINGS
 
 SAMPLE_SETTINGS = ("length", "prime", "temperature", "top_k", "top_p", "greedy", "documents", "count", "seed")
@@ -33,9 +35,15 @@ def _setting_name(match: re.Match) -> str:
 
 @contextmanager
 def _python_names() -> Iterator[None]:
-    """Re-raise a TextgenError with the command line's flags (--top-k) written as the settings (top_k)."""
+    """Re-raise a TextgenError with the command line's flags (--top-k) written as the settings (top_k), and an
+    OSError the operating system raised on a path (permission denied, say) as a PathError naming it."""
     try:
-        yield
+        try:
+            yield
+        except OSError as error:
+            if error.filename is None:
+                raise
+            raise path_failure(error) from error
     except TextgenError as error:
         message = FLAG.sub(_setting_name, str(error))
         if message == str(error):
@@ -59,6 +67,12 @@ def _stop_on_ctrl_c(stop) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _progress(progress: bool | None) -> bool | None:
+    """``progress``, or False where Python has no standard error to draw the bar on (pythonw, a daemon that
+    closed it): the run goes on without one."""
+    return False if sys.stderr is None else progress
+
+
 def _stopped(stopped) -> KeyboardInterrupt:
     """The KeyboardInterrupt a notebook user sees for a run stopped with Ctrl-C, saying what was kept."""
     if stopped.folder is None:
@@ -80,19 +94,19 @@ def _corpus_list(corpus: str | Path | Sequence[str | Path] | None) -> list[str] 
     if corpus is None:
         return None
     if isinstance(corpus, (str, Path)):
-        return [str(corpus)]
+        return [str(check_user_path(corpus, "corpus"))]
     if not isinstance(corpus, Sequence) or not all(isinstance(c, (str, Path)) for c in corpus):
         raise ConfigError(f"corpus must be a path or spec, or a list of them, got {type(corpus).__name__}")
     if not corpus:
         raise ConfigError("corpus is an empty list; give at least one source (or None for the built-in default)")
-    return [str(c) for c in corpus]
+    return [str(check_user_path(c, "corpus")) for c in corpus]
 
 
 def _path(name: str, value: object) -> Path:
-    """``value`` as a Path, or ConfigError naming the parameter."""
+    """``value`` as a Path, or ConfigError naming the parameter (PathError if no file can have that path)."""
     if not isinstance(value, (str, Path)):
         raise ConfigError(f"{name} must be a path (str or Path), got {value!r}")
-    return Path(value)
+    return check_user_path(value, name)
 
 
 def _check_loader_arguments(weights: object, options: object) -> None:
@@ -138,6 +152,9 @@ def train(
     with _python_names():
         _check_settings(settings, TRAIN_CALL_SETTINGS, "textgen.train")
         _check_loader_arguments(weights, options)
+        for name, value in (("out", out), ("init_from", settings.get("init_from"))):
+            if isinstance(value, (str, Path)):
+                check_user_path(value, name)
         named = {**settings, "corpus": _corpus_list(corpus), "kind": kind,
                  "weights": list(weights) if isinstance(weights, Sequence) and not isinstance(weights, str) else weights,
                  "option": options, "out": out}
@@ -145,7 +162,7 @@ def train(
         stop = StopRequest()
         try:
             with _stop_on_ctrl_c(stop):
-                result = start_planned(plan, progress=progress, callbacks=callbacks, stop=stop,
+                result = start_planned(plan, progress=_progress(progress), callbacks=callbacks, stop=stop,
                                        extra={"settings_from": {"python": sorted(settings)}})
         except Interrupted as stopped:
             raise _stopped(stopped) from None
@@ -175,21 +192,22 @@ def resume(
         stop = StopRequest()
         try:
             with _stop_on_ctrl_c(stop):
-                result = resume_run(folder, changes, passage_length=passage_length, progress=progress,
+                result = resume_run(folder, changes, passage_length=passage_length, progress=_progress(progress),
                                     callbacks=callbacks, stop=stop)
         except Interrupted as stopped:
             raise _stopped(stopped) from None
     return Run(result.folder)
 
 
-def load(run_folder: str | Path, checkpoint: str = "best") -> Model:
-    """The ``best`` (lowest validation loss, else smooth loss) or ``last`` model of a run folder."""
+def load(run_folder: str | Path | Run, checkpoint: str = "best") -> Model:
+    """The ``best`` (lowest validation loss, else smooth loss) or ``last`` model of a run folder, or of the `Run`
+    that `train` or `resume` returned."""
     from textgen.runfolder import RunFolder
 
     with _python_names():
         if checkpoint not in ("best", "last"):
             raise ConfigError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-        folder = _path("run_folder", run_folder)
+        folder = run_folder.folder if isinstance(run_folder, Run) else _path("run_folder", run_folder)
         return Model(RunFolder(folder).load(checkpoint), folder / f"{checkpoint}.npz")
 
 
@@ -202,6 +220,7 @@ class Model:
         self.config: RNNConfig = checkpoint.model  # cell, layers, hidden units, sigma, dtype
         self.chars: tuple[str, ...] = checkpoint.vocab.chars  # the vocabulary, in id order
         self.update: int | None = checkpoint.meta.get("update")  # the update these parameters come from
+        self.last_seed: int | None = None  # the seed of the last `generate` (a fresh one when none was given)
 
     def __repr__(self) -> str:
         model = self.config
@@ -225,56 +244,117 @@ class Model:
 
         ``length`` characters after ``prime`` (the text starts with ``prime``); with ``documents`` N, N whole
         documents (tweets, rows), each at most ``length`` characters. Returns a string, or a list of strings
-        when ``count`` or ``documents`` is given. End-of-document markers inside a text of ``length``
-        characters become line breaks. ``seed`` None draws a fresh one.
+        when ``count`` or ``documents`` is given. A text of ``length`` characters from a model of documents
+        shows each end-of-document marker as ␃, as training's samples and files do. ``seed`` None draws a
+        fresh one, kept in ``last_seed``; text i of a seed is the same whatever ``count`` is.
         """
-        import numpy as np
-
         from textgen.config import check_count
-        from textgen.loaders.base import END_OF_DOCUMENT
-        from textgen.sample import SampleConfig, generate_texts
+        from textgen.sample import SampleConfig, generate_texts, sample_seed
 
         with _python_names():
             config = SampleConfig(length=length, prime=prime, temperature=temperature, top_k=top_k, top_p=top_p,
                                   greedy=greedy, documents=documents or 0, count=1 if count is None else count)
             if seed is not None:
                 check_count("seed", seed, minimum=0)
+            seed = sample_seed(seed)
             checkpoint = self._checkpoint
-            texts = generate_texts(checkpoint.params, checkpoint.vocab, config, np.random.default_rng(seed),
-                                   start=checkpoint.start_state())
-        written = [t.text if documents else t.text.replace(END_OF_DOCUMENT, "\n") for t in texts]
+            texts = generate_texts(checkpoint.params, checkpoint.vocab, config, seed, start=checkpoint.start_state())
+        self.last_seed = seed
+        written = [t.text for t in texts]
         return written if documents is not None or count is not None else written[0]
 
-    def evaluate(self, corpus: str | Path | Sequence[str | Path], *, kind: str | None = None,
-                 options: dict[str, Any] | None = None) -> float:
-        """The model's mean loss on ``corpus`` in nats per character, from its training state."""
-        from textgen.corpus import load_corpus
-        from textgen.evaluate import score_text
-
+    def evaluation(self, corpus: str | Path | Sequence[str | Path] | None = None, *, kind: str | None = None,
+                   options: dict[str, Any] | None = None, weights: str | Sequence[float] | None = None) -> dict:
+        """The model's mean loss per character on ``corpus`` (None: the run's own held-out text), read from its
+        training state, as a dict: see `evaluation_of`."""
         with _python_names():
-            _check_loader_arguments(None, options)
-            loaded = load_corpus(_corpus_list(corpus), kind, options)
-            start = self._checkpoint.start_state()
-            nats, _ = score_text(self._checkpoint.params, self._checkpoint.vocab, loaded.text,
-                                 None if start is None else start[0])
-        return nats
+            _check_loader_arguments(weights, options)
+            if corpus is not None:
+                corpus = _corpus_list(corpus)
+            if isinstance(weights, Sequence) and not isinstance(weights, str):
+                weights = list(weights)
+            return evaluation_of(self._checkpoint, self.path, corpus, kind=kind, options=options, weights=weights)
 
-    def bits_per_char(self, corpus: str | Path | Sequence[str | Path], *, kind: str | None = None,
+    def evaluate(self, corpus: str | Path | Sequence[str | Path] | None = None, *, kind: str | None = None,
+                 options: dict[str, Any] | None = None) -> float:
+        """The model's mean loss in nats per character on ``corpus`` (None: the run's held-out text, or its training
+        text when it holds none out; see `evaluation`), from its training state."""
+        return self.evaluation(corpus, kind=kind, options=options)["nats_per_char"]
+
+    def bits_per_char(self, corpus: str | Path | Sequence[str | Path] | None = None, *, kind: str | None = None,
                       options: dict[str, Any] | None = None) -> float:
         """`evaluate` in bits per character."""
-        from textgen.evaluate import bits_per_char
+        return self.evaluation(corpus, kind=kind, options=options)["bits_per_char"]
 
-        return bits_per_char(self.evaluate(corpus, kind=kind, options=options))
+
+def evaluation_of(checkpoint, path: Path | None, corpus: list[str] | None = None, *, kind: str | None = None,
+                  options: dict | list | None = None, weights: str | list[float] | None = None) -> dict:
+    """The mean loss per character of ``checkpoint`` (read from ``path``, a run folder's .npz) on ``corpus``, read
+    from the checkpoint's training state, as a dict: ``bits_per_char``, ``nats_per_char``, ``characters``
+    scored, ``text`` (what was scored: "corpus"; for ``corpus`` None the run's own "held-out" text, or the first
+    ``characters`` of its "training" text when it holds none out) and ``corpus`` (the sources). Errors name the
+    command line's flags (`Model.evaluation` gives them Python's names)."""
+    from textgen.corpus import corpus_label, load_corpus
+    from textgen.evaluate import bits_per_char, score_text
+
+    if corpus is None:
+        if kind is not None or options or weights is not None:
+            raise ConfigError("--kind, --weights, --option and the loader flags say how to read --corpus; give "
+                              "--corpus too (without it, the run's own held-out text is scored, read as it was)")
+        if path is None:
+            raise ConfigError("this model has no run folder, so no held-out text; give --corpus")
+        text, which, specs = run_text(path.parent, checkpoint.vocab)
+        what = f"the {which} text of the {corpus_label(specs)}"
+    else:
+        loaded = load_corpus(corpus, kind, options, weights=weights)
+        text, which, specs = loaded.text, "corpus", [source["spec"] for source in loaded.sources]
+        what = f"the {corpus_label(specs)}"
+    start = checkpoint.start_state()
+    nats, characters = score_text(checkpoint.params, checkpoint.vocab, text, what, None if start is None else start[0])
+    return {"bits_per_char": bits_per_char(nats), "nats_per_char": nats, "characters": characters, "text": which,
+            "corpus": specs}
+
+
+def run_text(run_folder: Path, vocab) -> tuple[str, str, list[str]]:
+    """(text, "held-out" or "training", the sources) of a run: its held-out text, or without one the first
+    `val_max_characters` of its training text; its corpora are read again and must be unchanged."""
+    from textgen.corpus import corpus_label, load_planned, recorded_plan
+    from textgen.errors import CorpusError
+    from textgen.runfolder import RunFolder
+
+    folder = RunFolder(run_folder)
+    record = folder.read_record()
+    specs = [source["spec"] for source in record.sources]
+    if record.sources[0].get("streamed_to"):  # a large corpus: its ids are in the run folder
+        import numpy as np
+
+        for name, which in (("val_ids.bin", "held-out"), ("ids.bin", "training")):
+            ids_path = folder.file(name)
+            if ids_path.is_file() and ids_path.stat().st_size >= 2 * vocab.dtype.itemsize:
+                ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r")[: record.val_max_characters]
+                return vocab.decode(ids), which, specs
+        raise CorpusError(f"{folder.path}: the encoded corpus (ids.bin) is missing; give the text to score with "
+                          "--corpus")
+    weights = [source["weight"] for source in record.sources] if len(record.sources) > 1 else None
+    corpus = load_planned(recorded_plan(list(record.sources)), weights, record.val_fraction,
+                          record.val_max_characters)
+    for old, new in zip(record.sources, corpus.sources):
+        if old["sha256"] != new["sha256"] or old.get("val_sha256") != new.get("val_sha256"):
+            raise CorpusError(f"the {corpus_label([old['spec']])} has changed since the run read it (SHA-256 "
+                              "differs), so its held-out text is not the run's; give the text to score with --corpus")
+    if len(corpus.validation) >= 2:
+        return corpus.validation, "held-out", specs
+    return corpus.text[: record.val_max_characters], "training", specs
 
 
 class Run:
     """A run folder: its settings, metrics, samples and models, read when asked for."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path | Run):
         from textgen.runfolder import RunFolder
 
         with _python_names():
-            self.folder = _path("folder", folder)
+            self.folder = folder.folder if isinstance(folder, Run) else _path("folder", folder)
             self._folder = RunFolder(self.folder)
             self.config: dict = self._folder.read_record().to_json()  # config.json: every setting, resolved
 
@@ -311,6 +391,15 @@ class Run:
     def last(self) -> Model:
         """The model where training stopped."""
         return load(self.folder, "last")
+
+    def generate(self, length: int = 1000, **settings: Any) -> str | list[str]:
+        """Text from the best model: ``run.best.generate(...)`` (see `Model.generate`)."""
+        return self.best.generate(length, **settings)
+
+    def evaluate(self, corpus: str | Path | Sequence[str | Path] | None = None, **settings: Any) -> float:
+        """The best model's loss in nats per character: ``run.best.evaluate(...)`` (see `Model.evaluate`); without
+        ``corpus``, on the run's held-out text."""
+        return self.best.evaluate(corpus, **settings)
 
     def _last_meta(self) -> dict:
         with _python_names():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import io
 import logging
 import math
 import os
@@ -12,11 +13,12 @@ import signal
 import sys
 import time
 import traceback
+from array import array
 from pathlib import Path
 
 from textgen import __version__
 from textgen.config import TrainConfig, check_count
-from textgen.errors import ConfigError, CorpusError, OutputError, TextgenError, TrainingError, one_line
+from textgen.errors import ConfigError, OutputError, TextgenError, TrainingError, one_line, path_failure
 from textgen.settings import HELD_OUT_FLAGS, LOADER_FLAGS, loader_options_of, setting_of_flag
 from textgen.stopping import Interrupted, StopRequest
 
@@ -74,7 +76,8 @@ class ArgumentParser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
-def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False) -> None:
+def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False,
+                     default: str = "pydoc, the Python reference") -> None:
     """The corpus flags; with ``held_out``, also those that choose the held-out text (HELD_OUT_FLAGS)."""
     group = parser.add_argument_group("corpus")
     group.add_argument(
@@ -82,7 +85,7 @@ def add_corpus_flags(parser: argparse.ArgumentParser, held_out: bool = False) ->
         action="append",
         metavar="SOURCE",
         help="PATH (loader chosen by suffix), LOADER:SOURCE (e.g. hf:NAME) or a named corpus (see `textgen corpora`); "
-        "repeat for several corpora, which share one vocabulary (default: pydoc, the Python reference)",
+        f"repeat for several corpora, which share one vocabulary (default: {default})",
     )
     group.add_argument("--kind", metavar="LOADER", help="use this loader for every --corpus")
     group.add_argument("--weights", metavar="W1,W2,...", help="mix several corpora in these proportions "
@@ -199,13 +202,16 @@ def build_parser() -> ArgumentParser:
     generate.add_argument("--top-p", type=float, default=1.0, metavar="P",
                           help="draw among the likeliest characters that together have probability P (nucleus)")
     generate.add_argument("--greedy", action="store_true", help="always take the likeliest character")
-    generate.add_argument("--count", type=int, default=1, metavar="N", help="N independent samples (drawn together)")
+    generate.add_argument("--count", type=int, default=1, metavar="N",
+                          help="N independent samples; sample i depends only on the seed and i")
     generate.add_argument("--documents", type=int, default=0, metavar="N",
                           help="N whole documents (e.g. tweets), each stopped at the end-of-document marker; "
                           "--length is then the limit per document")
-    generate.add_argument("--seed", type=int, help="random seed; the same seed gives the same text")
+    generate.add_argument("--seed", type=int, help="random seed; the same seed gives the same text (default: a "
+                          "fresh one, said on stderr after the first text)")
     generate.add_argument("--json", action="store_true",
-                          help="print the texts as one JSON list of strings, one per sample or document")
+                          help="print the texts as one JSON list of strings, one per sample or document, written as "
+                          "they are drawn")
     generate.set_defaults(handler=command_generate)
 
     gradcheck = commands.add_parser("gradcheck", help="compare analytic and numerical gradients")
@@ -218,10 +224,11 @@ def build_parser() -> ArgumentParser:
     gradcheck.add_argument("--json", action="store_true", help='print {"b": err, "c": err, ...} as JSON')
     gradcheck.set_defaults(handler=command_gradcheck)
 
-    evaluate = commands.add_parser("evaluate", help="loss per character of a trained model on any corpus")
+    evaluate = commands.add_parser("evaluate", help="loss per character of a trained model on its run's held-out "
+                                   "text or any corpus")
     add_run_argument(evaluate)
     evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which model (best)")
-    add_corpus_flags(evaluate)
+    add_corpus_flags(evaluate, default="the run's own held-out text, or its training text when it holds none out")
     evaluate.add_argument("--json", action="store_true", help="print the numbers as JSON")
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -263,18 +270,68 @@ def escaped(text: str, stream) -> str:
     return text.encode(encoding, "backslashreplace").decode(encoding)
 
 
+class ClosedOutput(io.TextIOBase):
+    """Standard output when its descriptor was closed (`textgen corpora >&-`): a pipe nobody reads. Writing
+    raises BrokenPipeError, so a command whose output is its result ends quietly with status 141, as at a
+    pipe whose reader went away; output that only reports (training's samples, `wrote report.html`) is
+    dropped instead (`say`, `Output(required=False)`) and the command does its work."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if text:
+            raise BrokenPipeError(errno.EPIPE, "standard output is closed")
+        return 0
+
+    def fileno(self) -> int:
+        return 1  # /dev/null, which `guard_standard_streams` put there
+
+
+def stdout_is_closed() -> bool:
+    return isinstance(sys.stdout, ClosedOutput)
+
+
+def guard_standard_streams() -> None:
+    """Make closed standard descriptors harmless: /dev/null is opened on each (so that no file textgen opens
+    later gets descriptor 1 or 2, where a stray write would land in it, and so that child processes inherit
+    something), a closed standard output becomes a `ClosedOutput` and a closed standard error a stream
+    into /dev/null, so that the run goes on and its exit status stays what it would have been."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one, the lower ones are open
+            if opened != descriptor:
+                os.dup2(opened, descriptor)
+                os.close(opened)
+    if sys.stdin is None:
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - standard input for the process
+    if sys.stdout is None:
+        sys.stdout = ClosedOutput()
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+
+
 class Output:
     """Standard output as the commands write it: what cannot be encoded or written becomes one error line.
 
-    A closed pipe is left to `main` (BrokenPipeError), which ends quietly as Unix tools do.
+    A closed pipe is left to `main` (BrokenPipeError), which ends quietly as Unix tools do. Output that is
+    not ``required`` (it only reports what a command did) is dropped when standard output was closed.
     """
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, required: bool = True):
         self.stream = stream or sys.stdout
+        self.dropped = not required and isinstance(self.stream, ClosedOutput)
         self.line_open = False  # the text written so far does not end with a line break
 
     def write(self, text: str, escape: bool = False, flush: bool = False) -> None:
         """Write ``text``; with ``escape``, characters the stream's encoding lacks become \\x.. escapes."""
+        if self.dropped:
+            return
         if escape:
             text = escaped(text, self.stream)
         if text:  # before writing: a stop that comes in between then costs a blank line, never a glued note
@@ -321,10 +378,12 @@ class Output:
 
 
 def say(text: str = "", file=None) -> None:
-    """Print a line, above the progress bar if one is showing."""
+    """Print a line, above the progress bar if one is showing (nothing if it is for a closed standard output)."""
     from tqdm.auto import tqdm
 
-    tqdm.write(text, file=file or sys.stdout)
+    stream = file or sys.stdout
+    if not isinstance(stream, ClosedOutput):
+        tqdm.write(text, file=stream)
 
 
 def model_config(args: argparse.Namespace):
@@ -350,13 +409,21 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
+def loss_per_char(nats: float, digits: int = 3) -> str:
+    """A loss per character as every command shows it: bits per character (the figure papers compare), nats
+    beside it (what metrics.jsonl's val_loss holds)."""
+    from textgen.evaluate import bits_per_char
+
+    return f"{bits_per_char(nats):.{digits}f} bits/char ({nats:.{digits}f} nats/char)"
+
+
 def status_line(status: dict, verbose: bool = False) -> str:
     """One plain line of where training is, for logs that are not a terminal."""
     total = status["total_updates"]
     parts = [f"update {status['update']:,}/{total:,} ({100 * status['update'] / total:.0f}%)",
              f"epoch {status['epoch']:.2f}",
              "smooth loss " + ("n/a" if status["smooth_loss"] is None else f"{status['smooth_loss']:.3f}"),
-             "val " + ("n/a" if status["val_bpc"] is None else f"{status['val_bpc']:.3f} bpc"),
+             "val " + ("n/a" if status["val_bpc"] is None else loss_per_char(status["val_bpc"] * math.log(2))),
              f"{status['chars_per_sec']:,.0f} chars/s",
              "ETA " + ("n/a" if status["eta_seconds"] is None else duration(status["eta_seconds"]))]
     if verbose:
@@ -415,8 +482,8 @@ class TrainView:
 
     def on_log(self, record: dict) -> None:
         if self.verbose and record.get("val_loss") is not None:
-            say(f"textgen: update {record['update']:,}: validation loss {record['val_loss']:.4f} nats/char "
-                f"({record['val_bpc']:.4f} bits/char)", file=sys.stderr)
+            say(f"textgen: update {record['update']:,}: validation loss {loss_per_char(record['val_loss'], 4)}",
+                file=sys.stderr)
 
     def on_status(self, status: dict) -> None:
         if self.status_every is None:
@@ -515,14 +582,14 @@ def command_train(args: argparse.Namespace) -> int:
         sys.stderr.write(f"textgen: {message}\n")
         return code
     state = result.state
-    chosen = "validation loss" if state.best_by == "val_loss" else "smooth loss"
-    unit = "nats/char" if state.best_by == "val_loss" else "nats per window"
-    say(f"--- {len(result.passage)} characters from the best model (update {state.best_update:,}, "
-        f"{chosen} {state.best_loss:.3f} {unit}) ---")
+    if state.best_by == "val_loss":
+        best = f"validation loss {loss_per_char(state.best_loss)}"
+    else:
+        best = f"smooth loss {state.best_loss:.3f} nats per window"
+    say(f"--- {len(result.passage)} characters from the best model (update {state.best_update:,}, {best}) ---")
     say(view.shown(result.passage))
     say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f} nats per window; best "
-        f"model by {chosen}: {state.best_loss:.3f} {unit} at update {state.best_update:,}; run folder "
-        f"{result.folder}", file=sys.stderr)
+        f"model by {best} at update {state.best_update:,}; run folder {result.folder}", file=sys.stderr)
     report = f"report: {result.folder / 'report.html'}; " if result.report else ""
     say(f"textgen: {report}generate more with: textgen generate {result.folder}", file=sys.stderr)
     return 0
@@ -539,12 +606,11 @@ def silence_stdout() -> None:
 
 
 def command_generate(args: argparse.Namespace) -> int:
-    import numpy as np
     import orjson
 
     from textgen.loaders.base import END_OF_DOCUMENT
     from textgen.runfolder import RunFolder
-    from textgen.sample import SampleConfig, stream_texts
+    from textgen.sample import SampleConfig, sample_seed, stream_texts
 
     config = SampleConfig(
         length=args.length, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy,
@@ -554,43 +620,65 @@ def command_generate(args: argparse.Namespace) -> int:
         check_count("seed", args.seed, minimum=0)
     checkpoint = RunFolder(args.run).load(args.checkpoint)
     out = Output()
-    # What the text can hold (a prime outside it is refused when it is read). The end-of-document marker is
-    # never written: --documents stops at it, and in --length mode it is shown as the line break it stands for.
-    shown = set(checkpoint.vocab.chars) - {END_OF_DOCUMENT}
+    # What the text can hold (a prime outside it is refused when it is read): every character of the model, but
+    # the end-of-document marker where --documents stops at it (in --length mode it is written as ␃).
+    shown = set(checkpoint.vocab.chars) - ({END_OF_DOCUMENT} if config.documents else set())
     out.check_encodable(sorted(shown), "the model's characters")
-    rng = np.random.default_rng(args.seed)
-    pieces = stream_texts(checkpoint.params, checkpoint.vocab, config, rng, start=checkpoint.start_state())
+    seed = sample_seed(args.seed)
+    pieces = stream_texts(checkpoint.params, checkpoint.vocab, config, seed, start=checkpoint.start_state())
     samples = config.documents or config.count
 
-    def as_shown(text: str) -> str:
-        return text if config.documents else text.replace(END_OF_DOCUMENT, "\n")
+    cut = array("q")  # the documents cut at --length, numbered from 1: in --json mode said after the list's line
+    seed_note = f"textgen: seed {seed} (give --seed {seed} to draw the same text again)\n"
+    fresh = args.seed is None and not config.greedy
 
-    def say_if_cut(piece) -> None:
-        if piece.done and config.documents and not piece.ended:
-            sys.stderr.write(f"textgen: document {piece.index + 1} reached --length {config.length} without an "
-                             "end-of-document marker and was cut there\n")
+    def cut_note(number: int) -> str:
+        return (f"textgen: document {number} reached --length {config.length} without an end-of-document marker "
+                "and was cut there\n")
 
-    if args.json:
-        texts: list[list[str]] = [[] for _ in range(samples)]
-        for piece in pieces:
-            texts[piece.index].append(as_shown(piece.text))
-            say_if_cut(piece)
-        out.write(orjson.dumps(["".join(parts) for parts in texts]).decode() + "\n")
-        return 0
+    def notes(piece) -> None:
+        """The notes on stderr once a sample is written: whether it was cut, and after the first one a fresh
+        seed (on stderr, so that the text alone goes to stdout; after a text, which ends its line first; with
+        --json, after the list's line)."""
+        if not piece.done or args.json:
+            if piece.done and config.documents and not piece.ended:
+                cut.append(piece.index + 1)
+            return
+        if config.documents and not piece.ended:
+            sys.stderr.write(cut_note(piece.index + 1))
+        if piece.index == 0 and fresh:
+            sys.stderr.write(seed_note)
+
     last_char = ""  # of the sample being written
+    in_string = False  # --json: the sample's JSON string is open
     try:
+        if args.json:  # one JSON list, written string by string as the samples are drawn
+            out.write("[")
         for piece in pieces:
-            text = as_shown(piece.text)
-            if text:
-                out.write(text)
-                last_char = text[-1]
-            if piece.done:
-                out.write("" if last_char == "\n" else "\n", flush=True)  # every sample ends its line, before a note
-                say_if_cut(piece)
-                if piece.index + 1 < samples:
-                    out.write("\n")  # a blank line between samples
-                last_char = ""
+            if args.json:
+                if not in_string:
+                    out.write(", \"" if piece.index else "\"")
+                    in_string = True
+                out.write(orjson.dumps(piece.text).decode()[1:-1])  # the text as it is inside a JSON string
+                if piece.done:
+                    out.write('"', flush=True)
+                    in_string = False
+            else:
+                if piece.text:
+                    out.write(piece.text)
+                    last_char = piece.text[-1]
+                if piece.done:
+                    out.write("" if last_char == "\n" else "\n", flush=True)  # every sample ends its line, before a note
+                    if piece.index + 1 < samples:
+                        out.write("\n")  # a blank line between samples
+                    last_char = ""
+            notes(piece)
             out.flush()  # as it goes, so that `| head` stops the command
+        if args.json:
+            out.write("]\n", flush=True)
+            for number in cut:
+                sys.stderr.write(cut_note(number))
+            sys.stderr.write(seed_note if fresh else "")
     except Interrupted:
         with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
             out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
@@ -656,31 +744,26 @@ def command_gradcheck(args: argparse.Namespace) -> int:
 def command_evaluate(args: argparse.Namespace) -> int:
     import orjson
 
-    from textgen.corpus import load_corpus
-    from textgen.evaluate import bits_per_char, mean_loss_per_char
+    from textgen.api import evaluation_of
+    from textgen.corpus import corpus_label
     from textgen.runfolder import RunFolder
 
     checkpoint = RunFolder(args.run).load(args.checkpoint)
-    corpus = load_corpus(args.corpus, args.kind, loader_options(args), weights=args.weights)
-    unknown = checkpoint.vocab.missing(corpus.text)
-    if unknown:
-        raise CorpusError(f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
-                          "the model cannot score them")
-    ids = checkpoint.vocab.encode(corpus.text)
-    if ids.size < 2:
-        raise CorpusError(f"the corpus has {ids.size} character(s); a loss per character needs at least 2 (one to "
-                          "read, one to predict)")
-    start = checkpoint.start_state()  # the training state, as validation during training uses
-    nats = mean_loss_per_char(checkpoint.params, ids, h0=None if start is None else start[0])
-    result = {"loss_per_char": nats, "bits_per_char": bits_per_char(nats), "characters": int(ids.size),
-              "checkpoint": str(Path(args.run) / f"{args.checkpoint}.npz")}
+    path = Path(args.run) / f"{args.checkpoint}.npz"
+    result = evaluation_of(checkpoint, path, args.corpus, kind=args.kind, options=loader_options(args),
+                           weights=args.weights)
+    result = {"loss_per_char": result["nats_per_char"], **result, "checkpoint": str(path)}
     out = Output()
     if args.json:
         out.write(orjson.dumps(result).decode() + "\n")
-    else:
-        out.write(f"{result['checkpoint']} on {', '.join(s['spec'] for s in corpus.sources)}: "
-                  f"{nats:.4f} nats per character, {result['bits_per_char']:.4f} bits per character "
-                  f"({ids.size:,} characters)\n", escape=True)
+        return 0
+    scored = corpus_label(result["corpus"])
+    if result["text"] == "held-out":
+        scored = f"the run's held-out text of its {scored}"
+    elif result["text"] == "training":
+        scored = f"the run's training text of its {scored} (it holds none out)"
+    out.write(f"{result['checkpoint']} on {scored}, {result['characters']:,} characters: "
+              f"{loss_per_char(result['nats_per_char'], 4)}\n", escape=True)
     return 0
 
 
@@ -688,14 +771,15 @@ def command_report(args: argparse.Namespace) -> int:
     from textgen.report import write_report
 
     html_path, md_path = write_report(args.run)
-    Output().write(f"textgen: wrote {html_path} (self-contained; open it in a browser) and {md_path}\n", escape=True)
+    Output(required=False).write(f"textgen: wrote {html_path} (self-contained; open it in a browser) and {md_path}\n",
+                                 escape=True)
     return 0
 
 
 def command_plot(args: argparse.Namespace) -> int:
     from textgen.report import plot_runs
 
-    Output().write(f"textgen: wrote {plot_runs(args.runs, args.out)}\n", escape=True)
+    Output(required=False).write(f"textgen: wrote {plot_runs(args.runs, args.out)}\n", escape=True)
     return 0
 
 
@@ -705,7 +789,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     given = [name for name in ("spec", "resume", "status") if getattr(args, name) is not None]
     if len(given) != 1:
         raise ConfigError("give one of SPEC.toml, --resume SWEEP_DIR or --status SWEEP_DIR")
-    out = Output()
+    out = Output(required=args.status is not None)  # a sweep's table only reports; its files hold the results
     if args.status is not None:
         from textgen.sweep.results import status_lines, trial_rows
         from textgen.sweep.runner import open_sweep
@@ -806,25 +890,20 @@ def use_one_blas_thread() -> None:
 
 
 PATH_ARGUMENTS = (("corpus", "--corpus"), ("out", "--out"), ("resume", "--resume"), ("init_from", "--init-from"),
-                  ("run", "--run"), ("runs", "RUN_DIR"))
+                  ("config", "--config"), ("run", "--run"), ("runs", "RUN_DIR"), ("spec", "SPEC.toml"),
+                  ("status", "--status"))
 
 
 def check_paths(args: argparse.Namespace) -> None:
-    """ConfigError for a path argument that is not valid UTF-8 (textgen records paths in JSON) or that has a
-    name too long for the filesystem, before anything uses it."""
+    """PathError for a path argument no file can have (not valid UTF-8, as textgen records paths in JSON, or a
+    name too long for the filesystem), before anything uses it."""
+    from textgen.fs import check_user_path
+
     for name, flag in PATH_ARGUMENTS:
         values = getattr(args, name, None)
         for value in values if isinstance(values, list) else [values]:
-            if value is None:
-                continue
-            text = str(value)
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ConfigError(f"{flag} {text.encode('utf-8', 'surrogateescape')!r}: not valid UTF-8; textgen "
-                                  "records paths in JSON, so rename it") from None
-            if any(len(os.fsencode(part)) > 240 for part in Path(text).parts):
-                raise ConfigError(f"{flag} {text[:60]}...: a name in it is longer than 240 bytes; use a shorter one")
+            if value is not None:
+                check_user_path(value, flag)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -838,6 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     the command has ended, so that a late one cannot cut short the last words; called with ``argv``, the
     previous handlers are put back.
     """
+    guard_standard_streams()
     stop = StopRequest()
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.request(signum)) for sig in STOP_SIGNALS}
     try:
@@ -910,7 +990,12 @@ def _main(argv: list[str] | None, stop: StopRequest) -> int:
         silence_stdout()
         return 141
     except OSError as error:
-        if error.filename is not None or error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+        if error.filename is not None:  # the system refused a path (permission denied, say) that no check caught
+            if debug:
+                traceback.print_exception(error, file=sys.stderr)
+            sys.stderr.write(f"textgen: error: {one_line(path_failure(error))}\n")
+            return 1
+        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EBADF):
             raise  # not our own output failing: a bug, which keeps its traceback
         silence_stdout()
         sys.stderr.write(f"textgen: error: cannot write to standard output ({error.strerror})\n")

@@ -482,19 +482,20 @@ def encode_corpus(corpus: Corpus, vocab: CharVocab | None = None) -> EncodedCorp
     if vocab is None:
         vocab = CharVocab.from_texts([corpus.text, corpus.validation])
     else:
-        check_known(vocab, corpus.text + corpus.validation)
+        check_known(vocab, corpus.text + corpus.validation, [source["spec"] for source in corpus.sources])
     val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
     return EncodedCorpus(vocab, vocab.encode(corpus.text), val_ids, corpus.sources, corpus.val_fraction, corpus.name)
 
 
-def check_known(vocab: CharVocab, text: str | set) -> None:
-    """CorpusError naming the characters of ``text`` that ``vocab`` lacks (for a model trained further)."""
-    unknown = sorted(set(text) - set(vocab.chars))
-    if unknown:
-        raise CorpusError(
-            f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
-            "remove them or train a new model"
-        )
+def corpus_label(specs: list[str]) -> str:
+    """How messages name the corpora ``specs``: "corpus 'book.txt'" or "corpora 'a.txt', 'b.json'"."""
+    return ("corpus " if len(specs) == 1 else "corpora ") + ", ".join(repr(spec) for spec in specs)
+
+
+def check_known(vocab: CharVocab, text: str | set, specs: list[str]) -> None:
+    """CorpusError naming the corpora ``specs`` and the characters of ``text`` that ``vocab`` lacks (for a model
+    trained further)."""
+    vocab.check_known(text, f"the {corpus_label(specs)}", "remove them or train a new model")
 
 
 def streamable_source(
@@ -634,7 +635,7 @@ def stream_encode(
     if vocab is None:
         vocab = CharVocab(tuple(sorted(seen)))
     else:
-        check_known(vocab, seen)
+        check_known(vocab, seen, [source.spec])
     if own_validation is not None:  # held out by the loader itself: every document is trained on
         train_characters, held_documents = characters, 0
     elif continuous:

@@ -60,18 +60,16 @@ def bits_per_char(nats: float) -> float:
     return nats / math.log(2)
 
 
-def score_text(params: Params, vocab: CharVocab, text: str, h0: np.ndarray | None = None) -> tuple[float, int]:
+def score_text(params: Params, vocab: CharVocab, text: str, what: str,
+               h0: np.ndarray | None = None) -> tuple[float, int]:
     """(nats per character, characters) of the model on ``text``, from the state ``h0`` (S,) or h = 0.
 
-    CorpusError if ``text`` has characters the vocabulary lacks (the model cannot score them) or fewer than
-    2 characters (one to read, one to predict).
+    CorpusError naming ``what`` the text is ("the corpus 'book.txt'") if ``text`` has characters the vocabulary
+    lacks (the model cannot score them; they are listed) or fewer than 2 characters (one to read, one to predict).
     """
-    unknown = vocab.missing(text)
-    if unknown:
-        raise CorpusError(f"the corpus has characters the model does not know: {''.join(unknown)!r}; "
-                          "the model cannot score them")
+    vocab.check_known(text, what, "the model cannot score them; give text in its characters")
     ids = vocab.encode(text)
     if ids.size < 2:
-        raise CorpusError(f"the corpus has {ids.size} character(s); a loss per character needs at least 2 (one to "
+        raise CorpusError(f"{what} has {ids.size} character(s); a loss per character needs at least 2 (one to "
                           "read, one to predict)")
     return mean_loss_per_char(params, ids, h0=h0), int(ids.size)

@@ -17,10 +17,33 @@ from typing import BinaryIO
 
 import orjson
 
-from textgen.errors import CheckpointError, OutputError
+from textgen.errors import CheckpointError, OutputError, PathError
 from textgen.limits import check_memory, format_bytes
 
 TEMPORARY_SUFFIX = ".tmp"  # atomic writes go to ".NAME.XXXX.tmp" beside NAME first
+NAME_MAX_BYTES = 240  # a name in a user's path at most: textgen adds to names (".NAME.textgen-new", ".NAME.XXXX.tmp")
+PATH_MAX_BYTES = 4000  # a whole path at most (Linux refuses 4096)
+
+
+def check_user_path(path: object, name: str) -> Path:
+    """``path`` (a str or Path the user gave as ``name``: a flag or a parameter) as a Path, or PathError if no
+    file can have it: a NUL byte, text that is not valid UTF-8 (textgen records paths in JSON), a name in it
+    longer than NAME_MAX_BYTES or the whole longer than PATH_MAX_BYTES."""
+    text = os.fspath(path)
+    if "\0" in text:
+        raise PathError(f"{name} {text!r}: a path cannot hold a NUL byte (\\0)")
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathError(f"{name} {os.fsencode(text)!r}: not valid UTF-8; textgen records paths in JSON, so rename "
+                        "it") from None
+    if len(encoded) > PATH_MAX_BYTES:
+        raise PathError(f"{name} {text[:60]}...: longer than {PATH_MAX_BYTES:,} bytes; use a shorter path")
+    if any(len(part.encode("utf-8")) > NAME_MAX_BYTES for part in Path(text).parts):
+        raise PathError(f"{name} {text[:60]}...: a name in it is longer than {NAME_MAX_BYTES} bytes; use a shorter "
+                        "one")
+    return Path(text)
+
 
 # Every function takes the file's path (for messages) and, optionally, ``at``: an open descriptor of its
 # folder. With ``at``, the file is found through that descriptor (the name only), so a reader or writer

@@ -1,11 +1,13 @@
 """Sampling text from a model: checkpoint + prime text + length + temperature + Generator -> string.
 
-Every sample, at training time or from `textgen generate`, goes through `draw_sequences`, which
-advances a batch of independent streams one character at a time.
+Every sample, at training time or from `textgen generate`, goes through `draw_blocks`, which
+advances a batch of independent streams one character at a time; `stream_texts` gives each text of
+`textgen generate` a Generator of its own, so that text i depends only on the seed and i.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -17,6 +19,8 @@ from textgen.limits import check_memory
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.models import Params
 from textgen.vocab import CharVocab
+
+UNIFORM_BLOCK = 256  # uniforms a stream's Generator draws at a time
 
 
 @dataclass(frozen=True)
@@ -153,20 +157,79 @@ def sample_ids(params: Params, h: np.ndarray, x0: int, length: int, rng: np.rand
     return ids[0]
 
 
+class RowGenerators:
+    """One `numpy.random.Generator` per stream of a batch, which `draw` takes in place of one Generator: stream
+    r's uniforms come from its own, so what a stream writes depends only on its own seed. They are drawn
+    UNIFORM_BLOCK at a time (the same numbers as one by one) and handed out one per stream and draw."""
+
+    def __init__(self, generators: list[np.random.Generator]):
+        self.generators = generators
+        self.buffer = np.empty((len(generators), UNIFORM_BLOCK))
+        self.used = np.full(len(generators), UNIFORM_BLOCK)  # uniforms taken from each row of the buffer
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The next uniform in [0, 1) of each stream in ``rows`` (indices)."""
+        for row in rows[self.used[rows] == UNIFORM_BLOCK].tolist():
+            self.buffer[row] = self.generators[row].random(UNIFORM_BLOCK)
+            self.used[row] = 0
+        uniforms = self.buffer[rows, self.used[rows]]
+        self.used[rows] += 1
+        return uniforms
+
+    def random(self, size: int) -> np.ndarray:
+        """One uniform from each stream (``size`` is the number of streams), as `Generator.random` gives."""
+        assert size == len(self.generators)
+        return self.take(np.arange(size))
+
+    def rows(self, which: np.ndarray) -> _SomeRows:
+        """The streams ``which`` (a boolean mask) selects, for one `draw`."""
+        return _SomeRows(self, np.flatnonzero(which))
+
+
+class _SomeRows:
+    """Some streams of a `RowGenerators`, for `draw`."""
+
+    def __init__(self, generators: RowGenerators, rows: np.ndarray):
+        self.generators, self.chosen = generators, rows
+
+    def random(self, size: int) -> np.ndarray:
+        assert size == self.chosen.size
+        return self.generators.take(self.chosen)
+
+
+def sample_seed(seed: int | np.random.Generator | None) -> int:
+    """The seed of a set of samples: ``seed`` itself, one drawn from a Generator, or a fresh one (None)."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(2**63))
+    return secrets.randbits(32) if seed is None else int(seed)
+
+
+def sample_generator(seed: int, index: int) -> np.random.Generator:
+    """The Generator of sample ``index`` (from 0) of the samples drawn with ``seed``: the index-th child of
+    ``SeedSequence(seed)``, so a sample depends on the seed and its index only, not on how many are drawn."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
 def warm_up(
-    params: Params, h: np.ndarray, x: np.ndarray, stop_id: int, limit: int, rng: np.random.Generator,
+    params: Params, h: np.ndarray, x: np.ndarray, stop_id: int, limit: int, rng: RowGenerators,
     config: SampleConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Let each stream write (and discard) one document, so the next starts from a state the model knows.
 
     A model of documents has only ever begun a document right after another one ended, never from
     h = 0; starting there gives it a garbled first few characters. Returns (h, x) with x = the marker,
-    or where a stream stood after ``limit`` characters without one.
+    or where a stream stood after ``limit`` characters without one. A stream draws from its own Generator
+    only while it warms up, so how long the others take does not change what it writes next.
     """
     done = np.zeros(h.shape[0], dtype=bool)
     for _ in range(limit):
         h_next, p = params.network.step(params, h, x)
-        x_next = p.argmax(axis=1) if config.greedy else draw(filter_probabilities(p, config), rng)
+        running = ~done
+        if config.greedy:
+            x_next = p.argmax(axis=1)
+        else:
+            x_next = x.copy()
+            x_next[running] = draw(filter_probabilities(p[running], config), rng.rows(running))
         h = np.where(done[:, None], h, h_next)
         x = np.where(done, x, x_next)
         done |= x_next == stop_id
@@ -192,37 +255,47 @@ class TextPiece:
     ended: bool = False  # on the last piece: the sample stopped at an end-of-document marker
 
 
+MAX_STREAMS = 32  # samples drawn side by side at most (more gain little and hold more text back)
+WAITING_BYTES = 32 << 20  # the drawn ids of the samples waiting for their turn to be written, at most
+
+
+def batch_streams(config: SampleConfig, itemsize: int) -> int:
+    """How many samples `stream_texts` draws side by side: all of them up to MAX_STREAMS, fewer when the
+    ones waiting for their turn would hold more than WAITING_BYTES of text (one at a time, for long texts)."""
+    wanted = config.documents or config.count
+    return max(1, min(wanted, MAX_STREAMS, 1 + WAITING_BYTES // max(1, config.length * itemsize)))
+
+
 def check_sampling_memory(params: Params, config: SampleConfig, itemsize: int = 4) -> None:
-    """LimitError before sampling if the samples `stream_texts` must hold back would not fit in memory."""
-    streams = config.documents or config.count
+    """LimitError before sampling if the samples `stream_texts` draws side by side would not fit in memory."""
+    streams = batch_streams(config, itemsize)
     needed = params.network.sampling_bytes(streams)
     needed += (streams - 1) * config.length * itemsize  # every sample but the one being written waits here
     check_memory(needed, f"{streams} samples of {config.length:,} characters",
-                 "ask for fewer or shorter samples (--count, --documents, --length)")
+                 "ask for shorter samples (--length)")
 
 
 def stream_texts(
     params: Params,
     vocab: CharVocab,
     config: SampleConfig,
-    rng: np.random.Generator,
+    seed: int | np.random.Generator,
     start: tuple[np.ndarray, int] | None = None,
 ) -> Iterator[TextPiece]:
     """``config.count`` samples of ``config.length`` characters, or ``config.documents`` whole documents,
     written as they are drawn: sample 0's pieces as soon as they exist, then sample 1's, and so on.
 
+    Sample i is drawn from `sample_generator` (``seed``, i) (a Generator given as ``seed`` gives the seed
+    by one draw), and its numbers do not depend on the samples drawn beside it, so the same seed gives
+    sample i the same text whether one or a thousand are asked for. At most `batch_streams` are drawn
+    side by side, so memory does not grow with the count or the length.
+
     Every text starts with ``config.prime``; prime characters outside the vocabulary raise CorpusError.
     Every stream starts from ``start`` = (state (S,), next id), the training state a checkpoint keeps (see
     `Checkpoint.start_state`), or else from h = 0 reading `start_id`. A model of documents then writes one
-    throwaway document first, so that the texts begin where documents begin (see `warm_up`). The streams
-    are drawn together; only the samples waiting for their turn are held in memory.
+    throwaway document first, so that the texts begin where documents begin (see `warm_up`).
     """
-    unknown = vocab.missing(config.prime)
-    if unknown:
-        raise CorpusError(
-            f"--prime has characters that are not in the model's vocabulary: {''.join(unknown)!r}; "
-            "remove or replace them"
-        )
+    vocab.check_known(config.prime, "--prime", "remove or replace them")
     stop_id = None
     if config.documents:
         if END_OF_DOCUMENT not in vocab.chars:
@@ -232,7 +305,26 @@ def stream_texts(
             )
         stop_id = vocab.char_to_id[END_OF_DOCUMENT]
     check_sampling_memory(params, config, vocab.dtype.itemsize)
-    streams = config.documents or config.count
+    seed = sample_seed(seed)
+    samples, side_by_side = config.documents or config.count, batch_streams(config, vocab.dtype.itemsize)
+    for first in range(0, samples, side_by_side):
+        rng = RowGenerators([sample_generator(seed, index)
+                             for index in range(first, min(samples, first + side_by_side))])
+        yield from _stream_batch(params, vocab, config, rng, first, start, stop_id)
+
+
+def _stream_batch(
+    params: Params,
+    vocab: CharVocab,
+    config: SampleConfig,
+    rng: RowGenerators,
+    first: int,
+    start: tuple[np.ndarray, int] | None,
+    stop_id: int | None,
+) -> Iterator[TextPiece]:
+    """`stream_texts` for the samples ``first``, ``first`` + 1, ..., one per Generator of ``rng``, side by side;
+    only the samples waiting for their turn are held in memory."""
+    streams = len(rng.generators)
     h = np.zeros((streams, params.network.state_size), dtype=params.flat.dtype)
     x = np.full(streams, start_id(vocab), dtype=np.int64)
     if start is not None:
@@ -248,12 +340,12 @@ def stream_texts(
     began = [False] * streams  # whether a sample's prime has been written
     stopped_at = np.full(streams, -1, dtype=np.int64)
 
-    def take(index: int, done: bool) -> TextPiece:
-        ids, pending[index] = pending[index], []
+    def take(row: int, done: bool) -> TextPiece:
+        ids, pending[row] = pending[row], []
         text = vocab.decode(np.concatenate(ids)) if ids else ""
-        if not began[index]:
-            text, began[index] = config.prime + text, True
-        return TextPiece(index, text, done, ended=bool(done and stopped_at[index] >= 0))
+        if not began[row]:
+            text, began[row] = config.prime + text, True
+        return TextPiece(first + row, text, done, ended=bool(done and stopped_at[row] >= 0))
 
     current = 0  # the sample being written; the later ones wait in `pending`
     if config.prime:
@@ -261,11 +353,11 @@ def stream_texts(
     offset = 0  # steps drawn before this block
     for block, stopped_at in draw_blocks(params, h, x, config.length, rng, config, stop_id):
         width = block.shape[1]
-        for index in range(current, streams):
-            stop = int(stopped_at[index])
+        for row in range(current, streams):
+            stop = int(stopped_at[row])
             valid = width if stop < 0 else max(0, min(width, stop - offset))  # ids from the stop on are not text
             if valid:
-                pending[index].append(block[index, :valid].astype(vocab.dtype))
+                pending[row].append(block[row, :valid].astype(vocab.dtype))
         offset += width
         while current < streams:
             done = offset >= config.length or stopped_at[current] >= 0
@@ -284,13 +376,13 @@ def generate_texts(
     params: Params,
     vocab: CharVocab,
     config: SampleConfig,
-    rng: np.random.Generator,
+    seed: int | np.random.Generator,
     start: tuple[np.ndarray, int] | None = None,
 ) -> list[GeneratedText]:
     """`stream_texts` collected: one `GeneratedText` per sample."""
     parts: list[list[str]] = [[] for _ in range(config.documents or config.count)]
     ended = [False] * len(parts)
-    for piece in stream_texts(params, vocab, config, rng, start):
+    for piece in stream_texts(params, vocab, config, seed, start):
         parts[piece.index].append(piece.text)
         if piece.done:
             ended[piece.index] = piece.ended
@@ -301,8 +393,8 @@ def generate(
     params: Params,
     vocab: CharVocab,
     config: SampleConfig,
-    rng: np.random.Generator,
+    seed: int | np.random.Generator,
     start: tuple[np.ndarray, int] | None = None,
 ) -> str:
     """The first text of ``generate_texts`` (one sample of ``config.length`` characters after the prime)."""
-    return generate_texts(params, vocab, config, rng, start)[0].text
+    return generate_texts(params, vocab, config, seed, start)[0].text

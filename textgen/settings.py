@@ -13,6 +13,7 @@ from pathlib import Path
 
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig
 from textgen.errors import ConfigError
+from textgen.fs import check_user_path
 
 # Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
 # settings). A flag given reaches only its own loader; any loader's own keywords, a plugin's too, come through --option.
@@ -267,7 +268,7 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
         if name in run:
             if not isinstance(run[name], (str, Path)):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a path, got {run[name]!r}")
-            run[name] = Path(run[name])
+            run[name] = check_user_path(run[name], f"--{name.replace('_', '-')}")  # a TOML file's "a\u0000b" too
     if "init_from" in run and {"sigma", "dtype"} & set(model):
         raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")
     options = loader_options_of(given)

@@ -54,8 +54,11 @@ def total_updates(config: TrainConfig, corpus_length: int) -> int:
 
 
 def resolved_epochs(config: TrainConfig, total: int, per_epoch: int) -> float:
-    """The passes over the corpus that ``total`` updates make: ``epochs`` itself if given, else total / per_epoch."""
-    return config.epochs if config.epochs is not None else round(total / per_epoch, 4)
+    """The passes over the corpus that ``total`` updates make: ``epochs`` itself if given, else total / per_epoch
+    to four decimals (four significant digits for a run shorter than that: a few updates of a huge corpus)."""
+    if config.epochs is not None:
+        return config.epochs
+    return round(total / per_epoch, 4) or float(f"{total / per_epoch:.4g}")
 
 
 @dataclass

@@ -13,6 +13,13 @@ VOCAB_FORMAT_VERSION = 1
 _ENCODE_BLOCK = 1 << 20  # characters encoded at a time
 
 
+def listed(chars: list[str], at_most: int = 40) -> str:
+    """``chars`` as one quoted string (escapes for the invisible ones), the first ``at_most`` if there are more."""
+    if len(chars) <= at_most:
+        return repr("".join(chars))
+    return f"{''.join(chars[:at_most])!r} and {len(chars) - at_most:,} more"
+
+
 def _code_points(text: str) -> np.ndarray:
     """The Unicode code points of ``text`` as a uint32 array, without a Python-level loop."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
@@ -63,6 +70,14 @@ class CharVocab:
         """Characters of ``text`` that are not in the vocabulary, sorted."""
         return sorted(set(text) - set(self.chars))
 
+    def check_known(self, text: str | set, what: str, fix: str) -> None:
+        """CorpusError unless every character of ``text`` is in the vocabulary: the message names ``what`` the
+        text is ("--prime", "corpus book.txt"), lists the characters it lacks and ends with ``fix``."""
+        unknown = sorted(set(text) - set(self.chars))
+        if unknown:
+            raise CorpusError(f"{what} has characters that are not in the model's vocabulary: "
+                              f"{listed(unknown)}; {fix}")
+
     def encode(self, text: str) -> np.ndarray:
         """Ids of ``text``, shape (len(text),), dtype ``self.dtype``; CorpusError on unknown characters.
 
@@ -74,8 +89,7 @@ class CharVocab:
             points = _code_points(block)
             found = np.searchsorted(self._points, points)
             if not np.array_equal(self._points[np.minimum(found, self.size - 1)], points):
-                unknown = "".join(self.missing(block))
-                raise CorpusError(f"characters outside the vocabulary: {unknown!r}")
+                raise CorpusError(f"characters outside the vocabulary: {listed(self.missing(block))}")
             ids[start : start + len(block)] = found
         return ids
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
-from textgen.errors import ConfigError
+from textgen.errors import ConfigError, shown_value
 
 # Appended after every document of a multi-document corpus (tweets, dataset rows) so the
 # model learns where a document ends. U+2403 SYMBOL FOR END OF TEXT is printable, so it
@@ -43,7 +43,7 @@ def check_option(flag: str, value: object, kind: type | tuple[type, ...], allow_
         return
     words = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
     names = " or ".join(words.get(t, t.__name__) for t in (kind if isinstance(kind, tuple) else (kind,)))
-    raise ConfigError(f"{flag} must be {names}, got {str(value)[:60]!r}")
+    raise ConfigError(f"{flag} must be {names}, got {shown_value(value)}")
 
 
 def document_separator(loader: object) -> str:

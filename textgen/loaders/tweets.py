@@ -15,7 +15,7 @@ from typing import IO
 
 import orjson
 
-from textgen.errors import ConfigError, CorpusError, LimitError
+from textgen.errors import ConfigError, CorpusError, LimitError, shown_value
 from textgen.limits import available_memory, format_bytes
 from textgen.loaders.base import check_option
 from textgen.loaders.plaintext import open_source_file
@@ -348,7 +348,7 @@ def _tweet_date(record: dict, where: str, label: str) -> date:
     day = parse_created_at(record["created_at"])
     if day is None:
         raise CorpusError(
-            f"{label}: {where} has created_at {str(record['created_at'])[:60]!r}, expected a date like "
+            f"{label}: {where} has created_at {shown_value(record['created_at'])}, expected a date like "
             "'Tue Mar 20 15:36:23 +0000 2018' or '2018-03-20T15:36:23Z'; fix the record or drop --since/--until"
         )
     return day

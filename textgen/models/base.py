@@ -21,6 +21,18 @@ import numpy as np
 MIN_STREAMS_PER_THREAD = 32  # with fewer streams per thread, handing work over costs what it saves
 
 
+def row_product(a: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``a`` (B, n) times ``matrix`` (n, k), each row a product of its own: (B, k).
+
+    For sampling. BLAS computes a row of one (B, n) product with different rounding for different B, so a
+    sampled text would change with how many are drawn beside it; one (1, n) product per row gives every
+    row the numbers it gets alone (``a[i:i+1].dot(matrix)``), whatever B is.
+    """
+    if a.shape[0] == 1:
+        return a.dot(matrix)  # the same numbers, with less overhead
+    return np.matmul(a[:, None, :], matrix)[:, 0, :]
+
+
 def default_threads(batch: int) -> int:
     """How many threads a workspace gives ``batch`` streams: one per CPU this process may run on,
     but at most one per MIN_STREAMS_PER_THREAD streams, so a single stream always runs in one thread."""
@@ -188,10 +200,10 @@ class Network:
         inputs = None
         for layer in range(1, self.layers + 1):
             U, W, b = (params[name] for name in self.layer_names(layer))
-            a = U.T[x] + b if layer == 1 else inputs.dot(U.T) + b  # (B, G·m) input side
+            a = U.T[x] + b if layer == 1 else row_product(inputs, U.T) + b  # (B, G·m) input side
             where = self.state_slice(layer)
             inputs = self.cell.step(a, W, state[:, where], next_state[:, where])
-        p = inputs.dot(params["V"].T)
+        p = row_product(inputs, params["V"].T)
         np.add(p, params["c"], p)
         np.subtract(p, np.maximum.reduce(p, axis=-1, keepdims=True), p)
         np.exp(p, p)

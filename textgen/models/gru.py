@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from textgen.models.base import sigmoid
+from textgen.models.base import row_product, sigmoid
 
 
 class GRULayer:
@@ -111,7 +111,7 @@ class GRUCell:
     def step(a: np.ndarray, W: np.ndarray, state: np.ndarray, next_state: np.ndarray) -> np.ndarray:
         """One step for sampling from h (B, m) with ``a`` the input side (B, 3m); returns the new h."""
         m = W.shape[1]
-        v = state.dot(W.T)
+        v = row_product(state, W.T)
         zr = sigmoid(a[:, : 2 * m] + v[:, : 2 * m], np.empty_like(v[:, : 2 * m]))
         n = np.tanh(a[:, 2 * m :] + zr[:, m:] * v[:, 2 * m :])
         next_state[...] = n + zr[:, :m] * (state - n)

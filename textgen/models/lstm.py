@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from textgen.models.base import sigmoid
+from textgen.models.base import row_product, sigmoid
 
 
 class LSTMLayer:
@@ -129,7 +129,7 @@ class LSTMCell:
     def step(a: np.ndarray, W: np.ndarray, state: np.ndarray, next_state: np.ndarray) -> np.ndarray:
         """One step for sampling from ``state`` (B, 2m) with ``a`` the input side (B, 4m); returns h (B, m)."""
         m = W.shape[1]
-        a = a + state[:, :m].dot(W.T)
+        a = a + row_product(state[:, :m], W.T)
         gates = sigmoid(a[:, : 3 * m], np.empty_like(a[:, : 3 * m]))
         c = gates[:, m : 2 * m] * state[:, m:] + gates[:, :m] * np.tanh(a[:, 3 * m :])
         next_state[:, m:] = c

@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from textgen.models.base import LossAndGrads, Network, Params
+from textgen.models.base import LossAndGrads, Network, Params, row_product
 
 PARAM_NAMES = ("b", "c", "U", "W", "V")  # the order parameters are laid out in the flat buffer
 # V right after W, both (·, m) row-major, makes the stacked [W; V] a view (the backward loop uses it)
@@ -230,9 +230,10 @@ def step_probabilities(params: Params, h: np.ndarray, x: np.ndarray | int) -> tu
     U, W, V, b, c = params["U"], params["W"], params["V"], params["b"], params["c"]
     # Few, in-place calls: the sampler makes one of these per character.
     h_next = np.add(U.T[x], b)
-    np.add(h_next, h.dot(W.T), h_next)
+    # each row on its own, so that a sample does not depend on the others drawn beside it
+    np.add(h_next, row_product(np.atleast_2d(h), W.T).reshape(h_next.shape), h_next)
     np.tanh(h_next, h_next)
-    p = h_next.dot(V.T)
+    p = row_product(np.atleast_2d(h_next), V.T).reshape(*h_next.shape[:-1], -1)
     np.add(p, c, p)
     np.subtract(p, np.maximum.reduce(p, axis=-1, keepdims=True), p)
     np.exp(p, p)
@@ -295,7 +296,7 @@ class RNNCell:
     @staticmethod
     def step(a: np.ndarray, W: np.ndarray, state: np.ndarray, next_state: np.ndarray) -> np.ndarray:
         """One step for sampling: h = tanh(a + W h_prev) with ``a`` the input side (B, m); returns h."""
-        np.tanh(a + state.dot(W.T), next_state)
+        np.tanh(a + row_product(state, W.T), next_state)
         return next_state
 
     @staticmethod

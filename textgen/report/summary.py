@@ -209,18 +209,20 @@ def headline(summary: RunSummary) -> list[tuple[str, str, str]]:
                ("Smooth loss", fmt(summary.final_smooth_loss, ".3f"), f"final, in nats per {n}-character window")]
     best_val = summary.best_val
     if best_val is not None:
-        numbers.append(("Validation loss", f"{best_val[0]:.4f}",
-                        f"best, in nats/char ({best_val[1]:.4f} bits/char), at update {best_val[2]:,}"))
+        numbers.append(("Validation loss", f"{best_val[1]:.4f}",
+                        f"best, in bits/char ({best_val[0]:.4f} nats/char), at update {best_val[2]:,}"))
     else:
         numbers.append(("Validation loss", "n/a", "no held-out text" if not corpus.get("val_characters")
                         else "not evaluated yet"))
     best = summary.best
     if best is not None:
         by_val = best["best_by"] == "val_loss"
-        unit = "nats/char" if by_val else f"nats per {n} chars"
-        loss = fmt(best["loss"], ".4f" if by_val else ".3f")
+        if by_val and best["loss"] is not None:
+            loss = f"{best['loss'] / math.log(2):.4f} bits/char ({best['loss']:.4f} nats/char)"
+        else:
+            loss = f"{fmt(best['loss'], '.4f' if by_val else '.3f')} {'nats/char' if by_val else f'nats per {n} chars'}"
         numbers.append(("Best model", fmt(best["update"], ","),
-                        f"update, chosen by {'validation' if by_val else 'smooth'} loss {loss} {unit}"))
+                        f"update, chosen by {'validation' if by_val else 'smooth'} loss {loss}"))
     numbers.append(("Speed", fmt(summary.median_chars_per_sec, ",.0f"), "characters/s (median)"))
     model = summary.config["model"]
     layers = model.get("layers", 1)
@@ -250,9 +252,9 @@ def best_sentence(summary: RunSummary) -> str:
         return summary.best_problem or "No best model has been saved yet."
     if best["best_by"] == "val_loss":
         loss = best["loss"]
-        bits = "" if loss is None else f" ({loss / math.log(2):.4f} bits/char)"
-        return (f"The best model (best.npz) was chosen by the lowest validation loss: {fmt(loss, '.4f')} nats "
-                f"per character{bits}, at update {fmt(best['update'], ',')}.")
+        shown = "n/a" if loss is None else f"{loss / math.log(2):.4f} bits per character ({loss:.4f} nats/char)"
+        return (f"The best model (best.npz) was chosen by the lowest validation loss: {shown}, at update "
+                f"{fmt(best['update'], ',')}.")
     return (f"The best model (best.npz) was chosen by the lowest smooth training loss: {fmt(best['loss'], '.3f')} "
             f"nats per {summary.seq_length}-character window, at update {fmt(best['update'], ',')}.")
 
