@@ -236,3 +236,19 @@ def test_the_held_out_cap_given_is_recorded_and_a_resume_holds_out_the_same(tmp_
     assert orjson.loads((folder / "config.json").read_bytes())["corpus"]["val_characters"] == 22 * 22
     code, _, err = run(capsys, "train", "--resume", folder, "--updates", "80", "--val-max-characters", "900")
     assert code == 1 and "--resume cannot change --val-max-characters (900 given, the run has 500)" in err
+
+
+def test_a_resume_from_another_folder_says_where_a_relative_corpus_path_is_read_from(tmp_path, monkeypatch, capsys):
+    # the run records its corpus as given, relative to the folder it started in; from another folder the file is
+    # not found, and the message says why and what to do (it exists: it is not "check the path")
+    (tmp_path / "corpus.txt").write_text(TEXT)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--corpus", "corpus.txt", "--out", "run", *SETTINGS, "--updates", "60"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["train", "--resume", "../run", "--updates", "90", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corpus.txt" in err and "relative to the folder it was started in" in err, err
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", "run", "--updates", "90", "--no-progress"]) == 0

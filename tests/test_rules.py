@@ -2,6 +2,7 @@
 spec refuse the same settings, each in one line naming the setting; a resume refuses the same changes from the
 command line and from Python, and takes a setting repeated as the run already has it."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,45 @@ def test_a_resume_names_what_is_wrong_with_its_folder_and_its_total(tmp_path, co
     assert code == 1 and "not a folder" in err, err
     code, _, err = run(capsys, "train", "--resume", other_run, "--epochs", "0.01")
     assert code == 1 and "--epochs 0.01 makes 1 in all, and the run already has 20 updates" in err, err
+
+
+def test_a_resume_takes_the_corpus_given_by_another_path_to_the_same_file(tmp_path, corpus, other_run, capsys):
+    # the run read `corpus` by its absolute path; the same file by a relative path, through "." or with its
+    # loader's prefix is the same corpus, from the command line and from Python
+    for update, spec in [(30, os.path.relpath(corpus)), (40, f"{tmp_path}/./{corpus.name}"), (50, f"text:{corpus}")]:
+        code, _, err = run(capsys, "train", "--resume", other_run, "--updates", update, "--corpus", spec,
+                           "--no-progress")
+        assert code == 0, err
+    resumed = textgen.resume(other_run, updates=60, corpus=Path(os.path.relpath(corpus)), progress=False)
+    assert resumed.final_update == 60
+    other = tmp_path / "other-book.txt"
+    other.write_text(TEXT)  # the same text in another file is another corpus
+    code, _, err = run(capsys, "train", "--resume", other_run, "--updates", 70, "--corpus", other, "--no-progress")
+    assert code == 1 and "cannot change --corpus" in err, err
+
+
+def test_a_resume_takes_loader_settings_repeated_as_the_run_read_them(tmp_path, corpus, other_run, capsys):
+    # the text loader read the run's corpus as utf-8 without --strip-gutenberg: saying so again is no change,
+    # whether as its flag or as --option, and one that differs is named with the value the run read it with
+    for update, given in [(30, ["--encoding", "utf-8"]), (40, ["--option", "encoding=utf-8"]),
+                          (50, ["--option", "keep_carriage_returns=false", "--option", "strip_gutenberg=false"])]:
+        code, _, err = run(capsys, "train", "--resume", other_run, "--updates", update, "--no-progress", *given)
+        assert code == 0, err
+    assert textgen.resume(other_run, updates=60, encoding="utf-8", option=["encoding=utf-8"],
+                          progress=False).final_update == 60
+    before = {path.name: path.read_bytes() for path in other_run.iterdir()}
+    for given, expected in [(["--encoding", "latin-1"], "--encoding (latin-1 given, the run has utf-8)"),
+                            (["--strip-gutenberg"], "--strip-gutenberg (True given, the run has False)"),
+                            (["--option", "encoding=latin-1"], "encoding=utf-8"),
+                            (["--keep-retweets"], "--keep-retweets is for the tweets loader")]:
+        code, _, err = run(capsys, "train", "--resume", other_run, "--updates", 70, "--no-progress", *given)
+        assert code == 1 and expected in err and err.count("\n") == 1, err
+    assert {path.name: path.read_bytes() for path in other_run.iterdir()} == before
+
+
+def test_a_resume_with_force_says_that_force_is_for_a_new_run(tmp_path, corpus, other_run, capsys):
+    code, _, err = run(capsys, "train", "--resume", other_run, "--updates", 30, "--force", "--no-progress")
+    assert code == 1 and err.count("\n") == 1 and "--force" in err, err
+    assert "not be exact" not in err and "the run has" not in err, err  # --force is no setting of the run
+    with pytest.raises(ConfigError, match="force"):
+        textgen.resume(other_run, updates=30, force=True, progress=False)

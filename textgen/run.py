@@ -24,8 +24,11 @@ from textgen.corpus import (
     encode_corpus,
     load_corpus,
     load_planned,
+    names_source,
+    options_in_effect,
     plan_sources,
     recorded_plan,
+    route_options,
     run_name,
     source_digest,
     stream_encode,
@@ -39,7 +42,15 @@ from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.report import write_report
 from textgen.runfolder import RunFolder, RunRecord, new_record
-from textgen.settings import LOADER_SETTINGS, RunPlan, check_init_model, check_length_given, check_names, resume_changes
+from textgen.settings import (
+    LOADER_SETTINGS,
+    RunPlan,
+    check_init_model,
+    check_length_given,
+    check_names,
+    loader_options_of,
+    resume_changes,
+)
 from textgen.sample import SampleConfig, generate
 from textgen.stopping import Interrupted, StopRequest
 from textgen.trainer import (
@@ -469,7 +480,8 @@ def resume_run(
     folder = RunFolder.open_for_writing(path)
     try:
         record, last = folder.load_for_resume()
-        changes = resume_changes(settings, recorded_settings(record, folder.path))
+        registry = registry or default_registry()
+        changes = resume_changes(settings, recorded_settings(record, folder.path, settings, registry))
         passage_length = changes.pop("passage_length", None)
         state, saved, rng = state_of(last, str(folder.file("last.npz")))
         if {"updates", "epochs"} & set(changes):
@@ -480,7 +492,7 @@ def resume_run(
             base = saved
         config = replace(base, **changes)
         passage_length = record.passage_length if passage_length is None else passage_length
-        ids, val_ids = _reencode(record, last.vocab, folder, registry or default_registry())
+        ids, val_ids = _reencode(record, last.vocab, folder, registry)
         target = total_updates(config, ids.size)
         config = replace(config, updates=target, epochs=resolved_epochs(config, target, record.updates_per_epoch))
         if target == state.update and folder.is_finished() and not folder.report_is_current():
@@ -513,23 +525,39 @@ def resume_run(
         folder.release()
 
 
-def recorded_settings(record: RunRecord, folder: Path) -> dict:
+def recorded_settings(record: RunRecord, folder: Path, given: dict, registry: Registry) -> dict:
     """A run's own value of each setting, by name (see `textgen.settings.SETTINGS`), as config.json records it:
-    what a setting given to `resume_run` is compared with."""
+    what a setting ``given`` to `resume_run` is compared with. The corpus is as the run read it: sources given
+    by other paths to its files are its own, and each loader flag and ``option`` has the value the run's loaders
+    took, a loader's default included, so that one given again as the run read it is no change."""
     sources = list(record.sources)
+    planned = recorded_plan(sources, registry)
+    in_effect = [options_in_effect(source, options) for source, options in planned]
     recorded = {**record.model.to_json(), **record.train.to_json(), "out": folder, "init_from": record.init_from,
                 "val_fraction": record.val_fraction, "val_max_characters": record.val_max_characters,
                 "passage_length": record.passage_length, "force": False,
                 "corpus": [source["spec"] for source in sources]}
+    specs = given.get("corpus")
+    specs = [specs] if isinstance(specs, (str, Path)) else specs
+    if isinstance(specs, list) and len(specs) == len(planned) and all(
+            names_source(str(spec), given.get("kind"), source, registry) for spec, (source, _) in zip(specs, planned)):
+        recorded["corpus"] = given["corpus"]
     kinds = {source["kind"] for source in sources}
     recorded["kind"] = kinds.pop() if len(kinds) == 1 else None
     if len(sources) > 1:
         recorded["weights"] = [source["weight"] for source in sources]
     for name, (loader, keyword, _) in LOADER_SETTINGS.items():
-        values = {repr(source.get("options", {}).get(keyword)) for source in sources if source["kind"] == loader}
-        if len(values) == 1:
-            value = next(source.get("options", {}).get(keyword) for source in sources if source["kind"] == loader)
-            recorded[name] = (not value) if name == "keep_html_entities" and value is not None else value
+        values = [options.get(keyword) for (source, _), options in zip(planned, in_effect) if source.kind == loader]
+        if values and all(value == values[0] for value in values):
+            recorded[name] = (not values[0]) if name == "keep_html_entities" and values[0] is not None else values[0]
+    flags = {name: given[name] for name in LOADER_SETTINGS if given.get(name) is not None}
+    route_options([source for source, _ in planned], loader_options_of(flags))  # refuses one for a loader not used
+    if given.get("option") is not None:
+        taken = route_options([source for source, _ in planned], loader_options_of({"option": given["option"]}))
+        read = [f"{key}={options[key]}" for chosen, options in zip(taken, in_effect) for key in chosen]
+        same = all(value == options.get(key) for chosen, options in zip(taken, in_effect)
+                   for key, value in chosen.items())
+        recorded["option"] = given["option"] if same else list(dict.fromkeys(read))
     return recorded
 
 
@@ -538,6 +566,12 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
     """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
     sources = record.sources
     planned = recorded_plan(list(sources), registry)
+    for source, _ in planned:
+        location = Path(source.location).expanduser()
+        if source.loader.suffixes and not location.is_absolute() and not location.exists():
+            raise CorpusError(f"--resume: {source.location}: no such file from the current folder; the run reads its "
+                              "corpus by this path relative to the folder it was started in: resume it from that "
+                              "folder, or put the file back if it was moved (nothing was changed)")
 
     def changed(spec: str) -> CorpusError:
         return CorpusError(

@@ -218,6 +218,9 @@ def resume_changes(given: dict, recorded: dict) -> dict:
     check_names(given, "--resume")
     given = {name: value for name, value in given.items() if value is not None}
     check_length_given(given)
+    if given.get("force"):
+        raise ConfigError("--force is for a new run, whose --out it replaces; --resume continues the run in its own "
+                          "folder and replaces nothing: leave --force out")
     changes, refused = {}, []
     for name, value in given.items():
         if name in RESUMABLE_FIELDS or name in RESUME_EXTRA:
