@@ -568,7 +568,8 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
     planned = recorded_plan(list(sources), registry)
     for source, _ in planned:
         location = Path(source.location).expanduser()
-        if source.loader.suffixes and not location.is_absolute() and not location.exists():
+        reads_a_path = source.loader.origin == "built-in" and source.loader.suffixes  # a plugin's may be anything
+        if reads_a_path and not location.is_absolute() and not location.exists():
             raise CorpusError(f"--resume: {source.location}: no such file from the current folder; the run reads its "
                               "corpus by this path relative to the folder it was started in: resume it from that "
                               "folder, or put the file back if it was moved (nothing was changed)")
