@@ -80,7 +80,8 @@ RULES = {
     "more threads than streams": ({"threads": 4, "batch_size": 2}, "threads 4 is more than"),
     "another size than the --init-from run's": ({"hidden": 64, "init_from": "OTHER"}, "hidden 64 differs from"),
     "another cell than the --init-from run's": ({"cell": "lstm", "init_from": "OTHER"}, "cell lstm differs from"),
-    "an initialisation with --init-from": ({"sigma": 0.5, "init_from": "OTHER"}, "cannot be set with"),
+    "another initialisation than the --init-from run's": ({"sigma": 0.5, "init_from": "OTHER"}, "sigma 0.5 differs from"),
+    "another dtype than the --init-from run's": ({"dtype": "float32", "init_from": "OTHER"}, "dtype float32 differs from"),
     "dropout of 1": ({"dropout": 1.0}, "dropout must be at least 0 and below 1"),
 }
 
@@ -102,6 +103,29 @@ def test_the_init_from_model_given_as_it_is_is_taken(tmp_path, corpus, other_run
     again = textgen.train(str(corpus), out=tmp_path / "again-api", init_from=other_run, hidden=8, layers=1,
                           progress=False, updates=20)
     assert again.config["model"]["hidden"] == 8
+
+
+def test_the_init_from_initialisation_given_as_it_is_is_taken(tmp_path, corpus, other_run, capsys):
+    # --sigma and --dtype follow the rule of the other model settings: the other run's own values are no change
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--out", tmp_path / "again", "--init-from", other_run,
+                       "--sigma", "0.01", "--dtype", "float64", "--updates", "20", "--no-progress")
+    assert code == 0, err
+    again = textgen.train(str(corpus), out=tmp_path / "again-api", init_from=other_run, sigma=0.01, dtype="float64",
+                          progress=False, updates=20)
+    assert again.config["model"]["sigma"] == 0.01
+
+
+@pytest.mark.parametrize("front", ["cli", "toml", "api", "sweep"])
+@pytest.mark.parametrize("where,expected", [("nowhere", "no such folder"), ("book.txt", "not a folder"),
+                                            ("empty", "not a run folder"), ("a-sweep", "a sweep folder")])
+def test_an_init_from_that_is_no_run_is_named_as_such(where, expected, front, tmp_path, corpus, capsys):
+    (tmp_path / "empty").mkdir()
+    for name in ("spec.toml", "sweep.json", "trials.json"):  # what a sweep folder holds, and a run of its trials
+        (tmp_path / "a-sweep" / "trials" / "trial-000").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "a-sweep" / name).write_text("{}")
+    (tmp_path / "a-sweep" / "trials" / "trial-000" / "last.npz").write_bytes(b"")
+    message = refusal(front, {"init_from": str(tmp_path / where)}, tmp_path, corpus, capsys)
+    assert f"init_from {tmp_path / where}: {expected}" in message.replace("--init-from", "init_from"), message
 
 
 def test_a_resume_refuses_the_same_changes_from_the_command_line_and_python(tmp_path, corpus, other_run, capsys):

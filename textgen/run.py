@@ -41,7 +41,7 @@ from textgen.optim import array_names
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.report import write_report
-from textgen.runfolder import RunFolder, RunRecord, new_record
+from textgen.runfolder import RunFolder, RunRecord, check_init_from, new_record
 from textgen.settings import (
     LOADER_SETTINGS,
     RunPlan,
@@ -287,8 +287,10 @@ def start_run(
     listeners = listeners_of(callbacks)
     registry = registry or default_registry()
     planned = plan_sources(corpus, kind, options, registry)  # a bad source or option fails before any work
-    initial = RunFolder(run.init_from).load("last") if run.init_from is not None else None
-    if initial is not None:
+    initial = None
+    if run.init_from is not None:
+        check_init_from(run.init_from)
+        initial = RunFolder(run.init_from).load("last")
         check_init_model(model_given or {}, initial.model, run.init_from)
     model = initial.model if initial is not None else (model or RNNConfig())
     check_sizes(model, config, run.passage_length)
@@ -358,6 +360,7 @@ def check_plan(plan: RunPlan) -> None:
     """ConfigError for what is wrong with ``plan`` beyond its own settings, found without reading the corpus: a
     model setting that differs from the --init-from run's."""
     if plan.run.init_from is not None:
+        check_init_from(plan.run.init_from)
         check_init_model(plan.model_given, RunFolder(plan.run.init_from).read_record().model, plan.run.init_from)
 
 

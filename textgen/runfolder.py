@@ -1024,6 +1024,22 @@ def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
     return lock
 
 
+def check_init_from(path: Path) -> None:
+    """ConfigError naming --init-from unless ``path`` is a run folder (one that holds a run's config.json or
+    last.npz; what they hold is checked when they are read), saying what it is instead."""
+    if not path.is_dir():
+        raise ConfigError(f"--init-from {path}: {'not a folder' if path.exists() else 'no such folder'}; give the "
+                          "folder of a run that textgen train wrote")
+    if (path / "config.json").exists() or (path / "last.npz").exists():
+        return
+    trials = sorted(path.glob("trials/*/last.npz"))
+    if trials:
+        raise ConfigError(f"--init-from {path}: a sweep folder, not a run folder; give one of its trials, such as "
+                          f"{trials[0].parent}")
+    raise ConfigError(f"--init-from {path}: not a run folder (it has no config.json or last.npz); give the folder of "
+                      "a run that textgen train wrote")
+
+
 def new_record(**values) -> RunRecord:
     """A RunRecord stamped with this textgen's version and the time."""
     return RunRecord(created=datetime.now().astimezone().isoformat(timespec="seconds"), **values)

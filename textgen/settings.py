@@ -271,8 +271,6 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
             if not isinstance(run[name], (str, Path)):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a path, got {run[name]!r}")
             run[name] = Path(run[name])
-    if "init_from" in run and {"sigma", "dtype"} & set(model):
-        raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")
     options = loader_options_of(given)
     corpus = given.get("corpus")
     return RunPlan(
