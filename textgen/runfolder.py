@@ -975,9 +975,24 @@ def _refuse_existing(out: Path) -> None:
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    """True if ``path`` (followed through links) is ``folder`` or lies inside it."""
+    """True if ``path`` (followed through links) is ``folder`` or lies inside it, also where a bind mount gives the
+    folder another path: then one of the folders on the way to ``path`` is ``folder`` itself."""
     real, top = os.path.realpath(path), os.path.realpath(folder)
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+    if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+        return True
+    try:
+        target = os.stat(top)
+    except OSError:
+        return False
+    while True:
+        try:
+            if os.path.samestat(os.stat(real), target):
+                return True
+        except OSError:
+            pass
+        real, above = os.path.dirname(real), real
+        if real == above:
+            return False
 
 
 def _refuse_to_replace(out: Path, keep: tuple[Path, ...]) -> None:
