@@ -436,6 +436,30 @@ def test_force_refuses_the_current_folder_or_a_corpus_reached_through_a_bind_mou
         unmount(view)
 
 
+def test_files_of_the_user_named_like_a_temporary_are_not_taken_for_one(finished, capsys):
+    """Only textgen's own temporaries (.NAME.XXXXXXXX.tmp) count as the run's: --force refuses a run holding a file
+    of the user's that merely starts and ends the same way, and a resume leaves it alone."""
+    from commands import run, snapshot
+
+    mine = finished / ".config.json.before-my-edit.tmp"
+    mine.write_text("my copy of config.json")
+    before = snapshot(finished)
+    code, _, err = run_cli(capsys, "--corpus", finished.parent.parent / "trained0" / "corpus.txt", "--out", finished,
+                           "--force")
+    assert code == 1 and mine.name in err, err
+    assert snapshot(finished) == before
+    code, _, err = run(capsys, "train", "--resume", finished, "--updates", "60", "--no-progress")
+    assert code == 0, err
+    assert mine.read_text() == "my copy of config.json"
+    # a folder holding only such files is not empty: said before any work, not as files that appeared meanwhile
+    for name in ("notes.tmp", ".corpus.txt.1a2b3c4d.tmp"):
+        (finished.parent / name.upper()).mkdir()
+        (finished.parent / name.upper() / name).write_text("mine")
+        code, _, err = run_cli(capsys, "--corpus", finished.parent.parent / "trained0" / "corpus.txt", "--out",
+                               finished.parent / name.upper())
+        assert code == 1 and f"is not empty ({name})" in err, err
+
+
 def test_force_replaces_a_run_with_what_textgen_itself_left_in_it(finished, capsys):
     """Temporaries of killed writes, a sweep's note on a trial and an older textgen's .lock are the run's."""
     (finished / ".last.npz.1a2b3c4d.tmp").write_bytes(b"half a checkpoint")

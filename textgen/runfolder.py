@@ -32,7 +32,6 @@ from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
 from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError, TextgenError
 from textgen.fs import (
-    TEMPORARY_SUFFIX,
     append_jsonl,
     fsync_folder,
     jsonl_bytes,
@@ -40,6 +39,7 @@ from textgen.fs import (
     read_json,
     read_jsonl,
     remove_temporaries,
+    temporary_of,
     write_bytes,
     write_json,
 )
@@ -387,10 +387,10 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _listing(folder: Path, temporaries: bool = False) -> list[str]:
-    """What a folder holds, leaving out the temporaries of killed writes unless ``temporaries``."""
+def _listing(folder: Path) -> list[str]:
+    """What a folder holds (temporaries too: a folder holding any is not empty, and a run cannot be moved into it)."""
     try:
-        return sorted(p.name for p in folder.iterdir() if temporaries or not p.name.endswith(TEMPORARY_SUFFIX))
+        return sorted(p.name for p in folder.iterdir())
     except FileNotFoundError:
         return []
 
@@ -407,9 +407,7 @@ def holds_run(folder: Path) -> list[str]:
 def _own(name: str) -> bool:
     """True for a name textgen gives a file in a run folder: one of OWN_FILES, or a temporary of a killed write
     of one (``.NAME.XXXX.tmp``)."""
-    if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
-        name = name[1 : -len(TEMPORARY_SUFFIX)].rpartition(".")[0]
-    return name in OWN_FILES
+    return (temporary_of(name) or name) in OWN_FILES
 
 
 def foreign_entries(folder: Path) -> list[str]:
@@ -439,7 +437,7 @@ def _textgen_config(folder: Path) -> bool:
 def _remove_run_files(folder: Path) -> list[str]:
     """Remove a run's own files from ``folder`` and then the folder, if nothing else is left in it; returns what
     is left (nothing once the folder is gone). Never removes what `foreign_entries` names."""
-    for name in _listing(folder, temporaries=True):
+    for name in _listing(folder):
         if _own(name):
             try:
                 if stat.S_ISREG(os.lstat(folder / name).st_mode):
@@ -905,7 +903,7 @@ def _make_parents(parent: Path) -> list[Path]:
 
 def _clear(folder: Path, out: Path) -> None:
     """Empty a staging folder a killed process left (its run files; an old run a killed --force swapped out)."""
-    for name in _listing(folder, temporaries=True):
+    for name in _listing(folder):
         if _own(name) and stat.S_ISREG(os.lstat(folder / name).st_mode):
             os.unlink(folder / name)
     left = foreign_entries(folder)
@@ -1027,7 +1025,7 @@ def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
         return None
     if not out.is_dir():
         raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
-    if not _listing(out, temporaries=True):
+    if not _listing(out):
         return None  # an empty folder: nothing to replace
     _refuse_to_replace(out, keep)
     lock = FolderLock.acquire(out, f"--out {out}: the run there is being written by")
