@@ -252,3 +252,31 @@ def test_a_resume_from_another_folder_says_where_a_relative_corpus_path_is_read_
     assert err.count("\n") == 1 and "corpus.txt" in err and "relative to the folder it was started in" in err, err
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--resume", "run", "--updates", "90", "--no-progress"]) == 0
+
+
+def test_a_resume_holds_back_only_a_bounded_amount_of_rows_before_its_first_checkpoint(tmp_path):
+    # a resume keeps its rows in memory until its first checkpoint; with a checkpoint interval far beyond the run
+    # and a row every update, that was every row of the run: it now checkpoints early instead, and stays exact
+    import textgen
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    quick = {"hidden": 4, "log_every": 1, "sample_every": 10**6, "checkpoint_every": 10**6, "val_fraction": 0,
+             "passage_length": 10, "seed": 3, "progress": False}
+    whole = textgen.train(str(corpus), out=tmp_path / "whole", updates=15_000, **quick)
+    textgen.train(str(corpus), out=tmp_path / "split", updates=100, **quick)
+
+    class Checkpoints:
+        def __init__(self):
+            self.updates = []
+
+        def on_checkpoint(self, info):
+            if not info["final"]:
+                self.updates.append(info["update"])
+
+    seen = Checkpoints()
+    split = textgen.resume(tmp_path / "split", updates=15_000, checkpoint_every=10**6, callbacks=seen, progress=False)
+    assert seen.updates and seen.updates[0] < 12_000, seen.updates  # a row is a few hundred bytes: ~10,000 rows
+    a, b = load_checkpoint(tmp_path / "whole" / "last.npz"), load_checkpoint(tmp_path / "split" / "last.npz")
+    np.testing.assert_array_equal(a.params.flat, b.params.flat)
+    assert rows(whole.folder / "metrics.jsonl") == rows(split.folder / "metrics.jsonl")

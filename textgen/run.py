@@ -72,6 +72,10 @@ log = logging.getLogger(__name__)
 
 PLOT_EVERY_SECONDS = 20.0  # loss.png is redrawn at checkpoints at most this often (and at the end)
 SAMPLE_BYTES_PER_CHAR = 24  # a sample's drawn ids (8 bytes each), its text (up to 4), its JSON row and its echo
+# A resume holds its rows in memory until its first checkpoint (see `Resumption`); once they take about this much,
+# that checkpoint is taken at once, so a --checkpoint-every far beyond the run cannot fill the memory with them.
+HELD_BYTES = 4 << 20
+ROW_BYTES = 400  # a row held in memory, about (a sample's text adds up to 4 bytes a character)
 
 
 @dataclass
@@ -140,6 +144,7 @@ class RunRecorder(TrainCallbacks):
         self.checkpoint_update = None  # the update of the newest checkpoint saved, None before the first
         self.last_plot = 0.0
         self.plot_failed = False  # loss.png could not be written once (said once)
+        self.held_bytes = 0  # what the rows of `resumption` take, about (of a resume not yet under way)
 
     def tell(self, method: str, record: dict) -> None:
         """Pass a copy of ``record`` to each listener that has ``method`` (so none can change what is kept)."""
@@ -151,6 +156,7 @@ class RunRecorder(TrainCallbacks):
     def on_log(self, record: dict) -> None:
         if self.resumption is not None:
             self.resumption.metrics.append(record)
+            self.held_bytes += ROW_BYTES
         else:
             self.folder.append_metrics(record)
         self.updates.append(record["update"])
@@ -160,12 +166,16 @@ class RunRecorder(TrainCallbacks):
     def on_sample(self, record: dict) -> None:
         if self.resumption is not None:
             self.resumption.samples.append(record)
+            self.held_bytes += ROW_BYTES + 4 * len(record["text"])
         else:
             self.folder.append_sample(record)
         self.tell("on_sample", record)
 
     def on_status(self, status: dict) -> None:
         self.tell("on_status", status)
+
+    def wants_checkpoint(self) -> bool:
+        return self.resumption is not None and self.held_bytes >= HELD_BYTES
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
         last, best = checkpoints_of(state, self.vocab, self.model, self.config, self.rng, self.sources)
