@@ -80,8 +80,8 @@ RULES = {
     "more threads than streams": ({"threads": 4, "batch_size": 2}, "threads 4 is more than"),
     "another size than the --init-from run's": ({"hidden": 64, "init_from": "OTHER"}, "hidden 64 differs from"),
     "another cell than the --init-from run's": ({"cell": "lstm", "init_from": "OTHER"}, "cell lstm differs from"),
-    "another initialisation than the --init-from run's": ({"sigma": 0.5, "init_from": "OTHER"}, "sigma 0.5 differs from"),
-    "another dtype than the --init-from run's": ({"dtype": "float32", "init_from": "OTHER"}, "dtype float32 differs from"),
+    "another sigma than the --init-from run's": ({"sigma": 0.5, "init_from": "OTHER"}, "sigma 0.5 differs from"),
+    "another dtype than the --init-from run's": ({"dtype": "float32", "init_from": "OTHER"}, "dtype float32 differs"),
     "dropout of 1": ({"dropout": 1.0}, "dropout must be at least 0 and below 1"),
 }
 
