@@ -64,10 +64,12 @@ def test_a_write_into_a_missing_folder_is_an_output_error(tmp_path):
 
 
 def test_temporaries_of_killed_writes_are_removed(tmp_path):
-    (tmp_path / ".last.npz.abc123.tmp").write_bytes(b"half")
+    (tmp_path / ".last.npz.abc12345.tmp").write_bytes(b"half")
+    (tmp_path / ".config.json.k_9wq2mz.tmp").write_bytes(b"half, by an older textgen (tempfile.mkstemp)")
     (tmp_path / "last.npz").write_bytes(b"whole")
+    (tmp_path / ".last.npz.my-backup.tmp").write_bytes(b"a user's file, named much like one")
     remove_temporaries(tmp_path)
-    assert os.listdir(tmp_path) == ["last.npz"]
+    assert sorted(os.listdir(tmp_path)) == [".last.npz.my-backup.tmp", "last.npz"]
 
 
 def test_only_the_named_files_temporaries_are_removed(tmp_path):

@@ -236,3 +236,47 @@ def test_the_held_out_cap_given_is_recorded_and_a_resume_holds_out_the_same(tmp_
     assert orjson.loads((folder / "config.json").read_bytes())["corpus"]["val_characters"] == 22 * 22
     code, _, err = run(capsys, "train", "--resume", folder, "--updates", "80", "--val-max-characters", "900")
     assert code == 1 and "--resume cannot change --val-max-characters (900 given, the run has 500)" in err
+
+
+def test_a_resume_from_another_folder_says_where_a_relative_corpus_path_is_read_from(tmp_path, monkeypatch, capsys):
+    # the run records its corpus as given, relative to the folder it started in; from another folder the file is
+    # not found, and the message says why and what to do (it exists: it is not "check the path")
+    (tmp_path / "corpus.txt").write_text(TEXT)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--corpus", "corpus.txt", "--out", "run", *SETTINGS, "--updates", "60"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["train", "--resume", "../run", "--updates", "90", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corpus.txt" in err and "relative to the folder it was started in" in err, err
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", "run", "--updates", "90", "--no-progress"]) == 0
+
+
+def test_a_resume_holds_back_only_a_bounded_amount_of_rows_before_its_first_checkpoint(tmp_path):
+    # a resume keeps its rows in memory until its first checkpoint; with a checkpoint interval far beyond the run
+    # and a row every update, that was every row of the run: it now checkpoints early instead, and stays exact
+    import textgen
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    quick = {"hidden": 4, "log_every": 1, "sample_every": 10**6, "checkpoint_every": 10**6, "val_fraction": 0,
+             "passage_length": 10, "seed": 3, "progress": False}
+    whole = textgen.train(str(corpus), out=tmp_path / "whole", updates=15_000, **quick)
+    textgen.train(str(corpus), out=tmp_path / "split", updates=100, **quick)
+
+    class Checkpoints:
+        def __init__(self):
+            self.updates = []
+
+        def on_checkpoint(self, info):
+            if not info["final"]:
+                self.updates.append(info["update"])
+
+    seen = Checkpoints()
+    split = textgen.resume(tmp_path / "split", updates=15_000, checkpoint_every=10**6, callbacks=seen, progress=False)
+    assert seen.updates and seen.updates[0] < 12_000, seen.updates  # a row is a few hundred bytes: ~10,000 rows
+    a, b = load_checkpoint(tmp_path / "whole" / "last.npz"), load_checkpoint(tmp_path / "split" / "last.npz")
+    np.testing.assert_array_equal(a.params.flat, b.params.flat)
+    assert rows(whole.folder / "metrics.jsonl") == rows(split.folder / "metrics.jsonl")

@@ -2,6 +2,7 @@
 spec refuse the same settings, each in one line naming the setting; a resume refuses the same changes from the
 command line and from Python, and takes a setting repeated as the run already has it."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,8 @@ RULES = {
     "more threads than streams": ({"threads": 4, "batch_size": 2}, "threads 4 is more than"),
     "another size than the --init-from run's": ({"hidden": 64, "init_from": "OTHER"}, "hidden 64 differs from"),
     "another cell than the --init-from run's": ({"cell": "lstm", "init_from": "OTHER"}, "cell lstm differs from"),
-    "an initialisation with --init-from": ({"sigma": 0.5, "init_from": "OTHER"}, "cannot be set with"),
+    "another sigma than the --init-from run's": ({"sigma": 0.5, "init_from": "OTHER"}, "sigma 0.5 differs from"),
+    "another dtype than the --init-from run's": ({"dtype": "float32", "init_from": "OTHER"}, "dtype float32 differs"),
     "dropout of 1": ({"dropout": 1.0}, "dropout must be at least 0 and below 1"),
 }
 
@@ -101,6 +103,29 @@ def test_the_init_from_model_given_as_it_is_is_taken(tmp_path, corpus, other_run
     again = textgen.train(str(corpus), out=tmp_path / "again-api", init_from=other_run, hidden=8, layers=1,
                           progress=False, updates=20)
     assert again.config["model"]["hidden"] == 8
+
+
+def test_the_init_from_initialisation_given_as_it_is_is_taken(tmp_path, corpus, other_run, capsys):
+    # --sigma and --dtype follow the rule of the other model settings: the other run's own values are no change
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--out", tmp_path / "again", "--init-from", other_run,
+                       "--sigma", "0.01", "--dtype", "float64", "--updates", "20", "--no-progress")
+    assert code == 0, err
+    again = textgen.train(str(corpus), out=tmp_path / "again-api", init_from=other_run, sigma=0.01, dtype="float64",
+                          progress=False, updates=20)
+    assert again.config["model"]["sigma"] == 0.01
+
+
+@pytest.mark.parametrize("front", ["cli", "toml", "api", "sweep"])
+@pytest.mark.parametrize("where,expected", [("nowhere", "no such folder"), ("book.txt", "not a folder"),
+                                            ("empty", "not a run folder"), ("a-sweep", "a sweep folder")])
+def test_an_init_from_that_is_no_run_is_named_as_such(where, expected, front, tmp_path, corpus, capsys):
+    (tmp_path / "empty").mkdir()
+    for name in ("spec.toml", "sweep.json", "trials.json"):  # what a sweep folder holds, and a run of its trials
+        (tmp_path / "a-sweep" / "trials" / "trial-000").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "a-sweep" / name).write_text("{}")
+    (tmp_path / "a-sweep" / "trials" / "trial-000" / "last.npz").write_bytes(b"")
+    message = refusal(front, {"init_from": str(tmp_path / where)}, tmp_path, corpus, capsys)
+    assert f"init_from {tmp_path / where}: {expected}" in message.replace("--init-from", "init_from"), message
 
 
 def test_a_resume_refuses_the_same_changes_from_the_command_line_and_python(tmp_path, corpus, other_run, capsys):
@@ -133,3 +158,45 @@ def test_a_resume_names_what_is_wrong_with_its_folder_and_its_total(tmp_path, co
     assert code == 1 and "not a folder" in err, err
     code, _, err = run(capsys, "train", "--resume", other_run, "--epochs", "0.01")
     assert code == 1 and "--epochs 0.01 makes 1 in all, and the run already has 20 updates" in err, err
+
+
+def test_a_resume_takes_the_corpus_given_by_another_path_to_the_same_file(tmp_path, corpus, other_run, capsys):
+    # the run read `corpus` by its absolute path; the same file by a relative path, through "." or with its
+    # loader's prefix is the same corpus, from the command line and from Python
+    for update, spec in [(30, os.path.relpath(corpus)), (40, f"{tmp_path}/./{corpus.name}"), (50, f"text:{corpus}")]:
+        code, _, err = run(capsys, "train", "--resume", other_run, "--updates", update, "--corpus", spec,
+                           "--no-progress")
+        assert code == 0, err
+    resumed = textgen.resume(other_run, updates=60, corpus=Path(os.path.relpath(corpus)), progress=False)
+    assert resumed.final_update == 60
+    other = tmp_path / "other-book.txt"
+    other.write_text(TEXT)  # the same text in another file is another corpus
+    code, _, err = run(capsys, "train", "--resume", other_run, "--updates", 70, "--corpus", other, "--no-progress")
+    assert code == 1 and "cannot change --corpus" in err, err
+
+
+def test_a_resume_takes_loader_settings_repeated_as_the_run_read_them(tmp_path, corpus, other_run, capsys):
+    # the text loader read the run's corpus as utf-8 without --strip-gutenberg: saying so again is no change,
+    # whether as its flag or as --option, and one that differs is named with the value the run read it with
+    for update, given in [(30, ["--encoding", "utf-8"]), (40, ["--option", "encoding=utf-8"]),
+                          (50, ["--option", "keep_carriage_returns=false", "--option", "strip_gutenberg=false"])]:
+        code, _, err = run(capsys, "train", "--resume", other_run, "--updates", update, "--no-progress", *given)
+        assert code == 0, err
+    assert textgen.resume(other_run, updates=60, encoding="utf-8", option=["encoding=utf-8"],
+                          progress=False).final_update == 60
+    before = {path.name: path.read_bytes() for path in other_run.iterdir()}
+    for given, expected in [(["--encoding", "latin-1"], "--encoding (latin-1 given, the run has utf-8)"),
+                            (["--strip-gutenberg"], "--strip-gutenberg (True given, the run has False)"),
+                            (["--option", "encoding=latin-1"], "encoding=utf-8"),
+                            (["--keep-retweets"], "--keep-retweets is for the tweets loader")]:
+        code, _, err = run(capsys, "train", "--resume", other_run, "--updates", 70, "--no-progress", *given)
+        assert code == 1 and expected in err and err.count("\n") == 1, err
+    assert {path.name: path.read_bytes() for path in other_run.iterdir()} == before
+
+
+def test_a_resume_with_force_says_that_force_is_for_a_new_run(tmp_path, corpus, other_run, capsys):
+    code, _, err = run(capsys, "train", "--resume", other_run, "--updates", 30, "--force", "--no-progress")
+    assert code == 1 and err.count("\n") == 1 and "--force" in err, err
+    assert "not be exact" not in err and "the run has" not in err, err  # --force is no setting of the run
+    with pytest.raises(ConfigError, match="force"):
+        textgen.resume(other_run, updates=30, force=True, progress=False)

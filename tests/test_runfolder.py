@@ -412,6 +412,54 @@ def test_force_refuses_a_corpus_that_is_a_file_of_the_run_it_would_replace(finis
     assert snapshot(finished) == before
 
 
+def test_force_refuses_the_current_folder_or_a_corpus_reached_through_a_bind_mount_of_the_run(finished, tmp_path,
+                                                                                              capsys, monkeypatch):
+    """A bind mount gives the run folder a second path, which no comparison of paths can see through."""
+    from commands import mount, snapshot, unmount
+
+    view = tmp_path / "view"
+    view.mkdir()
+    if not mount("--bind", str(finished), str(view)):
+        pytest.skip("cannot bind-mount here (needs root or CAP_SYS_ADMIN)")
+    try:
+        before = snapshot(finished)
+        code, _, err = run_cli(capsys, "--corpus", view / "best_passage.txt", "--out", finished, "--force",
+                               "--val-fraction", "0", "--seq-length", "5")
+        assert code == 1 and err.count("\n") == 1 and "best_passage.txt" in err and "inside" in err, err
+        monkeypatch.chdir(view / ".")
+        code, _, err = run_cli(capsys, "--corpus", finished.parent.parent / "trained0" / "corpus.txt", "--out",
+                               finished, "--force")
+        assert code == 1 and err.count("\n") == 1 and "the folder textgen runs in" in err, err
+        assert snapshot(finished) == before
+    finally:
+        monkeypatch.chdir(tmp_path)
+        unmount(view)
+
+
+def test_files_of_the_user_named_like_a_temporary_are_not_taken_for_one(finished, capsys):
+    """Only textgen's own temporaries (.NAME.XXXXXXXX.tmp) count as the run's: --force refuses a run holding a file
+    of the user's that merely starts and ends the same way, and a resume leaves it alone."""
+    from commands import run, snapshot
+
+    mine = finished / ".config.json.before-my-edit.tmp"
+    mine.write_text("my copy of config.json")
+    before = snapshot(finished)
+    code, _, err = run_cli(capsys, "--corpus", finished.parent.parent / "trained0" / "corpus.txt", "--out", finished,
+                           "--force")
+    assert code == 1 and mine.name in err, err
+    assert snapshot(finished) == before
+    code, _, err = run(capsys, "train", "--resume", finished, "--updates", "60", "--no-progress")
+    assert code == 0, err
+    assert mine.read_text() == "my copy of config.json"
+    # a folder holding only such files is not empty: said before any work, not as files that appeared meanwhile
+    for name in ("notes.tmp", ".corpus.txt.1a2b3c4d.tmp"):
+        (finished.parent / name.upper()).mkdir()
+        (finished.parent / name.upper() / name).write_text("mine")
+        code, _, err = run_cli(capsys, "--corpus", finished.parent.parent / "trained0" / "corpus.txt", "--out",
+                               finished.parent / name.upper())
+        assert code == 1 and f"is not empty ({name})" in err, err
+
+
 def test_force_replaces_a_run_with_what_textgen_itself_left_in_it(finished, capsys):
     """Temporaries of killed writes, a sweep's note on a trial and an older textgen's .lock are the run's."""
     (finished / ".last.npz.1a2b3c4d.tmp").write_bytes(b"half a checkpoint")

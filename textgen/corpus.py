@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import logging
 import math
+import os
 import types
 import typing
 from collections.abc import Iterator
@@ -171,6 +172,34 @@ def recorded_options(summary: dict, registry: Registry | None = None) -> dict:
     for name in _later_options_taken(source):
         options.setdefault(name, OPTIONS_ADDED_LATER[name])
     return options
+
+
+def options_in_effect(source: ResolvedSource, options: dict) -> dict:
+    """Every keyword ``source``'s loader was called with: ``options``, and the default of each other keyword its
+    constructor takes (the values an option given again to a resume is compared with)."""
+    try:
+        parameters = inspect.signature(source.loader.factory).parameters.values()
+    except (TypeError, ValueError):
+        return dict(options)
+    keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {**{p.name: p.default for p in parameters if p.kind in keywords and p.default is not p.empty}, **options}
+
+
+def names_source(spec: str, kind: str | None, source: ResolvedSource, registry: Registry) -> bool:
+    """True if ``spec`` (read with --kind ``kind``) names ``source``: the same loader and location, or the same
+    loader and another path to the same file (``./book.txt``, its absolute path, ``text:book.txt``)."""
+    try:
+        given = resolve_source(spec, registry, kind)
+    except TextgenError:
+        return False
+    if given.kind != source.kind:
+        return False
+    if given.location == source.location:
+        return True
+    try:
+        return os.path.samefile(os.path.expanduser(given.location), os.path.expanduser(source.location))
+    except (OSError, ValueError):
+        return False
 
 
 class ReadBudget:

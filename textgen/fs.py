@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterable
@@ -44,6 +45,9 @@ def check_user_path(path: object, name: str) -> Path:
                         "one")
     return Path(text)
 
+
+# XXXX: 8 hex digits (8 of [a-z0-9_] from tempfile.mkstemp, as an older textgen wrote them); nothing else is ours
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}" + re.escape(TEMPORARY_SUFFIX))
 
 # Every function takes the file's path (for messages) and, optionally, ``at``: an open descriptor of its
 # folder. With ``at``, the file is found through that descriptor (the name only), so a reader or writer
@@ -217,11 +221,17 @@ def append_jsonl(path: Path, row: dict, at: int | None = None) -> None:
         raise OutputError(f"{path}: cannot write ({error.strerror})") from None
 
 
+def temporary_of(name: str) -> str | None:
+    """The file a temporary of a killed atomic write was for (``.NAME.XXXX.tmp`` -> NAME), or None for any other
+    name (a user's ``.notes.tmp`` is not one)."""
+    match = _TEMPORARY.fullmatch(name)
+    return match.group(1) if match else None
+
+
 def remove_temporaries(folder: Path, at: int | None = None, of: tuple[str, ...] | None = None) -> None:
     """Delete what killed atomic writes left in a folder (``.NAME.XXXX.tmp``): all, or those of the files ``of``."""
-    prefixes = tuple(f".{name}." for name in of) if of is not None else (".",)
     for name in os.listdir(folder if at is None else at):
-        if name.startswith(prefixes) and name.endswith(TEMPORARY_SUFFIX):
+        if temporary_of(name) is not None and (of is None or temporary_of(name) in of):
             try:
                 os.unlink(name if at is not None else Path(folder) / name, dir_fd=at)
             except FileNotFoundError:

@@ -24,8 +24,11 @@ from textgen.corpus import (
     encode_corpus,
     load_corpus,
     load_planned,
+    names_source,
+    options_in_effect,
     plan_sources,
     recorded_plan,
+    route_options,
     run_name,
     source_digest,
     stream_encode,
@@ -38,8 +41,16 @@ from textgen.optim import array_names
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.report import write_report
-from textgen.runfolder import RunFolder, RunRecord, new_record
-from textgen.settings import LOADER_SETTINGS, RunPlan, check_init_model, check_length_given, check_names, resume_changes
+from textgen.runfolder import RunFolder, RunRecord, check_init_from, new_record
+from textgen.settings import (
+    LOADER_SETTINGS,
+    RunPlan,
+    check_init_model,
+    check_length_given,
+    check_names,
+    loader_options_of,
+    resume_changes,
+)
 from textgen.sample import SampleConfig, generate
 from textgen.stopping import Interrupted, StopRequest
 from textgen.trainer import (
@@ -61,6 +72,10 @@ log = logging.getLogger(__name__)
 
 PLOT_EVERY_SECONDS = 20.0  # loss.png is redrawn at checkpoints at most this often (and at the end)
 SAMPLE_BYTES_PER_CHAR = 24  # a sample's drawn ids (8 bytes each), its text (up to 4), its JSON row and its echo
+# A resume holds its rows in memory until its first checkpoint (see `Resumption`); once they take about this much,
+# that checkpoint is taken at once, so a --checkpoint-every far beyond the run cannot fill the memory with them.
+HELD_BYTES = 4 << 20
+ROW_BYTES = 400  # a row held in memory, about (a sample's text adds up to 4 bytes a character)
 
 
 @dataclass
@@ -129,6 +144,7 @@ class RunRecorder(TrainCallbacks):
         self.checkpoint_update = None  # the update of the newest checkpoint saved, None before the first
         self.last_plot = 0.0
         self.plot_failed = False  # loss.png could not be written once (said once)
+        self.held_bytes = 0  # what the rows of `resumption` take, about (of a resume not yet under way)
 
     def tell(self, method: str, record: dict) -> None:
         """Pass a copy of ``record`` to each listener that has ``method`` (so none can change what is kept)."""
@@ -140,6 +156,7 @@ class RunRecorder(TrainCallbacks):
     def on_log(self, record: dict) -> None:
         if self.resumption is not None:
             self.resumption.metrics.append(record)
+            self.held_bytes += ROW_BYTES
         else:
             self.folder.append_metrics(record)
         self.updates.append(record["update"])
@@ -149,12 +166,16 @@ class RunRecorder(TrainCallbacks):
     def on_sample(self, record: dict) -> None:
         if self.resumption is not None:
             self.resumption.samples.append(record)
+            self.held_bytes += ROW_BYTES + 4 * len(record["text"])
         else:
             self.folder.append_sample(record)
         self.tell("on_sample", record)
 
     def on_status(self, status: dict) -> None:
         self.tell("on_status", status)
+
+    def wants_checkpoint(self) -> bool:
+        return self.resumption is not None and self.held_bytes >= HELD_BYTES
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
         last, best = checkpoints_of(state, self.vocab, self.model, self.config, self.rng, self.sources)
@@ -276,8 +297,10 @@ def start_run(
     listeners = listeners_of(callbacks)
     registry = registry or default_registry()
     planned = plan_sources(corpus, kind, options, registry)  # a bad source or option fails before any work
-    initial = RunFolder(run.init_from).load("last") if run.init_from is not None else None
-    if initial is not None:
+    initial = None
+    if run.init_from is not None:
+        check_init_from(run.init_from)
+        initial = RunFolder(run.init_from).load("last")
         check_init_model(model_given or {}, initial.model, run.init_from)
     model = initial.model if initial is not None else (model or RNNConfig())
     check_sizes(model, config, run.passage_length)
@@ -347,6 +370,7 @@ def check_plan(plan: RunPlan) -> None:
     """ConfigError for what is wrong with ``plan`` beyond its own settings, found without reading the corpus: a
     model setting that differs from the --init-from run's."""
     if plan.run.init_from is not None:
+        check_init_from(plan.run.init_from)
         check_init_model(plan.model_given, RunFolder(plan.run.init_from).read_record().model, plan.run.init_from)
 
 
@@ -469,7 +493,8 @@ def resume_run(
     folder = RunFolder.open_for_writing(path)
     try:
         record, last = folder.load_for_resume()
-        changes = resume_changes(settings, recorded_settings(record, folder.path))
+        registry = registry or default_registry()
+        changes = resume_changes(settings, recorded_settings(record, folder.path, settings, registry))
         passage_length = changes.pop("passage_length", None)
         state, saved, rng = state_of(last, str(folder.file("last.npz")))
         if {"updates", "epochs"} & set(changes):
@@ -480,7 +505,7 @@ def resume_run(
             base = saved
         config = replace(base, **changes)
         passage_length = record.passage_length if passage_length is None else passage_length
-        ids, val_ids = _reencode(record, last.vocab, folder, registry or default_registry())
+        ids, val_ids = _reencode(record, last.vocab, folder, registry)
         target = total_updates(config, ids.size)
         config = replace(config, updates=target, epochs=resolved_epochs(config, target, record.updates_per_epoch))
         if target == state.update and folder.is_finished() and not folder.report_is_current():
@@ -513,23 +538,39 @@ def resume_run(
         folder.release()
 
 
-def recorded_settings(record: RunRecord, folder: Path) -> dict:
+def recorded_settings(record: RunRecord, folder: Path, given: dict, registry: Registry) -> dict:
     """A run's own value of each setting, by name (see `textgen.settings.SETTINGS`), as config.json records it:
-    what a setting given to `resume_run` is compared with."""
+    what a setting ``given`` to `resume_run` is compared with. The corpus is as the run read it: sources given
+    by other paths to its files are its own, and each loader flag and ``option`` has the value the run's loaders
+    took, a loader's default included, so that one given again as the run read it is no change."""
     sources = list(record.sources)
+    planned = recorded_plan(sources, registry)
+    in_effect = [options_in_effect(source, options) for source, options in planned]
     recorded = {**record.model.to_json(), **record.train.to_json(), "out": folder, "init_from": record.init_from,
                 "val_fraction": record.val_fraction, "val_max_characters": record.val_max_characters,
                 "passage_length": record.passage_length, "force": False,
                 "corpus": [source["spec"] for source in sources]}
+    specs = given.get("corpus")
+    specs = [specs] if isinstance(specs, (str, Path)) else specs
+    if isinstance(specs, list) and len(specs) == len(planned) and all(
+            names_source(str(spec), given.get("kind"), source, registry) for spec, (source, _) in zip(specs, planned)):
+        recorded["corpus"] = given["corpus"]
     kinds = {source["kind"] for source in sources}
     recorded["kind"] = kinds.pop() if len(kinds) == 1 else None
     if len(sources) > 1:
         recorded["weights"] = [source["weight"] for source in sources]
     for name, (loader, keyword, _) in LOADER_SETTINGS.items():
-        values = {repr(source.get("options", {}).get(keyword)) for source in sources if source["kind"] == loader}
-        if len(values) == 1:
-            value = next(source.get("options", {}).get(keyword) for source in sources if source["kind"] == loader)
-            recorded[name] = (not value) if name == "keep_html_entities" and value is not None else value
+        values = [options.get(keyword) for (source, _), options in zip(planned, in_effect) if source.kind == loader]
+        if values and all(value == values[0] for value in values):
+            recorded[name] = (not values[0]) if name == "keep_html_entities" and values[0] is not None else values[0]
+    flags = {name: given[name] for name in LOADER_SETTINGS if given.get(name) is not None}
+    route_options([source for source, _ in planned], loader_options_of(flags))  # refuses one for a loader not used
+    if given.get("option") is not None:
+        taken = route_options([source for source, _ in planned], loader_options_of({"option": given["option"]}))
+        read = [f"{key}={options[key]}" for chosen, options in zip(taken, in_effect) for key in chosen]
+        same = all(value == options.get(key) for chosen, options in zip(taken, in_effect)
+                   for key, value in chosen.items())
+        recorded["option"] = given["option"] if same else list(dict.fromkeys(read))
     return recorded
 
 
@@ -538,6 +579,13 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
     """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
     sources = record.sources
     planned = recorded_plan(list(sources), registry)
+    for source, _ in planned:
+        location = Path(source.location).expanduser()
+        reads_a_path = source.loader.origin == "built-in" and source.loader.suffixes  # a plugin's may be anything
+        if reads_a_path and not location.is_absolute() and not location.exists():
+            raise CorpusError(f"--resume: {source.location}: no such file from the current folder; the run reads its "
+                              "corpus by this path relative to the folder it was started in: resume it from that "
+                              "folder, or put the file back if it was moved (nothing was changed)")
 
     def changed(spec: str) -> CorpusError:
         return CorpusError(

@@ -32,7 +32,6 @@ from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
 from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError, TextgenError
 from textgen.fs import (
-    TEMPORARY_SUFFIX,
     append_jsonl,
     fsync_folder,
     jsonl_bytes,
@@ -40,6 +39,7 @@ from textgen.fs import (
     read_json,
     read_jsonl,
     remove_temporaries,
+    temporary_of,
     write_bytes,
     write_json,
 )
@@ -387,10 +387,10 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def _listing(folder: Path, temporaries: bool = False) -> list[str]:
-    """What a folder holds, leaving out the temporaries of killed writes unless ``temporaries``."""
+def _listing(folder: Path) -> list[str]:
+    """What a folder holds (temporaries too: a folder holding any is not empty, and a run cannot be moved into it)."""
     try:
-        return sorted(p.name for p in folder.iterdir() if temporaries or not p.name.endswith(TEMPORARY_SUFFIX))
+        return sorted(p.name for p in folder.iterdir())
     except FileNotFoundError:
         return []
 
@@ -407,9 +407,7 @@ def holds_run(folder: Path) -> list[str]:
 def _own(name: str) -> bool:
     """True for a name textgen gives a file in a run folder: one of OWN_FILES, or a temporary of a killed write
     of one (``.NAME.XXXX.tmp``)."""
-    if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
-        name = name[1 : -len(TEMPORARY_SUFFIX)].rpartition(".")[0]
-    return name in OWN_FILES
+    return (temporary_of(name) or name) in OWN_FILES
 
 
 def foreign_entries(folder: Path) -> list[str]:
@@ -439,7 +437,7 @@ def _textgen_config(folder: Path) -> bool:
 def _remove_run_files(folder: Path) -> list[str]:
     """Remove a run's own files from ``folder`` and then the folder, if nothing else is left in it; returns what
     is left (nothing once the folder is gone). Never removes what `foreign_entries` names."""
-    for name in _listing(folder, temporaries=True):
+    for name in _listing(folder):
         if _own(name):
             try:
                 if stat.S_ISREG(os.lstat(folder / name).st_mode):
@@ -905,7 +903,7 @@ def _make_parents(parent: Path) -> list[Path]:
 
 def _clear(folder: Path, out: Path) -> None:
     """Empty a staging folder a killed process left (its run files; an old run a killed --force swapped out)."""
-    for name in _listing(folder, temporaries=True):
+    for name in _listing(folder):
         if _own(name) and stat.S_ISREG(os.lstat(folder / name).st_mode):
             os.unlink(folder / name)
     left = foreign_entries(folder)
@@ -975,9 +973,24 @@ def _refuse_existing(out: Path) -> None:
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    """True if ``path`` (followed through links) is ``folder`` or lies inside it."""
+    """True if ``path`` (followed through links) is ``folder`` or lies inside it, also where a bind mount gives the
+    folder another path: then one of the folders on the way to ``path`` is ``folder`` itself."""
     real, top = os.path.realpath(path), os.path.realpath(folder)
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+    if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+        return True
+    try:
+        target = os.stat(top)
+    except OSError:
+        return False
+    while True:
+        try:
+            if os.path.samestat(os.stat(real), target):
+                return True
+        except OSError:
+            pass
+        real, above = os.path.dirname(real), real
+        if real == above:
+            return False
 
 
 def _refuse_to_replace(out: Path, keep: tuple[Path, ...]) -> None:
@@ -1012,7 +1025,7 @@ def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
         return None
     if not out.is_dir():
         raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
-    if not _listing(out, temporaries=True):
+    if not _listing(out):
         return None  # an empty folder: nothing to replace
     _refuse_to_replace(out, keep)
     lock = FolderLock.acquire(out, f"--out {out}: the run there is being written by")
@@ -1022,6 +1035,22 @@ def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
         lock.release()
         raise
     return lock
+
+
+def check_init_from(path: Path) -> None:
+    """ConfigError naming --init-from unless ``path`` is a run folder (one that holds a run's config.json or
+    last.npz; what they hold is checked when they are read), saying what it is instead."""
+    if not path.is_dir():
+        raise ConfigError(f"--init-from {path}: {'not a folder' if path.exists() else 'no such folder'}; give the "
+                          "folder of a run that textgen train wrote")
+    if (path / "config.json").exists() or (path / "last.npz").exists():
+        return
+    trials = sorted(path.glob("trials/*/last.npz"))
+    if trials:
+        raise ConfigError(f"--init-from {path}: a sweep folder, not a run folder; give one of its trials, such as "
+                          f"{trials[0].parent}")
+    raise ConfigError(f"--init-from {path}: not a run folder (it has no config.json or last.npz); give the folder of "
+                      "a run that textgen train wrote")
 
 
 def new_record(**values) -> RunRecord:

@@ -219,6 +219,9 @@ def resume_changes(given: dict, recorded: dict) -> dict:
     check_names(given, "--resume")
     given = {name: value for name, value in given.items() if value is not None}
     check_length_given(given)
+    if given.get("force"):
+        raise ConfigError("--force is for a new run, whose --out it replaces; --resume continues the run in its own "
+                          "folder and replaces nothing: leave --force out")
     changes, refused = {}, []
     for name, value in given.items():
         if name in RESUMABLE_FIELDS or name in RESUME_EXTRA:
@@ -269,8 +272,6 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
             if not isinstance(run[name], (str, Path)):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a path, got {run[name]!r}")
             run[name] = check_user_path(run[name], f"--{name.replace('_', '-')}")  # a TOML file's "a\u0000b" too
-    if "init_from" in run and {"sigma", "dtype"} & set(model):
-        raise ConfigError("--sigma and --dtype cannot be set with --init-from: the model is the other run's")
     options = loader_options_of(given)
     corpus = given.get("corpus")
     return RunPlan(

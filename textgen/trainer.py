@@ -137,6 +137,10 @@ class TrainCallbacks:
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
         """The state after ``state.update`` updates; ``final`` at the end of training."""
 
+    def wants_checkpoint(self) -> bool:
+        """True to have a checkpoint taken after the update just made, besides those every checkpoint_every."""
+        return False
+
     def on_status(self, status: dict) -> None:
         """Where training is, at each log row and at least every STATUS_SECONDS: update, total_updates, epoch, smooth_loss (nats
         per window), val_bpc (the latest evaluation's, or None), chars_per_sec (since the previous status),
@@ -503,7 +507,8 @@ def train(
                 now = time.perf_counter()
                 if now - status_time >= STATUS_SECONDS or state.update % config.log_every == 0:
                     report_status(now)
-                if state.update % config.checkpoint_every == 0 and state.update < target:
+                checkpoint_now = state.update % config.checkpoint_every == 0 or callbacks.wants_checkpoint()
+                if checkpoint_now and state.update < target:
                     checkpoint()
             if state.update % config.sample_every == 0 and state.update > 0 and state.sampled_at != state.update:
                 sample_now()  # the loop stopped just before this sampling point
