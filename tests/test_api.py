@@ -364,3 +364,9 @@ def test_training_from_python_without_a_standard_error_finishes_the_run(tmp_path
                             preexec_fn=lambda: os.close(2))  # as pythonw, or a daemon that closed it: sys.stderr is None
     assert result.returncode == 0 and result.stdout == "160\n", result
     assert (tmp_path / "run" / "best_passage.txt").is_file()
+
+
+def test_a_runs_repr_never_raises_even_without_its_last_checkpoint(tmp_path):
+    run = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "run", seed=1, **dict(QUICK, updates=20, eval_every=10))
+    (run.folder / "last.npz").unlink()
+    assert repr(textgen.Run(run.folder)) == f"<textgen.Run {run.folder}: ? of 20 updates>"

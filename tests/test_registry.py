@@ -135,6 +135,12 @@ def test_unknown_sources_list_what_is_available():
         resolve_source("x.txt", registry, kind="nope")
 
 
+def test_a_folder_given_as_a_corpus_is_named_as_a_folder_with_the_loader_that_reads_folders(tmp_path):
+    # it used to say "no loader claims the suffix '(none)'", as if the folder did not exist
+    with pytest.raises(UnknownCorpusKind, match=f"--corpus '{tmp_path}': is a folder; .*hf:{tmp_path}"):
+        resolve_source(str(tmp_path), discover([]))
+
+
 def test_named_corpus_is_found_in_the_current_folder_or_says_where_to_get_it(tmp_path, monkeypatch):
     registry = discover([])
     monkeypatch.chdir(tmp_path)

@@ -200,3 +200,10 @@ def test_a_resume_with_force_says_that_force_is_for_a_new_run(tmp_path, corpus, 
     assert "not be exact" not in err and "the run has" not in err, err  # --force is no setting of the run
     with pytest.raises(ConfigError, match="force"):
         textgen.resume(other_run, updates=30, force=True, progress=False)
+
+
+def test_a_resume_refuses_an_evaluation_interval_beyond_its_new_total_as_a_new_run_does(other_run, capsys):
+    code, _, err = run(capsys, "train", "--resume", other_run, "--updates", "40", "--eval-every", "50")
+    assert code == 1 and "--eval-every 50 is beyond the run's 40 updates" in err, err
+    with pytest.raises(ConfigError, match="eval_every 50 is beyond the run's 40 updates"):
+        textgen.resume(other_run, updates=40, eval_every=50, progress=False)

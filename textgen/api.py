@@ -359,7 +359,11 @@ class Run:
             self.config: dict = self._folder.read_record().to_json()  # config.json: every setting, resolved
 
     def __repr__(self) -> str:
-        return f"<textgen.Run {self.folder}: {self.final_update:,} of {self.config['corpus']['total_updates']:,} updates>"
+        try:  # a repr never raises: a folder whose last.npz is damaged or gone is still shown
+            done = f"{self.final_update:,}"
+        except TextgenError:
+            done = "?"
+        return f"<textgen.Run {self.folder}: {done} of {self.config['corpus']['total_updates']:,} updates>"
 
     @property
     def seed(self) -> int:

@@ -267,6 +267,11 @@ def resolve_source(spec: str, registry: Registry, kind: str | None = None) -> Re
             f"--corpus {spec!r}: no such file and no named corpus of that name; named corpora: "
             f"{', '.join(NAMED_CORPORA)}; loaders: {', '.join(sorted(registry.loaders))} (use LOADER:SOURCE)"
         )
+    if path.is_dir():
+        raise UnknownCorpusKind(
+            f"--corpus {spec!r}: is a folder; give a file in it, or a loader that reads folders as LOADER:FOLDER "
+            f"(hf:{spec} for a dataset saved with save_to_disk or a folder of data files); loaders: "
+            f"{', '.join(sorted(registry.loaders))}")
     raise UnknownCorpusKind(
         f"--corpus {spec!r}: no loader claims the suffix {suffix or '(none)'!r}; pick one with --kind or a "
         f"LOADER:SOURCE prefix; available: {', '.join(sorted(registry.loaders))}"

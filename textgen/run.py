@@ -255,6 +255,13 @@ def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, voca
                  "ask for a shorter --sample-length or --passage-length")
 
 
+def check_eval_every(config: TrainConfig, total: int, validating: bool) -> None:
+    """ConfigError if a run with held-out text would make no evaluation in its ``total`` updates."""
+    if validating and config.eval_every > total:
+        raise ConfigError(f"--eval-every {config.eval_every:,} is beyond the run's {total:,} updates: no "
+                          "validation loss would choose the best model; give a smaller one, or --val-fraction 0")
+
+
 def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
     """``config`` with every default fixed as a number, so that config.json says what the run does and a
     resumed run (whose total may differ, on a machine with other CPUs) evaluates at the same updates and
@@ -314,9 +321,7 @@ def start_run(
         config = resolved(config, encoded.ids.size)
         vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
         total = total_updates(config, ids.size)
-        if val_ids is not None and config.eval_every > total:
-            raise ConfigError(f"--eval-every {config.eval_every:,} is beyond the run's {total:,} updates: no "
-                              "validation loss would choose the best model; give a smaller one, or --val-fraction 0")
+        check_eval_every(config, total, val_ids is not None)
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
         record = new_record(
             model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
@@ -518,6 +523,8 @@ def resume_run(
             raise ConfigError(f"--resume: {asked}the run already has {state.update:,} updates; give a larger total "
                               "with --updates or --epochs")
         check_sizes(last.model, config, passage_length, last.vocab.size)
+        if "eval_every" in changes:
+            check_eval_every(config, target, val_ids is not None)
         if target > state.update and not math.isfinite(loss := first_loss(state, ids, config)):
             # saved by a textgen that did not yet look one window ahead: no --eta can change this loss
             raise TrainingError(f"--resume {folder.path}: the weights in last.npz (update {state.update:,}) give a "
