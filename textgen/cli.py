@@ -749,7 +749,15 @@ def command_sweep(args: argparse.Namespace) -> int:
         for line in status_lines(trial_rows(args.status, spec.metric), spec.searched):
             out.write(line + "\n", escape=True)
         return 0
-    from textgen.sweep.runner import check_address, check_resources, import_tune, new_sweep, open_sweep, run_sweep
+    from textgen.sweep.runner import (
+        check_address,
+        check_resources,
+        import_tune,
+        new_sweep,
+        open_sweep,
+        plural,
+        run_sweep,
+    )
 
     if args.address is not None:
         check_address(args.address)  # before any folder is made
@@ -763,26 +771,31 @@ def command_sweep(args: argparse.Namespace) -> int:
         import_tune()
         if args.address is None:
             check_resources(spec, os.cpu_count() or 1, "this machine")
-        spec, folder = new_sweep(args.spec, args.out)
-    def announce() -> None:  # once Ray is up, so that an address Ray refuses is the only line
-        say(f"textgen: sweep of {spec.trial_count} trial(s) ({'; '.join(d.describe() for d in spec.space)}"
-            f"{'' if spec.samples == 1 else f', {spec.samples} samples per grid point'}) in {folder}",
-            file=sys.stderr)
+        folder = new_sweep(spec, args.out)
+
+    def announce(to_run: int, trials: int) -> None:  # once Ray is up, so that an address Ray refuses is the only line
+        searched = "; ".join(d.describe() for d in spec.space) + (
+            "" if spec.samples == 1 else f", {spec.samples} samples per grid point")
+        if args.resume is None:
+            say(f"textgen: sweep of {plural(trials, 'trial')} ({searched}) in {folder}", file=sys.stderr)
+        else:
+            say(f"textgen: sweep in {folder} ({searched}): {to_run:,} of its {plural(trials, 'trial')} to run",
+                file=sys.stderr)
 
     try:
         info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0,
-                         on_ray_up=announce)
-    except ConfigError:
+                         on_start=announce)
+    except TextgenError:
         if args.resume is None and not any((folder / "trials").iterdir()):
             import shutil
 
-            shutil.rmtree(folder)  # Ray could not start (--address auto, say): the new sweep leaves nothing behind
+            shutil.rmtree(folder)  # refused before any trial ran: the new sweep leaves nothing behind
         raise
     except Interrupted as stopped:  # SIGTERM (Tune handles SIGINT itself), or a stop while Ray started
         say(f"textgen: stopped; continue with: textgen sweep --resume {folder}", file=sys.stderr)
         return EXIT_STATUS.get(stopped.signum, 130)
     rows = summarize(folder, spec, info)
-    from textgen.sweep.results import status_lines
+    from textgen.sweep.results import NOT_DONE, TO_RUN, status_lines
 
     for line in status_lines(rows, spec.searched):
         out.write(line + "\n", escape=True)
@@ -790,10 +803,15 @@ def command_sweep(args: argparse.Namespace) -> int:
         say(f"textgen: the sweep stopped before every trial finished; continue with: textgen sweep --resume "
             f"{folder}", file=sys.stderr)
         return EXIT_STATUS[signal.SIGTERM] if info["runs"][-1].get("signal") == "SIGTERM" else 130
-    if info["status"] == "failed trials":
-        failed = [row["trial"] for row in rows if row["status"] == "error"]
-        say(f"textgen: {', '.join(failed)} failed (see {folder / 'tune'}); textgen sweep --resume {folder} tries "
-            "them again", file=sys.stderr)
+    failed = [row for row in sorted(rows, key=lambda r: r["trial"]) if row["status"] in NOT_DONE]
+    for row in failed:
+        what = "'s run folder is damaged" if row["status"] == "damaged" else " failed"
+        say(f"textgen: {row['trial']}{what}: {row['reason'] or 'no reason recorded'}", file=sys.stderr)
+    if failed:
+        again = [row["trial"] for row in failed if row["status"] in TO_RUN]
+        say(f"textgen: {len(failed):,} of {plural(len(rows), 'trial')} did not finish; the results of the others are in "
+            f"{folder / 'results.csv'}" + (f"; textgen sweep --resume {folder} runs {', '.join(again)} again"
+                                           if again else ""), file=sys.stderr)
         return 1
     say(f"textgen: results in {folder / 'results.csv'} and {folder / 'sweep_report.html'}", file=sys.stderr)
     return 0

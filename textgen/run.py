@@ -243,6 +243,20 @@ def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
                    threads=config.threads or default_threads(config.batch_size))
 
 
+def check_read(model: RNNConfig, config: TrainConfig, run: RunConfig, characters: int, held_out: bool,
+               vocab_size: int) -> TrainConfig:
+    """What a new run checks once its corpus is read (``characters`` to train on, some ``held_out`` or none, a
+    vocabulary of ``vocab_size``): the corpus is long enough, every size fits, the evaluations fall within the
+    run. Returns ``config`` `resolved`. (A sweep checks each trial with it before any starts.)"""
+    check_corpus_length(characters, config)
+    check_sizes(model, config, run.passage_length, vocab_size)
+    config = resolved(config, characters)
+    if held_out and config.eval_every > config.updates:
+        raise ConfigError(f"--eval-every {config.eval_every:,} is beyond the run's {config.updates:,} updates: no "
+                          "validation loss would choose the best model; give a smaller one, or --val-fraction 0")
+    return config
+
+
 def start_run(
     corpus: list[str] | None,
     model: RNNConfig | None = None,
@@ -278,14 +292,9 @@ def start_run(
                               run.force)
     try:
         encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial)
-        check_corpus_length(encoded.ids.size, config)
-        check_sizes(model, config, run.passage_length, encoded.vocab.size)
-        config = resolved(config, encoded.ids.size)
+        config = check_read(model, config, run, encoded.ids.size, encoded.val_ids is not None, encoded.vocab.size)
         vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
         total = total_updates(config, ids.size)
-        if val_ids is not None and config.eval_every > total:
-            raise ConfigError(f"--eval-every {config.eval_every:,} is beyond the run's {total:,} updates: no "
-                              "validation loss would choose the best model; give a smaller one, or --val-fraction 0")
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
         record = new_record(
             model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
