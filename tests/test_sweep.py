@@ -176,8 +176,9 @@ def test_a_killed_worker_is_retried_from_its_last_checkpoint_and_ends_exactly(tm
     os.kill(worker, signal.SIGKILL)
     _, err = driver.communicate(timeout=180)
     assert driver.returncode == 0, err
-    assert "Traceback" not in err and re.search(r"trial-000: its worker failed \(.*\); started again from its last "
-                                                r"checkpoint \(retry 1 of 2\)", err), err
+    assert "Traceback" not in err and re.search(r"trial-000: its worker process died \(killed, out of memory, or "
+                                                r"crashed\); started again from its last checkpoint \(retry 1 of 2\)",
+                                                err), err
     final = trials(sweep)["trial-000"]
     assert final["status"] == "ended" and final["last_result"]["update"] == 40000
     assert final["last_result"]["pid"] != worker  # a new worker finished it

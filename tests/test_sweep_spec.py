@@ -318,3 +318,13 @@ def test_status_and_resume_read_the_sweeps_copy_of_the_spec_not_the_edited_origi
     assert code == 0, err
     assert out.splitlines()[0].split()[:5] == ["rank", "trial", "hidden", "eta", "cell"]
     assert out.splitlines()[1].split()[1:6] == ["trial-000", "64", "0.1", "rnn", "pending"]
+
+
+def test_a_trial_left_running_by_a_killed_driver_is_pending_to_status(tmp_path, capsys):
+    sweep = _sweep_folder(tmp_path, {"trial-000": {**GOOD_TRIAL, "status": "running"},
+                                     "trial-001": {**GOOD_TRIAL, "status": "failed", "reason": "the loss became nan"}})
+    code, out, err = run(capsys, "sweep", "--status", sweep)
+    assert code == 0, err
+    assert sorted(line.split()[1:6:4] for line in out.splitlines()[1:]) == [["trial-000", "pending"],
+                                                                            ["trial-001", "failed"]]
+    assert err == "textgen: trial-001 failed: the loss became nan\n"

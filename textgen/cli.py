@@ -734,6 +734,17 @@ def command_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def say_failures(rows: list[dict]) -> list[dict]:
+    """One line on stderr for each trial of a sweep that did not end well, with its reason; returns their rows."""
+    from textgen.sweep.results import NOT_DONE
+
+    failed = [row for row in sorted(rows, key=lambda r: r["trial"]) if row["status"] in NOT_DONE]
+    for row in failed:
+        what = "'s run folder is damaged" if row["status"] == "damaged" else " failed"
+        say(f"textgen: {row['trial']}{what}: {row['reason'] or 'no reason recorded'}", file=sys.stderr)
+    return failed
+
+
 def command_sweep(args: argparse.Namespace) -> int:
     from textgen.sweep import read_spec, summarize
 
@@ -746,8 +757,10 @@ def command_sweep(args: argparse.Namespace) -> int:
         from textgen.sweep.runner import open_sweep
 
         spec, _ = open_sweep(args.status)
-        for line in status_lines(trial_rows(args.status, spec.metric), spec.searched):
+        rows = trial_rows(args.status, spec.metric)
+        for line in status_lines(rows, spec.searched):
             out.write(line + "\n", escape=True)
+        say_failures(rows)
         return 0
     from textgen.sweep.runner import (
         check_address,
@@ -795,7 +808,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         say(f"textgen: stopped; continue with: textgen sweep --resume {folder}", file=sys.stderr)
         return EXIT_STATUS.get(stopped.signum, 130)
     rows = summarize(folder, spec, info)
-    from textgen.sweep.results import NOT_DONE, TO_RUN, status_lines
+    from textgen.sweep.results import TO_RUN, status_lines
 
     for line in status_lines(rows, spec.searched):
         out.write(line + "\n", escape=True)
@@ -803,10 +816,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         say(f"textgen: the sweep stopped before every trial finished; continue with: textgen sweep --resume "
             f"{folder}", file=sys.stderr)
         return EXIT_STATUS[signal.SIGTERM] if info["runs"][-1].get("signal") == "SIGTERM" else 130
-    failed = [row for row in sorted(rows, key=lambda r: r["trial"]) if row["status"] in NOT_DONE]
-    for row in failed:
-        what = "'s run folder is damaged" if row["status"] == "damaged" else " failed"
-        say(f"textgen: {row['trial']}{what}: {row['reason'] or 'no reason recorded'}", file=sys.stderr)
+    failed = say_failures(rows)
     if failed:
         again = [row["trial"] for row in failed if row["status"] in TO_RUN]
         say(f"textgen: {len(failed):,} of {plural(len(rows), 'trial')} did not finish; the results of the others are in "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -239,13 +240,22 @@ def plural(count: int, noun: str) -> str:
 
 
 def failure_cause(trial) -> str:
-    """The last line of what a failed trial's worker raised (Ray's error holds the whole traceback)."""
+    """What a failed trial's worker raised, in one line: the exception's own line of Ray's report (a traceback:
+    ``textgen.errors.LimitError: ...``), or its first line (a worker that died: ``The actor died ...``)."""
     try:
-        error = trial.get_error()
-    except Exception:  # noqa: BLE001 - Tune could not read its own error file: say what is known
-        error = None
-    lines = [line.strip() for line in str(error or "").splitlines() if line.strip()]
-    return one_line(lines[-1][:300]) if lines else "its worker process failed"
+        text = Path(trial.error_file).read_text(encoding="utf-8", errors="replace") if trial.error_file else ""
+    except OSError:
+        text = ""
+    report = re.split(r"^Failure # \d+ .*$", text, flags=re.M)[-1]  # Tune appends one report per failure
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Interrupt)\b.*?: ", line)]
+    if "worker process has died" in report:
+        return "its worker process died (killed, out of memory, or crashed)"
+    cause = raised[-1] if raised else lines[0] if lines else "its worker process failed"
+    return one_line(re.sub(r"^textgen\.errors\.\w+: ", "", ANSI.sub("", cause))[:300])
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the names in its reports
 
 
 class SweepLog:
@@ -316,7 +326,7 @@ class SweepLog:
                          "" if bpc is None else f", val {bpc:.3f} bpc", left)
 
             def on_trial_recover(self, iteration, trials, trial, **info):
-                log.warning("%s: its worker failed (%s); started again from its last checkpoint (retry %d of %d)",
+                log.warning("%s: %s; started again from its last checkpoint (retry %d of %d)",
                             trial.config["point"]["name"], failure_cause(trial), trial.num_failures, max_failures)
 
             def on_trial_error(self, iteration, trials, trial, **info):
