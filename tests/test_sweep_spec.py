@@ -300,6 +300,7 @@ GOOD_TRIAL = {"status": "pending", "settings": {"hidden": 64, "eta": 0.1, "cell"
     ({"settings": {"hidden": 64, "cell": "rnn"}}, r"trial-000: no value of eta, which the spec searches"),
     ({"settings": {"hidden": 64, "eta": 0.1, "cell": "gru"}}, r"cell = 'gru' is not a value the spec's search"),
     ({"seed": None}, r"trial-000 lacks a seed of its own"),
+    ({"seed": 2**62}, r"trial-000 would be refused: --seed must be at most"),
 ])
 def test_a_trial_edited_in_trials_json_is_refused_by_status_and_resume(tmp_path, capsys, edit, message):
     entry = {key: value for key, value in {**GOOD_TRIAL, **edit}.items() if value is not None}

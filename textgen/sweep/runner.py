@@ -25,7 +25,7 @@ from pathlib import Path
 from textgen.errors import ConfigError, one_line
 from textgen.fs import write_bytes, write_json
 from textgen.sweep.results import NOT_DONE, TO_RUN, read_info, read_trials, trial_rows
-from textgen.sweep.spec import SweepSpec, draw_points, read_spec
+from textgen.sweep.spec import SweepSpec, check_trial_settings, draw_points, read_spec
 from textgen.sweep.trial import FAILURE
 
 log = logging.getLogger(__name__)
@@ -397,6 +397,8 @@ def open_sweep(folder: Path) -> tuple[SweepSpec, dict]:
         if ("seed" in entry) != ("seed" not in spec.base and "seed" not in spec.searched):
             raise ConfigError(f"{path}: {name} {'has' if 'seed' in entry else 'lacks'} a seed of its own, which the "
                               "sweep did not draw; was it edited?")
+        seed = {"seed": entry["seed"]} if "seed" in entry else {}
+        check_trial_settings(spec, {**entry["settings"], **seed}, f"{path}: {name}")  # as its run would
     return spec, info
 
 
