@@ -329,3 +329,20 @@ def test_a_trial_left_running_by_a_killed_driver_is_pending_to_status(tmp_path, 
     assert sorted(line.split()[1:6:4] for line in out.splitlines()[1:]) == [["trial-000", "pending"],
                                                                             ["trial-001", "failed"]]
     assert err == "textgen: trial-001 failed: the loss became nan\n"
+
+
+@needs_ray
+@pytest.mark.parametrize(("signum", "status"), [(2, 130), (15, 143)])
+def test_a_stop_while_the_trials_are_checked_leaves_no_sweep_folder(tmp_path, signum, status):
+    from commands import start, wait_until
+
+    os.mkfifo(tmp_path / "book.txt")  # a corpus nobody writes to: the check waits for its writer
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(TRIAL_SPEC, encoding="utf-8")
+    child = start("sweep", spec, "--out", tmp_path / "sweep")
+    wait_until(lambda: Path(f"/proc/{child.pid}/wchan").read_text() == "wait_for_partner", timeout=120,
+               what="the check waiting on the corpus", interval=0.05)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == status and err.splitlines()[-1] == "textgen: stopped", err
+    assert not (tmp_path / "sweep").exists()

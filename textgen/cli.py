@@ -795,17 +795,23 @@ def command_sweep(args: argparse.Namespace) -> int:
             say(f"textgen: sweep in {folder} ({searched}): {to_run:,} of its {plural(trials, 'trial')} to run",
                 file=sys.stderr)
 
+    def nothing_ran() -> bool:  # a new sweep refused or stopped before any trial made its folder leaves nothing
+        if args.resume is not None or any((folder / "trials").iterdir()):
+            return False
+        import shutil
+
+        shutil.rmtree(folder)
+        return True
+
     try:
         info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0,
                          on_start=announce)
     except TextgenError:
-        if args.resume is None and not any((folder / "trials").iterdir()):
-            import shutil
-
-            shutil.rmtree(folder)  # refused before any trial ran: the new sweep leaves nothing behind
+        nothing_ran()
         raise
-    except Interrupted as stopped:  # SIGTERM (Tune handles SIGINT itself), or a stop while Ray started
-        say(f"textgen: stopped; continue with: textgen sweep --resume {folder}", file=sys.stderr)
+    except Interrupted as stopped:  # a second signal, or a stop before Tune ran (checking the trials, Ray starting)
+        say("textgen: stopped" if nothing_ran() else f"textgen: stopped; continue with: textgen sweep --resume {folder}",
+            file=sys.stderr)
         return EXIT_STATUS.get(stopped.signum, 130)
     rows = summarize(folder, spec, info)
     from textgen.sweep.results import TO_RUN, status_lines
