@@ -130,3 +130,65 @@ def test_every_train_flag_is_a_setting_of_the_same_name(capsys):
     names = {flag[2:].replace("-", "_") for flag in flags if flag not in not_settings}
     assert names <= set(SETTINGS), names - set(SETTINGS)
     assert read_settings_file  # the same checks read a sweep's [train] table
+
+
+def _special_files(tmp_path: Path) -> dict[str, Path]:
+    """What a settings file must not be (each read would never end, or end only after gigabytes): a device, a
+    link to one, a folder, a file over the cap, a key nested 200,000 deep (tomllib: minutes and gigabytes)."""
+    (tmp_path / "zero-link.toml").symlink_to("/dev/zero")
+    (tmp_path / "folder.toml").mkdir()
+    with open(tmp_path / "huge.toml", "wb") as stream:  # sparse: 2 GiB of nothing, no disk used
+        stream.truncate(2 << 30)
+    deep = write(tmp_path / "deep.toml", "[train]\n" + "a" + ".a" * 200_000 + " = 1\n")
+    nested = write(tmp_path / "nested.toml", "[train]\nhidden = " + "[" * 5000 + "]" * 5000 + "\n")
+    return {"/dev/zero": Path("/dev/zero"), "a link to /dev/zero": tmp_path / "zero-link.toml",
+            "a folder": tmp_path / "folder.toml", "a 2 GiB file": tmp_path / "huge.toml", "a deep key": deep,
+            "deep arrays": nested}
+
+
+@pytest.mark.parametrize("what", ["/dev/zero", "a link to /dev/zero", "a folder", "a 2 GiB file", "a deep key",
+                                  "deep arrays"])
+@pytest.mark.parametrize("command", ["train --config", "sweep"])
+def test_a_settings_file_that_is_no_file_or_too_large_is_one_line_at_once(tmp_path, capsys, what, command):
+    path = _special_files(tmp_path)[what]
+    code, out, err = run(capsys, *command.split(), path, "--out", tmp_path / "out")
+    assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("textgen: error: "), err
+    assert re.search(r"not a regular file|is a folder|larger than the 1 MiB|more than 32 parts|nested too deeply",
+                     err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_settings_file_through_a_pipe_is_read(tmp_path, capsys):
+    import os
+    import threading
+
+    (tmp_path / "book.txt").write_bytes(SAMPLE_BOOK.read_bytes())
+    fifo = tmp_path / "settings.fifo"
+    os.mkfifo(fifo)
+    text = f'[train]\ncorpus = ["{tmp_path / "book.txt"}"]\nupdates = 20\nhidden = 6\n'
+    writer = threading.Thread(target=lambda: fifo.write_text(text, encoding="utf-8"))
+    writer.start()
+    code, _, err = run(capsys, "train", "--config", fifo, "--out", tmp_path / "run", "-q", "--passage-length", 10)
+    writer.join()
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["hidden"] == 6
+
+
+@pytest.mark.parametrize(("signum", "status"), [(2, 130), (15, 143)])
+@pytest.mark.parametrize("command", ["train --config", "sweep"])
+def test_a_stop_while_waiting_on_a_pipe_nobody_writes_ends_at_once(tmp_path, signum, status, command):
+    import os
+
+    from commands import start, wait_until
+
+    fifo = tmp_path / "settings.fifo"
+    os.mkfifo(fifo)
+    child = start(*command.split(), fifo, "--out", tmp_path / "out")
+    # the kernel's wait channel of a process opening a FIFO that has no writer
+    wait_until(lambda: Path(f"/proc/{child.pid}/wchan").read_text() == "wait_for_partner", timeout=60,
+               what="the child waiting on the FIFO", interval=0.05)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == status, err
+    assert err.splitlines()[-1].startswith("textgen: stopped") and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()

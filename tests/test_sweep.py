@@ -3,13 +3,15 @@ its trial retried, and a two-node cluster joined through --address. Skipped with
 
 import json
 import os
+import re
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-from commands import start, textgen, wait_until
+from commands import environment, start, textgen, wait_until
 
 pytest.importorskip("ray.tune", reason="the sweep extra (pip install -e '.[sweep]') is not installed")
 
@@ -174,6 +176,9 @@ def test_a_killed_worker_is_retried_from_its_last_checkpoint_and_ends_exactly(tm
     os.kill(worker, signal.SIGKILL)
     _, err = driver.communicate(timeout=180)
     assert driver.returncode == 0, err
+    assert "Traceback" not in err and re.search(r"trial-000: its worker process died \(killed, out of memory, or "
+                                                r"crashed\); started again from its last checkpoint \(retry 1 of 2\)",
+                                                err), err
     final = trials(sweep)["trial-000"]
     assert final["status"] == "ended" and final["last_result"]["update"] == 40000
     assert final["last_result"]["pid"] != worker  # a new worker finished it
@@ -209,3 +214,91 @@ def test_address_auto_without_a_cluster_is_one_line_and_leaves_nothing(tmp_path)
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("textgen: error: --address auto: cannot join a Ray cluster there")
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_trial_whose_run_refuses_its_input_fails_in_one_line_and_is_not_run_again(tmp_path):
+    # eta 1e30 overflows the loss at update 2 (a sigma that overflows is refused before the first update now)
+    spec = write_spec(tmp_path, "updates = 300\neval_every = 100\nhidden = 8", "eta = [0.1, 1e30]\nmax_failures = 2")
+    (tmp_path / "specs").mkdir()  # its corpus, book.txt, is not beside it: read from the current folder, as
+    spec = spec.rename(tmp_path / "specs" / "spec.toml")  # the check before Ray read it, by every trial too
+    sweep = tmp_path / "sweep"
+    done = textgen("sweep", spec, "--out", sweep, cwd=tmp_path)
+    err = done.stderr
+    assert done.returncode == 1 and "Traceback" not in err and "started again" not in err, err
+    reason = "the loss became inf at update 2"
+    assert re.search(rf"^textgen: warning: trial-001 failed: {reason}.*\(1 trial to go\)$", err, re.M), err
+    assert re.search(rf"^textgen: trial-001 failed: {reason}", err, re.M), err  # named in the closing lines
+    assert err.splitlines()[-1] == f"textgen: 1 of 2 trials did not finish; the results of the others are in " \
+                                   f"{sweep / 'results.csv'}", err
+    state = trials(sweep)["trial-001"]
+    assert state["status"] == "failed" and state["reason"].startswith(reason)
+    assert [(r["trial"], r["status"]) for r in results(sweep)] == [("trial-000", "finished"), ("trial-001", "failed")]
+    again = textgen("sweep", "--resume", sweep, cwd=tmp_path)  # it would fail the same way: it is not run again
+    assert again.returncode == 1 and "0 of its 2 trials to run" in again.stderr, again.stderr
+    assert len(json.loads((sweep / "sweep.json").read_text())["runs"]) == 1  # Ray did not start
+
+
+def test_a_removed_trial_folder_is_pending_to_status_and_run_again_by_resume_from_the_spec_as_it_started(tmp_path):
+    spec = write_spec(tmp_path, "updates = 200\neval_every = 100\n", "hidden = [8, 12]")
+    sweep = tmp_path / "sweep"
+    assert textgen("sweep", spec, "--out", sweep).returncode == 0
+    spec.write_text(spec.read_text().replace("updates = 200", "updates = 900"))  # an edit after the start
+    removed = sweep / "trials" / "trial-001"
+    for path in sorted(removed.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() or path.is_symlink() else path.rmdir()
+    removed.rmdir()
+    status = textgen("sweep", "--status", sweep)
+    assert [line.split()[1:4] for line in status.stdout.splitlines()[1:]] == [["trial-000", "8", "finished"],
+                                                                               ["trial-001", "12", "pending"]]
+    done = textgen("sweep", "--resume", sweep)
+    assert done.returncode == 0, done.stderr
+    assert "1 of its 2 trials to run" in done.stderr, done.stderr
+    assert sorted((r["trial"], r["status"], r["updates"]) for r in results(sweep)) == [
+        ("trial-000", "finished", 200), ("trial-001", "finished", 200)]  # the spec as the sweep started
+    assert_same_as_uninterrupted(tmp_path, removed, "removed")
+
+
+def our_processes(mark: str) -> list[str]:
+    """The live processes whose environment holds ``mark`` (a driver's and whatever Ray started from it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if mark.encode() in (proc / "environ").read_bytes() and (proc / "stat").read_text().split()[2] != "Z":
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:80])
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def hand_made_sweep(tmp_path: Path, updates: int) -> Path:
+    """A sweep folder as textgen sweep makes it (one trial, pending), made here so that its first run is a resume."""
+    spec = write_spec(tmp_path, f"updates = {updates}\neval_every = 1000\ncheckpoint_every = 500\nhidden = 8",
+                      "eta = [0.1]")
+    sweep = tmp_path / "sweep"
+    (sweep / "trials").mkdir(parents=True)
+    (sweep / "spec.toml").write_bytes(spec.read_bytes())
+    (sweep / "sweep.json").write_text(json.dumps({"spec": str(spec), "seed": 1, "trials": 1, "status": "stopped",
+                                                  "runs": []}))
+    (sweep / "trials.json").write_text(json.dumps({"trial-000": {"status": "pending", "settings": {"eta": 0.1},
+                                                                 "seed": 5}}))
+    return sweep
+
+
+@pytest.mark.parametrize(("signals", "group", "status"), [
+    ((signal.SIGINT, signal.SIGINT), False, 130),  # a double Ctrl-C of --resume
+    ((signal.SIGTERM,), True, 143),  # timeout(1) and job schedulers signal the whole process group
+])
+def test_a_stopped_resume_leaves_no_ray_process_behind(tmp_path, signals, group, status):
+    sweep = hand_made_sweep(tmp_path, 400000)
+    mark = f"textgen-test-{uuid.uuid4()}"
+    driver = start("sweep", "--resume", sweep, env=environment(TEXTGEN_TEST_MARK=mark), start_new_session=True)
+    wait_until(lambda: trials(sweep).get("trial-000", {}).get("last_result", {}).get("update", 0) >= 1000,
+               timeout=120, what="the trial under way")
+    for signum in signals:
+        os.killpg(driver.pid, signum) if group else driver.send_signal(signum)
+        time.sleep(0.3)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == status, err
+    assert "Traceback" not in err and f"continue with: textgen sweep --resume {sweep}" in err.splitlines()[-1], err
+    wait_until(lambda: not our_processes(mark), timeout=15, what="Ray's processes gone", interval=0.2)
+    assert trials(sweep)["trial-000"]["status"] == "pending"

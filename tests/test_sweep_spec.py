@@ -2,6 +2,7 @@
 before any trial starts (and before Ray does)."""
 
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -74,11 +75,17 @@ def test_the_issues_spec_reads_as_written_with_paths_from_its_folder(tmp_path):
      r"hidden takes whole numbers, which uniform does not draw; use \{randint = \[64, 128\]\}"),
     (("hidden = [64, 128]", "hidden = { loguniform = [64, 128] }"), r"hidden takes whole numbers"),
     (("metric = \"val_bpc\"", "metric = [\"val_bpc\"]"), r"metric must be one of val_bpc, val_loss, got \['val_bpc'\]"),
-    (("hidden = [64, 128]", "val_fraction = [0.1, 0]"), r"val_fraction = 0 leaves no held-out text .*val_fraction = 0"),
+    (("hidden = [64, 128]", "val_fraction = [0.1, 0]"), r"val_fraction cannot be searched: every trial reads the same "
+     r"corpus and holds out the same text"),
     (("reduction_factor = 3", "reduction_factor = inf"), r"reduction_factor must be a number above 1, got inf"),
     (("grace_updates = 100", "grace_updates = 100000000000000000"), r"grace_updates must be at most"),
     (("samples = 2", "samples = 1000000000"), r"the spec makes 2,000,000,000 trials, more than the 10,000"),
-    (("cpus_per_trial = 1", "cpus_per_trial = 5000"), r"cpus_per_trial must be a number above 0 and at most 1024"),
+    (("cpus_per_trial = 1", "cpus_per_trial = 5000"), r"cpus_per_trial must be a number from 0.0001 to 1024"),
+    (("cpus_per_trial = 1", "cpus_per_trial = 1e-300"), r"cpus_per_trial must be a number from 0.0001 to 1024"),
+    (("cpus_per_trial = 1", "cpus_per_trial = 0.00015"), r"Ray counts CPUs in steps of 0.0001; give 0.0001"),
+    (("hidden = [64, 128]", "encoding = ['utf-8', 'latin-1']"), r"encoding cannot be searched: every trial reads the "
+                                                                r"same corpus"),
+    (("hidden = [64, 128]", "val_max_characters = [1000, 2000]"), r"val_max_characters cannot be searched"),
 ])
 def test_a_bad_spec_is_one_line_naming_what_is_wrong(tmp_path, change, message):
     path = write_spec(tmp_path, SPEC.replace(*change))
@@ -100,7 +107,7 @@ def test_an_empty_search_space_is_refused(tmp_path):
 
 
 def test_a_setting_every_trial_shares_cannot_be_searched(tmp_path):
-    with pytest.raises(ConfigError, match=r"corpus cannot be searched: every trial shares it"):
+    with pytest.raises(ConfigError, match=r"corpus cannot be searched: every trial reads the same corpus"):
         read_spec(write_spec(tmp_path, SPEC.replace("hidden = [64, 128]", "corpus = ['a.txt', 'b.txt']")))
 
 
@@ -206,3 +213,136 @@ def test_status_of_a_hand_edited_trials_json_is_one_line(tmp_path, capsys, trial
     (sweep / "sweep.json").write_text('["not", "an", "object"]', encoding="utf-8")
     code, _, err = run(capsys, "sweep", "--status", sweep)
     assert code == 1 and "not a sweep's sweep.json" in err, err
+
+
+def test_every_grid_point_is_checked_not_only_the_first_ten_thousand_combinations(tmp_path):
+    # 5,001 grid points with a range's two ends make 10,002 combinations; the bad value is the last point
+    grid = ", ".join(["64"] * 5000 + ["-1"])
+    text = SPEC.replace("hidden = [64, 128]", f"hidden = [{grid}]").replace("samples = 2", "samples = 1")
+    with pytest.raises(ConfigError, match=r"the trial with hidden = -1 would be refused: --hidden must be"):
+        read_spec(write_spec(tmp_path, text))
+
+
+def test_sampled_values_stay_within_the_checked_ends(tmp_path):
+    from textgen.sweep.spec import draw_points
+
+    text = SPEC.replace("eta = { loguniform = [0.01, 0.3] }", "eta = { loguniform = [0.1, 0.1] }").replace(
+        "cell = { choice = [\"rnn\", \"lstm\"] }", "dropout = { uniform = [0.25, 0.25] }").replace("samples = 2",
+                                                                                               "samples = 50")
+    points = draw_points(read_spec(write_spec(tmp_path, text)), seed=3)
+    assert {p["eta"] for p in points} == {0.1} and {p["dropout"] for p in points} == {0.25}
+
+
+TRIAL_SPEC = """
+[train]
+corpus = ["book.txt"]
+updates = 300
+eval_every = 100
+passage_length = 20
+
+[search]
+hidden = [8, 16]
+"""
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the sweep extra is not installed")
+
+
+@needs_ray
+@pytest.mark.parametrize(("change", "message"), [
+    (('corpus = ["book.txt"]', 'corpus = ["gone.txt"]'), r"\[train\]: gone.txt: no such file"),
+    (('corpus = ["book.txt"]', 'corpus = ["latin1.txt"]'), r"latin1.txt.*(UTF-8|utf-8|--encoding)"),
+    (('corpus = ["book.txt"]', 'corpus = ["short.txt"]'), r"trial-000 \(hidden = 8\) would be refused: the corpus has "
+                                                          r"\d+ characters to train on"),
+    (("eval_every = 100", "eval_every = 1000"), r"trial-000 \(hidden = 8\) would be refused: --eval-every 1,000 is "
+                                                r"beyond the run's 300 updates"),
+    (("hidden = [8, 16]", "hidden = [8, 3000000]"), r"trial-001 \(hidden = 3000000\) would be refused: training "
+                                                    r"3,000,000 hidden units .* would need about"),
+    (("updates = 300", "epochs = 1e15"), r"--epochs 1000000000000000 would be [\d,]+ updates, more"),
+    (("hidden = [8, 16]", "hidden = [8, 16]\n[early_stopping]\ngrace_updates = 100\nreduction_factor = 1.0000000001"),
+     r"reduction_factor = 1.0000000001 would make ASHA keep [\d,]+ rungs .* give at least 1.0012"),
+    (("hidden = [8, 16]", "hidden = [8, 16]\n[early_stopping]\ngrace_updates = 300"),
+     r"grace_updates = 300 is not below the longest trial's 300 updates"),
+])
+def test_a_trial_its_run_would_refuse_is_refused_before_ray_starts_and_leaves_nothing(tmp_path, capsys, change,
+                                                                                         message):
+    (tmp_path / "latin1.txt").write_bytes(SAMPLE_BOOK.read_bytes()[:5000] + "café".encode("latin-1") * 50)
+    (tmp_path / "short.txt").write_text("tiny", encoding="utf-8")
+    spec = write_spec(tmp_path, TRIAL_SPEC.replace(*change))
+    code, out, err = run(capsys, "sweep", spec, "--out", tmp_path / "sweep")
+    assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("textgen: error: "), err
+    assert re.search(message, err), err
+    assert not (tmp_path / "sweep").exists()
+
+
+def _sweep_folder(tmp_path: Path, trials: dict, spec_text: str = SPEC) -> Path:
+    """A sweep folder as textgen sweep leaves it before its first run: the spec's copy, sweep.json naming the
+    original, trials.json."""
+    original = write_spec(tmp_path, spec_text)
+    sweep = tmp_path / "sweep"
+    (sweep / "trials").mkdir(parents=True)
+    (sweep / "spec.toml").write_text(spec_text, encoding="utf-8")
+    (sweep / "sweep.json").write_text(json.dumps({"spec": str(original), "seed": 1, "trials": len(trials),
+                                                  "status": "new", "runs": []}), encoding="utf-8")
+    (sweep / "trials.json").write_text(json.dumps(trials), encoding="utf-8")
+    return sweep
+
+
+GOOD_TRIAL = {"status": "pending", "settings": {"hidden": 64, "eta": 0.1, "cell": "rnn"}, "seed": 7}
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"settings": {"hidden": "4", "eta": 0.1, "cell": "rnn"}}, r"trial-000: hidden must be an integer, got '4'"),
+    ({"settings": {"hidden": 64, "eta": 0.1, "cell": "rnn", "init_from": "/elsewhere"}},
+     r"trial-000: init_from is not a setting the spec searches \(it searches hidden, eta, cell\)"),
+    ({"settings": {"hidden": 65, "eta": 0.1, "cell": "rnn"}}, r"hidden = 65 is not a value the spec's search gives "
+                                                              r"\(hidden in \[64, 128\]\)"),
+    ({"settings": {"hidden": 64, "eta": 5.0, "cell": "rnn"}}, r"eta = 5.0 is not a value the spec's search gives"),
+    ({"settings": {"hidden": 64, "cell": "rnn"}}, r"trial-000: no value of eta, which the spec searches"),
+    ({"settings": {"hidden": 64, "eta": 0.1, "cell": "gru"}}, r"cell = 'gru' is not a value the spec's search"),
+    ({"seed": None}, r"trial-000 lacks a seed of its own"),
+    ({"seed": 2**62}, r"trial-000 would be refused: --seed must be at most"),
+])
+def test_a_trial_edited_in_trials_json_is_refused_by_status_and_resume(tmp_path, capsys, edit, message):
+    entry = {key: value for key, value in {**GOOD_TRIAL, **edit}.items() if value is not None}
+    sweep = _sweep_folder(tmp_path, {"trial-000": entry})
+    for command in ("--status", "--resume"):
+        code, _, err = run(capsys, "sweep", command, sweep)
+        assert code == 1 and err.count("\n") == 1 and err.startswith("textgen: error: "), err
+        assert re.search(message, err), err
+    assert not (sweep / "trials" / "trial-000").exists()
+
+
+def test_status_and_resume_read_the_sweeps_copy_of_the_spec_not_the_edited_original(tmp_path, capsys):
+    sweep = _sweep_folder(tmp_path, {"trial-000": GOOD_TRIAL})
+    write_spec(tmp_path, "this is [not TOML any more")  # the original, edited after the sweep started
+    code, out, err = run(capsys, "sweep", "--status", sweep)
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:5] == ["rank", "trial", "hidden", "eta", "cell"]
+    assert out.splitlines()[1].split()[1:6] == ["trial-000", "64", "0.1", "rnn", "pending"]
+
+
+def test_a_trial_left_running_by_a_killed_driver_is_pending_to_status(tmp_path, capsys):
+    sweep = _sweep_folder(tmp_path, {"trial-000": {**GOOD_TRIAL, "status": "running"},
+                                     "trial-001": {**GOOD_TRIAL, "status": "failed", "reason": "the loss became nan"}})
+    code, out, err = run(capsys, "sweep", "--status", sweep)
+    assert code == 0, err
+    assert sorted(line.split()[1:6:4] for line in out.splitlines()[1:]) == [["trial-000", "pending"],
+                                                                            ["trial-001", "failed"]]
+    assert err == "textgen: trial-001 failed: the loss became nan\n"
+
+
+@needs_ray
+@pytest.mark.parametrize(("signum", "status"), [(2, 130), (15, 143)])
+def test_a_stop_while_the_trials_are_checked_leaves_no_sweep_folder(tmp_path, signum, status):
+    from commands import start, wait_until
+
+    os.mkfifo(tmp_path / "book.txt")  # a corpus nobody writes to: the check waits for its writer
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(TRIAL_SPEC, encoding="utf-8")
+    child = start("sweep", spec, "--out", tmp_path / "sweep")
+    wait_until(lambda: Path(f"/proc/{child.pid}/wchan").read_text() == "wait_for_partner", timeout=120,
+               what="the check waiting on the corpus", interval=0.05)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == status and err.splitlines()[-1] == "textgen: stopped", err
+    assert not (tmp_path / "sweep").exists()

@@ -783,6 +783,17 @@ def command_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def say_failures(rows: list[dict]) -> list[dict]:
+    """One line on stderr for each trial of a sweep that did not end well, with its reason; returns their rows."""
+    from textgen.sweep.results import NOT_DONE
+
+    failed = [row for row in sorted(rows, key=lambda r: r["trial"]) if row["status"] in NOT_DONE]
+    for row in failed:
+        what = "'s run folder is damaged" if row["status"] == "damaged" else " failed"
+        say(f"textgen: {row['trial']}{what}: {row['reason'] or 'no reason recorded'}", file=sys.stderr)
+    return failed
+
+
 def command_sweep(args: argparse.Namespace) -> int:
     from textgen.sweep import read_spec, summarize
 
@@ -795,10 +806,20 @@ def command_sweep(args: argparse.Namespace) -> int:
         from textgen.sweep.runner import open_sweep
 
         spec, _ = open_sweep(args.status)
-        for line in status_lines(trial_rows(args.status, spec.metric), spec.searched):
+        rows = trial_rows(args.status, spec.metric)
+        for line in status_lines(rows, spec.searched):
             out.write(line + "\n", escape=True)
+        say_failures(rows)
         return 0
-    from textgen.sweep.runner import check_address, check_resources, import_tune, new_sweep, open_sweep, run_sweep
+    from textgen.sweep.runner import (
+        check_address,
+        check_resources,
+        import_tune,
+        new_sweep,
+        open_sweep,
+        plural,
+        run_sweep,
+    )
 
     if args.address is not None:
         check_address(args.address)  # before any folder is made
@@ -812,26 +833,37 @@ def command_sweep(args: argparse.Namespace) -> int:
         import_tune()
         if args.address is None:
             check_resources(spec, os.cpu_count() or 1, "this machine")
-        spec, folder = new_sweep(args.spec, args.out)
-    def announce() -> None:  # once Ray is up, so that an address Ray refuses is the only line
-        say(f"textgen: sweep of {spec.trial_count} trial(s) ({'; '.join(d.describe() for d in spec.space)}"
-            f"{'' if spec.samples == 1 else f', {spec.samples} samples per grid point'}) in {folder}",
-            file=sys.stderr)
+        folder = new_sweep(spec, args.out)
+
+    def announce(to_run: int, trials: int) -> None:  # once Ray is up, so that an address Ray refuses is the only line
+        searched = "; ".join(d.describe() for d in spec.space) + (
+            "" if spec.samples == 1 else f", {spec.samples} samples per grid point")
+        if args.resume is None:
+            say(f"textgen: sweep of {plural(trials, 'trial')} ({searched}) in {folder}", file=sys.stderr)
+        else:
+            say(f"textgen: sweep in {folder} ({searched}): {to_run:,} of its {plural(trials, 'trial')} to run",
+                file=sys.stderr)
+
+    def nothing_ran() -> bool:  # a new sweep refused or stopped before any trial made its folder leaves nothing
+        if args.resume is not None or any((folder / "trials").iterdir()):
+            return False
+        import shutil
+
+        shutil.rmtree(folder)
+        return True
 
     try:
         info = run_sweep(spec, folder, address=args.address, verbose=1 if args.verbose else 0,
-                         on_ray_up=announce)
-    except ConfigError:
-        if args.resume is None and not any((folder / "trials").iterdir()):
-            import shutil
-
-            shutil.rmtree(folder)  # Ray could not start (--address auto, say): the new sweep leaves nothing behind
+                         on_start=announce)
+    except TextgenError:
+        nothing_ran()
         raise
-    except Interrupted as stopped:  # SIGTERM (Tune handles SIGINT itself), or a stop while Ray started
-        say(f"textgen: stopped; continue with: textgen sweep --resume {folder}", file=sys.stderr)
+    except Interrupted as stopped:  # a second signal, or a stop before Tune ran (checking the trials, Ray starting)
+        say("textgen: stopped" if nothing_ran() else f"textgen: stopped; continue with: textgen sweep --resume {folder}",
+            file=sys.stderr)
         return EXIT_STATUS.get(stopped.signum, 130)
     rows = summarize(folder, spec, info)
-    from textgen.sweep.results import status_lines
+    from textgen.sweep.results import TO_RUN, status_lines
 
     for line in status_lines(rows, spec.searched):
         out.write(line + "\n", escape=True)
@@ -839,10 +871,12 @@ def command_sweep(args: argparse.Namespace) -> int:
         say(f"textgen: the sweep stopped before every trial finished; continue with: textgen sweep --resume "
             f"{folder}", file=sys.stderr)
         return EXIT_STATUS[signal.SIGTERM] if info["runs"][-1].get("signal") == "SIGTERM" else 130
-    if info["status"] == "failed trials":
-        failed = [row["trial"] for row in rows if row["status"] == "error"]
-        say(f"textgen: {', '.join(failed)} failed (see {folder / 'tune'}); textgen sweep --resume {folder} tries "
-            "them again", file=sys.stderr)
+    failed = say_failures(rows)
+    if failed:
+        again = [row["trial"] for row in failed if row["status"] in TO_RUN]
+        say(f"textgen: {len(failed):,} of {plural(len(rows), 'trial')} did not finish; the results of the others are in "
+            f"{folder / 'results.csv'}" + (f"; textgen sweep --resume {folder} runs {', '.join(again)} again"
+                                           if again else ""), file=sys.stderr)
         return 1
     say(f"textgen: results in {folder / 'results.csv'} and {folder / 'sweep_report.html'}", file=sys.stderr)
     return 0

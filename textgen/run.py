@@ -274,6 +274,18 @@ def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
                    threads=config.threads or default_threads(config.batch_size))
 
 
+def check_read(model: RNNConfig, config: TrainConfig, run: RunConfig, characters: int, held_out: bool,
+               vocab_size: int) -> TrainConfig:
+    """What a new run checks once its corpus is read (``characters`` to train on, some ``held_out`` or none, a
+    vocabulary of ``vocab_size``): the corpus is long enough, every size fits, the evaluations fall within the
+    run. Returns ``config`` `resolved`. (A sweep checks each trial with it before any starts.)"""
+    check_corpus_length(characters, config)
+    check_sizes(model, config, run.passage_length, vocab_size)
+    config = resolved(config, characters)
+    check_eval_every(config, config.updates, held_out)
+    return config
+
+
 def start_run(
     corpus: list[str] | None,
     model: RNNConfig | None = None,
@@ -316,12 +328,9 @@ def start_run(
                               run.force, keep=read)
     try:
         encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial)
-        check_corpus_length(encoded.ids.size, config)
-        check_sizes(model, config, run.passage_length, encoded.vocab.size)
-        config = resolved(config, encoded.ids.size)
+        config = check_read(model, config, run, encoded.ids.size, encoded.val_ids is not None, encoded.vocab.size)
         vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
         total = total_updates(config, ids.size)
-        check_eval_every(config, total, val_ids is not None)
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
         record = new_record(
             model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),

@@ -5,7 +5,10 @@ them: the names of the flags (``hidden``, ``val_fraction``, ``hf_split``), check
 from __future__ import annotations
 
 import math
+import os
+import re
 import secrets
+import stat
 import sys
 from dataclasses import dataclass, fields
 from difflib import get_close_matches
@@ -115,20 +118,85 @@ def check_value(name: str, value: object, where: str) -> None:
         raise ConfigError(f"{where}: {name} must be {expected}, got {value!r}")
 
 
-def load_toml(path: Path, where: str) -> dict:
-    """A TOML file as a dict; ConfigError starting with ``where`` if it cannot be read or parsed."""
+# A settings file or sweep spec is a few dozen lines; the largest sensible one, a spec whose grids make the most
+# trials a sweep runs, is some hundreds of KB. tomllib (pure Python) parses 1 MiB in well under a second, so the
+# cap bounds both the memory and the time a wrong file (/dev/zero, a log, a disk image) can take.
+SETTINGS_FILE_MAX_BYTES = 1 << 20
+_READ_PIECE = 64 << 10  # read in pieces: a stop (Ctrl-C, SIGTERM) is acted on between two of them
+MAX_KEY_PARTS = 32  # a dotted key (a.b.c = 1, [a.b.c]) at most this deep: tomllib's time and memory grow as its square
+_DEEP_KEY = re.compile(r"""(?:[ \t]*\.[ \t]*(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')){%d}""" % MAX_KEY_PARTS)
+
+
+def read_settings_text(path: Path, where: str) -> str:
+    """The text of a settings file or sweep spec: a regular file, or a pipe (``--config <(...)``, whose writer it
+    waits for), of at most SETTINGS_FILE_MAX_BYTES; ConfigError starting with ``where`` for anything else (a
+    folder, a device such as /dev/zero or a link to one, a larger file). Read in pieces, so a stop is never
+    kept waiting."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a device or FIFO cannot block here
+        if stat.S_ISFIFO(os.fstat(handle).st_mode):  # a pipe: wait for its writer (a signal still stops the wait)
+            os.close(handle)
+            handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read it ({error.strerror or error})") from None
+    try:
+        return _read_capped(handle, where)
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read it ({error.strerror or error})") from None
+    finally:
+        os.close(handle)
+
+
+def _read_capped(handle: int, where: str) -> str:
+    kind = os.fstat(handle).st_mode
+    if stat.S_ISDIR(kind):
+        raise ConfigError(f"{where}: is a folder; give a TOML file")
+    if not (stat.S_ISREG(kind) or stat.S_ISFIFO(kind)):
+        raise ConfigError(f"{where}: not a regular file (a device or socket); give a TOML file")
+    too_large = (f"{where}: larger than the {SETTINGS_FILE_MAX_BYTES >> 20} MiB a settings file may be; is it the "
+                 "right file?")
+    if stat.S_ISREG(kind) and os.fstat(handle).st_size > SETTINGS_FILE_MAX_BYTES:
+        raise ConfigError(too_large)
+    if stat.S_ISFIFO(kind):
+        os.set_blocking(handle, True)
+    pieces, size = [], 0
+    while True:
+        piece = os.read(handle, _READ_PIECE)
+        if not piece:
+            break
+        size += len(piece)
+        if size > SETTINGS_FILE_MAX_BYTES:  # a file that grew, or a pipe that does not end
+            raise ConfigError(too_large)
+        pieces.append(piece)
+    try:
+        return b"".join(pieces).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text; save it as UTF-8") from None
+
+
+def parse_toml(text: str, where: str) -> dict:
+    """TOML text (of `read_settings_text`) as a dict; ConfigError starting with ``where`` if it is not TOML or
+    nests deeper than a settings file can (tomllib would take minutes and gigabytes over a key 100,000 deep)."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
+    deep = _DEEP_KEY.search(text)
+    if deep:
+        line = text.count("\n", 0, deep.start()) + 1
+        raise ConfigError(f"{where}: line {line} has a dotted key of more than {MAX_KEY_PARTS} parts; settings are "
+                          "at most [table] and name")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{where}: cannot read it ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not UTF-8 text; save it as UTF-8") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: arrays or tables nested too deeply to be settings") from None
+
+
+def load_toml(path: Path, where: str) -> dict:
+    """A TOML file as a dict; ConfigError starting with ``where`` if it cannot be read or parsed."""
+    return parse_toml(read_settings_text(path, where), where)
 
 
 def read_settings_file(path: Path) -> dict:

@@ -12,14 +12,18 @@ from pathlib import Path
 
 from textgen.errors import CheckpointError
 from textgen.fs import jsonl_bytes, read_json, write_bytes, write_json
-from textgen.runfolder import RunFolder, holds_run
+from textgen.runfolder import RunFolder, holds_run, lock_holder
 
 STATUS_FILE = "sweep_trial.json"  # in a trial's run folder: what the sweep decided about it (stopped early)
 COLUMNS = ("rank", "trial", "status", "updates", "total_updates", "best_val_loss", "best_val_bpc", "chars_per_sec",
            "wall_seconds")
 
 
-STATUSES = ("pending", "running", "ended", "error")  # of a trial in trials.json
+STATUSES = ("pending", "running", "ended", "error", "failed")  # of a trial in trials.json (see `_trial_row`)
+# What a trial's row says (`_trial_row`) of one that --resume runs (again): not "finished" or "stopped early", and
+# not "failed", which its run refused (its settings would be refused again)
+TO_RUN = ("pending", "running", "unfinished", "error", "damaged")
+NOT_DONE = ("failed", "error", "damaged")  # rows of trials that did not end well
 TRIAL_NAME = re.compile(r"trial-[0-9]{3,}")  # a trial's name: its folder in SWEEP_DIR/trials
 
 
@@ -56,26 +60,38 @@ def read_trials(folder: Path) -> dict:
             problem = "has a last_result that is not an object"
         elif entry.get("seed") is not None and (not isinstance(entry["seed"], int) or isinstance(entry["seed"], bool)):
             problem = f"has seed {entry['seed']!r}, not a whole number"
+        elif not isinstance(entry.get("reason", ""), str):
+            problem = f"has reason {entry['reason']!r}, not text"
         if problem:
             raise CheckpointError(f"{path}: {name!r} {problem}; was it edited?")
     return trials
 
 
-def _trial_row(trial_id: str, entry: dict, folder: Path) -> dict:
+def _trial_row(trial_id: str, entry: dict, folder: Path, driven: bool) -> dict:
+    """One trial as the sweep's table shows it, decided from what trials.json and the trial's run folder hold.
+
+    Its status: "finished" (the run is complete), "stopped early" (Tune ended it before its last update: early
+    stopping), "failed" (the run refused its input: ``reason`` says why), "error" (its worker failed more often
+    than max_failures allows), "running" (while a driver runs the sweep: ``driven``), "unfinished" (it has a run
+    folder, and no driver runs it), "damaged" (its run folder cannot be read), "pending" (no run folder yet, or
+    no more: one removed is run again). --resume runs those of `TO_RUN`; --status shows them all.
+    """
     row = {"trial": trial_id, "settings": entry.get("settings", {}), "folder": str(folder), "updates": 0,
            "total_updates": None, "best_val_loss": None, "best_val_bpc": None, "chars_per_sec": None,
-           "wall_seconds": entry.get("last_result", {}).get("time_total_s")}
+           "wall_seconds": entry.get("last_result", {}).get("time_total_s"), "reason": entry.get("reason")}
     status = entry.get("status", "pending")
+    if status == "running" and not driven:  # its driver was killed: nothing runs it now
+        status = "pending"
     if not holds_run(folder):
-        row["status"] = "error" if status == "error" else "pending"
+        row["status"] = status if status in ("error", "failed", "running") else "pending"
         return row
     run = RunFolder(folder)
     try:
         record = run.read_record()
         metrics = run.metrics()
         update = run.load("last").meta.get("update", 0)
-    except CheckpointError:
-        row["status"] = "damaged"
+    except CheckpointError as error:
+        row.update(status="damaged", reason=str(error))
         return row
     # the updates trained: the last checkpoint's, or the last logged row's when a stop came between checkpoints
     trained = max([update] + [r["update"] for r in metrics[-1:]])
@@ -87,11 +103,11 @@ def _trial_row(trial_id: str, entry: dict, folder: Path) -> dict:
     speeds = [r["chars_per_sec"] for r in metrics if r.get("chars_per_sec")]
     row["chars_per_sec"] = round(statistics.median(speeds)) if speeds else None
     if run.is_finished():
-        row["status"] = "finished"
+        row.update(status="finished", reason=None)
+    elif status in ("error", "failed", "running"):
+        row["status"] = status
     elif status == "ended":
         row["status"] = "stopped early"
-    elif status == "error":
-        row["status"] = "error"
     else:
         row["status"] = "unfinished"  # the driver stopped: textgen sweep --resume continues it
     return row
@@ -100,7 +116,8 @@ def _trial_row(trial_id: str, entry: dict, folder: Path) -> dict:
 def trial_rows(sweep_dir: Path, metric: str = "val_bpc") -> list[dict]:
     """Every trial of the sweep, ranked: lowest best ``metric`` first, trials without one last."""
     entries = read_trials(sweep_dir)
-    rows = [_trial_row(trial_id, entry, sweep_dir / "trials" / trial_id) for trial_id, entry in entries.items()]
+    driven = lock_holder(sweep_dir) is not None
+    rows = [_trial_row(trial_id, entry, sweep_dir / "trials" / trial_id, driven) for trial_id, entry in entries.items()]
     key = "best_val_bpc" if metric == "val_bpc" else "best_val_loss"
     rows.sort(key=lambda r: (r[key] is None, r[key] if r[key] is not None else math.inf, r["trial"]))
     for rank, row in enumerate(rows, start=1):

@@ -12,20 +12,21 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
+import re
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
-from textgen.errors import ConfigError
-from textgen.fs import write_json
-from textgen.sweep.results import read_info, read_trials
-from textgen.sweep.spec import SweepSpec, draw_points, read_spec
+from textgen.errors import ConfigError, one_line
+from textgen.fs import write_bytes, write_json
+from textgen.sweep.results import NOT_DONE, TO_RUN, read_info, read_trials, trial_rows
+from textgen.sweep.spec import SweepSpec, check_trial_settings, draw_points, read_spec
+from textgen.sweep.trial import FAILURE
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,19 @@ def start_ray(address: str | None, verbose: int = 0) -> None:
 
 def _init_ray(**settings) -> None:
     """``ray.init(**settings)``, with the caller's SIGTERM handler kept: ray.init puts in one that exits at once
-    (SystemExit), which would skip the sweep's own stop (SIGTERM stops it as SIGINT does). A SIGTERM while Ray
-    starts is `Interrupted`, as it is anywhere else."""
+    (SystemExit), which would skip the sweep's own stop (SIGTERM stops it as SIGINT does). A stop while Ray
+    starts its processes on this machine waits until they are up (`stops_deferred`), and is then `Interrupted`,
+    as it is anywhere else: cut short, ray.init would leave some of them behind."""
     import ray
 
     from textgen.stopping import Interrupted
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    local = "address" not in settings
     try:
-        ray.init(**settings)
+        with stops_deferred() if local else nullcontext(), _apart_from_the_driver() if local else nullcontext():
+            ray.init(**settings)
     except SystemExit as exited:
         if exited.code != signal.SIGTERM:
             raise
@@ -111,6 +115,85 @@ def _init_ray(**settings) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _apart_from_the_driver() -> Iterator[None]:
+    """Ray's processes on this machine (gcs_server and raylet, which start the rest) started in a session of
+    their own, as Ray does on Windows: a signal to the driver's process group (Ctrl-C in a terminal, the SIGTERM
+    that ``timeout`` or a job scheduler sends) reaches the driver only, which stops Ray in order. (Sent to them
+    too, it killed gcs_server at once, and the driver waited 60 s for it and exited with status 1.) They
+    still end with the driver, whatever ends it: Ray ties them to it."""
+    from ray._private import services
+
+    popen = getattr(services, "ConsolePopen", None)
+    if not isinstance(popen, type):  # not the Ray this was written for: its processes stay in the group
+        yield
+        return
+
+    class ApartPopen(popen):
+        def __init__(self, *args, **kwargs):
+            kwargs["start_new_session"] = True
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = ApartPopen
+    try:
+        yield
+    finally:
+        services.ConsolePopen = popen
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOPS_DEFERRED = 2  # signals that wait for Ray's start or stop to finish; one more acts at once
+
+
+@contextmanager
+def stops_deferred() -> Iterator[None]:
+    """A block that a stop (SIGINT, SIGTERM) does not cut short: the first STOPS_DEFERRED signals wait for its
+    end and are then handed to the handlers that were in place; one more acts at once (Ray hung, say).
+
+    For starting and stopping Ray, which cut short leave its processes (raylet, gcs_server, its agents and
+    workers) running after the driver has gone, and the driver exiting with status 1.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    received: list[int] = []
+
+    def deliver(signum: int) -> None:
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
+
+    def defer(signum, frame) -> None:
+        received.append(signum)
+        if len(received) > STOPS_DEFERRED:
+            restore()
+            deliver(signum)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, defer)
+    try:
+        yield
+    finally:
+        restore()
+    for signum in received[:STOPS_DEFERRED]:
+        deliver(signum)
+
+
+def stop_ray() -> None:
+    """``ray.shutdown()``, which a stop does not cut short (`stops_deferred`)."""
+    import ray
+
+    with stops_deferred():
+        ray.shutdown()
 
 
 def check_resources(spec: SweepSpec, cpus: float, where: str) -> None:
@@ -121,97 +204,159 @@ def check_resources(spec: SweepSpec, cpus: float, where: str) -> None:
 
 
 @contextmanager
-def _sigterm_as_tunes_stop(this_run: dict) -> Iterator[None]:
-    """While Tune runs, SIGTERM ends its run as SIGINT does (Tune stops the trials and returns; a second signal
-    stops at once), ``this_run["signal"]`` saying so. Tune's stop is the handler it puts on SIGUSR1."""
+def _stops_as_tunes(this_run: dict) -> Iterator[None]:
+    """While Tune runs, the first SIGINT or SIGTERM ends its run (Tune stops the trials and returns), and
+    ``this_run["signal"]`` says which; a second one goes to the handler that was in place (textgen's, which
+    stops at once). Tune's stop is the handler it puts on SIGUSR1; its own SIGINT handler is kept out
+    (TUNE_DISABLE_SIGINT_HANDLER), so that both signals are told apart and counted alike."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
         yield
         return
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
     def stop(signum, frame) -> None:
-        this_run["signal"] = "SIGTERM"
-        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM stops at once
         tunes = signal.getsignal(signal.SIGUSR1)
-        if callable(tunes) and tunes is not stop:
+        if "signal" not in this_run and callable(tunes):
+            this_run["signal"] = signal.Signals(signum).name
             tunes(signum, frame)
-        elif callable(previous):
-            previous(signum, frame)
+        elif callable(previous[signum]):
+            previous[signum](signum, frame)
 
-    signal.signal(signal.SIGTERM, stop)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGTERM) is stop:
-            signal.signal(signal.SIGTERM, previous)
-
-
-TO_RUN = ("pending", "running", "error")  # statuses of the trials a (resumed) sweep runs; "ended" ones are kept
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def trial_name(index: int) -> str:
     return f"trial-{index:03d}"
 
 
-class SweepLog:
-    """Every trial's name, settings, status (pending, running, ended, error) and last report, in
-    SWEEP_DIR/trials.json: written when the sweep is made and, through a Tune callback on the driver, whenever a
-    trial starts, ends or fails (and every few seconds of reports)."""
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
-    def __init__(self, folder: Path):
+
+def failure_cause(trial) -> str:
+    """What a failed trial's worker raised, in one line: the exception's own line of Ray's report (a traceback:
+    ``textgen.errors.LimitError: ...``), or its first line (a worker that died: ``The actor died ...``)."""
+    try:
+        text = Path(trial.error_file).read_text(encoding="utf-8", errors="replace") if trial.error_file else ""
+    except OSError:
+        text = ""
+    report = re.split(r"^Failure # \d+ .*$", text, flags=re.M)[-1]  # Tune appends one report per failure
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    raised = [line for line in lines if re.match(r"[\w.]+(Error|Exception|Interrupt)\b.*?: ", line)]
+    if "worker process has died" in report:
+        return "its worker process died (killed, out of memory, or crashed)"
+    cause = raised[-1] if raised else lines[0] if lines else "its worker process failed"
+    return one_line(re.sub(r"^textgen\.errors\.\w+: ", "", ANSI.sub("", cause))[:300])
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the names in its reports
+
+
+class SweepLog:
+    """Every trial's name, settings, status (pending, running, ended, failed, error), the reason it failed and
+    its last report, in SWEEP_DIR/trials.json: written when the sweep is made and, through a Tune callback on the
+    driver, whenever a trial starts, ends or fails (and every few seconds of reports)."""
+
+    def __init__(self, folder: Path, running: int = 0):
         self.path = folder / "trials.json"
         self.trials: dict = read_trials(folder)
         self.last_write = 0.0
+        self.to_go = running  # trials this driver has still to run
 
     def save(self) -> None:
         write_json(self.path, self.trials)
         self.last_write = time.monotonic()
 
-    def note(self, trial, status: str, result: dict | None = None, force: bool = True) -> None:
+    def note(self, trial, status: str, result: dict | None = None, force: bool = True, reason: str | None = None
+             ) -> None:
         entry = self.trials[trial.config["point"]["name"]]
         entry["status"] = status
-        if result:
+        if reason is not None:
+            entry["reason"] = reason
+        else:
+            entry.pop("reason", None)
+        if result and FAILURE not in result:
             entry["last_result"] = {k: result[k] for k in ("update", "characters", "val_loss", "val_bpc",
                                                            "smooth_loss", "chars_per_sec", "time_total_s", "node", "pid")
                                     if k in result}
         if force or time.monotonic() - self.last_write > 2.0:
             self.save()
 
-    def make(self):
+    def make(self, max_failures: int):
         """The Tune callback (made here, so that this module imports without Ray)."""
+        from textgen.runfolder import RunFolder, holds_run
+
         tune = import_tune()
         sweep_log = self
+
+        def over(trial) -> tuple[str, str]:
+            """The trial's name, and how many this driver has still to run now that it is over."""
+            sweep_log.to_go -= 1
+            return trial.config["point"]["name"], (f"{plural(sweep_log.to_go, 'trial')} to go" if sweep_log.to_go
+                                                   else "the last one")
 
         class Callback(tune.Callback):
             def on_trial_start(self, iteration, trials, trial, **info):
                 sweep_log.note(trial, "running")
 
             def on_trial_result(self, iteration, trials, trial, result, **info):
-                sweep_log.note(trial, "running", result, force=False)
+                if FAILURE in result:  # the run refused its input: said once the trial ends
+                    sweep_log.note(trial, "failed", reason=result[FAILURE])
+                else:
+                    sweep_log.note(trial, "running", result, force=False)
 
             def on_trial_complete(self, iteration, trials, trial, **info):
-                sweep_log.note(trial, "ended", trial.last_result)
                 result = trial.last_result or {}
-                done = sum(entry["status"] == "ended" for entry in sweep_log.trials.values())
+                name, left = over(trial)
+                if FAILURE in result:
+                    sweep_log.note(trial, "failed", reason=result[FAILURE])
+                    log.warning("%s failed: %s (%s)", name, result[FAILURE], left)
+                    return
+                sweep_log.note(trial, "ended", result)
                 bpc = result.get("val_bpc")
-                log.info("%s ended at update %s%s (%d of %d ended)", trial.config["point"]["name"],
-                         f"{result.get('update', 0):,}", "" if bpc is None else f", val {bpc:.3f} bpc", done,
-                         len(sweep_log.trials))
+                folder = sweep_log.path.parent / "trials" / name
+                how = "finished" if holds_run(folder) and RunFolder(folder).is_finished() else "stopped early"
+                log.info("%s %s at update %s%s (%s)", name, how, f"{result.get('update', 0):,}",
+                         "" if bpc is None else f", val {bpc:.3f} bpc", left)
+
+            def on_trial_recover(self, iteration, trials, trial, **info):
+                log.warning("%s: %s; started again from its last checkpoint (retry %d of %d)",
+                            trial.config["point"]["name"], failure_cause(trial), trial.num_failures, max_failures)
 
             def on_trial_error(self, iteration, trials, trial, **info):
-                sweep_log.note(trial, "error", trial.last_result)
-                log.warning("%s failed; textgen sweep --resume tries it again", trial.config["point"]["name"])
+                cause = failure_cause(trial)
+                sweep_log.note(trial, "error", trial.last_result, reason=cause)
+                name, left = over(trial)
+                retries = "no retries" if not max_failures else \
+                    f"after {max_failures} {'retry' if max_failures == 1 else 'retries'}"
+                log.warning("%s failed: %s (%s; %s)", name, cause, retries, left)
 
         return Callback()
 
 
-def new_sweep(spec_path: Path, out: Path | None, seed: int | None = None) -> tuple[SweepSpec, Path]:
-    """Check the spec and make SWEEP_DIR (refused if it holds anything): the spec copied into it, sweep.json and
-    trials.json with every trial's settings drawn (from ``seed``, fresh if None)."""
+class _QuietTune(logging.Filter):
+    """Drops Tune's own closing line about trials that did not complete: each was said in one line already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trials did not complete")
+
+
+QUIET_TUNE = _QuietTune()
+
+
+def new_sweep(spec: SweepSpec, out: Path | None, seed: int | None = None) -> Path:
+    """Make SWEEP_DIR for ``spec`` (refused if it holds anything): the spec copied into it (the text that was
+    read: the file is not read again), sweep.json and trials.json with every trial's settings drawn (from
+    ``seed``, fresh if None)."""
     import secrets
 
-    spec = read_spec(spec_path)
-    folder = out or default_sweep_dir(spec_path)
+    folder = out or default_sweep_dir(spec.path)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigError(f"--out {folder}: already holds files (a sweep? continue it with textgen sweep --resume "
                           f"{folder}); give a new or empty folder")
@@ -220,10 +365,10 @@ def new_sweep(spec_path: Path, out: Path | None, seed: int | None = None) -> tup
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "trials").mkdir(exist_ok=True)
-        shutil.copyfile(spec_path, folder / "spec.toml")
     except OSError as error:
         raise ConfigError(f"--out {folder}: cannot make the sweep folder there ({error.strerror or error}); give a "
                           "folder you can write to") from None
+    write_bytes(folder / "spec.toml", spec.text.encode("utf-8"))
     # each trial's seed, unless the spec sets or searches one: from the sweep's, so the same seed repeats the sweep
     seeded = "seed" not in spec.base and "seed" not in spec.searched
     write_json(folder / "trials.json", {trial_name(i): {"status": "pending", "settings": point,
@@ -232,29 +377,49 @@ def new_sweep(spec_path: Path, out: Path | None, seed: int | None = None) -> tup
     write_json(folder / "sweep.json", {"spec": str(spec.path), "seed": seed, "trials": len(points),
                                        "created": datetime.now().astimezone().isoformat(timespec="seconds"),
                                        "status": "new", "runs": []})
-    return spec, folder
+    return folder
 
 
 def open_sweep(folder: Path) -> tuple[SweepSpec, dict]:
-    """A sweep made earlier: its spec (the original file if it is still there, else the copy) and sweep.json."""
+    """A sweep made earlier: its spec and sweep.json. The spec is SWEEP_DIR/spec.toml, the copy made when the
+    sweep started (an edit of the original since must not reach the trials not yet run), its relative paths
+    read from the original's folder. Every trial of trials.json must hold values the spec's search gives."""
     info_path = folder / "sweep.json"
     if not info_path.is_file() or not (folder / "spec.toml").is_file() or not (folder / "trials.json").is_file():
         raise ConfigError(f"{folder}: not a sweep folder (no sweep.json, spec.toml or trials.json); start one with "
                           "textgen sweep SPEC.toml")
     info = read_info(folder)
-    read_trials(folder)  # a hand-edited trials.json is refused before anything starts
-    original = Path(info.get("spec", ""))
-    spec = read_spec(original if original.is_file() else folder / "spec.toml")
+    trials = read_trials(folder)  # a hand-edited trials.json is refused before anything starts
+    spec = read_spec(folder / "spec.toml", paths_from=Path(info.get("spec") or folder / "spec.toml").parent)
+    path = folder / "trials.json"
+    for name, entry in trials.items():
+        spec.check_point(entry.get("settings"), f"{path}: {name}")
+        if ("seed" in entry) != ("seed" not in spec.base and "seed" not in spec.searched):
+            raise ConfigError(f"{path}: {name} {'has' if 'seed' in entry else 'lacks'} a seed of its own, which the "
+                              "sweep did not draw; was it edited?")
+        seed = {"seed": entry["seed"]} if "seed" in entry else {}
+        check_trial_settings(spec, {**entry["settings"], **seed}, f"{path}: {name}")  # as its run would
     return spec, info
 
 
-def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose: int = 0,
-              on_ray_up: Callable[[], None] | None = None) -> dict:
-    """Run the trials of the sweep in ``folder`` that have not ended (all of a new one) and return sweep.json;
-    ``on_ray_up`` is called once Ray is up.
+def trials_to_run(folder: Path, metric: str = "val_bpc") -> dict[str, dict]:
+    """The trials (name -> trials.json entry) that running the sweep runs: those whose row says so (`TO_RUN`),
+    as --status shows them."""
+    entries = read_trials(folder)
+    return {row["trial"]: entries[row["trial"]] for row in sorted(trial_rows(folder, metric), key=lambda r: r["trial"])
+            if row["status"] in TO_RUN}
 
-    A trial whose worker dies is started again (from its last checkpoint) up to ``spec.max_failures`` times.
-    A stop of the driver (Ctrl-C) ends Tune's run; the trials it had not finished run on `run_sweep` again.
+
+def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose: int = 0,
+              on_start: Callable[[int, int], None] | None = None) -> dict:
+    """Run the trials of the sweep in ``folder`` that have not ended (all of a new one) and return sweep.json;
+    ``on_start(to run, in all)`` is called once Ray is up (or at once, with none to run: then Ray does not
+    start). Every trial to run is checked first, as its run
+    would check it (`textgen.sweep.check.check_trials`), before Ray starts.
+
+    A trial whose worker dies is started again (from its last checkpoint) up to ``spec.max_failures`` times;
+    one whose run refuses its input is not (it is "failed", with the reason). A stop of the driver (Ctrl-C)
+    ends Tune's run; the trials it had not finished run on `run_sweep` again.
     """
     from textgen.runfolder import FolderLock
 
@@ -263,80 +428,120 @@ def run_sweep(spec: SweepSpec, folder: Path, address: str | None = None, verbose
     # one driver per sweep: a second (--resume, say) would run the same trials into the same folders
     lock = FolderLock.acquire(folder, f"{folder}: the sweep is being run by")
     try:
-        return _run_locked(spec, folder, address, verbose, on_ray_up)
+        return _run_locked(spec, folder, address, verbose, on_start)
     finally:
         lock.release()
 
 
 def _run_locked(spec: SweepSpec, folder: Path, address: str | None, verbose: int,
-                on_ray_up: Callable[[], None] | None) -> dict:
+                on_start: Callable[[int, int], None] | None) -> dict:
     """`run_sweep` with the sweep folder locked."""
+    from textgen.stopping import Interrupted
+
+    this_run: dict = {}
+    try:
+        return _run_with(spec, folder, address, verbose, on_start, this_run)
+    except Interrupted as stopped:  # a second signal (while Tune stopped, or Ray): the stop is the first one's
+        stopped.signum = getattr(signal, this_run.get("signal", ""), stopped.signum)
+        raise
+
+
+def _run_with(spec: SweepSpec, folder: Path, address: str | None, verbose: int,
+              on_start: Callable[[int, int], None] | None, this_run: dict) -> dict:
+    from textgen.sweep.check import check_trials
+
+    info = read_info(folder)
+    to_run = trials_to_run(folder, spec.metric)
+    at_once = None
+    if address is None:
+        cpus = os.cpu_count() or 1
+        at_once = min(len(to_run), spec.trials_at_once or max(1, int(cpus // spec.cpus_per_trial)))
+    longest = check_trials(spec, to_run, folder / "trials", at_once, new=not info.get("runs"))
     tune = import_tune()
     from ray.tune.schedulers import ASHAScheduler
 
     from textgen.sweep.trial import run_trial
 
-    info = read_info(folder)
-    sweep_log = SweepLog(folder)
-    to_run = [{"name": name, "settings": entry["settings"], "seed": entry.get("seed")}
-              for name, entry in sweep_log.trials.items() if entry["status"] in TO_RUN]
+    sweep_log = SweepLog(folder, len(to_run))
+    if not to_run:
+        if on_start is not None:
+            on_start(0, len(sweep_log.trials))
+        info["status"] = sweep_status(folder, spec.metric)
+        write_json(folder / "sweep.json", info)
+        return info
     if not verbose:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's older reporter, which is silent at verbose 0
+        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # each failure is one line of textgen's
+        logging.getLogger("ray.tune.tune").addFilter(QUIET_TUNE)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # the sweep's own handler stops Tune (`_stops_as_tunes`)
+    # trials read what check_trials read: a relative path or a named corpus from the driver's folder, not the
+    # trial's (Tune would change into SWEEP_DIR/tune/...)
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     import ray
 
     try:
         start_ray(address, verbose)
-        if to_run:
-            check_resources(spec, ray.cluster_resources().get("CPU", 0),
-                            "this machine" if address is None else "the cluster")
+        check_resources(spec, ray.cluster_resources().get("CPU", 0), "this machine" if address is None else "the cluster")
     except BaseException:  # refused, or stopped while Ray started: leave no Ray behind
-        ray.shutdown()
+        stop_ray()
         raise
-    if on_ray_up is not None:
-        on_ray_up()
-
     started = time.monotonic()
-    this_run = {"when": datetime.now().astimezone().isoformat(timespec="seconds"), "address": address,
-                "ray_version": ray.__version__, "trials": len(to_run)}
+    this_run.update({"when": datetime.now().astimezone().isoformat(timespec="seconds"), "address": address,
+                     "ray_version": ray.__version__, "trials": len(to_run)})
     info.update(status="running", ray_version=ray.__version__)
     info["runs"] = [*info.get("runs", []), this_run]
-    write_json(folder / "sweep.json", info)
     try:
-        if to_run:
-            cpus = ray.cluster_resources().get("CPU", 1)
-            at_once = spec.trials_at_once or max(1, int(cpus // spec.cpus_per_trial))
-            trainable = tune.with_resources(
-                tune.with_parameters(run_trial, base=spec.base, trials_dir=str(folder / "trials"),
-                                     cpus=spec.cpus_per_trial),
-                {"cpu": spec.cpus_per_trial})
-            scheduler = None
-            if spec.grace_updates is not None:
-                # max_t beyond any run: ASHA stops a trial that reaches max_t, which would cut a finished run
-                # short of its final checkpoint and passage
-                scheduler = ASHAScheduler(time_attr="update", grace_period=spec.grace_updates,
-                                          reduction_factor=spec.reduction_factor, max_t=10**15)
-            name = TUNE_NAME if len(info["runs"]) == 1 else f"{TUNE_NAME}-{len(info['runs'])}"
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"point": tune.grid_search(to_run)},
-                tune_config=tune.TuneConfig(metric=spec.metric, mode="min", scheduler=scheduler,
-                                            max_concurrent_trials=at_once, reuse_actors=True,
-                                            trial_dirname_creator=lambda trial: trial.config["point"]["name"]),
-                run_config=tune.RunConfig(name=name, storage_path=str(folder), verbose=verbose,
-                                          failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                                          callbacks=[sweep_log.make()]),
-            )
-            with _sigterm_as_tunes_stop(this_run):
-                tuner.fit()
-    finally:
-        this_run["wall_seconds"] = round(time.monotonic() - started, 1)
-        ray.shutdown()
-        sweep_log = SweepLog(folder)  # as the callback left it
-        for entry in sweep_log.trials.values():  # one Tune was running when the driver stopped: --resume continues it
-            if entry["status"] == "running":
-                entry["status"] = "pending"
+        for name in to_run:  # as --status said: a trial whose run folder was removed runs again from its start
+            sweep_log.trials[name]["status"] = "pending"
+            sweep_log.trials[name].pop("reason", None)
         sweep_log.save()
-        statuses = [entry["status"] for entry in sweep_log.trials.values()]
-        info["status"] = "stopped" if "pending" in statuses else "failed trials" if "error" in statuses else "done"
         write_json(folder / "sweep.json", info)
+        if on_start is not None:
+            on_start(len(to_run), len(sweep_log.trials))
+        cpus = ray.cluster_resources().get("CPU", 1)
+        at_once = spec.trials_at_once or max(1, int(cpus // spec.cpus_per_trial))
+        points = [{"name": name, "settings": entry["settings"], "seed": entry.get("seed")}
+                  for name, entry in to_run.items()]
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, base=spec.base, trials_dir=str(folder / "trials"),
+                                 cpus=spec.cpus_per_trial),
+            {"cpu": spec.cpus_per_trial})
+        scheduler = None
+        if spec.grace_updates is not None:
+            # max_t beyond every trial: ASHA stops a trial that reaches max_t, which would cut a finished
+            # run short of its final checkpoint and passage
+            scheduler = ASHAScheduler(time_attr="update", grace_period=spec.grace_updates,
+                                      reduction_factor=spec.reduction_factor,
+                                      max_t=max(longest, spec.grace_updates) + 1)
+        name = TUNE_NAME if len(info["runs"]) == 1 else f"{TUNE_NAME}-{len(info['runs'])}"
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"point": tune.grid_search(points)},
+            tune_config=tune.TuneConfig(metric=spec.metric, mode="min", scheduler=scheduler,
+                                        max_concurrent_trials=at_once, reuse_actors=True,
+                                        trial_dirname_creator=lambda trial: trial.config["point"]["name"]),
+            run_config=tune.RunConfig(name=name, storage_path=str(folder), verbose=verbose,
+                                      failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                                      callbacks=[sweep_log.make(spec.max_failures)]),
+        )
+        with _stops_as_tunes(this_run):
+            tuner.fit()
+    finally:
+        with stops_deferred():  # Ray's processes go, and the sweep's files say how it went, whatever stops
+            this_run["wall_seconds"] = round(time.monotonic() - started, 1)
+            ray.shutdown()
+            sweep_log = SweepLog(folder)  # as the callback left it
+            for entry in sweep_log.trials.values():  # Tune was running it when the driver stopped: --resume runs it
+                if entry["status"] == "running":
+                    entry["status"] = "pending"
+            sweep_log.save()
+            info["status"] = sweep_status(folder, spec.metric)
+            write_json(folder / "sweep.json", info)
     return info
+
+
+def sweep_status(folder: Path, metric: str) -> str:
+    """How the sweep stands, from its trials' rows: "stopped" (some are still to run), "failed trials" (some did
+    not end well), or "done"."""
+    statuses = {row["status"] for row in trial_rows(folder, metric)}
+    return "stopped" if {"pending", "unfinished"} & statuses else "failed trials" if set(NOT_DONE) & statuses else "done"

@@ -13,14 +13,29 @@ from pathlib import Path
 
 from textgen.config import MAX_COUNT
 from textgen.errors import ConfigError
-from textgen.settings import KINDS, check_names, check_value, load_toml, overridden, plan_run, relative_to
+from textgen.settings import (
+    KINDS,
+    LOADER_SETTINGS,
+    check_names,
+    check_value,
+    overridden,
+    parse_toml,
+    plan_run,
+    read_settings_text,
+    relative_to,
+)
 
 METRICS = {"val_bpc": "held-out bits per character", "val_loss": "held-out nats per character"}
 CONTROLS = ("samples", "metric", "trials_at_once", "cpus_per_trial", "max_failures")
 RANGES = ("uniform", "loguniform", "randint")  # {name = [low, high]}, high included for randint
-NOT_SEARCHED = ("corpus", "kind", "weights", "option", "out", "force", "init_from")  # the same for every trial
+# The same for every trial: where the trial's run goes and what it starts from, and the corpus, read once and
+# held out alike for every trial, so that each trial's held-out loss is measured on the same text
+NOT_SEARCHED = ("corpus", "kind", "weights", "option", "val_fraction", "val_max_characters", *LOADER_SETTINGS,
+                "out", "force", "init_from")
 TABLES = ("train", "search", "early_stopping")
 MAX_TRIALS = 10_000  # trials in one sweep at most (each is a run folder; every point is checked before any starts)
+MAX_COMBINATIONS = 20_000  # combinations of the searched values checked together (about 1 s); every trial is too
+CPU_STEP = 0.0001  # Ray counts CPUs in steps of this (a finer fraction is refused by Ray, or rounded down to 0)
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class SweepSpec:
     """What a sweep runs: every trial is the base settings with one point of the search space."""
 
     path: Path  # the spec file
+    text: str  # the spec as it was read (what SWEEP_DIR/spec.toml keeps)
     base: dict  # [train]: the settings every trial shares (paths read from the spec's folder)
     space: tuple[Dimension, ...]  # [search]'s settings
     samples: int = 1  # draws of the sampled settings per grid point
@@ -64,6 +80,29 @@ class SweepSpec:
     def searched(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.space)
 
+    def check_point(self, settings: object, where: str) -> None:
+        """ConfigError unless ``settings`` are values this spec's search can give: every searched setting and
+        no other, each a grid's or choice's value or within its range (what a trial of trials.json holds)."""
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{where}: settings must be an object, got {settings!r}")
+        for name in settings:
+            if name not in self.searched:
+                raise ConfigError(f"{where}: {name} is not a setting the spec searches (it searches "
+                                  f"{', '.join(self.searched)})")
+        for dimension in self.space:
+            if dimension.name not in settings:
+                raise ConfigError(f"{where}: no value of {dimension.name}, which the spec searches")
+            value = settings[dimension.name]
+            check_value(dimension.name, value, where)
+            if dimension.kind in ("grid", "choice"):
+                ok = any(value == v and type(value) is type(v) for v in dimension.values)
+            else:
+                ok = dimension.values[0] <= value <= dimension.values[1] and (
+                    dimension.kind != "randint" or isinstance(value, int))
+            if not ok:
+                raise ConfigError(f"{where}: {dimension.name} = {value!r} is not a value the spec's search gives "
+                                  f"({dimension.describe()})")
+
 
 def _count(where: str, name: str, value: object, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -76,7 +115,9 @@ def _count(where: str, name: str, value: object, minimum: int = 1, maximum: int 
 def _dimension(where: str, name: str, value: object) -> Dimension:
     """A [search] entry: a list is a grid, {choice = [...]} a choice, {uniform|loguniform|randint = [low, high]}."""
     if name in NOT_SEARCHED:
-        raise ConfigError(f"{where}: {name} cannot be searched: every trial shares it; put it in [train]")
+        why = "every trial shares it" if name in ("out", "force", "init_from") else (
+            "every trial reads the same corpus and holds out the same text, so that their held-out losses compare")
+        raise ConfigError(f"{where}: {name} cannot be searched: {why}; put it in [train]")
     if isinstance(value, list):
         if not value:
             raise ConfigError(f"{where}: {name} = []: a grid needs at least one value")
@@ -112,10 +153,13 @@ def _dimension(where: str, name: str, value: object) -> Dimension:
     return Dimension(name, kind, (low, high))
 
 
-def read_spec(path: Path) -> SweepSpec:
-    """The spec at ``path``, every setting and control checked; ConfigError (one line) naming what is wrong."""
+def read_spec(path: Path, paths_from: Path | None = None) -> SweepSpec:
+    """The spec at ``path``, every setting and control checked; ConfigError (one line) naming what is wrong.
+    Relative paths in it are read from ``paths_from`` (default: the spec's own folder; a sweep's copy of its
+    spec reads them from the original's)."""
     path = Path(path)
-    data = load_toml(path, f"{path} (the sweep spec)")
+    text = read_settings_text(path, f"{path} (the sweep spec)")
+    data = parse_toml(text, f"{path} (the sweep spec)")
     where = str(path)
     unknown = [name for name in data if name not in TABLES]
     if unknown:
@@ -127,7 +171,7 @@ def read_spec(path: Path) -> SweepSpec:
     check_names(base, f"{where} [train]")
     for name, value in base.items():
         check_value(name, value, f"{where} [train]")
-    base = relative_to(path.resolve().parent, base)
+    base = relative_to(Path(paths_from) if paths_from is not None else path.resolve().parent, base)
     if "out" in base:
         raise ConfigError(f"{where} [train]: out is chosen by the sweep (each trial is a folder in SWEEP_DIR/trials)")
     search = dict(data.get("search", {}))
@@ -141,8 +185,11 @@ def read_spec(path: Path) -> SweepSpec:
     if not isinstance(metric, str) or metric not in METRICS:
         raise ConfigError(f"{where} [search]: metric must be one of {', '.join(METRICS)}, got {metric!r}")
     cpus = controls.get("cpus_per_trial", 1)
-    if not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or not 0 < cpus <= 1024:
-        raise ConfigError(f"{where} [search]: cpus_per_trial must be a number above 0 and at most 1024, got {cpus!r}")
+    if not isinstance(cpus, (int, float)) or isinstance(cpus, bool) or not CPU_STEP <= cpus <= 1024:
+        raise ConfigError(f"{where} [search]: cpus_per_trial must be a number from {CPU_STEP} to 1024, got {cpus!r}")
+    if abs(cpus / CPU_STEP - round(cpus / CPU_STEP)) > 1e-6:
+        raise ConfigError(f"{where} [search]: cpus_per_trial = {cpus!r}: Ray counts CPUs in steps of {CPU_STEP}; "
+                          f"give {math.floor(cpus / CPU_STEP + 1e-6) * CPU_STEP:.4f}")
     stopping = dict(data.get("early_stopping", {}))
     unknown = [name for name in stopping if name not in ("grace_updates", "reduction_factor")]
     if unknown:
@@ -155,6 +202,7 @@ def read_spec(path: Path) -> SweepSpec:
         raise ConfigError(f"{where} [early_stopping]: reduction_factor must be a number above 1, got {factor!r}")
     spec = SweepSpec(
         path=path.resolve(),
+        text=text,
         base=base,
         space=space,
         samples=_count(f"{where} [search]", "samples", controls.get("samples", 1)),
@@ -170,28 +218,37 @@ def read_spec(path: Path) -> SweepSpec:
     if spec.trial_count > MAX_TRIALS:
         raise ConfigError(f"{where}: the spec makes {spec.trial_count:,} trials, more than the {MAX_TRIALS:,} a sweep "
                           "runs; search fewer values or lower samples")
+    if base.get("val_fraction") == 0 and not base.get("hf_val_split"):
+        raise ConfigError(f"{where} [train]: val_fraction = 0 leaves no held-out text for the metric {metric}; "
+                          "keep some")
     check_points(spec)
     return spec
 
 
 def check_points(spec: SweepSpec) -> None:
-    """ConfigError, before any trial starts, if a trial's settings would be refused: every grid point with
-    each choice and each range's ends (ranges of the dataclasses' checks: hidden > 0, dropout < 1...)."""
+    """ConfigError, before any trial starts, if a trial's settings would be refused: each grid's and choice's
+    value and each range's ends alone with the base, then together (every combination while there are at most
+    MAX_COMBINATIONS; every trial drawn is checked as well, see `textgen.sweep.check`)."""
     options = [[(d.name, value) for value in d.values] for d in spec.space]  # a range's values are its two ends
-    for point in itertools.islice(itertools.product(*options), 10_000):
-        settings = {**overridden(spec.base, dict(point)), "out": "trial"}
-        shown = ", ".join(f"{name} = {value!r}" for name, value in point)
-        if settings.get("val_fraction") == 0 and not settings.get("hf_val_split"):
-            searched = "val_fraction" in spec.searched
-            raise ConfigError(f"{spec.path}{'' if searched else ' [train]'}: val_fraction = 0 leaves no held-out "
-                              f"text for the metric {spec.metric}"
-                              f"{f' (the trial with {shown})' if searched else ''}; keep some")
-        try:
-            from textgen.run import check_plan
+    for dimension in options:
+        for name, value in dimension:
+            check_trial_settings(spec, {name: value})
+    if math.prod(len(values) for values in options) <= MAX_COMBINATIONS:
+        for point in itertools.product(*options):
+            check_trial_settings(spec, dict(point))
 
-            check_plan(plan_run(settings, str(spec.path)))
-        except ConfigError as error:
-            raise ConfigError(f"{spec.path}: the trial with {shown} would be refused: {error}") from None
+
+def check_trial_settings(spec: SweepSpec, searched: dict, trial: str | None = None) -> None:
+    """ConfigError if the base with the ``searched`` values would not make a run (`plan_run`'s checks), naming
+    ``trial`` or else the values."""
+    settings = {**overridden(spec.base, searched), "out": "trial"}
+    shown = trial or "the trial with " + ", ".join(f"{name} = {value!r}" for name, value in searched.items())
+    try:
+        from textgen.run import check_plan
+
+        check_plan(plan_run(settings, str(spec.path)))
+    except ConfigError as error:
+        raise ConfigError(f"{spec.path}: {shown} would be refused: {error}") from None
 
 
 def draw_points(spec: SweepSpec, seed: int) -> list[dict]:
@@ -209,10 +266,11 @@ def draw_points(spec: SweepSpec, seed: int) -> list[dict]:
             for d in spec.space:
                 if d.kind == "choice":
                     settings[d.name] = d.values[int(rng.integers(len(d.values)))]
-                elif d.kind == "uniform":
-                    settings[d.name] = float(rng.uniform(*d.values))
+                elif d.kind == "uniform":  # within the ends, which were checked (rounding may step past them)
+                    settings[d.name] = float(min(max(rng.uniform(*d.values), d.values[0]), d.values[1]))
                 elif d.kind == "loguniform":
-                    settings[d.name] = float(np.exp(rng.uniform(np.log(d.values[0]), np.log(d.values[1]))))
+                    drawn = float(np.exp(rng.uniform(np.log(d.values[0]), np.log(d.values[1]))))
+                    settings[d.name] = float(min(max(drawn, d.values[0]), d.values[1]))
                 elif d.kind == "randint":
                     settings[d.name] = int(rng.integers(d.values[0], d.values[1] + 1))
             points.append({name: settings[name] for name in spec.searched})

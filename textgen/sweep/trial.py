@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+FAILURE = "textgen_failure"  # the key of the report with which a trial says its run refused its input
+
 
 def trial_settings(base: dict, point: dict, folder: Path, cpus: float = 1.0) -> dict:
     """The run settings of a trial: the sweep's base, the point's searched values and seed, the trial's folder,
@@ -43,7 +45,25 @@ class TuneReporter:
 
 
 def run_trial(config: dict, base: dict, trials_dir: str, cpus: float = 1.0) -> None:
-    """Run (or continue) the trial of ``config["point"]`` in ``trials_dir``/<its name>."""
+    """Run (or continue) the trial of ``config["point"]`` in ``trials_dir``/<its name>.
+
+    A run that refuses its input (a setting, the corpus, a loss that became non-finite) would refuse it again:
+    it is reported to Tune as the trial's failure, with its one line, and the trial ends (Tune does not start
+    it again). Anything else (a worker killed, memory or disk short, a bug) is raised, and Tune retries it.
+    """
+    from ray import tune
+
+    from textgen.errors import LimitError, OutputError, RunFolderError, TextgenError, one_line
+
+    try:
+        _run_trial(config, base, trials_dir, cpus)
+    except (LimitError, OutputError, RunFolderError):
+        raise  # may go away: memory or disk freed, another process gone
+    except TextgenError as error:
+        tune.report({FAILURE: one_line(str(error)), "val_bpc": None, "val_loss": None})
+
+
+def _run_trial(config: dict, base: dict, trials_dir: str, cpus: float) -> None:
     import ray
     from ray import tune
 
