@@ -276,3 +276,56 @@ def test_a_standard_output_opened_for_reading_is_one_line(argv):
         result = subprocess.run([*textgen_command(), *argv], stdout=read_only, stderr=subprocess.PIPE, text=True,
                                 env=environment(), timeout=60, check=False)
     assert_one_error_line(result, r"cannot write to standard output \(Bad file descriptor\)")
+
+
+# ---------------------------------------------------------------- a standard error that refuses writes
+
+def with_stderr_on(target: str, *argv: object) -> subprocess.CompletedProcess:
+    """Run the real command with standard error on a device that refuses every write: ``/dev/full`` (ENOSPC), or
+    ``/dev/null`` opened for reading (EBADF), as `textgen ... 2>/dev/full` or `2</dev/null` in a shell."""
+    path, mode = {"full": ("/dev/full", "w"), "read-only": (os.devnull, "r")}[target]
+    with open(path, mode) as stream:
+        return subprocess.run([*textgen_command(), *map(str, argv)], stdout=subprocess.PIPE, stderr=stream,
+                              text=True, env=environment(), timeout=300, check=False)
+
+
+# Commands that write notes on standard error beside their result: the seed, documents cut, tiny gradients.
+NOTING_COMMANDS = {
+    "generate documents cut": ["generate", "{tweets}", "--documents", "4", "--length", "5", "--seed", "3"],
+    "gradcheck tiny gradients": ["gradcheck", "--corpus", "{book}", "--cell", "lstm", "--layers", "3", "--hidden",
+                                 "3", "--max-entries", "2"],
+    "corpora": ["corpora"],
+}
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+@pytest.mark.parametrize("name", NOTING_COMMANDS)
+def test_a_standard_error_that_refuses_writes_changes_nothing_of_what_a_command_writes(name, target, accented_run,
+                                                                                        tweets_run):
+    argv = filled(NOTING_COMMANDS[name], accented_run, tweets_run)
+    expected = textgen(*argv)
+    assert expected.returncode == 0 and expected.stderr.startswith("textgen: ") or name == "corpora", expected.stderr
+    result = with_stderr_on(target, *argv)
+    assert (result.returncode, result.stdout) == (0, expected.stdout)
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+def test_a_fresh_seed_that_cannot_be_said_leaves_the_text_and_status_alone(target, accented_run):
+    for json_flag in ([], ["--json"]):
+        result = with_stderr_on(target, "generate", accented_run, "--count", "2", "--length", "40", *json_flag)
+        assert result.returncode == 0 and result.stdout.endswith("\n")
+    assert [len(text) for text in json.loads(result.stdout)] == [40, 40]
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+def test_training_with_a_standard_error_that_refuses_writes_finishes_the_run(target, tmp_path, accented_run):
+    folder = tmp_path / "run"
+    result = with_stderr_on(target, *small_run(folder, accented_run.parent / "book.txt", "-v"))
+    assert result.returncode == 0 and result.stdout.count("--- update ") == 4
+    assert {"best_passage.txt", "report.html"} <= {path.name for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+def test_a_usage_error_keeps_exit_status_2_and_an_error_1_when_standard_error_refuses_them(target, accented_run):
+    assert with_stderr_on(target, "corpora", "--no-such-flag").returncode == 2
+    assert with_stderr_on(target, "generate", accented_run, "--prime", "\u00a7").returncode == 1

@@ -295,11 +295,43 @@ def stdout_is_closed() -> bool:
     return isinstance(sys.stdout, ClosedOutput)
 
 
+class NotesOutput(io.TextIOBase):
+    """Standard error as the program writes its notes and errors: straight to descriptor 2, and a write the
+    descriptor refuses (`2>/dev/full`, `2</dev/null`, a pipe whose reader went away) is dropped, as a note to a
+    closed standard error is. A note that cannot be shown never stops a command or changes its exit status
+    (Python's own standard error would raise, and fail the exit status once more at its last flush)."""
+
+    errors = "backslashreplace"
+
+    def __init__(self, encoding: str | None):
+        self._encoding = encoding or "utf-8"
+
+    @property
+    def encoding(self) -> str:
+        return self._encoding
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 2
+
+    def isatty(self) -> bool:
+        return os.isatty(2)
+
+    def write(self, text: str) -> int:
+        data = text.encode(self.encoding, self.errors)
+        with contextlib.suppress(OSError):
+            while data:
+                data = data[os.write(2, data):]
+        return len(text)
+
+
 def guard_standard_streams() -> None:
     """Make closed standard descriptors harmless: /dev/null is opened on each (so that no file textgen opens
     later gets descriptor 1 or 2, where a stray write would land in it, and so that child processes inherit
-    something), a closed standard output becomes a `ClosedOutput` and a closed standard error a stream
-    into /dev/null, so that the run goes on and its exit status stays what it would have been."""
+    something), a closed standard output becomes a `ClosedOutput` and standard error (the program's own, closed
+    or not) a `NotesOutput`, so that the run goes on and its exit status stays what it would have been."""
     for descriptor in (0, 1, 2):
         try:
             os.fstat(descriptor)
@@ -312,8 +344,10 @@ def guard_standard_streams() -> None:
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - standard input for the process
     if sys.stdout is None:
         sys.stdout = ClosedOutput()
-    if sys.stderr is None:
-        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    if sys.stderr is None or sys.stderr is sys.__stderr__:  # not one a caller put there (pytest's, say)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()  # what Python's own holds goes first
+        sys.stderr = NotesOutput(getattr(sys.stderr, "encoding", None))
 
 
 class Output:
