@@ -39,7 +39,7 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly():
 
 def test_generate_writes_as_it_goes_so_head_stops_it(accented_run):
     began = time.monotonic()
-    process = start("generate", "--run", accented_run, "--length", "50000000", stdout=subprocess.PIPE)
+    process = start("generate", "--run", accented_run, "--length", "50000000", "--seed", "1", stdout=subprocess.PIPE)
     assert len(process.stdout.read(100)) == 100  # the first characters come long before 50 million are drawn
     process.stdout.close()
     _, err = process.communicate(timeout=60)
@@ -260,6 +260,22 @@ def test_json_into_a_pipe_that_closes_exits_141_as_plain_text_does(accented_run)
     assert code == 141 and read.startswith(b'["') and err == ""
     code, read, _ = first_bytes(["generate", accented_run, "--json", "--count", "1000000", "--length", "10"], 10)
     assert code == 141 and read.startswith(b'["')
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+def test_a_pipe_that_closes_within_the_first_text_still_hears_of_a_fresh_seed(json_flag, accented_run):
+    code, read, err = first_bytes(["generate", accented_run, "--length", "100000000000", *json_flag], 100)
+    seed = re.fullmatch(r"textgen: seed (\d+) \(give --seed \d+ to draw the same text again\)\n", err)
+    assert code == 141 and seed, err
+    again = textgen("generate", accented_run, "--length", "200", "--seed", seed.group(1), *json_flag)
+    assert again.stdout.encode()[:100] == read
+
+
+def test_documents_cut_before_a_stop_are_said_with_json_as_without(tweets_run):
+    code, read, err = first_bytes(["generate", tweets_run, "--json", "--documents", "1000000", "--length", "3",
+                                   "--seed", "1"], 30)
+    assert code == 141 and read.startswith(b'["') and "Traceback" not in err
+    assert re.match(r"textgen: document 1 reached --length 3 without an end-of-document marker", err), err
 
 
 def test_json_streams_one_valid_list(accented_run):

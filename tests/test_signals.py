@@ -144,7 +144,26 @@ def test_a_stop_during_generate_is_one_line(tmp_path, sig):
 
     run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
     assert process.wait(timeout=120) == 0
-    generating = start("generate", "--run", run, "--length", "100000000", stdout=subprocess.PIPE)
+    generating = start("generate", "--run", run, "--length", "100000000", "--seed", "4", stdout=subprocess.PIPE)
     assert len(generating.stdout.read(50)) == 50  # it is writing
     code, err, seconds = stopped(generating, sig)
     assert code == CODES[sig] and err == "textgen: stopped\n" and seconds < 10
+
+
+@pytest.mark.parametrize("json", [[], ["--json"]], ids=["text", "json"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_during_generate_still_says_a_fresh_seed_so_the_text_can_be_drawn_again(tmp_path, sig, json):
+    import re
+    import subprocess
+
+    from commands import textgen
+
+    run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
+    assert process.wait(timeout=120) == 0
+    generating = start("generate", run, "--length", "100000000", *json, stdout=subprocess.PIPE)
+    written = generating.stdout.read(60)  # the first text, far from its end: no seed said yet
+    code, err, _ = stopped(generating, sig)
+    seed = re.fullmatch(r"textgen: seed (\d+) \(give --seed \d+ to draw the same text again\)\ntextgen: stopped\n", err)
+    assert code == CODES[sig] and seed, err
+    again = textgen("generate", run, "--length", "200", "--seed", seed.group(1), *json)
+    assert again.stdout[: len(written)] == written

@@ -670,6 +670,14 @@ def command_generate(args: argparse.Namespace) -> int:
         return (f"textgen: document {number} reached --length {config.length} without an end-of-document marker "
                 "and was cut there\n")
 
+    seed_said = not fresh  # or none needs saying
+
+    def say_seed() -> None:
+        nonlocal seed_said
+        if not seed_said:
+            seed_said = True
+            sys.stderr.write(seed_note)
+
     def notes(piece) -> None:
         """The notes on stderr once a sample is written: whether it was cut, and after the first one a fresh
         seed (on stderr, so that the text alone goes to stdout; after a text, which ends its line first; with
@@ -680,11 +688,12 @@ def command_generate(args: argparse.Namespace) -> int:
             return
         if config.documents and not piece.ended:
             sys.stderr.write(cut_note(piece.index + 1))
-        if piece.index == 0 and fresh:
-            sys.stderr.write(seed_note)
+        if piece.index == 0:
+            say_seed()
 
     last_char = ""  # of the sample being written
     in_string = False  # --json: the sample's JSON string is open
+    written = False  # whether any text has gone out (or is on its way)
     try:
         if args.json:  # one JSON list, written string by string as the samples are drawn
             out.write("[")
@@ -693,14 +702,15 @@ def command_generate(args: argparse.Namespace) -> int:
                 if not in_string:
                     out.write(", \"" if piece.index else "\"")
                     in_string = True
+                written = written or bool(piece.text)  # (set first: a stop may come as soon as the text is out)
                 out.write(orjson.dumps(piece.text).decode()[1:-1])  # the text as it is inside a JSON string
                 if piece.done:
                     out.write('"', flush=True)
                     in_string = False
             else:
                 if piece.text:
+                    last_char, written = piece.text[-1], True
                     out.write(piece.text)
-                    last_char = piece.text[-1]
                 if piece.done:
                     out.write("" if last_char == "\n" else "\n", flush=True)  # every sample ends its line, before a note
                     if piece.index + 1 < samples:
@@ -712,10 +722,15 @@ def command_generate(args: argparse.Namespace) -> int:
             out.write("]\n", flush=True)
             for number in cut:
                 sys.stderr.write(cut_note(number))
-            sys.stderr.write(seed_note if fresh else "")
-    except Interrupted:
-        with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
-            out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
+            say_seed()
+    except (Interrupted, BrokenPipeError) as stop:
+        if isinstance(stop, Interrupted):
+            with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
+                out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
+        for number in cut:  # what the text written so far needs said: the documents cut, the seed to draw it again
+            sys.stderr.write(cut_note(number))
+        if written:
+            say_seed()
         raise
     return 0
 
