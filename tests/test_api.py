@@ -370,3 +370,21 @@ def test_a_runs_repr_never_raises_even_without_its_last_checkpoint(tmp_path):
     run = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "run", seed=1, **dict(QUICK, updates=20, eval_every=10))
     (run.folder / "last.npz").unlink()
     assert repr(textgen.Run(run.folder)) == f"<textgen.Run {run.folder}: ? of 20 updates>"
+
+
+@pytest.mark.parametrize("call", ["generate(50, count=10**12)", "generate(50, documents=10**12)",
+                                  "generate(10**15)", "generate(10**13, count=3, prime='The ')"])
+def test_texts_too_many_or_too_long_to_return_are_refused_before_any_is_drawn(trained, call):
+    script = (f"import textgen\nmodel = textgen.load({str(trained[0].folder)!r})\ntry:\n    model.{call}\n"
+              "except textgen.TextgenError as error:\n    print(type(error).__name__, error)\n")
+    limit = 4 << 30  # the address space of the child: a list of 10^12 texts fails at once, not after the machine's
+
+    def limited() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                            preexec_fn=limited)
+    assert result.returncode == 0 and result.stdout.startswith("LimitError "), result
+    assert "would need about" in result.stdout and "count, documents" in result.stdout
