@@ -334,6 +334,43 @@ def test_evaluate_without_a_corpus_scores_the_runs_held_out_text_and_says_so(tra
     assert out.split(": ")[-1] == given.split(": ")[-1]  # the same numbers as the book given by hand
 
 
+def test_evaluate_of_a_run_whose_corpus_is_not_found_says_it_is_the_runs_and_what_to_do(tmp_path, monkeypatch,
+                                                                                         capsys):
+    (tmp_path / "book.txt").write_text(SAMPLE_BOOK.read_text())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--corpus", "book.txt", "--out", "run", *QUICK]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the run reads book.txt from the folder it was started in
+    capsys.readouterr()
+    code, _, err = run(capsys, "evaluate", "../run")
+    assert code == 1 and err.count("\n") == 1 and "book.txt" in err, err
+    assert "relative to the folder it was started in" in err and "--corpus" in err and "named corpus" not in err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book.txt").rename(tmp_path / "moved.txt")
+    code, _, err = run(capsys, "evaluate", "run")
+    assert code == 1 and "--corpus" in err and "named corpus" not in err, err
+    from textgen import CorpusError, load
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(CorpusError, match="relative to the folder it was started in"):
+        load("../run").evaluation()
+
+
+def test_evaluate_of_a_streamed_run_whose_held_out_ids_are_gone_says_so(tmp_path, capsys):
+    big = tmp_path / "big.txt"
+    text = SAMPLE_BOOK.read_text()
+    with big.open("w") as stream:  # over 64 MB: streamed into ids.bin and val_ids.bin in the run folder
+        for _ in range(65 * 2**20 // len(text) + 1):
+            stream.write(text)
+    folder = tmp_path / "run"
+    assert main(["train", "--corpus", str(big), "--out", str(folder), *QUICK, "--updates", "10"]) == 0
+    big.unlink()
+    (folder / "val_ids.bin").unlink()
+    capsys.readouterr()
+    code, out, err = run(capsys, "evaluate", folder)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "val_ids.bin" in err and "--corpus" in err, err
+
+
 def test_every_held_out_loss_is_shown_in_bits_with_nats_beside(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", tmp_path / "run", "-v",
                          "--status-every", "0.000001", "--eval-every", "60", *QUICK)

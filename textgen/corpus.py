@@ -439,6 +439,24 @@ def recorded_plan(sources: list[dict], registry: Registry | None = None) -> list
             for source in sources]
 
 
+def check_recorded_files(planned: list[tuple[ResolvedSource, dict]], command: str, instead: str,
+                         flag: str = "") -> None:
+    """CorpusError naming the first file of a run's corpus (`recorded_plan`) that is not there, as the run's: a
+    relative path is read from the folder the run was started in, so that ``command`` (a verb) works from there;
+    else the file has been moved or removed. ``instead`` ends the message (what else to do), ``flag`` starts it."""
+    for source, _ in planned:
+        location = Path(source.location).expanduser()
+        reads_a_path = source.loader.origin == "built-in" and source.loader.suffixes  # a plugin's may be anything
+        if not reads_a_path or location.exists():
+            continue
+        if location.is_absolute():
+            raise CorpusError(f"{flag}{source.location}: no such file; the run read its corpus there: put the file back if "
+                              f"it was moved{instead}")
+        raise CorpusError(f"{flag}{source.location}: no such file from the current folder; the run reads its corpus by "
+                          f"this path relative to the folder it was started in: {command} it from that folder, or put "
+                          f"the file back if it was moved{instead}")
+
+
 def load_corpus(
     specs: list[str] | None,
     kind: str | None = None,
