@@ -75,6 +75,20 @@ def test_a_full_device_is_one_line(accented_run, argv):
     assert_one_error_line(result, r"cannot write to standard output \(No space left on device\)")
 
 
+def test_training_onto_a_full_device_checkpoints_and_says_how_to_resume(tmp_path, accented_run):
+    folder = tmp_path / "run"
+    with open("/dev/full", "w") as full:  # as a log file on a disk that fills up while the run trains
+        result = subprocess.run([*textgen_command(), *map(str, small_run(folder, accented_run.parent / "book.txt",
+                                                                          "-q"))],
+                                stdout=full, stderr=subprocess.PIPE, text=True, env=environment(), timeout=300,
+                                check=False)
+    assert_one_error_line(result, r"cannot write to standard output \(No space left on device\); stopped at update "
+                                  rf"\d+; checkpoint saved in {re.escape(str(folder))}/last\.npz\. Continue with: "
+                                  rf"textgen train --resume {re.escape(str(folder))}$")
+    resumed = textgen("train", "--resume", folder, "-q")
+    assert resumed.returncode == 0 and (folder / "best_passage.txt").is_file(), resumed.stderr
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["--version"]])
 def test_help_onto_a_full_device_is_one_line(argv):
     with open("/dev/full", "w") as full:

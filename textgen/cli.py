@@ -489,6 +489,7 @@ class TrainView:
         self.status_every = args.status_every if plain else None
         self.last_status = None  # when the last status line was printed (None: not yet)
         self.noted = False  # whether a sample had characters the terminal's encoding lacks (said once)
+        self.output_failed: str | None = None  # why standard output refused a sample (a full disk), if it did
 
     def shown(self, text: str) -> str:
         """``text`` as the terminal can show it (the run's files keep every character)."""
@@ -511,8 +512,10 @@ class TrainView:
         except BrokenPipeError:  # nobody reads the samples any more: stop as after Ctrl-C, checkpoint first
             silence_stdout()
             self.stop.request(signal.SIGPIPE)
-        except OSError as error:
-            raise OutputError(f"cannot write to standard output ({error.strerror or error})") from None
+        except OSError as error:  # (a log on a full disk): stop the same way, and say so as an error
+            silence_stdout()
+            self.output_failed = f"cannot write to standard output ({error.strerror or error})"
+            self.stop.request(signal.SIGPIPE)
 
     def on_log(self, record: dict) -> None:
         if self.verbose and record.get("val_loss") is not None:
@@ -601,7 +604,7 @@ def command_train(args: argparse.Namespace) -> int:
                                    extra={"settings_from": origin})
     except Interrupted as stopped:
         code = EXIT_STATUS.get(stopped.signum, 130)
-        if code == 141:
+        if code == 141 and view.output_failed is None:
             return code  # the reader went away: end quietly, as Unix tools do (the checkpoint is saved)
         folder = stopped.folder
         if folder is None:
@@ -613,6 +616,9 @@ def command_train(args: argparse.Namespace) -> int:
             at = "" if stopped.update is None else f" at update {stopped.update:,}"
             message = (f"stopped{at}; checkpoint saved in {folder}/last.npz. Continue with: "
                        f"textgen train --resume {folder}")
+        if view.output_failed is not None:
+            sys.stderr.write(f"textgen: error: {view.output_failed}; {message}\n")
+            return 1
         sys.stderr.write(f"textgen: {message}\n")
         return code
     state = result.state
