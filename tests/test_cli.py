@@ -371,6 +371,24 @@ def test_evaluate_of_a_streamed_run_whose_held_out_ids_are_gone_says_so(tmp_path
     assert code == 1 and out == "" and err.count("\n") == 1 and "val_ids.bin" in err and "--corpus" in err, err
 
 
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_a_folder_that_holds_no_run_is_named_as_such_not_as_a_missing_checkpoint(command, trained_run, tmp_path,
+                                                                                capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "book.txt").write_text("some text")
+    shutil.copytree(trained_run, tmp_path / "sweep" / "trials" / "trial-000")
+    for folder, says in (("empty", "not a run folder"), ("data", "not a run folder"),
+                         ("sweep", f"a sweep folder, not a run folder; give one of its trials, such as "
+                                   f"{tmp_path / 'sweep' / 'trials' / 'trial-000'}")):
+        code, out, err = run(capsys, command, tmp_path / folder)
+        assert code == 1 and out == "" and err.count("\n") == 1 and f"{tmp_path / folder}: {says}" in err, err
+    (tmp_path / "half").mkdir()
+    shutil.copy(trained_run / "config.json", tmp_path / "half")  # a run without its best.npz: that is what is missing
+    code, _, err = run(capsys, command, tmp_path / "half")
+    assert code == 1 and "half/best.npz: no such checkpoint" in err, err
+
+
 def test_every_held_out_loss_is_shown_in_bits_with_nats_beside(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", tmp_path / "run", "-v",
                          "--status-every", "0.000001", "--eval-every", "60", *QUICK)

@@ -450,8 +450,8 @@ def check_recorded_files(planned: list[tuple[ResolvedSource, dict]], command: st
         if not reads_a_path or location.exists():
             continue
         if location.is_absolute():
-            raise CorpusError(f"{flag}{source.location}: no such file; the run read its corpus there: put the file back if "
-                              f"it was moved{instead}")
+            raise CorpusError(f"{flag}{source.location}: no such file; the run read its corpus there: put the file "
+                              f"back if it was moved{instead}")
         raise CorpusError(f"{flag}{source.location}: no such file from the current folder; the run reads its corpus by "
                           f"this path relative to the folder it was started in: {command} it from that folder, or put "
                           f"the file back if it was moved{instead}")

@@ -381,7 +381,8 @@ def check_collected_memory(vocab: CharVocab, config: SampleConfig) -> None:
     widest = max(map(ord, vocab.chars + tuple(config.prime)), default=0)
     width = 1 if widest < 0x100 else 2 if widest < 0x10000 else 4  # bytes a character of a str takes
     texts, characters = config.documents or config.count, len(config.prime) + config.length
-    check_memory(texts * (2 * width * characters + TEXT_BYTES), f"{texts:,} text{'s' if texts != 1 else ''} of up to {characters:,} characters",
+    check_memory(texts * (2 * width * characters + TEXT_BYTES),
+                 f"{texts:,} text{'s' if texts != 1 else ''} of up to {characters:,} characters",
                  "ask for fewer (--count, --documents) or shorter (--length) texts, or write them out as they are "
                  "drawn with textgen generate")
 
