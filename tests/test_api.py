@@ -142,6 +142,11 @@ def test_resume_continues_the_run_and_refuses_what_would_make_it_inexact(tmp_pat
     (lambda m: m.generate(10, top_p=2), r"^top_p must be a number above 0 and at most 1, got 2$"),
     (lambda m: m.generate(10, count=2, documents=2), r"^documents and count cannot be combined"),
     (lambda m: m.generate(10, prime="\u00e9\u00e9"), r"^prime has characters that are not in the model"),
+    (lambda m: m.generate(10, prime=None), r"^prime must be a string, got None$"),
+    (lambda m: m.generate(10, prime=b"The"), r"^prime must be a string, got b'The'$"),
+    (lambda m: m.generate(10, greedy="yes"), r"^greedy must be True or False, got 'yes'$"),
+    (lambda m: m.generate(10, documents=0), r"^documents must be a positive integer, got 0"),
+    (lambda m: m.generate(10, documents=False), r"^documents must be a positive integer, got False"),
 ])
 def test_errors_from_python_name_the_setting(trained, call, message):
     with pytest.raises(textgen.TextgenError, match=message):
@@ -388,3 +393,10 @@ def test_texts_too_many_or_too_long_to_return_are_refused_before_any_is_drawn(tr
                             preexec_fn=limited)
     assert result.returncode == 0 and result.stdout.startswith("LimitError "), result
     assert "would need about" in result.stdout and "count, documents" in result.stdout
+
+
+def test_a_run_is_taken_wherever_a_run_folder_is(trained, tmp_path):
+    result = trained[0]
+    again = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "further", init_from=result, seed=4,
+                          **dict(QUICK, updates=20, eval_every=10))
+    assert again.config["init_from"] == str(result.folder) and again.final_update == 20

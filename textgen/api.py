@@ -152,6 +152,8 @@ def train(
     with _python_names():
         _check_settings(settings, TRAIN_CALL_SETTINGS, "textgen.train")
         _check_loader_arguments(weights, options)
+        if isinstance(settings.get("init_from"), Run):
+            settings["init_from"] = settings["init_from"].folder  # a Run, as load and resume take it
         for name, value in (("out", out), ("init_from", settings.get("init_from"))):
             if isinstance(value, (str, Path)):
                 check_user_path(value, name)
@@ -252,6 +254,8 @@ class Model:
         from textgen.sample import SampleConfig, generate_texts, sample_seed
 
         with _python_names():
+            if documents is not None:
+                check_count("documents", documents)  # (0 is the command line's "off"; here that is None)
             config = SampleConfig(length=length, prime=prime, temperature=temperature, top_k=top_k, top_p=top_p,
                                   greedy=greedy, documents=documents or 0, count=1 if count is None else count)
             if seed is not None:

@@ -43,8 +43,10 @@ class SampleConfig:
         check_count("documents", self.documents, minimum=0)
         check_number("temperature", self.temperature)
         check_number("top_p", self.top_p, high=1.0)
-        if not isinstance(self.greedy, bool) or not isinstance(self.prime, str):
-            raise ConfigError("greedy must be True or False and prime a string")
+        if not isinstance(self.greedy, bool):
+            raise ConfigError(f"--greedy must be True or False, got {self.greedy!r}")
+        if not isinstance(self.prime, str):
+            raise ConfigError(f"--prime must be a string, got {self.prime!r}")
         if self.documents and self.count != 1:
             raise ConfigError("--documents and --count cannot be combined; --documents N already draws N samples")
 
