@@ -133,6 +133,16 @@ def test_bad_input_gives_one_line_and_exit_1(case, tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # nothing was created for a bad input
 
 
+@pytest.mark.parametrize("below", ["run", "deeper/run"])
+def test_an_out_below_a_file_is_named_with_the_file_that_is_in_the_way(below, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / below
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", out, *QUICK)
+    assert code == 1 and err == (f"textgen: error: --out {out}: {tmp_path / 'notes.txt'} is not a folder; "
+                                 "choose another path\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 USAGE_ERRORS = {  # case: (argv, what argparse's one line must say)
     "non-number flag": (["train", "--hidden", "many"], r"argument --hidden: invalid int value: 'many' \(see textgen train"),
     "unknown flag": (["generate", "run", "--lenght", "5"], r"unrecognized arguments: --lenght 5 \(see textgen generate"),

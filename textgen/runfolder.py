@@ -518,7 +518,7 @@ class RunFolder:
         folder._target = out
         folder._keep = tuple(keep)
         try:
-            folder._made_parents = _make_parents(out.parent)
+            folder._made_parents = _make_parents(out)
             _recover(out)
             if force:
                 folder._old_lock = _lock_old_run(out, tuple(keep))
@@ -894,13 +894,16 @@ def _aside(out: Path) -> Path:
     return out.parent / f".{out.name}{OLD_SUFFIX}"
 
 
-def _make_parents(parent: Path) -> list[Path]:
-    """Create ``parent`` and the folders above it that are missing; returns those it made, deepest first."""
+def _make_parents(out: Path) -> list[Path]:
+    """Create the folders above ``out`` that are missing; returns those it made, deepest first."""
+    parent = out.parent
     missing = []
     probe = parent
     while not probe.exists():
         missing.append(probe)
         probe = probe.parent
+    if not probe.is_dir():
+        raise RunFolderError(f"--out {out}: {probe} is not a folder; choose another path")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
