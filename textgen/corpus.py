@@ -439,6 +439,15 @@ def recorded_plan(sources: list[dict], registry: Registry | None = None) -> list
             for source in sources]
 
 
+def _names_a_path(source: ResolvedSource) -> bool:
+    """Whether a built-in loader reads ``source.location`` as a path (a plugin's may be any text): one that claims
+    file endings always does, `hf` when the location can be no Hub name."""
+    if source.loader.origin != "built-in":
+        return False
+    names_a_path = getattr(source.loader.factory, "names_a_path", None)
+    return names_a_path(source.location) if names_a_path is not None else bool(source.loader.suffixes)
+
+
 def check_recorded_files(planned: list[tuple[ResolvedSource, dict]], command: str, instead: str,
                          flag: str = "") -> None:
     """CorpusError naming the first file of a run's corpus (`recorded_plan`) that is not there, as the run's: a
@@ -446,8 +455,7 @@ def check_recorded_files(planned: list[tuple[ResolvedSource, dict]], command: st
     else the file has been moved or removed. ``instead`` ends the message (what else to do), ``flag`` starts it."""
     for source, _ in planned:
         location = Path(source.location).expanduser()
-        reads_a_path = source.loader.origin == "built-in" and source.loader.suffixes  # a plugin's may be anything
-        if not reads_a_path or location.exists():
+        if not _names_a_path(source) or location.exists():
             continue
         if location.is_absolute():
             raise CorpusError(f"{flag}{source.location}: no such file; the run read its corpus there: put the file "
