@@ -371,6 +371,19 @@ def test_training_from_python_without_a_standard_error_finishes_the_run(tmp_path
     assert (tmp_path / "run" / "best_passage.txt").is_file()
 
 
+@pytest.mark.parametrize("stderr", ["sys.stderr.close()", "sys.stderr = open('/dev/full', 'w')"],
+                         ids=["closed", "full device"])
+@pytest.mark.parametrize("progress", [None, True])
+def test_training_from_python_with_a_standard_error_that_fails_finishes_the_run(stderr, progress, tmp_path):
+    settings = {k: v for k, v in QUICK.items() if k != "progress"}
+    script = (f"import sys, textgen\n{stderr}\nrun = textgen.train({str(SAMPLE_TWEETS)!r}, out={str(tmp_path / 'run')!r}, "
+              f"progress={progress}, seed=1, **{settings!r})\nprint(run.final_update)\n"
+              "sys.stderr = sys.__stderr__")  # (what the bar left in the full device's buffer is not textgen's to drop)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0 and result.stdout == "130\n", result
+    assert (tmp_path / "run" / "best_passage.txt").is_file()
+
+
 def test_a_runs_repr_never_raises_even_without_its_last_checkpoint(tmp_path):
     run = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "run", seed=1, **dict(QUICK, updates=20, eval_every=10))
     (run.folder / "last.npz").unlink()
