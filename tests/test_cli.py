@@ -143,6 +143,16 @@ def test_an_out_below_a_file_is_named_with_the_file_that_is_in_the_way(below, tm
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("command", ["generate", "evaluate", "report"])
+def test_a_run_folder_no_file_can_have_is_named_as_it_was_given(command, tmp_path, capsys):
+    bad = str(tmp_path / "run\udcff")  # not UTF-8 (a byte 0xff, as Python gives it from the command line)
+    code, _, err = run(capsys, command, bad)
+    assert code == 1 and err.startswith("textgen: error: RUN_DIR ") and "not valid UTF-8" in err, err
+    if command != "report":
+        code, _, err = run(capsys, command, "--run", bad)
+        assert code == 1 and err.startswith("textgen: error: --run ") and "not valid UTF-8" in err, err
+
+
 USAGE_ERRORS = {  # case: (argv, what argparse's one line must say)
     "non-number flag": (["train", "--hidden", "many"], r"argument --hidden: invalid int value: 'many' \(see textgen train"),
     "unknown flag": (["generate", "run", "--lenght", "5"], r"unrecognized arguments: --lenght 5 \(see textgen generate"),

@@ -945,8 +945,8 @@ def use_one_blas_thread() -> None:
 
 
 PATH_ARGUMENTS = (("corpus", "--corpus"), ("out", "--out"), ("resume", "--resume"), ("init_from", "--init-from"),
-                  ("config", "--config"), ("run", "--run"), ("runs", "RUN_DIR"), ("spec", "SPEC.toml"),
-                  ("status", "--status"))
+                  ("config", "--config"), ("run_flag", "--run"), ("run", "RUN_DIR"), ("runs", "RUN_DIR"),
+                  ("spec", "SPEC.toml"), ("status", "--status"))  # --run first: given, it is also `run`
 
 
 def check_paths(args: argparse.Namespace) -> None:
