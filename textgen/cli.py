@@ -9,6 +9,7 @@ import io
 import logging
 import math
 import os
+import select
 import signal
 import sys
 import time
@@ -507,8 +508,8 @@ class TrainView:
     def on_sample(self, record: dict) -> None:
         loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"
         try:
-            say(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---")
-            say(self.shown(record["text"]))
+            self.write_sample(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---\n"
+                              f"{self.shown(record['text'])}\n")
         except BrokenPipeError:  # nobody reads the samples any more: stop as after Ctrl-C, checkpoint first
             silence_stdout()
             self.stop.request(signal.SIGPIPE)
@@ -516,6 +517,22 @@ class TrainView:
             silence_stdout()
             self.output_failed = f"cannot write to standard output ({error.strerror or error})"
             self.stop.request(signal.SIGPIPE)
+
+    def write_sample(self, text: str) -> None:
+        """Write ``text`` to standard output above the bar, a few lines at a time as the reader takes them, so that
+        a stop asked for while a reader does not read (`| less` left alone) does not wait for it: the rest of the
+        sample is dropped then (samples.jsonl has it) and the trainer checkpoints and stops as asked."""
+        from tqdm.auto import tqdm
+
+        if stdout_is_closed():
+            return
+        with tqdm.external_write_mode(file=sys.stdout):
+            for start in range(0, len(text), WRITE_CHARACTERS):
+                if not reader_takes(sys.stdout, self.stop):
+                    silence_stdout()
+                    return
+                sys.stdout.write(text[start : start + WRITE_CHARACTERS])
+                sys.stdout.flush()
 
     def on_log(self, record: dict) -> None:
         if self.verbose and record.get("val_loss") is not None:
@@ -635,6 +652,25 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+WRITE_CHARACTERS = 1024  # written at a time where a stop must not wait for the reader: a pipe's free page holds them
+
+
+def takes_a_write(stream, seconds: float = 0.2) -> bool:
+    """Whether ``stream``'s descriptor takes a write within ``seconds``: a pipe whose reader does not read does not."""
+    try:
+        return bool(select.select([], [stream.fileno()], [], seconds)[1])
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # not a descriptor (a test's capture): it takes what it is given
+
+
+def reader_takes(stream, stop: StopRequest) -> bool:
+    """Wait until ``stream`` takes a write; False if a stop is asked for first."""
+    while not takes_a_write(stream):
+        if stop.is_set():
+            return False
+    return True
+
+
 def silence_stdout() -> None:
     """Point standard output at /dev/null, so that nothing more (not even the exit's flush) hits a closed pipe."""
     try:
@@ -730,7 +766,7 @@ def command_generate(args: argparse.Namespace) -> int:
                 sys.stderr.write(cut_note(number))
             say_seed()
     except (Interrupted, BrokenPipeError) as stop:
-        if isinstance(stop, Interrupted):
+        if isinstance(stop, Interrupted) and takes_a_write(sys.stdout):  # (not a reader that does not read)
             with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
                 out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
         for number in cut:  # what the text written so far needs said: the documents cut, the seed to draw it again
@@ -982,6 +1018,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STATUS.get(stopped.signum, 130)
     finally:
         stop.close()
+        if stop.is_set() and not takes_a_write(sys.stdout):
+            silence_stdout()  # what waits for a reader that does not read is dropped, so that the stop does not wait
         for sig, handler in previous.items():
             # As the program, a signal from here on (the interpreter closing down) is too late to act on: ignore
             # it (Python would put back the default action, which kills); called in-process, restore the handlers.
