@@ -215,3 +215,17 @@ def test_ctrl_c_while_training_waits_for_a_reader_that_does_not_read_checkpoints
         assert checkpoint_update(run) > 0
     finally:
         os.close(read_end)
+
+
+def test_a_stop_while_both_outputs_wait_for_a_reader_that_does_not_read_ends_at_once(tmp_path):
+    run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
+    assert process.wait(timeout=120) == 0
+    read_end, write_end, full = unread_pipe()
+    try:  # `textgen generate RUN 2>&1 | less` left alone: the seed note and `textgen: stopped` cannot go out either
+        generating = start("generate", run, "--length", "100000000", stdout=write_end, stderr=write_end)
+        os.close(write_end)
+        wait_until(full, 120, "the pipe to fill")
+        generating.send_signal(signal.SIGINT)
+        assert generating.wait(timeout=30) == 130
+    finally:
+        os.close(read_end)

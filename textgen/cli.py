@@ -306,6 +306,8 @@ class NotesOutput(io.TextIOBase):
 
     def __init__(self, encoding: str | None):
         self._encoding = encoding or "utf-8"
+        self.stop: StopRequest | None = None  # the command's: once it is asked to stop, a reader that does not
+        # read (`2>&1 | less` left alone) gets no more, so that the stop does not wait for it
 
     @property
     def encoding(self) -> str:
@@ -323,8 +325,8 @@ class NotesOutput(io.TextIOBase):
     def write(self, text: str) -> int:
         data = text.encode(self.encoding, self.errors)
         with contextlib.suppress(OSError):
-            while data:
-                data = data[os.write(2, data):]
+            while data and (self.stop is None or reader_takes(self, self.stop)):
+                data = data[os.write(2, data[: 4 * WRITE_CHARACTERS]):]
         return len(text)
 
 
@@ -1010,6 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     guard_standard_streams()
     stop = StopRequest()
+    if isinstance(sys.stderr, NotesOutput):
+        sys.stderr.stop = stop
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.request(signum)) for sig in STOP_SIGNALS}
     try:
         return _main(argv, stop)
