@@ -1024,6 +1024,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.close()
         if stop.is_set() and not takes_a_write(sys.stdout):
             silence_stdout()  # what waits for a reader that does not read is dropped, so that the stop does not wait
+        if isinstance(sys.stderr, NotesOutput):
+            sys.stderr.stop = None  # (for a later call in this process, which has a stop of its own)
         for sig, handler in previous.items():
             # As the program, a signal from here on (the interpreter closing down) is too late to act on: ignore
             # it (Python would put back the default action, which kills); called in-process, restore the handlers.
