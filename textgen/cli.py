@@ -773,7 +773,7 @@ def command_generate(args: argparse.Namespace) -> int:
                 out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
         for number in cut:  # what the text written so far needs said: the documents cut, the seed to draw it again
             sys.stderr.write(cut_note(number))
-        if written:
+        if written and not stdout_is_closed():  # (a closed standard output took none of it)
             say_seed()
         raise
     return 0
