@@ -376,8 +376,8 @@ def test_training_from_python_without_a_standard_error_finishes_the_run(tmp_path
 @pytest.mark.parametrize("progress", [None, True])
 def test_training_from_python_with_a_standard_error_that_fails_finishes_the_run(stderr, progress, tmp_path):
     settings = {k: v for k, v in QUICK.items() if k != "progress"}
-    script = (f"import sys, textgen\n{stderr}\nrun = textgen.train({str(SAMPLE_TWEETS)!r}, out={str(tmp_path / 'run')!r}, "
-              f"progress={progress}, seed=1, **{settings!r})\nprint(run.final_update)\n"
+    script = (f"import sys, textgen\n{stderr}\nrun = textgen.train({str(SAMPLE_TWEETS)!r}, "
+              f"out={str(tmp_path / 'run')!r}, progress={progress}, seed=1, **{settings!r})\nprint(run.final_update)\n"
               "sys.stderr = sys.__stderr__")  # (what the bar left in the full device's buffer is not textgen's to drop)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0 and result.stdout == "130\n", result
