@@ -51,7 +51,8 @@ print(f"seed {model.last_seed}: {text}")
 
 # %% Score text (the model must know its characters): the run's held-out text, or any corpus
 scored = model.evaluation()
-print(f"held-out text ({scored['characters']:,} characters): {scored['bits_per_char']:.4f} bits/char")
+print(f"held-out text ({scored['characters']:,} characters): {scored['bits_per_char']:.4f} bits/char "
+      f"({scored['nats_per_char']:.4f} nats/char)")
 print(f"the whole corpus: {model.bits_per_char(args.corpus):.4f} bits/char "
       f"({model.evaluate(args.corpus):.4f} nats/char)")
 

@@ -142,6 +142,11 @@ def test_resume_continues_the_run_and_refuses_what_would_make_it_inexact(tmp_pat
     (lambda m: m.generate(10, top_p=2), r"^top_p must be a number above 0 and at most 1, got 2$"),
     (lambda m: m.generate(10, count=2, documents=2), r"^documents and count cannot be combined"),
     (lambda m: m.generate(10, prime="\u00e9\u00e9"), r"^prime has characters that are not in the model"),
+    (lambda m: m.generate(10, prime=None), r"^prime must be a string, got None$"),
+    (lambda m: m.generate(10, prime=b"The"), r"^prime must be a string, got b'The'$"),
+    (lambda m: m.generate(10, greedy="yes"), r"^greedy must be True or False, got 'yes'$"),
+    (lambda m: m.generate(10, documents=0), r"^documents must be a positive integer, got 0"),
+    (lambda m: m.generate(10, documents=False), r"^documents must be a positive integer, got False"),
 ])
 def test_errors_from_python_name_the_setting(trained, call, message):
     with pytest.raises(textgen.TextgenError, match=message):
@@ -366,7 +371,45 @@ def test_training_from_python_without_a_standard_error_finishes_the_run(tmp_path
     assert (tmp_path / "run" / "best_passage.txt").is_file()
 
 
+@pytest.mark.parametrize("stderr", ["sys.stderr.close()", "sys.stderr = open('/dev/full', 'w')"],
+                         ids=["closed", "full device"])
+@pytest.mark.parametrize("progress", [None, True])
+def test_training_from_python_with_a_standard_error_that_fails_finishes_the_run(stderr, progress, tmp_path):
+    settings = {k: v for k, v in QUICK.items() if k != "progress"}
+    script = (f"import sys, textgen\n{stderr}\nrun = textgen.train({str(SAMPLE_TWEETS)!r}, "
+              f"out={str(tmp_path / 'run')!r}, progress={progress}, seed=1, **{settings!r})\nprint(run.final_update)\n"
+              "sys.stderr = sys.__stderr__")  # (what the bar left in the full device's buffer is not textgen's to drop)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0 and result.stdout == "130\n", result
+    assert (tmp_path / "run" / "best_passage.txt").is_file()
+
+
 def test_a_runs_repr_never_raises_even_without_its_last_checkpoint(tmp_path):
     run = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "run", seed=1, **dict(QUICK, updates=20, eval_every=10))
     (run.folder / "last.npz").unlink()
     assert repr(textgen.Run(run.folder)) == f"<textgen.Run {run.folder}: ? of 20 updates>"
+
+
+@pytest.mark.parametrize("call", ["generate(50, count=10**12)", "generate(50, documents=10**12)",
+                                  "generate(10**15)", "generate(10**13, count=3, prime='The ')"])
+def test_texts_too_many_or_too_long_to_return_are_refused_before_any_is_drawn(trained, call):
+    script = (f"import textgen\nmodel = textgen.load({str(trained[0].folder)!r})\ntry:\n    model.{call}\n"
+              "except textgen.TextgenError as error:\n    print(type(error).__name__, error)\n")
+    limit = 4 << 30  # the address space of the child: a list of 10^12 texts fails at once, not after the machine's
+
+    def limited() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                            preexec_fn=limited)
+    assert result.returncode == 0 and result.stdout.startswith("LimitError "), result
+    assert "would need about" in result.stdout and "count, documents" in result.stdout
+
+
+def test_a_run_is_taken_wherever_a_run_folder_is(trained, tmp_path):
+    result = trained[0]
+    again = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "further", init_from=result, seed=4,
+                          **dict(QUICK, updates=20, eval_every=10))
+    assert again.config["init_from"] == str(result.folder) and again.final_update == 20

@@ -133,6 +133,26 @@ def test_bad_input_gives_one_line_and_exit_1(case, tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # nothing was created for a bad input
 
 
+@pytest.mark.parametrize("below", ["run", "deeper/run"])
+def test_an_out_below_a_file_is_named_with_the_file_that_is_in_the_way(below, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    out = tmp_path / "notes.txt" / below
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", out, *QUICK)
+    assert code == 1 and err == (f"textgen: error: --out {out}: {tmp_path / 'notes.txt'} is not a folder; "
+                                 "choose another path\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate", "report"])
+def test_a_run_folder_no_file_can_have_is_named_as_it_was_given(command, tmp_path, capsys):
+    bad = str(tmp_path / "run\udcff")  # not UTF-8 (a byte 0xff, as Python gives it from the command line)
+    code, _, err = run(capsys, command, bad)
+    assert code == 1 and err.startswith("textgen: error: RUN_DIR ") and "not valid UTF-8" in err, err
+    if command != "report":
+        code, _, err = run(capsys, command, "--run", bad)
+        assert code == 1 and err.startswith("textgen: error: --run ") and "not valid UTF-8" in err, err
+
+
 USAGE_ERRORS = {  # case: (argv, what argparse's one line must say)
     "non-number flag": (["train", "--hidden", "many"], r"argument --hidden: invalid int value: 'many' \(see textgen train"),
     "unknown flag": (["generate", "run", "--lenght", "5"], r"unrecognized arguments: --lenght 5 \(see textgen generate"),
@@ -332,6 +352,61 @@ def test_evaluate_without_a_corpus_scores_the_runs_held_out_text_and_says_so(tra
     _, given, _ = run(capsys, "evaluate", folder, "--corpus", SAMPLE_BOOK)
     assert code == 0 and "the run's training text of its corpus" in out and "(it holds none out)" in out
     assert out.split(": ")[-1] == given.split(": ")[-1]  # the same numbers as the book given by hand
+
+
+def test_evaluate_of_a_run_whose_corpus_is_not_found_says_it_is_the_runs_and_what_to_do(tmp_path, monkeypatch,
+                                                                                         capsys):
+    (tmp_path / "book.txt").write_text(SAMPLE_BOOK.read_text())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--corpus", "book.txt", "--out", "run", *QUICK]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the run reads book.txt from the folder it was started in
+    capsys.readouterr()
+    code, _, err = run(capsys, "evaluate", "../run")
+    assert code == 1 and err.count("\n") == 1 and "book.txt" in err, err
+    assert "relative to the folder it was started in" in err and "--corpus" in err and "named corpus" not in err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "book.txt").rename(tmp_path / "moved.txt")
+    code, _, err = run(capsys, "evaluate", "run")
+    assert code == 1 and "--corpus" in err and "named corpus" not in err, err
+    from textgen import CorpusError, load
+
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(CorpusError, match="relative to the folder it was started in"):
+        load("../run").evaluation()
+
+
+def test_evaluate_of_a_streamed_run_whose_held_out_ids_are_gone_says_so(tmp_path, capsys):
+    big = tmp_path / "big.txt"
+    text = SAMPLE_BOOK.read_text()
+    with big.open("w") as stream:  # over 64 MB: streamed into ids.bin and val_ids.bin in the run folder
+        for _ in range(65 * 2**20 // len(text) + 1):
+            stream.write(text)
+    folder = tmp_path / "run"
+    assert main(["train", "--corpus", str(big), "--out", str(folder), *QUICK, "--updates", "10"]) == 0
+    big.unlink()
+    (folder / "val_ids.bin").unlink()
+    capsys.readouterr()
+    code, out, err = run(capsys, "evaluate", folder)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "val_ids.bin" in err and "--corpus" in err, err
+
+
+@pytest.mark.parametrize("command", ["generate", "evaluate"])
+def test_a_folder_that_holds_no_run_is_named_as_such_not_as_a_missing_checkpoint(command, trained_run, tmp_path,
+                                                                                capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "book.txt").write_text("some text")
+    shutil.copytree(trained_run, tmp_path / "sweep" / "trials" / "trial-000")
+    for folder, says in (("empty", "not a run folder"), ("data", "not a run folder"),
+                         ("sweep", f"a sweep folder, not a run folder; give one of its trials, such as "
+                                   f"{tmp_path / 'sweep' / 'trials' / 'trial-000'}")):
+        code, out, err = run(capsys, command, tmp_path / folder)
+        assert code == 1 and out == "" and err.count("\n") == 1 and f"{tmp_path / folder}: {says}" in err, err
+    (tmp_path / "half").mkdir()
+    shutil.copy(trained_run / "config.json", tmp_path / "half")  # a run without its best.npz: that is what is missing
+    code, _, err = run(capsys, command, tmp_path / "half")
+    assert code == 1 and "half/best.npz: no such checkpoint" in err, err
 
 
 def test_every_held_out_loss_is_shown_in_bits_with_nats_beside(tmp_path, capsys):

@@ -211,6 +211,23 @@ def test_a_run_holding_out_a_val_split_resumes_and_sees_it_change(tmp_path, caps
     assert code == 1 and "has changed since the run started" in err, err
 
 
+@pytest.mark.parametrize("command", [["evaluate", "../run"], ["train", "--resume", "../run", "--updates", "60"]])
+def test_a_run_of_local_data_files_by_a_relative_path_says_where_the_path_is_read_from(command, tmp_path,
+                                                                                       monkeypatch, capsys):
+    from commands import run
+
+    write_jsonl(tmp_path / "rows.jsonl", [{"text": f"row {i}: the quick brown fox jumps"} for i in range(60)])
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "train", "--corpus", "hf:rows.jsonl", "--updates", "40", "--hidden", "8",
+                       "--no-progress", "--out", "run")
+    assert code == 0, err
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, _, err = run(capsys, *command)
+    assert code == 1 and err.count("\n") == 1 and "rows.jsonl" in err, err
+    assert "relative to the folder it was started in" in err and "check the path" not in err, err
+
+
 def test_text_file_lines_join_back_into_the_exact_file_text(tmp_path):
     text = "First line.\n\n  Indented, with a tab\there.\nUnicode: café ☃\nlast line without newline"
     path = tmp_path / "book.txt"

@@ -39,7 +39,7 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly():
 
 def test_generate_writes_as_it_goes_so_head_stops_it(accented_run):
     began = time.monotonic()
-    process = start("generate", "--run", accented_run, "--length", "50000000", stdout=subprocess.PIPE)
+    process = start("generate", "--run", accented_run, "--length", "50000000", "--seed", "1", stdout=subprocess.PIPE)
     assert len(process.stdout.read(100)) == 100  # the first characters come long before 50 million are drawn
     process.stdout.close()
     _, err = process.communicate(timeout=60)
@@ -73,6 +73,20 @@ def test_a_full_device_is_one_line(accented_run, argv):
         result = subprocess.run([*textgen_command(), *argv], stdout=full, stderr=subprocess.PIPE, text=True,
                                 env=environment(), timeout=60, check=False)
     assert_one_error_line(result, r"cannot write to standard output \(No space left on device\)")
+
+
+def test_training_onto_a_full_device_checkpoints_and_says_how_to_resume(tmp_path, accented_run):
+    folder = tmp_path / "run"
+    with open("/dev/full", "w") as full:  # as a log file on a disk that fills up while the run trains
+        result = subprocess.run([*textgen_command(), *map(str, small_run(folder, accented_run.parent / "book.txt",
+                                                                          "-q"))],
+                                stdout=full, stderr=subprocess.PIPE, text=True, env=environment(), timeout=300,
+                                check=False)
+    assert_one_error_line(result, r"cannot write to standard output \(No space left on device\); stopped at update "
+                                  rf"\d+; checkpoint saved in {re.escape(str(folder))}/last\.npz\. Continue with: "
+                                  rf"textgen train --resume {re.escape(str(folder))}$")
+    resumed = textgen("train", "--resume", folder, "-q")
+    assert resumed.returncode == 0 and (folder / "best_passage.txt").is_file(), resumed.stderr
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["--version"]])
@@ -185,7 +199,7 @@ def filled(argv: list, accented_run: Path, tweets_run: Path) -> list:
 def test_a_closed_stdout_ends_a_command_quietly_as_a_pipe_nobody_reads(name, accented_run, tweets_run):
     result = with_closed((1,), *filled(RESULT_COMMANDS[name], accented_run, tweets_run))
     assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr
-    assert "error" not in result.stderr, result.stderr
+    assert "error" not in result.stderr and "seed" not in result.stderr, result.stderr  # no text went out to draw again
 
 
 @pytest.mark.parametrize("name", RESULT_COMMANDS)
@@ -262,6 +276,22 @@ def test_json_into_a_pipe_that_closes_exits_141_as_plain_text_does(accented_run)
     assert code == 141 and read.startswith(b'["')
 
 
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+def test_a_pipe_that_closes_within_the_first_text_still_hears_of_a_fresh_seed(json_flag, accented_run):
+    code, read, err = first_bytes(["generate", accented_run, "--length", "100000000000", *json_flag], 100)
+    seed = re.fullmatch(r"textgen: seed (\d+) \(give --seed \d+ to draw the same text again\)\n", err)
+    assert code == 141 and seed, err
+    again = textgen("generate", accented_run, "--length", "200", "--seed", seed.group(1), *json_flag)
+    assert again.stdout.encode()[:100] == read
+
+
+def test_documents_cut_before_a_stop_are_said_with_json_as_without(tweets_run):
+    code, read, err = first_bytes(["generate", tweets_run, "--json", "--documents", "1000000", "--length", "3",
+                                   "--seed", "1"], 30)
+    assert code == 141 and read.startswith(b'["') and "Traceback" not in err
+    assert re.match(r"textgen: document 1 reached --length 3 without an end-of-document marker", err), err
+
+
 def test_json_streams_one_valid_list(accented_run):
     prime = "book.\nLine"  # a line break, which JSON escapes
     result = textgen("generate", accented_run, "--json", "--count", "3", "--length", "50", "--prime", prime,
@@ -276,3 +306,56 @@ def test_a_standard_output_opened_for_reading_is_one_line(argv):
         result = subprocess.run([*textgen_command(), *argv], stdout=read_only, stderr=subprocess.PIPE, text=True,
                                 env=environment(), timeout=60, check=False)
     assert_one_error_line(result, r"cannot write to standard output \(Bad file descriptor\)")
+
+
+# ---------------------------------------------------------------- a standard error that refuses writes
+
+def with_stderr_on(target: str, *argv: object) -> subprocess.CompletedProcess:
+    """Run the real command with standard error on a device that refuses every write: ``/dev/full`` (ENOSPC), or
+    ``/dev/null`` opened for reading (EBADF), as `textgen ... 2>/dev/full` or `2</dev/null` in a shell."""
+    path, mode = {"full": ("/dev/full", "w"), "read-only": (os.devnull, "r")}[target]
+    with open(path, mode) as stream:
+        return subprocess.run([*textgen_command(), *map(str, argv)], stdout=subprocess.PIPE, stderr=stream,
+                              text=True, env=environment(), timeout=300, check=False)
+
+
+# Commands that write notes on standard error beside their result: the seed, documents cut, tiny gradients.
+NOTING_COMMANDS = {
+    "generate documents cut": ["generate", "{tweets}", "--documents", "4", "--length", "5", "--seed", "3"],
+    "gradcheck tiny gradients": ["gradcheck", "--corpus", "{book}", "--cell", "lstm", "--layers", "3", "--hidden",
+                                 "3", "--max-entries", "2"],
+    "corpora": ["corpora"],
+}
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+@pytest.mark.parametrize("name", NOTING_COMMANDS)
+def test_a_standard_error_that_refuses_writes_changes_nothing_of_what_a_command_writes(name, target, accented_run,
+                                                                                        tweets_run):
+    argv = filled(NOTING_COMMANDS[name], accented_run, tweets_run)
+    expected = textgen(*argv)
+    assert expected.returncode == 0 and expected.stderr.startswith("textgen: ") or name == "corpora", expected.stderr
+    result = with_stderr_on(target, *argv)
+    assert (result.returncode, result.stdout) == (0, expected.stdout)
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+def test_a_fresh_seed_that_cannot_be_said_leaves_the_text_and_status_alone(target, accented_run):
+    for json_flag in ([], ["--json"]):
+        result = with_stderr_on(target, "generate", accented_run, "--count", "2", "--length", "40", *json_flag)
+        assert result.returncode == 0 and result.stdout.endswith("\n")
+    assert [len(text) for text in json.loads(result.stdout)] == [40, 40]
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+def test_training_with_a_standard_error_that_refuses_writes_finishes_the_run(target, tmp_path, accented_run):
+    folder = tmp_path / "run"
+    result = with_stderr_on(target, *small_run(folder, accented_run.parent / "book.txt", "-v"))
+    assert result.returncode == 0 and result.stdout.count("--- update ") == 4
+    assert {"best_passage.txt", "report.html"} <= {path.name for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize("target", ["full", "read-only"])
+def test_a_usage_error_keeps_exit_status_2_and_an_error_1_when_standard_error_refuses_them(target, accented_run):
+    assert with_stderr_on(target, "corpora", "--no-such-flag").returncode == 2
+    assert with_stderr_on(target, "generate", accented_run, "--prime", "\u00a7").returncode == 1

@@ -247,3 +247,14 @@ def test_plot_writes_through_a_link_and_refuses_what_is_not_a_png_file(runs, tmp
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(OutputError, match="exists and is not a regular file"):
         plot_runs([runs["book"]], tmp_path / "folder.png")
+
+
+def test_both_reports_say_what_the_end_of_document_marker_is_where_the_vocabulary_has_it(tmp_path):
+    folder = tmp_path / "tweets"
+    assert main(["train", "--corpus", str(PROJECT / "corpora" / "sample_tweets.json"), "--updates", "20",
+                 "--hidden", "8", "--no-progress", "--seed", "1", "--out", str(folder)]) == 0
+    html_path, md_path = write_report(folder)
+    markdown = md_path.read_text(encoding="utf-8")
+    vocabulary = markdown.split("### Vocabulary")[1].split("## ")[0]
+    assert vocabulary.count("\u2403") == 2 and "\u2403 the end-of-document marker (U+2403)" in vocabulary
+    assert "the end-of-document marker U+2403" in html_path.read_text(encoding="utf-8")

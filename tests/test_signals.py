@@ -50,12 +50,12 @@ def test_a_stop_while_a_plugin_never_returns_ends_at_once(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def training(tmp_path, *extra: str):
+def training(tmp_path, *extra: str, **popen):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT)
     run = tmp_path / "run"
     process = start("train", "--corpus", corpus, "--out", run, "--hidden", "32", "--checkpoint-every", "25",
-                    "--log-every", "25", "--sample-every", "500", "--no-progress", "--seed", "1", *extra)
+                    "--log-every", "25", "--sample-every", "500", "--no-progress", "--seed", "1", *extra, **popen)
     return run, process
 
 
@@ -144,7 +144,88 @@ def test_a_stop_during_generate_is_one_line(tmp_path, sig):
 
     run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
     assert process.wait(timeout=120) == 0
-    generating = start("generate", "--run", run, "--length", "100000000", stdout=subprocess.PIPE)
+    generating = start("generate", "--run", run, "--length", "100000000", "--seed", "4", stdout=subprocess.PIPE)
     assert len(generating.stdout.read(50)) == 50  # it is writing
     code, err, seconds = stopped(generating, sig)
     assert code == CODES[sig] and err == "textgen: stopped\n" and seconds < 10
+
+
+@pytest.mark.parametrize("json", [[], ["--json"]], ids=["text", "json"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_during_generate_still_says_a_fresh_seed_so_the_text_can_be_drawn_again(tmp_path, sig, json):
+    import re
+    import subprocess
+
+    from commands import textgen
+
+    run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
+    assert process.wait(timeout=120) == 0
+    generating = start("generate", run, "--length", "100000000", *json, stdout=subprocess.PIPE)
+    written = generating.stdout.read(60)  # the first text, far from its end: no seed said yet
+    code, err, _ = stopped(generating, sig)
+    seed = re.fullmatch(r"textgen: seed (\d+) \(give --seed \d+ to draw the same text again\)\ntextgen: stopped\n", err)
+    assert code == CODES[sig] and seed, err
+    again = textgen("generate", run, "--length", "200", "--seed", seed.group(1), *json)
+    assert again.stdout[: len(written)] == written
+
+
+def unread_pipe():
+    """(read end, write end) of a pipe that nobody reads, and a function that says when it is full: it holds more
+    than half its capacity and has not grown for half a second (the writer waits)."""
+    import fcntl
+    import termios
+    from array import array
+
+    read_end, write_end = os.pipe()
+    capacity = fcntl.fcntl(read_end, 1032)  # F_GETPIPE_SZ
+    seen = []
+
+    def full() -> bool:
+        waiting = array("i", [0])
+        fcntl.ioctl(read_end, termios.FIONREAD, waiting)
+        seen.append((waiting[0], time.monotonic()))
+        since = [when for size, when in seen if size == waiting[0]]
+        return waiting[0] > capacity // 2 and time.monotonic() - since[0] > 0.5
+    return read_end, write_end, full
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_while_generate_waits_for_a_reader_that_does_not_read_ends_at_once(tmp_path, sig):
+    run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
+    assert process.wait(timeout=120) == 0
+    read_end, write_end, full = unread_pipe()
+    try:
+        generating = start("generate", run, "--length", "100000000", "--seed", "1", stdout=write_end)
+        os.close(write_end)
+        wait_until(full, 120, "the pipe to fill")
+        code, err, _ = stopped(generating, sig)  # fails with a timeout if the stop waits for the reader
+        assert code == CODES[sig] and err == "textgen: stopped\n", err
+    finally:
+        os.close(read_end)  # (a command still waiting then ends at its next write)
+
+
+def test_ctrl_c_while_training_waits_for_a_reader_that_does_not_read_checkpoints_and_ends(tmp_path):
+    read_end, write_end, full = unread_pipe()
+    try:
+        run, process = training(tmp_path, "--updates", "1000000", "--sample-every", "5", stdout=write_end)
+        os.close(write_end)
+        wait_until(full, 120, "the pipe to fill")
+        code, err, _ = stopped(process, signal.SIGINT)  # one Ctrl-C: checkpoint, then stop
+        assert code == 130 and "checkpoint saved in" in err, err
+        assert checkpoint_update(run) > 0
+    finally:
+        os.close(read_end)
+
+
+def test_a_stop_while_both_outputs_wait_for_a_reader_that_does_not_read_ends_at_once(tmp_path):
+    run, process = training(tmp_path, "--updates", "30", "--passage-length", "10")
+    assert process.wait(timeout=120) == 0
+    read_end, write_end, full = unread_pipe()
+    try:  # `textgen generate RUN 2>&1 | less` left alone: the seed note and `textgen: stopped` cannot go out either
+        generating = start("generate", run, "--length", "100000000", stdout=write_end, stderr=write_end)
+        os.close(write_end)
+        wait_until(full, 120, "the pipe to fill")
+        generating.send_signal(signal.SIGINT)
+        assert generating.wait(timeout=30) == 130
+    finally:
+        os.close(read_end)

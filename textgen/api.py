@@ -152,6 +152,8 @@ def train(
     with _python_names():
         _check_settings(settings, TRAIN_CALL_SETTINGS, "textgen.train")
         _check_loader_arguments(weights, options)
+        if isinstance(settings.get("init_from"), Run):
+            settings["init_from"] = settings["init_from"].folder  # a Run, as load and resume take it
         for name, value in (("out", out), ("init_from", settings.get("init_from"))):
             if isinstance(value, (str, Path)):
                 check_user_path(value, name)
@@ -252,6 +254,8 @@ class Model:
         from textgen.sample import SampleConfig, generate_texts, sample_seed
 
         with _python_names():
+            if documents is not None:
+                check_count("documents", documents)  # (0 is the command line's "off"; here that is None)
             config = SampleConfig(length=length, prime=prime, temperature=temperature, top_k=top_k, top_p=top_p,
                                   greedy=greedy, documents=documents or 0, count=1 if count is None else count)
             if seed is not None:
@@ -318,7 +322,7 @@ def evaluation_of(checkpoint, path: Path | None, corpus: list[str] | None = None
 def run_text(run_folder: Path, vocab) -> tuple[str, str, list[str]]:
     """(text, "held-out" or "training", the sources) of a run: its held-out text, or without one the first
     `val_max_characters` of its training text; its corpora are read again and must be unchanged."""
-    from textgen.corpus import corpus_label, load_planned, recorded_plan
+    from textgen.corpus import check_recorded_files, corpus_label, load_planned, recorded_plan
     from textgen.errors import CorpusError
     from textgen.runfolder import RunFolder
 
@@ -328,16 +332,17 @@ def run_text(run_folder: Path, vocab) -> tuple[str, str, list[str]]:
     if record.sources[0].get("streamed_to"):  # a large corpus: its ids are in the run folder
         import numpy as np
 
-        for name, which in (("val_ids.bin", "held-out"), ("ids.bin", "training")):
-            ids_path = folder.file(name)
-            if ids_path.is_file() and ids_path.stat().st_size >= 2 * vocab.dtype.itemsize:
-                ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r")[: record.val_max_characters]
-                return vocab.decode(ids), which, specs
-        raise CorpusError(f"{folder.path}: the encoded corpus (ids.bin) is missing; give the text to score with "
-                          "--corpus")
+        name, which = ("val_ids.bin", "held-out") if record.val_characters >= 2 else ("ids.bin", "training")
+        ids_path = folder.file(name)
+        if ids_path.is_file() and ids_path.stat().st_size >= 2 * vocab.dtype.itemsize:
+            ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r")[: record.val_max_characters]
+            return vocab.decode(ids), which, specs
+        raise CorpusError(f"{ids_path}: the run's encoded {which} text is missing or damaged; give the text to score "
+                          "with --corpus")
+    planned = recorded_plan(list(record.sources))
+    check_recorded_files(planned, "evaluate", ", or give the text to score with --corpus")
     weights = [source["weight"] for source in record.sources] if len(record.sources) > 1 else None
-    corpus = load_planned(recorded_plan(list(record.sources)), weights, record.val_fraction,
-                          record.val_max_characters)
+    corpus = load_planned(planned, weights, record.val_fraction, record.val_max_characters)
     for old, new in zip(record.sources, corpus.sources):
         if old["sha256"] != new["sha256"] or old.get("val_sha256") != new.get("val_sha256"):
             raise CorpusError(f"the {corpus_label([old['spec']])} has changed since the run read it (SHA-256 "

@@ -9,6 +9,7 @@ import io
 import logging
 import math
 import os
+import select
 import signal
 import sys
 import time
@@ -295,11 +296,45 @@ def stdout_is_closed() -> bool:
     return isinstance(sys.stdout, ClosedOutput)
 
 
+class NotesOutput(io.TextIOBase):
+    """Standard error as the program writes its notes and errors: straight to descriptor 2, and a write the
+    descriptor refuses (`2>/dev/full`, `2</dev/null`, a pipe whose reader went away) is dropped, as a note to a
+    closed standard error is. A note that cannot be shown never stops a command or changes its exit status
+    (Python's own standard error would raise, and fail the exit status once more at its last flush)."""
+
+    errors = "backslashreplace"
+
+    def __init__(self, encoding: str | None):
+        self._encoding = encoding or "utf-8"
+        self.stop: StopRequest | None = None  # the command's: once it is asked to stop, a reader that does not
+        # read (`2>&1 | less` left alone) gets no more, so that the stop does not wait for it
+
+    @property
+    def encoding(self) -> str:
+        return self._encoding
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 2
+
+    def isatty(self) -> bool:
+        return os.isatty(2)
+
+    def write(self, text: str) -> int:
+        data = text.encode(self.encoding, self.errors)
+        with contextlib.suppress(OSError):
+            while data and (self.stop is None or reader_takes(self, self.stop)):
+                data = data[os.write(2, data[: 4 * WRITE_CHARACTERS]):]
+        return len(text)
+
+
 def guard_standard_streams() -> None:
     """Make closed standard descriptors harmless: /dev/null is opened on each (so that no file textgen opens
     later gets descriptor 1 or 2, where a stray write would land in it, and so that child processes inherit
-    something), a closed standard output becomes a `ClosedOutput` and a closed standard error a stream
-    into /dev/null, so that the run goes on and its exit status stays what it would have been."""
+    something), a closed standard output becomes a `ClosedOutput` and standard error (the program's own, closed
+    or not) a `NotesOutput`, so that the run goes on and its exit status stays what it would have been."""
     for descriptor in (0, 1, 2):
         try:
             os.fstat(descriptor)
@@ -312,8 +347,10 @@ def guard_standard_streams() -> None:
         sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - standard input for the process
     if sys.stdout is None:
         sys.stdout = ClosedOutput()
-    if sys.stderr is None:
-        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    if sys.stderr is None or sys.stderr is sys.__stderr__:  # not one a caller put there (pytest's, say)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()  # what Python's own holds goes first
+        sys.stderr = NotesOutput(getattr(sys.stderr, "encoding", None))
 
 
 class Output:
@@ -455,6 +492,7 @@ class TrainView:
         self.status_every = args.status_every if plain else None
         self.last_status = None  # when the last status line was printed (None: not yet)
         self.noted = False  # whether a sample had characters the terminal's encoding lacks (said once)
+        self.output_failed: str | None = None  # why standard output refused a sample (a full disk), if it did
 
     def shown(self, text: str) -> str:
         """``text`` as the terminal can show it (the run's files keep every character)."""
@@ -472,13 +510,31 @@ class TrainView:
     def on_sample(self, record: dict) -> None:
         loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"
         try:
-            say(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---")
-            say(self.shown(record["text"]))
+            self.write_sample(f"--- update {record['update']:,}, epoch {record['epoch']:.2f}, smooth loss {loss} ---\n"
+                              f"{self.shown(record['text'])}\n")
         except BrokenPipeError:  # nobody reads the samples any more: stop as after Ctrl-C, checkpoint first
             silence_stdout()
             self.stop.request(signal.SIGPIPE)
-        except OSError as error:
-            raise OutputError(f"cannot write to standard output ({error.strerror or error})") from None
+        except OSError as error:  # (a log on a full disk): stop the same way, and say so as an error
+            silence_stdout()
+            self.output_failed = f"cannot write to standard output ({error.strerror or error})"
+            self.stop.request(signal.SIGPIPE)
+
+    def write_sample(self, text: str) -> None:
+        """Write ``text`` to standard output above the bar, a few lines at a time as the reader takes them, so that
+        a stop asked for while a reader does not read (`| less` left alone) does not wait for it: the rest of the
+        sample is dropped then (samples.jsonl has it) and the trainer checkpoints and stops as asked."""
+        from tqdm.auto import tqdm
+
+        if stdout_is_closed():
+            return
+        with tqdm.external_write_mode(file=sys.stdout):
+            for start in range(0, len(text), WRITE_CHARACTERS):
+                if not reader_takes(sys.stdout, self.stop):
+                    silence_stdout()
+                    return
+                sys.stdout.write(text[start : start + WRITE_CHARACTERS])
+                sys.stdout.flush()
 
     def on_log(self, record: dict) -> None:
         if self.verbose and record.get("val_loss") is not None:
@@ -567,7 +623,7 @@ def command_train(args: argparse.Namespace) -> int:
                                    extra={"settings_from": origin})
     except Interrupted as stopped:
         code = EXIT_STATUS.get(stopped.signum, 130)
-        if code == 141:
+        if code == 141 and view.output_failed is None:
             return code  # the reader went away: end quietly, as Unix tools do (the checkpoint is saved)
         folder = stopped.folder
         if folder is None:
@@ -579,6 +635,9 @@ def command_train(args: argparse.Namespace) -> int:
             at = "" if stopped.update is None else f" at update {stopped.update:,}"
             message = (f"stopped{at}; checkpoint saved in {folder}/last.npz. Continue with: "
                        f"textgen train --resume {folder}")
+        if view.output_failed is not None:
+            sys.stderr.write(f"textgen: error: {view.output_failed}; {message}\n")
+            return 1
         sys.stderr.write(f"textgen: {message}\n")
         return code
     state = result.state
@@ -593,6 +652,25 @@ def command_train(args: argparse.Namespace) -> int:
     report = f"report: {result.folder / 'report.html'}; " if result.report else ""
     say(f"textgen: {report}generate more with: textgen generate {result.folder}", file=sys.stderr)
     return 0
+
+
+WRITE_CHARACTERS = 1024  # written at a time where a stop must not wait for the reader: a pipe's free page holds them
+
+
+def takes_a_write(stream, seconds: float = 0.2) -> bool:
+    """Whether ``stream``'s descriptor takes a write within ``seconds``: a pipe whose reader does not read does not."""
+    try:
+        return bool(select.select([], [stream.fileno()], [], seconds)[1])
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # not a descriptor (a test's capture): it takes what it is given
+
+
+def reader_takes(stream, stop: StopRequest) -> bool:
+    """Wait until ``stream`` takes a write; False if a stop is asked for first."""
+    while not takes_a_write(stream):
+        if stop.is_set():
+            return False
+    return True
 
 
 def silence_stdout() -> None:
@@ -636,6 +714,14 @@ def command_generate(args: argparse.Namespace) -> int:
         return (f"textgen: document {number} reached --length {config.length} without an end-of-document marker "
                 "and was cut there\n")
 
+    seed_said = not fresh  # or none needs saying
+
+    def say_seed() -> None:
+        nonlocal seed_said
+        if not seed_said:
+            seed_said = True
+            sys.stderr.write(seed_note)
+
     def notes(piece) -> None:
         """The notes on stderr once a sample is written: whether it was cut, and after the first one a fresh
         seed (on stderr, so that the text alone goes to stdout; after a text, which ends its line first; with
@@ -646,11 +732,12 @@ def command_generate(args: argparse.Namespace) -> int:
             return
         if config.documents and not piece.ended:
             sys.stderr.write(cut_note(piece.index + 1))
-        if piece.index == 0 and fresh:
-            sys.stderr.write(seed_note)
+        if piece.index == 0:
+            say_seed()
 
     last_char = ""  # of the sample being written
     in_string = False  # --json: the sample's JSON string is open
+    written = False  # whether any text has gone out (or is on its way)
     try:
         if args.json:  # one JSON list, written string by string as the samples are drawn
             out.write("[")
@@ -659,14 +746,15 @@ def command_generate(args: argparse.Namespace) -> int:
                 if not in_string:
                     out.write(", \"" if piece.index else "\"")
                     in_string = True
+                written = written or bool(piece.text)  # (set first: a stop may come as soon as the text is out)
                 out.write(orjson.dumps(piece.text).decode()[1:-1])  # the text as it is inside a JSON string
                 if piece.done:
                     out.write('"', flush=True)
                     in_string = False
             else:
                 if piece.text:
+                    last_char, written = piece.text[-1], True
                     out.write(piece.text)
-                    last_char = piece.text[-1]
                 if piece.done:
                     out.write("" if last_char == "\n" else "\n", flush=True)  # every sample ends its line, before a note
                     if piece.index + 1 < samples:
@@ -678,10 +766,15 @@ def command_generate(args: argparse.Namespace) -> int:
             out.write("]\n", flush=True)
             for number in cut:
                 sys.stderr.write(cut_note(number))
-            sys.stderr.write(seed_note if fresh else "")
-    except Interrupted:
-        with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
-            out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
+            say_seed()
+    except (Interrupted, BrokenPipeError) as stop:
+        if isinstance(stop, Interrupted) and takes_a_write(sys.stdout):  # (not a reader that does not read)
+            with contextlib.suppress(OSError, OutputError):  # a reader that went away too needs no line end
+                out.end_line()  # so that `textgen: stopped` does not follow the text on the same line
+        for number in cut:  # what the text written so far needs said: the documents cut, the seed to draw it again
+            sys.stderr.write(cut_note(number))
+        if written and not stdout_is_closed():  # (a closed standard output took none of it)
+            say_seed()
         raise
     return 0
 
@@ -924,8 +1017,8 @@ def use_one_blas_thread() -> None:
 
 
 PATH_ARGUMENTS = (("corpus", "--corpus"), ("out", "--out"), ("resume", "--resume"), ("init_from", "--init-from"),
-                  ("config", "--config"), ("run", "--run"), ("runs", "RUN_DIR"), ("spec", "SPEC.toml"),
-                  ("status", "--status"))
+                  ("config", "--config"), ("run_flag", "--run"), ("run", "RUN_DIR"), ("runs", "RUN_DIR"),
+                  ("spec", "SPEC.toml"), ("status", "--status"))  # --run first: given, it is also `run`
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -953,6 +1046,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     guard_standard_streams()
     stop = StopRequest()
+    if isinstance(sys.stderr, NotesOutput):
+        sys.stderr.stop = stop
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.request(signum)) for sig in STOP_SIGNALS}
     try:
         return _main(argv, stop)
@@ -961,6 +1056,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_STATUS.get(stopped.signum, 130)
     finally:
         stop.close()
+        if stop.is_set() and not takes_a_write(sys.stdout):
+            silence_stdout()  # what waits for a reader that does not read is dropped, so that the stop does not wait
+        if isinstance(sys.stderr, NotesOutput):
+            sys.stderr.stop = None  # (for a later call in this process, which has a stop of its own)
         for sig, handler in previous.items():
             # As the program, a signal from here on (the interpreter closing down) is too late to act on: ignore
             # it (Python would put back the default action, which kills); called in-process, restore the handlers.

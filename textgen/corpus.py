@@ -439,6 +439,32 @@ def recorded_plan(sources: list[dict], registry: Registry | None = None) -> list
             for source in sources]
 
 
+def _names_a_path(source: ResolvedSource) -> bool:
+    """Whether a built-in loader reads ``source.location`` as a path (a plugin's may be any text): one that claims
+    file endings always does, `hf` when the location can be no Hub name."""
+    if source.loader.origin != "built-in":
+        return False
+    names_a_path = getattr(source.loader.factory, "names_a_path", None)
+    return names_a_path(source.location) if names_a_path is not None else bool(source.loader.suffixes)
+
+
+def check_recorded_files(planned: list[tuple[ResolvedSource, dict]], command: str, instead: str,
+                         flag: str = "") -> None:
+    """CorpusError naming the first file of a run's corpus (`recorded_plan`) that is not there, as the run's: a
+    relative path is read from the folder the run was started in, so that ``command`` (a verb) works from there;
+    else the file has been moved or removed. ``instead`` ends the message (what else to do), ``flag`` starts it."""
+    for source, _ in planned:
+        location = Path(source.location).expanduser()
+        if not _names_a_path(source) or location.exists():
+            continue
+        if location.is_absolute():
+            raise CorpusError(f"{flag}{source.location}: no such file; the run read its corpus there: put the file "
+                              f"back if it was moved{instead}")
+        raise CorpusError(f"{flag}{source.location}: no such file from the current folder; the run reads its corpus by "
+                          f"this path relative to the folder it was started in: {command} it from that folder, or put "
+                          f"the file back if it was moved{instead}")
+
+
 def load_corpus(
     specs: list[str] | None,
     kind: str | None = None,

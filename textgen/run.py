@@ -21,6 +21,7 @@ from textgen.checkpoint import Checkpoint
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig, check_count
 from textgen.corpus import (
     EncodedCorpus,
+    check_recorded_files,
     encode_corpus,
     load_corpus,
     load_planned,
@@ -595,13 +596,7 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
     """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
     sources = record.sources
     planned = recorded_plan(list(sources), registry)
-    for source, _ in planned:
-        location = Path(source.location).expanduser()
-        reads_a_path = source.loader.origin == "built-in" and source.loader.suffixes  # a plugin's may be anything
-        if reads_a_path and not location.is_absolute() and not location.exists():
-            raise CorpusError(f"--resume: {source.location}: no such file from the current folder; the run reads its "
-                              "corpus by this path relative to the folder it was started in: resume it from that "
-                              "folder, or put the file back if it was moved (nothing was changed)")
+    check_recorded_files(planned, "resume", " (nothing was changed)", flag="--resume: ")
 
     def changed(spec: str) -> CorpusError:
         return CorpusError(

@@ -518,7 +518,7 @@ class RunFolder:
         folder._target = out
         folder._keep = tuple(keep)
         try:
-            folder._made_parents = _make_parents(out.parent)
+            folder._made_parents = _make_parents(out)
             _recover(out)
             if force:
                 folder._old_lock = _lock_old_run(out, tuple(keep))
@@ -626,7 +626,14 @@ class RunFolder:
         """The ``best`` or ``last`` checkpoint."""
         if which not in CHECKPOINTS:
             raise CheckpointError(f"--checkpoint must be best or last, got {which!r}")
-        return load_checkpoint(self.file(f"{which}.npz"), self._at())
+        at = self._at()
+        try:
+            return load_checkpoint(self.file(f"{which}.npz"), at)
+        except CheckpointError:
+            instead = not_a_run(self.path, ("config.json", "best.npz", "last.npz"))
+            if instead is not None:  # a folder that holds no run at all is named as such, not by a missing file
+                raise CheckpointError(f"{self.path}: {instead}") from None
+            raise
 
     def load_for_resume(self) -> tuple[RunRecord, Checkpoint]:
         """config.json and last.npz, each checked and checked against each other and vocab.json."""
@@ -887,13 +894,16 @@ def _aside(out: Path) -> Path:
     return out.parent / f".{out.name}{OLD_SUFFIX}"
 
 
-def _make_parents(parent: Path) -> list[Path]:
-    """Create ``parent`` and the folders above it that are missing; returns those it made, deepest first."""
+def _make_parents(out: Path) -> list[Path]:
+    """Create the folders above ``out`` that are missing; returns those it made, deepest first."""
+    parent = out.parent
     missing = []
     probe = parent
     while not probe.exists():
         missing.append(probe)
         probe = probe.parent
+    if not probe.is_dir():
+        raise RunFolderError(f"--out {out}: {probe} is not a folder; choose another path")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -1037,20 +1047,26 @@ def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
     return lock
 
 
-def check_init_from(path: Path) -> None:
-    """ConfigError naming --init-from unless ``path`` is a run folder (one that holds a run's config.json or
-    last.npz; what they hold is checked when they are read), saying what it is instead."""
+def not_a_run(path: Path, files: tuple[str, ...] = ("config.json", "last.npz")) -> str | None:
+    """What ``path`` is instead of a run folder (a folder holding one of a run's ``files``; what they hold is
+    checked when they are read), as the end of a message naming it; None if it is one."""
     if not path.is_dir():
-        raise ConfigError(f"--init-from {path}: {'not a folder' if path.exists() else 'no such folder'}; give the "
-                          "folder of a run that textgen train wrote")
-    if (path / "config.json").exists() or (path / "last.npz").exists():
-        return
+        what = "not a folder" if path.exists() else "no such folder"
+        return f"{what}; give the folder of a run that textgen train wrote"
+    if any((path / name).exists() for name in files):
+        return None
     trials = sorted(path.glob("trials/*/last.npz"))
     if trials:
-        raise ConfigError(f"--init-from {path}: a sweep folder, not a run folder; give one of its trials, such as "
-                          f"{trials[0].parent}")
-    raise ConfigError(f"--init-from {path}: not a run folder (it has no config.json or last.npz); give the folder of "
-                      "a run that textgen train wrote")
+        return f"a sweep folder, not a run folder; give one of its trials, such as {trials[0].parent}"
+    return (f"not a run folder (it has no {' or '.join(files)}); give the folder of a run that textgen train "
+            "wrote")
+
+
+def check_init_from(path: Path) -> None:
+    """ConfigError naming --init-from unless ``path`` is a run folder, saying what it is instead."""
+    instead = not_a_run(path)
+    if instead is not None:
+        raise ConfigError(f"--init-from {path}: {instead}")
 
 
 def new_record(**values) -> RunRecord:

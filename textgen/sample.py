@@ -43,8 +43,10 @@ class SampleConfig:
         check_count("documents", self.documents, minimum=0)
         check_number("temperature", self.temperature)
         check_number("top_p", self.top_p, high=1.0)
-        if not isinstance(self.greedy, bool) or not isinstance(self.prime, str):
-            raise ConfigError("greedy must be True or False and prime a string")
+        if not isinstance(self.greedy, bool):
+            raise ConfigError(f"--greedy must be True or False, got {self.greedy!r}")
+        if not isinstance(self.prime, str):
+            raise ConfigError(f"--prime must be a string, got {self.prime!r}")
         if self.documents and self.count != 1:
             raise ConfigError("--documents and --count cannot be combined; --documents N already draws N samples")
 
@@ -372,6 +374,21 @@ def _stream_batch(
         current += 1
 
 
+TEXT_BYTES = 200  # a collected text's own objects, beside its characters
+
+
+def check_collected_memory(vocab: CharVocab, config: SampleConfig) -> None:
+    """LimitError before sampling if the texts `generate_texts` returns, with the pieces each is joined from,
+    would not fit in memory (a document may end sooner: counted at its limit, ``config.length``)."""
+    widest = max(map(ord, vocab.chars + tuple(config.prime)), default=0)
+    width = 1 if widest < 0x100 else 2 if widest < 0x10000 else 4  # bytes a character of a str takes
+    texts, characters = config.documents or config.count, len(config.prime) + config.length
+    check_memory(texts * (2 * width * characters + TEXT_BYTES),
+                 f"{texts:,} text{'s' if texts != 1 else ''} of up to {characters:,} characters",
+                 "ask for fewer (--count, --documents) or shorter (--length) texts, or write them out as they are "
+                 "drawn with textgen generate")
+
+
 def generate_texts(
     params: Params,
     vocab: CharVocab,
@@ -380,6 +397,7 @@ def generate_texts(
     start: tuple[np.ndarray, int] | None = None,
 ) -> list[GeneratedText]:
     """`stream_texts` collected: one `GeneratedText` per sample."""
+    check_collected_memory(vocab, config)
     parts: list[list[str]] = [[] for _ in range(config.documents or config.count)]
     ended = [False] * len(parts)
     for piece in stream_texts(params, vocab, config, seed, start):

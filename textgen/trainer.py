@@ -8,8 +8,9 @@ object, and the caller (the run recorder, a test) decides what to keep.
 from __future__ import annotations
 
 import math
+import sys
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -312,6 +313,35 @@ STATUS_SECONDS = 1.0  # the trainer reports its status (TrainCallbacks.on_status
 PROGRESS_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {remaining}"  # the fields first; 80 columns
 
 
+class BarStream:
+    """Where the progress bar is drawn: standard error as it is when training starts. A write or question it
+    refuses (closed, a full device) is dropped: a bar that cannot be shown never stops a run."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    @property
+    def encoding(self) -> str | None:
+        return getattr(self.stream, "encoding", None)
+
+    def write(self, text: str) -> None:
+        with suppress(OSError, ValueError):
+            self.stream.write(text)
+
+    def flush(self) -> None:
+        with suppress(OSError, ValueError):
+            self.stream.flush()
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()  # (for the terminal's width; tqdm copes when there is none)
+
+
 def progress_fields(smooth_loss: float | None, val_bpc: float | None, epoch: float, chars_per_sec: float) -> str:
     """The progress bar's fields, always in this order: smooth loss (nats per window), the latest validation
     bits per character, epoch, thousands of characters per second."""
@@ -372,6 +402,7 @@ def train(
     h = state.h
     chars_per_update = n * B
     bar = tqdm(
+        file=BarStream(sys.stderr),
         total=target,
         initial=state.update,
         unit="upd",

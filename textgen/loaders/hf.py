@@ -52,6 +52,12 @@ class DatasetLocation:
     data_files: tuple[str, ...] = ()  # the data files, sorted, for kind "files"
 
 
+def names_a_path(source: str) -> bool:
+    """Whether ``source`` can only be a local path: it exists, ends as a data file does, or is no Hub name."""
+    path = Path(source).expanduser()
+    return path.exists() or path.suffix.lower() in DATA_FILE_BUILDERS or not _HUB_NAME.fullmatch(source)
+
+
 def locate_dataset(source: str) -> DatasetLocation:
     """Decide whether ``source`` is a save_to_disk folder, local data files or a Hub name; CorpusError if none."""
     if not source.strip():
@@ -67,7 +73,7 @@ def locate_dataset(source: str) -> DatasetLocation:
                 f"not {path.suffix or 'files without a suffix'!r}; convert it or pick another loader with --kind"
             )
         return DatasetLocation("files", str(path), builder, (str(path),))
-    if _HUB_NAME.fullmatch(source) and path.suffix.lower() not in DATA_FILE_BUILDERS:
+    if not names_a_path(source):
         return DatasetLocation("hub", source)
     raise CorpusError(
         f"{source}: no such file or folder (and not a Hub dataset name like NAME or OWNER/NAME); check the path"
@@ -110,6 +116,7 @@ class HFLoader:
 
     name = "hf"
     suffixes = ()  # chosen by the `hf:` prefix or --kind hf, never by a file ending
+    names_a_path = staticmethod(names_a_path)  # for a run's recorded source, which may be a path or a Hub name
     # Set by every iter_texts call, before it returns: "" for text files (their rows are lines
     # that keep their line breaks, so they join back into the file), END_OF_DOCUMENT otherwise.
     document_separator = END_OF_DOCUMENT

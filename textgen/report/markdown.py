@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.report.summary import (
     SECTIONS,
     RunSummary,
@@ -86,9 +87,10 @@ def render_markdown(summary: RunSummary, figure_name: str | None) -> str:
     parts.append(_md_table(columns, [[f"`{row[0]}`", *row[1:-1], f"`{row[-1][:12]}…`"] for row in rows], numeric))
     parts += ["### Totals", _md_table(["", ""], [[k, v] for k, v in corpus_totals(summary)], {1})]
     if summary.chars is not None:
+        marker = f", {END_OF_DOCUMENT} the end-of-document marker (U+2403)" if END_OF_DOCUMENT in summary.chars else ""
         parts += [f"### Vocabulary: {len(summary.chars)} characters, sorted by code point",
                   _md_code(" ".join(readable_char(c) for c in summary.chars)),
-                  "Escapes: \\n newline, \\t tab, ␣ space, U+XXXX an invisible character."]
+                  f"Escapes: \\n newline, \\t tab, ␣ space, U+XXXX an invisible character{marker}."]
     else:
         parts.append("vocab.json is missing.")
 
