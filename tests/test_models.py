@@ -205,3 +205,32 @@ def test_memory_estimate_counts_dropout_and_threads():
     tracemalloc.stop()
     assert work is not None and params is not None and copies
     assert allocated <= network.training_bytes(50, 64, dropout=0.3)
+
+
+def test_every_cell_the_settings_accept_is_registered_and_keeps_the_contract():
+    from textgen.config import CELL_NAMES
+    from textgen.models import Cell, Network
+
+    assert list(CELLS) == list(CELL_NAMES)
+    for name, cell in CELLS.items():
+        assert isinstance(cell, Cell) and cell.name == name
+        for layers in (1, 2):
+            network = cell.network(layers, 4, 5)
+            assert isinstance(network, Network) and network.carries_state and network.describe().startswith(name)
+            state = np.zeros((3, network.state_size))
+            assert network.sampling_state(state).shape[0] == 3
+
+
+def test_only_the_models_package_imports_a_cell_module():
+    import ast
+    from pathlib import Path
+
+    import textgen
+
+    root = Path(textgen.__file__).parent
+    for path in root.rglob("*.py"):
+        if path.parent.name == "models":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("textgen.models."), f"{path.relative_to(root)} imports {node.module}"

@@ -34,12 +34,6 @@ class Corpus:
     validation: str = ""  # held-out text (the tail of each source, or its loader's own), never trained on
     val_fraction: float = 0.0  # the share of each source held out as ``validation``
 
-    @property
-    def name(self) -> str:
-        """A short name for run folders, from the first source."""
-        first = self.sources[0]
-        return run_name(first["location"] or first["spec"] or first["kind"])
-
 
 def run_name(source: str) -> str:
     """A short folder-safe name for a source: a file's stem, or the source itself."""
@@ -529,7 +523,6 @@ class EncodedCorpus:
     val_ids: np.ndarray | None  # held-out ids, or None when nothing is held out
     sources: list[dict]  # per-source summaries, as in Corpus
     val_fraction: float  # share of each source held out
-    name: str  # short name for run folders
 
 
 def encode_corpus(corpus: Corpus, vocab: CharVocab | None = None) -> EncodedCorpus:
@@ -539,7 +532,7 @@ def encode_corpus(corpus: Corpus, vocab: CharVocab | None = None) -> EncodedCorp
     else:
         check_known(vocab, corpus.text + corpus.validation, [source["spec"] for source in corpus.sources])
     val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
-    return EncodedCorpus(vocab, vocab.encode(corpus.text), val_ids, corpus.sources, corpus.val_fraction, corpus.name)
+    return EncodedCorpus(vocab, vocab.encode(corpus.text), val_ids, corpus.sources, corpus.val_fraction)
 
 
 def corpus_label(specs: list[str]) -> str:
@@ -783,7 +776,7 @@ def stream_encode(
     summary.update(val_characters=written["val_ids.bin"], streamed_to="ids.bin")
     if own_validation is not None:
         summary["val_sha256"] = hashlib.sha256(own_validation.encode("utf-8")).hexdigest()
-    return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction, run_name(source.location or source.spec))
+    return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction)
 
 
 def source_digest(source: ResolvedSource, options: dict) -> str:

@@ -1,4 +1,5 @@
-"""Held-out evaluation: the mean loss per character of a model over a whole text, hidden state carried throughout."""
+"""Held-out evaluation: the mean loss per character of a model over a whole text, scored as the model scores
+text (`Network.text_loss`: a recurrent one carries its state throughout)."""
 
 from __future__ import annotations
 
@@ -10,33 +11,15 @@ from textgen.errors import CorpusError
 from textgen.models import Params
 from textgen.vocab import CharVocab
 
-EVAL_CHUNK = 1000  # characters per forward pass; the hidden state carries across chunks, so this only sets speed
-
-
-def _run(params: Params, ids: np.ndarray, h: np.ndarray, chunk: int, score: bool) -> tuple[float, np.ndarray]:
-    """Read ``ids`` from recurrent state ``h`` (1, S); returns (summed loss of predicting ids[1:], final state)."""
-    total = 0.0
-    workspaces: dict = {}
-    predicted = ids.size - 1
-    for start in range(0, predicted, chunk):
-        length = min(chunk, predicted - start)
-        work = workspaces.get(length)
-        if work is None:
-            work = workspaces[length] = params.network.single_workspace(length, 1, params.flat.dtype)
-        inputs = ids[start : start + length].reshape(-1, 1)
-        targets = ids[start + 1 : start + length + 1].reshape(-1, 1)
-        work.forward(params, inputs, h)
-        if score:
-            total += float(work.loss(targets))
-        h = work.last_state.copy()
-    return total, h
+EVAL_CHUNK = 1000  # characters per forward pass (`Network.text_loss`): this only sets speed and memory
 
 
 def mean_loss_per_char(
     params: Params, ids: np.ndarray, chunk: int = EVAL_CHUNK, h0: np.ndarray | None = None
 ) -> float:
-    """Mean -ln p(next char) over ``ids`` (1-D): reading ids[:-1] and predicting ids[1:], hidden state
-    carried from start to end, starting from ``h0`` (S,) or from h = 0.
+    """Mean -ln p(next char) over ``ids`` (1-D): reading ids[:-1] and predicting ids[1:] as the model scores
+    text (`Network.text_loss`; a recurrent model carries its state from start to end), starting from the
+    state ``h0`` (S,) or from zero.
 
     Why a start state matters: the hidden state of a vanilla RNN trained as in the assignment is reset
     only at the start of the corpus, so h = 0 anywhere else is a state it never saw. With a large
@@ -51,7 +34,7 @@ def mean_loss_per_char(
     if h0 is not None:
         h[0] = h0
     with np.errstate(all="ignore"):  # a model that overflows gives a loss of inf or NaN, which says it
-        total, _ = _run(params, ids, h, chunk, score=True)
+        total = params.network.text_loss(params, ids, h, chunk)
     return total / (ids.size - 1)
 
 

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from textgen.models import Params
-from textgen.models.base import StackWorkspace
+from textgen.models import Params, Workspace
 
 # The numerical side runs in extended precision where the platform has it (x87 80-bit on
 # x86-64): with a summed loss of ~80 nats, float64 round-off alone (~1e-14 / 2h) would swamp
@@ -57,11 +56,12 @@ def check_gradients(
     return errors
 
 
-def _workspace(params: Params, n: int, dtype, masks):
-    network = params.network
-    if masks is None:
-        return network.single_workspace(n, 1, dtype)
-    return StackWorkspace(network, n, 1, dtype)  # the pass that takes masks, whatever the network
+GIVEN_MASKS = 0.5  # the dropout asked of a workspace that applies masks given to it: it draws none, so any rate
+
+
+def _workspace(params: Params, n: int, dtype, masks) -> Workspace:
+    """A one-stream workspace in ``dtype`` in this thread; one that applies dropout masks if ``masks`` are given."""
+    return params.network.workspace(n, 1, dtype, threads=1, dropout=0.0 if masks is None else GIVEN_MASKS)
 
 
 RESOLVABLE = 1e-7  # a parameter whose typical gradient is smaller than this is below what the check resolves
@@ -80,7 +80,7 @@ def unresolvable(params: Params, inputs: np.ndarray, targets: np.ndarray,
     targets = np.asarray(targets, dtype=np.intp).reshape(-1, 1)
     S = params.network.state_size
     state = np.zeros((1, S), dtype=params.flat.dtype) if h_prev is None else np.asarray(h_prev).reshape(1, S)
-    work = params.network.single_workspace(inputs.shape[0], 1, params.flat.dtype)
+    work = _workspace(params, inputs.shape[0], params.flat.dtype, None)
     with np.errstate(all="ignore"):
         work.loss_and_grads(params, inputs, targets, state)
     typical = {}

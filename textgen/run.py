@@ -125,7 +125,7 @@ class RunRecorder(TrainCallbacks):
         self,
         folder: RunFolder,
         vocab: CharVocab,
-        model: RNNConfig,
+        model_config: RNNConfig,
         config: TrainConfig,
         rng: np.random.Generator,
         per_epoch: int,
@@ -134,7 +134,7 @@ class RunRecorder(TrainCallbacks):
         resumption: Resumption | None = None,
     ):
         self.folder = folder
-        self.vocab, self.model, self.config, self.rng = vocab, model, config, rng
+        self.vocab, self.model_config, self.config, self.rng = vocab, model_config, config, rng
         self.per_epoch = per_epoch
         self.sources = sources
         self.listeners = list(listeners)
@@ -179,7 +179,7 @@ class RunRecorder(TrainCallbacks):
         return self.resumption is not None and self.held_bytes >= HELD_BYTES
 
     def on_checkpoint(self, state: TrainState, final: bool) -> None:
-        last, best = checkpoints_of(state, self.vocab, self.model, self.config, self.rng, self.sources)
+        last, best = checkpoints_of(state, self.vocab, self.model_config, self.config, self.rng, self.sources)
         if self.resumption is not None:
             resumption = self.resumption
             self.folder.commit_resume(last, best, resumption.metrics, resumption.samples, resumption.record,
@@ -200,8 +200,7 @@ class RunRecorder(TrainCallbacks):
         """Redraw loss.png from the metrics logged so far; a failure is a warning (said once): the run goes on."""
         curve = LossCurve("smooth loss", self.updates, self.smooth_losses, self.per_epoch)
         try:
-            model = self.model
-            shape = f"{model.cell}, {model.layers} layer{'s' if model.layers > 1 else ''} of {model.hidden}"
+            shape = network_of(self.model_config, self.vocab.size).describe()
             self.folder.write_file("loss.png", loss_plot([curve], title=f"Smooth training loss: "
                                                                          f"{self.folder.path.name} ({shape})"))
         except TextgenError as error:
@@ -237,18 +236,19 @@ def start_record(folder: Path, record: RunRecord, update: int) -> dict:
     }
 
 
-def check_sizes(model: RNNConfig, config: TrainConfig, passage_length: int, vocab_size: int = 1) -> None:
+def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: int, vocab_size: int = 1) -> None:
     """LimitError before anything is allocated if the model's buffers or a sample would not fit in memory.
 
     Called before the corpus is read with ``vocab_size`` 1 (a lower bound, so an absurd --hidden is refused
     at once) and again once the vocabulary is known.
     """
-    network = network_of(model, vocab_size)
+    network = network_of(model_config, vocab_size)
+    hidden, layers = model_config.hidden, model_config.layers
     check_memory(
         network.training_bytes(config.seq_length, config.batch_size, dropout=config.dropout),
-        f"training {model.hidden:,} hidden units{'' if model.layers == 1 else f' × {model.layers} layers'} over "
+        f"training {hidden:,} hidden units{'' if layers == 1 else f' × {layers} layers'} over "
         f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} characters "
-        f"({model.dtype})",
+        f"({model_config.dtype})",
         "use a smaller --hidden, --layers, --batch-size or --seq-length, or --dtype float32",
     )
     longest = max(config.sample_length, passage_length)
@@ -275,13 +275,13 @@ def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
                    threads=config.threads or default_threads(config.batch_size))
 
 
-def check_read(model: RNNConfig, config: TrainConfig, run: RunConfig, characters: int, held_out: bool,
+def check_read(model_config: RNNConfig, config: TrainConfig, run: RunConfig, characters: int, held_out: bool,
                vocab_size: int) -> TrainConfig:
     """What a new run checks once its corpus is read (``characters`` to train on, some ``held_out`` or none, a
     vocabulary of ``vocab_size``): the corpus is long enough, every size fits, the evaluations fall within the
     run. Returns ``config`` `resolved`. (A sweep checks each trial with it before any starts.)"""
     check_corpus_length(characters, config)
-    check_sizes(model, config, run.passage_length, vocab_size)
+    check_sizes(model_config, config, run.passage_length, vocab_size)
     config = resolved(config, characters)
     check_eval_every(config, config.updates, held_out)
     return config
@@ -289,7 +289,7 @@ def check_read(model: RNNConfig, config: TrainConfig, run: RunConfig, characters
 
 def start_run(
     corpus: list[str] | None,
-    model: RNNConfig | None = None,
+    model_config: RNNConfig | None = None,
     config: TrainConfig | None = None,
     run: RunConfig | None = None,
     *,
@@ -305,10 +305,10 @@ def start_run(
 ) -> RunResult:
     """Train a new model on ``corpus`` (sources, the default corpus if empty) into a new run folder.
 
-    ``model``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from``,
+    ``model_config``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from``,
     training starts from that run's last parameters, optimizer state and vocabulary (and its model
-    configuration; ``model`` is then ignored, and a setting of ``model_given``, the model settings given by
-    name, must be the other run's). ``callbacks``: an object, or a list of them, with any of
+    configuration; ``model_config`` is then ignored, and a setting of ``model_given``, the model settings given
+    by name, must be the other run's). ``callbacks``: an object, or a list of them, with any of
     `CALLBACK_METHODS` (see `start_record` for ``on_start``, `TrainCallbacks` for the rest). ``extra`` is
     recorded in config.json (e.g. a gradient check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and ``update`` set
     to what was kept.
@@ -322,19 +322,20 @@ def start_run(
         check_init_from(run.init_from)
         initial = RunFolder(run.init_from).load("last")
         check_init_model(model_given or {}, initial.model, run.init_from)
-    model = initial.model if initial is not None else (model or RNNConfig())
-    check_sizes(model, config, run.passage_length)
+    model_config = initial.model if initial is not None else (model_config or RNNConfig())
+    check_sizes(model_config, config, run.passage_length)
     read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
     folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),
                               run.force, keep=read)
     try:
         encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial)
-        config = check_read(model, config, run, encoded.ids.size, encoded.val_ids is not None, encoded.vocab.size)
+        config = check_read(model_config, config, run, encoded.ids.size, encoded.val_ids is not None,
+                            encoded.vocab.size)
         vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
         total = total_updates(config, ids.size)
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
         record = new_record(
-            model=model, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
+            model=model_config, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
             val_fraction=encoded.val_fraction, val_max_characters=run.val_max_characters,
             val_characters=0 if val_ids is None else int(val_ids.size),
             vocab_size=vocab.size, updates_per_epoch=per_epoch, total_updates=total,
@@ -346,7 +347,8 @@ def start_run(
         rng = np.random.default_rng(config.seed)
         best_by = "val_loss" if val_ids is not None else "smooth_loss"
         if initial is None:
-            state = TrainState.fresh(model, vocab.size, config.batch_size, rng, int(ids[0]), best_by, config.optimizer)
+            state = TrainState.fresh(model_config, vocab.size, config.batch_size, rng, int(ids[0]), best_by,
+                                     config.optimizer)
         else:
             # The other run's optimizer state carries over when it used the same optimizer, with its count of
             # steps (Adam's bias corrections depend on it); otherwise the state starts at zero.
@@ -360,8 +362,8 @@ def start_run(
                                           "expected a count")
             state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
                                              config.optimizer, steps)
-        check_initial(state, ids, config, model, run.init_from)
-        recorder = RunRecorder(folder, vocab, model, config, rng, per_epoch, encoded.sources, listeners)
+        check_initial(state, ids, config, model_config, run.init_from)
+        recorder = RunRecorder(folder, vocab, model_config, config, rng, per_epoch, encoded.sources, listeners)
         # Update 0 is checkpointed before the folder is moved into place, so a run folder can always be resumed.
         # A first stop asked for in these two steps waits for the trainer, which checkpoints and stops at once.
         with stop.polled() if stop is not None else nullcontext():
@@ -376,7 +378,8 @@ def start_run(
         folder.release()
         raise
     try:
-        return _train_in(folder, ids, val_ids, vocab, model, config, rng, state, recorder, progress, record, stop)
+        return _train_in(folder, ids, val_ids, vocab, model_config, config, rng, state, recorder, progress, record,
+                         stop)
     finally:
         folder.release()
 
@@ -395,7 +398,7 @@ def start_planned(plan: RunPlan, **arguments) -> RunResult:
                      weights=plan.weights, model_given=plan.model_given, **arguments)
 
 
-def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model: RNNConfig,
+def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model_config: RNNConfig,
                   init_from: Path | None) -> None:
     """ConfigError if the weights a new run starts from are not finite, or overflow on its first windows: such
     a run could never make an update, so it is refused before its folder is put in place (or replaces a run)."""
@@ -406,8 +409,8 @@ def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model
         raise ConfigError(f"--init-from {init_from}: its weights give a loss of {loss} on this corpus's first "
                           "window; start from another run or from new weights (nothing was written)")
     what = "are not finite" if not np.isfinite(state.params.flat).all() else f"give a loss of {loss} on the first window"
-    raise ConfigError(f"--sigma {model.sigma:g}: the initial weights {what} in {model.dtype}; use a smaller --sigma "
-                      "(the default is 0.01; nothing was written)")
+    raise ConfigError(f"--sigma {model_config.sigma:g}: the initial weights {what} in {model_config.dtype}; use a "
+                      "smaller --sigma (the default is 0.01; nothing was written)")
 
 
 def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: RunFolder,
@@ -427,7 +430,7 @@ def _train_in(
     ids: np.ndarray,
     val_ids: np.ndarray | None,
     vocab: CharVocab,
-    model: RNNConfig,
+    model_config: RNNConfig,
     config: TrainConfig,
     rng: np.random.Generator,
     state: TrainState,
@@ -445,7 +448,7 @@ def _train_in(
     finished = False
     try:
         try:
-            state = train(ids, vocab, config, rng, model, state=state, callbacks=recorder, progress=progress,
+            state = train(ids, vocab, config, rng, model_config, state=state, callbacks=recorder, progress=progress,
                           val_ids=val_ids, stop=stop)
         except TrainingInterrupted:
             recorder.plot()

@@ -100,7 +100,8 @@ def draw_blocks(
     stop_id: int | None = None,
     block: int = 256,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Advance B streams from recurrent states ``h`` (B, S) reading ids ``x`` (B,); each drawn id is the next input.
+    """Advance B streams from sampling states ``h`` (B, ·) (see `Network.sampling_state`) reading ids ``x`` (B,);
+    each drawn id is the next input.
 
     Yields (ids (B, k), stopped_at (B,)) for every ``block`` steps drawn, up to ``length`` in all:
     ``stopped_at`` is the step at which a stream drew ``stop_id`` (the stop id is not counted), -1 while
@@ -154,8 +155,10 @@ def draw_sequences(
 
 
 def sample_ids(params: Params, h: np.ndarray, x0: int, length: int, rng: np.random.Generator) -> np.ndarray:
-    """The assignment's synthesis, used for training-time samples: from ``h`` (S,) read ``x0``, draw ``length`` ids."""
-    ids, _ = draw_sequences(params, h.reshape(1, -1), np.array([x0]), length, rng)
+    """The assignment's synthesis, used for training-time samples: from the state ``h`` (S,) read ``x0``, draw
+    ``length`` ids."""
+    state = params.network.sampling_state(h.reshape(1, -1))
+    ids, _ = draw_sequences(params, state, np.array([x0]), length, rng)
     return ids[0]
 
 
@@ -332,6 +335,7 @@ def _stream_batch(
     if start is not None:
         h[:] = start[0]
         x[:] = start[1]
+    h = params.network.sampling_state(h)
     with np.errstate(all="ignore"):  # as in draw_blocks
         if END_OF_DOCUMENT in vocab.chars:
             h, x = warm_up(params, h, x, vocab.char_to_id[END_OF_DOCUMENT], max(config.length, 1000), rng, config)

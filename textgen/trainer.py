@@ -1,5 +1,7 @@
-"""`train()`, the DD2424 training loop (windowing, smooth loss, best model, progress bar), its `TrainState`,
-and the mapping between a state and its two checkpoints, written once and read once, side by side.
+"""`train()`, the DD2424 training loop, and what it is made of: its `TrainState` (with the best model kept in
+it), the windows it reads (`StreamWindows`), when it samples, evaluates, logs and checkpoints (`Cadence`), what
+it shows as it goes (`Progress`), and the mapping between a state and its two checkpoints, written once and
+read once, side by side.
 
 The trainer never opens files: it reports logs, samples and checkpoints to a `TrainCallbacks`
 object, and the caller (the run recorder, a test) decides what to keep.
@@ -11,7 +13,7 @@ import math
 import sys
 import time
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -68,7 +70,7 @@ class TrainState:
 
     params: Params  # current θ
     optimizer_state: dict  # the optimizer's state arrays by name, each (n_params,) (AdaGrad: its running sum of g²)
-    h: np.ndarray  # (B, S) recurrent state of each stream (every layer's h, and c for lstm), carried across windows
+    h: np.ndarray  # (B, S) each stream's state (`Network.state_size`), carried across windows
     update: int = 0  # updates made so far
     smooth_loss: float | None = None  # None before the first update
     best_loss: float = math.inf  # what chose the best parameters: lowest smooth loss, or validation loss
@@ -79,13 +81,12 @@ class TrainState:
     best_by: str = "smooth_loss"  # "smooth_loss", or "val_loss" when there is held-out text
     sampled_at: int = -1  # update of the latest training-time sample (so a resumed run does not repeat it)
     next_id: int = 0  # the character stream 0 reads next
-    history: list = field(default_factory=list)  # (update, smooth_loss) pairs every log_every updates
     optimizer_steps: int = 0  # updates the optimizer has made (Adam's bias correction counts them)
 
     @classmethod
     def fresh(
         cls,
-        model: RNNConfig,
+        model_config: RNNConfig,
         vocab_size: int,
         batch_size: int,
         rng: np.random.Generator,
@@ -95,7 +96,7 @@ class TrainState:
     ) -> TrainState:
         """Initial parameters drawn from ``rng``, zero ``optimizer`` and recurrent state, and these
         parameters as the best so far (where sampling starts: h = 0 reading ``first_id``)."""
-        params = network_of(model, vocab_size).init(rng)
+        params = network_of(model_config, vocab_size).init(rng)
         return cls.starting_from(params, None, batch_size, first_id, best_by, optimizer)
 
     @classmethod
@@ -124,6 +125,15 @@ class TrainState:
             best_by=best_by,
             optimizer_steps=optimizer_steps,
         )
+
+    def keep_if_best(self, loss: float, next_id: int) -> None:
+        """Keep the parameters in use now as the best if ``loss``, what chooses the best (``best_by``), beats
+        the best so far; with them stream 0's state and ``next_id``, the character it reads next: where
+        sampling from them starts."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_update = loss, self.update
+            np.copyto(self.best_params.flat, self.params.flat)
+            self.best_h, self.best_next_id = self.h[0].copy(), int(next_id)
 
 
 class TrainCallbacks:
@@ -269,6 +279,30 @@ def stream_offsets(corpus_length: int, seq_length: int, batch_size: int) -> np.n
     return np.arange(seq_length)[:, None] + starts[None, :]
 
 
+class StreamWindows:
+    """How training reads the corpus ``ids`` (1-D): B streams start evenly spaced, and at each update every
+    stream reads its next window of n characters (with the one after it, to predict). An epoch is
+    `updates_per_epoch` such windows; then every stream starts over, its state from zero. This is how a
+    network that carries its state across windows is trained (`Network.carries_state`)."""
+
+    def __init__(self, ids: np.ndarray, seq_length: int, batch_size: int):
+        self.ids, self.seq_length = ids, seq_length
+        self.per_epoch = updates_per_epoch(int(ids.shape[0]), seq_length, batch_size)
+        self.offsets = stream_offsets(int(ids.shape[0]), seq_length + 1, batch_size)  # (n + 1, B)
+
+    def starts_epoch(self, update: int) -> bool:
+        """True if the window read at ``update`` is the first of an epoch (the streams' state starts from zero)."""
+        return update % self.per_epoch == 0
+
+    def chunk(self, update: int) -> np.ndarray:
+        """(n + 1, B): each stream's window read at ``update``, and the character after it."""
+        return self.ids[self.offsets + (update % self.per_epoch) * self.seq_length]
+
+    def first_id(self, update: int) -> int:
+        """The character stream 0 reads first at ``update``."""
+        return int(self.ids[self.offsets[0, 0] + (update % self.per_epoch) * self.seq_length])
+
+
 def check_corpus_length(corpus_length: int, config: TrainConfig) -> None:
     """CorpusError unless every stream has at least one window of seq_length + 1 characters."""
     needed = config.batch_size * config.seq_length + 1
@@ -292,21 +326,58 @@ def _kept(update: int | None) -> str:
     return "the last checkpoint is kept" if update is None else f"the last checkpoint (update {update:,}) is kept"
 
 
+def diverged(what: str, value: float, update: int, kept: int | None, config: TrainConfig) -> TrainingError:
+    """The error that stops training when ``what`` (a loss) became ``value`` (not finite) at ``update``."""
+    return TrainingError(f"{what} became {value} at update {update}; {_kept(kept)}. Try a lower --eta (now "
+                         f"{config.eta}) or a smaller --clip (now {config.clip})")
+
+
 def first_loss(state: TrainState, ids: np.ndarray, config: TrainConfig, workspace=None) -> float:
     """The loss the next update of `train` measures first: ``state``'s parameters on each stream's next window,
     from its recurrent state, without dropout and without drawing from any generator (in ``workspace``, or a
     new one). Not finite when the parameters overflow there (an absurd initial scale, a step far too large),
     which is then known before such a state is written: no rate could continue from it."""
-    n, B = config.seq_length, config.batch_size
-    N = int(ids.shape[0])
-    window = state.update % updates_per_epoch(N, n, B)
-    chunk = ids[stream_offsets(N, n + 1, B) + window * n]  # (n + 1, B), as `train` reads it
-    h = state.h.copy() if window else np.zeros_like(state.h)  # `train` starts every epoch from zero
+    windows = StreamWindows(ids, config.seq_length, config.batch_size)
+    chunk = windows.chunk(state.update)  # (n + 1, B), as `train` reads it
+    h = np.zeros_like(state.h) if windows.starts_epoch(state.update) else state.h.copy()  # as `train` starts it
     params = state.params
-    work = workspace or params.network.single_workspace(n, B, params.flat.dtype)
+    work = workspace or params.network.workspace(config.seq_length, config.batch_size, params.flat.dtype, threads=1)
     with np.errstate(all="ignore"):
         work.forward(params, chunk[:-1], h)
         return float(work.loss(chunk[1:]))
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When training samples, evaluates, logs and checkpoints: at multiples of the update count only, so that a
+    run stopped and resumed does each at exactly the updates where one that was not does."""
+
+    sample_every: int
+    log_every: int
+    checkpoint_every: int
+    eval_every: int | None  # None without held-out text
+
+    @classmethod
+    def of(cls, config: TrainConfig, total: int, validating: bool) -> Cadence:
+        """The cadence ``config`` asks for in a run of ``total`` updates, with held-out text or not."""
+        return cls(config.sample_every, config.log_every, config.checkpoint_every,
+                   config.resolved_eval_every(total) if validating else None)
+
+    def samples(self, state: TrainState) -> bool:
+        """True if a sample is due before the next update (unless drawn there already, before a resume)."""
+        return state.update % self.sample_every == 0 and state.sampled_at != state.update
+
+    def evaluates(self, update: int) -> bool:
+        """True if the held-out text is scored once ``update`` updates are made."""
+        return self.eval_every is not None and update % self.eval_every == 0
+
+    def logs(self, update: int, evaluated: bool) -> bool:
+        """True if a row of metrics is logged once ``update`` updates are made (always with an evaluation)."""
+        return update % self.log_every == 0 or evaluated
+
+    def checkpoints(self, update: int) -> bool:
+        """True if a checkpoint is taken once ``update`` updates are made (besides those the caller asks for)."""
+        return update % self.checkpoint_every == 0
 
 
 STATUS_SECONDS = 1.0  # the trainer reports its status (TrainCallbacks.on_status) this often, and at each log row
@@ -350,12 +421,104 @@ def progress_fields(smooth_loss: float | None, val_bpc: float | None, epoch: flo
     return f"loss {loss} val {val} bpc ep {epoch:.2f} {chars_per_sec / 1000:.1f}k ch/s"
 
 
+class Progress:
+    """What training shows of itself as it goes: the progress bar, each log row (with the characters per second
+    since the previous one), and the status (`TrainCallbacks.on_status`) at each log_every update and at least
+    every STATUS_SECONDS. Speeds count training time only: the time evaluations take is left out."""
+
+    def __init__(self, callbacks: TrainCallbacks, state: TrainState, total: int, per_epoch: int,
+                 chars_per_update: int, log_every: int, show: bool | None):
+        from tqdm.auto import tqdm
+
+        self.callbacks, self.total, self.per_epoch = callbacks, total, per_epoch
+        self.chars_per_update, self.log_every = chars_per_update, log_every
+        self.val_loss = None  # the latest evaluation's
+        self.bar = tqdm(
+            file=BarStream(sys.stderr),
+            total=total,
+            initial=state.update,
+            unit="upd",
+            disable=None if show is None else not show,  # None: only on a terminal
+            dynamic_ncols=True,
+            mininterval=0.5,
+            bar_format=PROGRESS_FORMAT,
+            desc=progress_fields(state.smooth_loss, None, state.update / per_epoch, 0.0),
+        )
+        now = time.perf_counter()
+        self.session_start, self.session_first = now, state.update  # where this call of `train` began
+        self.row_time, self.row_update = now, state.update  # the previous log row's (or the start)
+        self.status_time, self.status_update = now, state.update  # the previous status's (or the start)
+
+    def val_bpc(self) -> float | None:
+        """The latest evaluation's bits per character (None before any)."""
+        return None if self.val_loss is None else bits_per_char(self.val_loss)
+
+    def evaluated(self, val_loss: float, seconds: float) -> None:
+        """An evaluation gave ``val_loss`` and took ``seconds``, which no speed counts."""
+        self.val_loss = val_loss
+        self.row_time += seconds
+        self.status_time += seconds
+
+    def log_row(self, state: TrainState, loss: float, evaluated: bool) -> dict:
+        """The row of metrics after ``state.update`` updates, the last window's ``loss`` (and the evaluation
+        just made, if ``evaluated``); the bar shows it."""
+        now = time.perf_counter()
+        chars_per_sec = (state.update - self.row_update) * self.chars_per_update / max(now - self.row_time, 1e-9)
+        self.row_time, self.row_update = now, state.update
+        record = {
+            "update": state.update,
+            "epoch": state.update / self.per_epoch,
+            "loss": loss,
+            "smooth_loss": state.smooth_loss,
+            "chars_per_sec": round(chars_per_sec, 1),
+        }
+        if evaluated:
+            record.update(val_loss=self.val_loss, val_bpc=self.val_bpc())
+        self.bar.set_description_str(progress_fields(state.smooth_loss, self.val_bpc(), state.update / self.per_epoch,
+                                                     chars_per_sec), refresh=False)
+        return record
+
+    def advance(self, state: TrainState) -> None:
+        """After each update: the bar moves on, and the status is reported when it is due."""
+        self.bar.update(1)
+        now = time.perf_counter()
+        if now - self.status_time >= STATUS_SECONDS or state.update % self.log_every == 0:
+            done = state.update - self.session_first
+            rate = done / (now - self.session_start) if done else None  # updates a second, evaluations too
+            self.callbacks.on_status({
+                "update": state.update,
+                "total_updates": self.total,
+                "epoch": state.update / self.per_epoch,
+                "smooth_loss": state.smooth_loss,
+                "val_bpc": self.val_bpc(),
+                "chars_per_sec": ((state.update - self.status_update) * self.chars_per_update
+                                  / max(now - self.status_time, 1e-9)),
+                "elapsed_seconds": now - self.session_start,
+                "eta_seconds": None if rate is None else (self.total - state.update) / rate,
+            })
+            self.status_time, self.status_update = now, state.update
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def live_optimizer(state: TrainState, config: TrainConfig):
+    """``config``'s optimizer, continuing from ``state``'s arrays and step count; the state then holds the
+    optimizer's live arrays, so that every checkpoint stores the current ones."""
+    params = state.params
+    optimizer = make_optimizer(config, params.flat.size, params.flat.dtype)
+    assert set(state.optimizer_state) == set(optimizer.arrays), "the state holds another optimizer's arrays"
+    optimizer.load(state.optimizer_state, state.optimizer_steps)
+    state.optimizer_state = optimizer.arrays
+    return optimizer
+
+
 def train(
     ids: np.ndarray,
     vocab: CharVocab,
     config: TrainConfig,
     rng: np.random.Generator,
-    model: RNNConfig | None = None,
+    model_config: RNNConfig | None = None,
     state: TrainState | None = None,
     callbacks: TrainCallbacks | None = None,
     progress: bool | None = None,
@@ -371,83 +534,43 @@ def train(
     at the next window boundary (see `StopRequest`). ``progress``: True shows a tqdm bar, False hides it, None shows it
     only on a terminal.
     """
-    from tqdm.auto import tqdm
-
     callbacks = callbacks or TrainCallbacks()
-    model = model or RNNConfig()
     n, B = config.seq_length, config.batch_size
-    N = int(ids.shape[0])
-    check_corpus_length(N, config)
-    per_epoch = updates_per_epoch(N, n, B)
-    target = total_updates(config, N)
-    eval_every = config.resolved_eval_every(target)
+    check_corpus_length(int(ids.shape[0]), config)
+    windows = StreamWindows(ids, n, B)
+    target = total_updates(config, int(ids.shape[0]))
     validating = val_ids is not None and val_ids.size >= 2
-    given = state
+    kept = None if state is None else state.update  # the newest checkpoint's (the caller keeps the one given)
     if state is None:
-        state = TrainState.fresh(model, vocab.size, B, rng, int(ids[0]), "val_loss" if validating else "smooth_loss",
-                                 config.optimizer)
-    params = state.params
-    network = params.network
-    assert params.vocab_size == vocab.size and state.h.shape == (B, network.state_size), "state does not fit"
+        state = TrainState.fresh(model_config or RNNConfig(), vocab.size, B, rng, int(ids[0]),
+                                 "val_loss" if validating else "smooth_loss", config.optimizer)
+    params, h, network = state.params, state.h, state.params.network
+    assert params.vocab_size == vocab.size and h.shape == (B, network.state_size), "state does not fit"
+    assert network.carries_state, "a network that carries no state trains on windows at random positions (issue 22)"
     workspace = network.workspace(n, B, params.flat.dtype, threads=config.threads, dropout=config.dropout)
-    optimizer = make_optimizer(config, params.flat.size, params.flat.dtype)
-    assert set(state.optimizer_state) == set(optimizer.arrays), "the state holds another optimizer's arrays"
-    optimizer.load(state.optimizer_state, state.optimizer_steps)
-    state.optimizer_state = optimizer.arrays  # the live arrays, so every checkpoint stores the current state
+    optimizer = live_optimizer(state, config)
     if state.best_params is None:
         state.best_params = params.copy()
         state.best_h = np.zeros(network.state_size, dtype=params.flat.dtype)
         state.best_next_id = int(ids[0])
-    offsets = stream_offsets(N, n + 1, B)
-    h = state.h
-    chars_per_update = n * B
-    bar = tqdm(
-        file=BarStream(sys.stderr),
-        total=target,
-        initial=state.update,
-        unit="upd",
-        disable=None if progress is None else not progress,  # None: only on a terminal
-        dynamic_ncols=True,
-        mininterval=0.5,
-        bar_format=PROGRESS_FORMAT,
-        desc=progress_fields(state.smooth_loss, None, state.update / per_epoch, 0.0),
-    )
-    window_start = time.perf_counter()
-    window_updates = 0
-    val_loss = None
-    session_start = status_time = time.perf_counter()
-    session_first, status_update = state.update, state.update
-    kept = given.update if given is not None else None  # the newest checkpoint's (the caller keeps the one given)
-
-    def report_status(now: float) -> None:
-        nonlocal status_time, status_update
-        done = state.update - session_first
-        rate = done / (now - session_start) if done else None  # updates per second this session, evaluations too
-        callbacks.on_status({
-            "update": state.update,
-            "total_updates": target,
-            "epoch": state.update / per_epoch,
-            "smooth_loss": state.smooth_loss,
-            "val_bpc": None if val_loss is None else bits_per_char(val_loss),
-            "chars_per_sec": (state.update - status_update) * chars_per_update / max(now - status_time, 1e-9),
-            "elapsed_seconds": now - session_start,
-            "eta_seconds": None if rate is None else (target - state.update) / rate,
-        })
-        status_time, status_update = now, state.update
+    cadence = Cadence.of(config, target, validating)
+    shown = Progress(callbacks, state, target, windows.per_epoch, n * B, config.log_every, progress)
 
     def sample_now() -> None:
         # As in the assignment: from stream 0's hidden state, reading the next window's first character.
-        x0 = int(ids[offsets[0, 0] + (state.update % per_epoch) * n])  # stream 0's next window starts here
-        sample = sample_ids(params, h[0].copy(), x0, config.sample_length, rng)
+        sample = sample_ids(params, h[0].copy(), windows.first_id(state.update), config.sample_length, rng)
         state.sampled_at = state.update
-        callbacks.on_sample(
-            {
-                "update": state.update,
-                "epoch": state.update / per_epoch,
-                "smooth_loss": state.smooth_loss,
-                "text": vocab.decode(sample),
-            }
-        )
+        callbacks.on_sample({"update": state.update, "epoch": state.update / windows.per_epoch,
+                             "smooth_loss": state.smooth_loss, "text": vocab.decode(sample)})
+
+    def evaluate() -> None:
+        # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
+        start = time.perf_counter()
+        val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
+        if not math.isfinite(val_loss):  # a held-out character the model finds impossible (p = 0)
+            raise diverged("the validation loss", val_loss, state.update, kept, config)
+        shown.evaluated(val_loss, time.perf_counter() - start)
+        state.keep_if_best(val_loss, state.next_id)
 
     def checkpoint() -> None:
         # Only a state training can go on from: finite, and finite on the next window too. A checkpoint whose
@@ -456,8 +579,7 @@ def train(
         check_finite(state, kept)
         loss = first_loss(state, ids, config, workspace)
         if not math.isfinite(loss):
-            raise TrainingError(f"the loss became {loss} at update {state.update + 1}; {_kept(kept)}. Try "
-                                f"a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})")
+            raise diverged("the loss", loss, state.update + 1, kept, config)
         callbacks.on_checkpoint(state, final=False)
         kept = state.update
 
@@ -469,28 +591,19 @@ def train(
                 if stop is not None and stop.is_set():
                     checkpoint()
                     raise TrainingInterrupted(state, stop.signum)
-                window = state.update % per_epoch
-                if window == 0:
-                    h.fill(0.0)  # the hidden state starts from zero at the beginning of every epoch
-                chunk = ids[offsets + window * n]  # (n + 1, B): each stream's window and the character after it
+                if windows.starts_epoch(state.update):
+                    h.fill(0.0)  # the state starts from zero at the beginning of every epoch
+                chunk = windows.chunk(state.update)
                 inputs, targets = chunk[:-1], chunk[1:]
-                if state.update % config.sample_every == 0 and state.sampled_at != state.update:
+                if cadence.samples(state):
                     sample_now()
                 masks = workspace.draw_masks(rng)  # dropout's, from the run's generator (None without dropout)
                 loss = workspace.loss_and_grads(params, inputs, targets, h, masks)
                 if not math.isfinite(loss):
-                    raise TrainingError(f"the loss became {loss} at update {state.update + 1}; {_kept(kept)}. "
-                                        f"Try a lower --eta (now {config.eta}) or a smaller --clip (now {config.clip})")
-                if state.smooth_loss is None:
-                    state.smooth_loss = loss
-                else:
-                    state.smooth_loss = 0.999 * state.smooth_loss + 0.001 * loss
-                if not validating and state.smooth_loss < state.best_loss:
-                    # these parameters produced the loss just measured, so keep them before the update
-                    state.best_loss = state.smooth_loss
-                    state.best_update = state.update
-                    np.copyto(state.best_params.flat, params.flat)
-                    state.best_h, state.best_next_id = h[0].copy(), int(inputs[0, 0])
+                    raise diverged("the loss", loss, state.update + 1, kept, config)
+                state.smooth_loss = loss if state.smooth_loss is None else 0.999 * state.smooth_loss + 0.001 * loss
+                if not validating:  # these parameters measured it, so they are kept (if best) before the step
+                    state.keep_if_best(state.smooth_loss, inputs[0, 0])
                 grads = workspace.grads.flat
                 np.clip(grads, -config.clip, config.clip, out=grads)
                 optimizer.step(params.flat, grads)
@@ -498,53 +611,18 @@ def train(
                 np.copyto(h, workspace.last_state)
                 state.next_id = int(targets[-1, 0])
                 state.update += 1
-                window_updates += 1
-                # Only at fixed multiples, so a run stopped and resumed logs and chooses exactly like one that was not.
-                evaluate_now = validating and state.update % eval_every == 0
-                if evaluate_now:
-                    evaluation_start = time.perf_counter()
-                    # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
-                    val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
-                    if not math.isfinite(val_loss):  # a held-out character the model finds impossible (p = 0)
-                        raise TrainingError(f"the validation loss became {val_loss} at update {state.update}; "
-                                            f"{_kept(kept)}. Try a lower --eta (now {config.eta}) or a smaller "
-                                            f"--clip (now {config.clip})")
-                    evaluation_seconds = time.perf_counter() - evaluation_start
-                    window_start += evaluation_seconds  # chars/s counts training time only
-                    status_time += evaluation_seconds  # in the status too
-                    if val_loss < state.best_loss:
-                        state.best_loss, state.best_update = val_loss, state.update
-                        np.copyto(state.best_params.flat, params.flat)
-                        state.best_h, state.best_next_id = h[0].copy(), int(targets[-1, 0])
-                if state.update % config.log_every == 0 or evaluate_now:
-                    now = time.perf_counter()
-                    chars_per_sec = window_updates * chars_per_update / max(now - window_start, 1e-9)
-                    window_start, window_updates = now, 0
-                    state.history.append((state.update, state.smooth_loss))
-                    record = {
-                        "update": state.update,
-                        "epoch": state.update / per_epoch,
-                        "loss": loss,
-                        "smooth_loss": state.smooth_loss,
-                        "chars_per_sec": round(chars_per_sec, 1),
-                    }
-                    if evaluate_now:
-                        record.update(val_loss=val_loss, val_bpc=bits_per_char(val_loss))
-                    callbacks.on_log(record)
-                    bar.set_description_str(progress_fields(state.smooth_loss,
-                                                        None if val_loss is None else bits_per_char(val_loss),
-                                                        state.update / per_epoch, chars_per_sec), refresh=False)
-                bar.update(1)
-                now = time.perf_counter()
-                if now - status_time >= STATUS_SECONDS or state.update % config.log_every == 0:
-                    report_status(now)
-                checkpoint_now = state.update % config.checkpoint_every == 0 or callbacks.wants_checkpoint()
-                if checkpoint_now and state.update < target:
+                evaluated = cadence.evaluates(state.update)
+                if evaluated:
+                    evaluate()
+                if cadence.logs(state.update, evaluated):
+                    callbacks.on_log(shown.log_row(state, loss, evaluated))
+                shown.advance(state)
+                if (cadence.checkpoints(state.update) or callbacks.wants_checkpoint()) and state.update < target:
                     checkpoint()
-            if state.update % config.sample_every == 0 and state.update > 0 and state.sampled_at != state.update:
+            if cadence.samples(state) and state.update > 0:
                 sample_now()  # the loop stopped just before this sampling point
             check_finite(state, kept)
             callbacks.on_checkpoint(state, final=True)
         finally:
-            bar.close()
+            shown.close()
     return state

@@ -1,4 +1,5 @@
-"""The cells textgen trains (vanilla RNN, LSTM, GRU) behind one `Network`, chosen by `RNNConfig.cell`."""
+"""The models textgen trains, one module per cell (vanilla RNN, LSTM, GRU), each a `Cell` chosen by
+`RNNConfig.cell`; `network_of` builds the `Network` a config describes. Nothing outside this package names a cell."""
 
 from __future__ import annotations
 
@@ -6,17 +7,25 @@ import numpy as np
 
 from textgen.config import RNNConfig
 from textgen.models import gru, lstm, rnn
-from textgen.models.base import LossAndGrads, Network, Params, default_threads, reference_loss_and_grads
+from textgen.models.base import (
+    Cell,
+    LossAndGrads,
+    Network,
+    Params,
+    Workspace,
+    default_threads,
+    reference_loss_and_grads,
+)
 
-CELLS = {cell.name: cell for cell in (rnn.CELL, lstm.CELL, gru.CELL)}
+CELLS: dict[str, Cell] = {cell.name: cell for cell in (rnn.CELL, lstm.CELL, gru.CELL)}  # by --cell name
 
-__all__ = ["CELLS", "LossAndGrads", "Network", "Params", "default_threads", "init_params", "network_of",
-           "reference_loss_and_grads"]
+__all__ = ["CELLS", "Cell", "LossAndGrads", "Network", "Params", "Workspace", "default_threads", "init_params",
+           "network_of", "reference_loss_and_grads"]
 
 
 def network_of(config: RNNConfig, vocab_size: int) -> Network:
-    """The network ``config`` describes over a vocabulary of ``vocab_size`` characters."""
-    return Network(CELLS[config.cell], config.layers, config.hidden, vocab_size, config.sigma, config.dtype)
+    """The network ``config`` describes over a vocabulary of ``vocab_size`` ids."""
+    return CELLS[config.cell].network(config.layers, config.hidden, vocab_size, config.sigma, config.dtype)
 
 
 def init_params(config: RNNConfig, vocab_size: int, rng: np.random.Generator) -> Params:

@@ -1,9 +1,15 @@
-"""What every cell shares: `Params` (named views into one flat buffer), `Network` (the model one config and a
-vocabulary make: shapes, initialisation, one window pass, one sampling step), the stacked fast workspace,
-the threaded one, and the readable reference pass every fast one is tested against.
+"""The contract of a model and what the recurrent cells share.
 
-A network is `layers` layers of one cell under a softmax. Layer 1 reads the one-hot character, layer l
-reads layer l-1's output h (after dropout while training), the softmax reads the top layer's:
+`Cell`, `Network` and `Workspace` are all that code outside models/ relies on: a module in models/ exports a
+`Cell` as ``CELL``; the package registers it by name (`textgen.models.CELLS`, chosen by ``--cell``); its
+`Network` is one model's layout and numerics, its `Workspace` one window's fast pass. `RecurrentCell` and
+`Layer` are what a cell offers to be stacked by `RecurrentNetwork`, which the rnn, lstm and gru cells share.
+
+Also here: `Params` (named views into one flat buffer), the stacked fast workspace, the threaded one, and the
+readable reference pass every fast one is tested against.
+
+A recurrent network is `layers` layers of one cell under a softmax. Layer 1 reads the one-hot character,
+layer l reads layer l-1's output h (after dropout while training), the softmax reads the top layer's:
     a_t^l = W_l h_{t-1}^l + U_l x_t^l + b_l      (G·m pre-activations: G = 1 for rnn, 4 for lstm, 3 for gru)
     o_t = V h_t^L + c,   p_t = softmax(o_t),   loss = sum_t -log p_t[y_t]
 Each stream's recurrent state is one row of S numbers: every layer's h (and, for lstm, c) side by side.
@@ -15,10 +21,150 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 MIN_STREAMS_PER_THREAD = 32  # with fewer streams per thread, handing work over costs what it saves
+
+
+# ---------------------------------------------------------------------- the contract
+
+@runtime_checkable
+class Cell(Protocol):
+    """A kind of model, chosen by ``--cell``: what a module in models/ exports as ``CELL``."""
+
+    name: str  # what ``--cell`` (`RNNConfig.cell`) names it by; the package registers it under this name
+
+    def network(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
+                dtype: str = "float64") -> Network:
+        """The network of ``layers`` layers of width ``hidden`` over ``vocab_size`` ids, initialised at scale
+        ``sigma``, computing in ``dtype``. The cell chooses its fast path here (the rnn cell returns the
+        assignment's own layout and pass for one layer)."""
+
+
+@runtime_checkable
+class Network(Protocol):
+    """One model's layout and numerics: everything the trainer, sampler, evaluator, gradient check and
+    checkpoint use, and all they may rely on. A `Params` carries its network, so they need only parameters.
+
+    The state: a model that carries state from one training window to the next (``carries_state``, a
+    recurrent one) has S = ``state_size`` numbers per stream. The trainer keeps them (B, S), carries them
+    across windows and zeroes them at each epoch's start; the checkpoint stores them, with stream 0's as
+    where sampling and evaluation start. A model that carries none has S = 0, every window starting afresh.
+    """
+
+    hidden: int  # the width of a layer
+    vocab_size: int  # K, the ids the model reads and predicts
+    shapes: dict[str, tuple[int, ...]]  # every parameter's shape, in the order they lie in the flat buffer
+    param_count: int  # the numbers in all of them
+    state_size: int  # S: the numbers of state one stream carries from a window to the next (0: none)
+    carries_state: bool  # True: trained on each stream's windows in order, its state carried across them;
+    # False: trained on windows at random positions, each from no state, evaluated with a sliding window
+
+    def describe(self) -> str:
+        """The model in a few words for messages and headers, e.g. ``lstm, 2 layers of 128``."""
+
+    def zeros(self, dtype=None) -> Params:
+        """All-zero parameters in this layout (also gradient and optimizer buffers); ``dtype`` or the model's."""
+
+    def init(self, rng: np.random.Generator) -> Params:
+        """Initial parameters, every random number drawn from ``rng`` in a fixed order."""
+
+    def workspace(self, seq_length: int, batch: int = 1, dtype=None, threads: int | None = None,
+                  dropout: float = 0.0) -> Workspace:
+        """Buffers and the fast pass for windows of ``seq_length`` ids over ``batch`` streams, split over up to
+        ``threads`` threads (None: `default_threads`). With ``dropout`` > 0 its passes apply dropout masks:
+        drawn at that rate by `Workspace.draw_masks`, or given (the gradient check's); with 0 they take none."""
+
+    def text_loss(self, params: Params, ids: np.ndarray, state: np.ndarray, chunk: int) -> float:
+        """Summed -ln p of ids[1:] reading ids[:-1] (1-D, at least 2 ids), one stream from ``state`` (1, S): how
+        the model scores held-out text (a recurrent one carries its state through the whole text). ``chunk``
+        is about how many ids one pass reads: it sets speed and memory, not what is scored."""
+
+    def sampling_state(self, state: np.ndarray) -> np.ndarray:
+        """What `step` starts from for streams whose carried state is ``state`` (B, S): a recurrent model's is
+        that state itself; one that carries none keeps the ids it has read. A 2-D array whose row b is stream
+        b's, so a sampler may keep or replace rows."""
+
+    def step(self, params: Params, state: np.ndarray, x: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """One sampling step: read ids ``x`` (B,) from sampling states ``state`` (B, ·); returns (the next
+        states, p (B, K)). A single stream may be given as one row and one id: then p is (K,). Each row is
+        computed on its own, so a sample does not depend on the others drawn beside it."""
+
+    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0) -> int:
+        """Memory training allocates for the model (parameters and their copies, workspace), before any is."""
+
+    def sampling_bytes(self, streams: int) -> int:
+        """Memory of sampling ``streams`` streams side by side, beside the parameters."""
+
+
+class Workspace(Protocol):
+    """Preallocated buffers and the fast pass for windows of n ids over B streams (a `Network.workspace`).
+
+    ``inputs`` and ``targets`` are (n, B) ids, ``state`` (B, S) the streams' states before the window,
+    ``masks`` what `draw_masks` returned (or None). Reused across windows: nothing is allocated per window.
+    """
+
+    grads: Params  # dL/dθ of the last `loss_and_grads`, means over the streams
+    last_state: np.ndarray  # (B, S): each stream's state after the last window's last step
+
+    def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
+        """Dropout's masks for the next window, drawn from ``rng``; None, drawing nothing, without dropout."""
+
+    def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks=None) -> None:
+        """The forward pass over one window: the probabilities `loss` scores, and ``last_state``."""
+
+    def loss(self, targets: np.ndarray) -> np.floating:
+        """After `forward`: summed cross-entropy against ``targets``, mean over streams, in the pass's dtype."""
+
+    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray,
+                       masks=None) -> float:
+        """Forward and backward over one window: returns its loss; gradients in ``grads``, state in ``last_state``."""
+
+
+class Layer(Protocol):
+    """One layer of a `RecurrentCell` in a stack: buffers for windows of n steps over B streams (m units)."""
+
+    A: np.ndarray  # (n, B, G·m): the stack fills it with the input side U x_t + b before `forward`
+    H: np.ndarray  # (n + 1, B, m): h_0 .. h_n (what dL/dW reads)
+    output: np.ndarray  # (n, B, m): h_1 .. h_n, what the layer above or the softmax reads
+
+    def forward(self, W: np.ndarray, state: np.ndarray, last_state: np.ndarray) -> None:
+        """The window from this layer's ``state`` (B, state_parts·m); its state after step n into ``last_state``."""
+
+    def backward(self, W: np.ndarray, dH: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """From dL/d(output) ``dH`` (n, B, m): (dL/d(input side) (n, B, G·m), dL/d(W h_{t-1}) (n, B, G·m))."""
+
+
+class RecurrentCell(Cell, Protocol):
+    """A cell `RecurrentNetwork` stacks (rnn, lstm, gru): its pre-activations per unit, its state, a layer's
+    fast pass, one sampling step and the readable reference. Subclass it to get `network`."""
+
+    gates: int  # G: pre-activations per unit, so U is (G·m, input) and W (G·m, m)
+    state_parts: int  # vectors of m a layer's state holds (h; h and c for lstm)
+
+    def network(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
+                dtype: str = "float64") -> Network:
+        """A `RecurrentNetwork` of this cell."""
+        return RecurrentNetwork(self, layers, hidden, vocab_size, sigma, dtype)
+
+    def layer_buffers(self, n: int, B: int, m: int, dtype) -> Layer:
+        """A layer's buffers and fast pass for windows of n steps over B streams."""
+
+    def init_bias(self, b: np.ndarray, m: int) -> None:
+        """Set a layer's initial bias ``b`` (G·m,) in place (it starts at zero)."""
+
+    def step(self, a: np.ndarray, W: np.ndarray, state: np.ndarray, next_state: np.ndarray) -> np.ndarray:
+        """One sampling step of a layer from ``state`` (B, state_parts·m), ``a`` (B, G·m) the input side: writes
+        ``next_state`` and returns the layer's output h (B, m), each row computed on its own (`row_product`)."""
+
+    def reference_forward(self, U, W, b, X, state):
+        """Textbook forward over X (n, B, d) from ``state`` (B, state_parts·m): (outputs (n, B, m), the state
+        after step n, a cache for `reference_backward`)."""
+
+    def reference_backward(self, U, W, b, X, cache, dH):
+        """Textbook backward from dL/d(outputs) ``dH`` (n, B, m): (dU, dW, db, dX)."""
 
 
 def row_product(a: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -48,7 +194,7 @@ class Params:
     """Every parameter as a view into one flat buffer, so clipping and the optimizer are whole-array calls."""
 
     flat: np.ndarray  # (n_params,) every parameter, in ``network.shapes`` order
-    network: object  # the `Network` whose layout this is
+    network: Network  # the network whose layout this is
     arrays: dict[str, np.ndarray] = field(init=False, repr=False)  # name -> view into ``flat``
 
     def __post_init__(self):
@@ -76,10 +222,6 @@ class Params:
     def copy(self) -> Params:
         """An independent copy."""
         return Params(self.flat.copy(), self.network)
-
-    def zeros_like(self) -> Params:
-        """Zeros of the same shapes and dtype."""
-        return Params(np.zeros_like(self.flat), self.network)
 
 
 @dataclass
@@ -109,27 +251,28 @@ def softmax_rows(logits: np.ndarray, out: np.ndarray, row: np.ndarray) -> None:
     np.divide(logits, row, out)
 
 
-class Network:
-    """A model's layout and numerics: ``layers`` layers of ``cell`` (a cell object from its module), hidden
-    size m, vocabulary K. The trainer, sampler, evaluator, gradient check and checkpoint use only this."""
+class RecurrentNetwork:
+    """A `Network` of ``layers`` layers of one `RecurrentCell` ``cell`` (hidden size m, vocabulary K) under a
+    softmax, with its state carried across windows: the rnn, lstm and gru cells' networks."""
 
-    def __init__(self, cell, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01, dtype: str = "float64"):
+    carries_state = True
+
+    def __init__(self, cell: RecurrentCell, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
+                 dtype: str = "float64"):
         self.cell, self.layers, self.hidden, self.vocab_size = cell, layers, hidden, vocab_size
         self.sigma, self.dtype = sigma, dtype
-        m, K, G = hidden, vocab_size, cell.gates
-        self.state_size = layers * cell.state_parts * m  # S: per stream, every layer's h (and c) side by side
-        if self.is_assignment():
-            self.shapes = {"b": (m,), "c": (K,), "U": (m, K), "W": (m, m), "V": (K, m)}  # as it always was
-        else:
-            self.shapes = {"c": (K,), "V": (K, m)}
-            for layer in range(1, layers + 1):
-                U, W, b = self.layer_names(layer)
-                self.shapes.update({U: (G * m, K if layer == 1 else m), W: (G * m, m), b: (G * m,)})
+        self.state_size = layers * cell.state_parts * hidden  # S: per stream, every layer's h (and c) side by side
+        self.shapes = self.layout()
         self.param_count = sum(int(np.prod(shape)) for shape in self.shapes.values())
 
-    def is_assignment(self) -> bool:
-        """True for the assignment's model (one vanilla layer), which keeps its own layout and fast path."""
-        return self.cell.name == "rnn" and self.layers == 1
+    def layout(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter's shape in buffer order: the softmax's c and V, then each layer's U, W and b."""
+        m, K, G = self.hidden, self.vocab_size, self.cell.gates
+        shapes = {"c": (K,), "V": (K, m)}
+        for layer in range(1, self.layers + 1):
+            U, W, b = self.layer_names(layer)
+            shapes.update({U: (G * m, K if layer == 1 else m), W: (G * m, m), b: (G * m,)})
+        return shapes
 
     def layer_names(self, layer: int) -> tuple[str, str, str]:
         """(U, W, b) of layer ``layer`` (from 1): plain for one layer, ``U_2`` and so on for a stack."""
@@ -154,12 +297,9 @@ class Network:
 
     def init(self, rng: np.random.Generator) -> Params:
         """U, W of each layer, then V, ~ N(0, sigma^2) drawn in that order from ``rng``; the biases as the cell
-        sets them (zero, except the lstm's forget gate). The assignment's model draws U, W, V as it always did."""
+        sets them (zero, except the lstm's forget gate). For one layer that is U, W, V, as the assignment draws."""
         params = self.zeros()
-        if self.is_assignment():
-            names = ["U", "W", "V"]
-        else:
-            names = [name for layer in range(1, self.layers + 1) for name in self.layer_names(layer)[:2]] + ["V"]
+        names = [name for layer in range(1, self.layers + 1) for name in self.layer_names(layer)[:2]] + ["V"]
         with np.errstate(over="ignore"):  # an absurd sigma gives inf, which training then names as a non-finite loss
             for name in names:
                 params[name][...] = self.sigma * rng.standard_normal(params[name].shape)
@@ -167,12 +307,13 @@ class Network:
             self.cell.init_bias(params[self.layer_names(layer)[2]], self.hidden)
         return params
 
-    # ------------------------------------------------------------------ windows and steps
+    # ------------------------------------------------------------------ windows, texts and steps
 
     def workspace(self, seq_length: int, batch: int = 1, dtype=None, threads: int | None = None,
                   dropout: float = 0.0, average: bool = True):
         """Preallocated buffers for windows of ``seq_length`` steps over ``batch`` streams, split over
-        ``threads`` threads (by default `default_threads`); ``dropout`` > 0 only while training."""
+        ``threads`` threads (by default `default_threads`); ``dropout`` > 0 only while training (or for
+        masks given). Without ``average`` (one thread only), the loss and gradients are sums over the streams."""
         dtype = dtype or self.dtype
         threads = default_threads(batch) if threads is None else max(1, min(int(threads), batch))
         if threads > 1:
@@ -180,19 +321,33 @@ class Network:
         return self.single_workspace(seq_length, batch, dtype, dropout, average)
 
     def single_workspace(self, seq_length: int, batch: int, dtype, dropout: float = 0.0, average: bool = True):
-        """A workspace that runs every stream in the calling thread."""
-        if self.is_assignment() and not dropout:  # (its Workspace takes no dropout masks)
-            from textgen.models.rnn import Workspace
-
-            return Workspace(self.hidden, self.vocab_size, seq_length, batch, dtype, average)
+        """A workspace that runs every stream in the calling thread (a cell's network may have a faster one)."""
         return StackWorkspace(self, seq_length, batch, dtype, dropout, average)
+
+    def text_loss(self, params: Params, ids: np.ndarray, state: np.ndarray, chunk: int) -> float:
+        """Read ``ids`` as one stream from ``state`` (1, S), ``chunk`` ids a pass, the state carried from each
+        pass to the next; returns the summed loss of predicting ids[1:]."""
+        total = 0.0
+        workspaces: dict = {}
+        predicted = ids.size - 1
+        for start in range(0, predicted, chunk):
+            length = min(chunk, predicted - start)
+            work = workspaces.get(length)
+            if work is None:
+                work = workspaces[length] = self.workspace(length, 1, params.flat.dtype, threads=1)
+            inputs = ids[start : start + length].reshape(-1, 1)
+            targets = ids[start + 1 : start + length + 1].reshape(-1, 1)
+            work.forward(params, inputs, state)
+            total += float(work.loss(targets))
+            state = work.last_state.copy()
+        return total
+
+    def sampling_state(self, state: np.ndarray) -> np.ndarray:
+        """The recurrent state itself: sampling steps from where the streams stand."""
+        return state
 
     def step(self, params: Params, state: np.ndarray, x: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         """One step for sampling from ``state`` (B, S) or (S,) reading ids ``x``: (next state, p (B, K) or (K,))."""
-        if self.is_assignment():
-            from textgen.models.rnn import step_probabilities
-
-            return step_probabilities(params, state, x)
         single = state.ndim == 1
         state = state.reshape(1, -1) if single else state
         x = np.atleast_1d(np.asarray(x))
@@ -261,7 +416,7 @@ class StackWorkspace:
 
     threads = 1
 
-    def __init__(self, network: Network, seq_length: int, batch: int, dtype, dropout: float = 0.0,
+    def __init__(self, network: RecurrentNetwork, seq_length: int, batch: int, dtype, dropout: float = 0.0,
                  average: bool = True):
         n, B, m, K = seq_length, batch, network.hidden, network.vocab_size
         self.network, self.shape = network, (n, B)
@@ -372,7 +527,7 @@ class ParallelWorkspace:
     numbers do not depend on how its streams are split.
     """
 
-    def __init__(self, network: Network, seq_length: int, batch: int, dtype="float64", threads: int = 2,
+    def __init__(self, network: RecurrentNetwork, seq_length: int, batch: int, dtype="float64", threads: int = 2,
                  dropout: float = 0.0):
         assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
         self.shape = (seq_length, batch)
@@ -445,7 +600,7 @@ class ParallelWorkspace:
 
 # ---------------------------------------------------------------------- the reference pass
 
-def reference_loss_and_grads(network: Network, params: Params, inputs, targets, state,
+def reference_loss_and_grads(network: RecurrentNetwork, params: Params, inputs, targets, state,
                              masks=None) -> LossAndGrads:
     """The whole window written out plainly, for the tests to hold every fast pass against.
 

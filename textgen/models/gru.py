@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from textgen.models.base import row_product, sigmoid
+from textgen.models.base import RecurrentCell, row_product, sigmoid
 
 
 class GRULayer:
@@ -95,7 +95,7 @@ class GRULayer:
         return dA, dAH
 
 
-class GRUCell:
+class GRUCell(RecurrentCell):
     """The GRU cell, as the stack sees it: three pre-activations per unit, state h."""
 
     name = "gru"

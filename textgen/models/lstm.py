@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from textgen.models.base import row_product, sigmoid
+from textgen.models.base import RecurrentCell, row_product, sigmoid
 
 
 class LSTMLayer:
@@ -112,7 +112,7 @@ class LSTMLayer:
         return self.dA, self.dA
 
 
-class LSTMCell:
+class LSTMCell(RecurrentCell):
     """The LSTM cell, as the stack sees it: four pre-activations per unit, state [h | c]."""
 
     name = "lstm"

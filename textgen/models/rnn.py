@@ -1,5 +1,6 @@
-"""The vanilla RNN cell: the assignment's own fast one-layer pass (`Workspace`, kept exactly as it was), the
-cell for stacks and dropout (`RNNLayer`), one sampling step, and the readable reference of both.
+"""The vanilla RNN cell: the assignment's own network of one layer (`AssignmentNetwork`: its layout, its fast
+pass `Workspace` and its sampling step, kept exactly as they were), the cell for stacks and dropout
+(`RNNLayer`), and the readable reference of both.
 
 Equations (per stream, time step t):
     a_t = W h_{t-1} + U x_t + b,   h_t = tanh(a_t),   o_t = V h_t + c,   p_t = softmax(o_t)
@@ -13,7 +14,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from textgen.models.base import LossAndGrads, Network, Params, row_product
+from textgen.models.base import LossAndGrads, Network, Params, RecurrentCell, RecurrentNetwork, row_product
 
 PARAM_NAMES = ("b", "c", "U", "W", "V")  # the order parameters are laid out in the flat buffer
 # V right after W, both (·, m) row-major, makes the stacked [W; V] a view (the backward loop uses it)
@@ -22,7 +23,27 @@ assert PARAM_NAMES[-2:] == ("W", "V")
 
 def assignment_network(hidden: int, vocab_size: int, dtype="float64") -> Network:
     """The assignment's network: one vanilla layer of ``hidden`` units over ``vocab_size`` characters."""
-    return Network(CELL, 1, hidden, vocab_size, dtype=np.dtype(dtype).name)
+    return CELL.network(1, hidden, vocab_size, dtype=np.dtype(dtype).name)
+
+
+class AssignmentNetwork(RecurrentNetwork):
+    """The assignment's model, one vanilla layer: a `RecurrentNetwork` that keeps the assignment's own layout,
+    window pass (`Workspace`, when there is no dropout) and sampling step (`step_probabilities`)."""
+
+    def layout(self) -> dict[str, tuple[int, ...]]:
+        """b, c, U, W, V as it always was (`PARAM_NAMES`): W and V last, so that [W; V] is one view."""
+        m, K = self.hidden, self.vocab_size
+        return {"b": (m,), "c": (K,), "U": (m, K), "W": (m, m), "V": (K, m)}
+
+    def single_workspace(self, seq_length: int, batch: int, dtype, dropout: float = 0.0, average: bool = True):
+        """The assignment's `Workspace`; with dropout, the stack's (the assignment's pass takes no masks)."""
+        if dropout:
+            return super().single_workspace(seq_length, batch, dtype, dropout, average)
+        return Workspace(self.hidden, self.vocab_size, seq_length, batch, dtype, average)
+
+    def step(self, params: Params, state: np.ndarray, x: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """`step_probabilities`."""
+        return step_probabilities(params, state, x)
 
 
 SHARED_SHIFT_ROWS = 256  # blocks of at least this many rows try one softmax shift for the block (see _softmax)
@@ -54,7 +75,7 @@ class Workspace:
         self.last_state = self.H[-1]  # (B, m), h_n after a forward pass
         self.E = np.zeros((n + 1, B, m + K), dtype=dtype)  # [dL/da_t | p_{t-1}, later dL/do_{t-1}]; dL/da_n = 0
         self.D = np.zeros((n, B, m), dtype=dtype)  # tanh'(a_t) = 1 - h_t^2
-        self.grads = Network(CELL, 1, hidden, vocab_size).zeros(dtype)
+        self.grads = assignment_network(hidden, vocab_size).zeros(dtype)
         self._dWUb = np.zeros((m, m + K + 1), dtype=dtype)  # [dL/dW | dL/dU | dL/db] before it is split up
         self._logits = np.zeros((n * B, K), dtype=dtype)  # o_t, shifted, then exp(o_t)
         self._row = np.zeros((n * B, 1), dtype=dtype)  # per-row max, then sum, in the softmax
@@ -281,13 +302,19 @@ class RNNLayer:
         return dA, dA
 
 
-class RNNCell:
-    """The vanilla cell, as the stack sees it: one pre-activation per unit, state h."""
+class RNNCell(RecurrentCell):
+    """The vanilla cell: one pre-activation per unit, state h; one layer is the assignment's own network."""
 
     name = "rnn"
     gates = 1  # pre-activations per hidden unit
     state_parts = 1  # h
     layer_buffers = RNNLayer
+
+    def network(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
+                dtype: str = "float64") -> Network:
+        """`AssignmentNetwork` for one layer, a stack of this cell for more."""
+        kind = AssignmentNetwork if layers == 1 else RecurrentNetwork
+        return kind(self, layers, hidden, vocab_size, sigma, dtype)
 
     @staticmethod
     def init_bias(b: np.ndarray, m: int) -> None:
