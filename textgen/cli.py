@@ -16,7 +16,7 @@ import traceback
 from array import array
 from pathlib import Path
 
-from textgen import __version__
+from textgen._version import __version__
 from textgen.config import TrainConfig, check_count
 from textgen.errors import ConfigError, OutputError, TextgenError, TrainingError, one_line, path_failure
 from textgen.settings import HELD_OUT_FLAGS, LOADER_FLAGS, loader_options_of, setting_of_flag

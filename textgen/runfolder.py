@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from textgen import __version__
+from textgen._version import __version__
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
 from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError, TextgenError
