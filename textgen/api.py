@@ -216,10 +216,10 @@ class Model:
 
     def __init__(self, checkpoint, path: Path | None = None):
         self._checkpoint = checkpoint
-        self.path = path  # the .npz it was read from
+        self.path = path or checkpoint.path  # the .npz it was read from
         self.config: RNNConfig = checkpoint.model  # cell, layers, hidden units, sigma, dtype
         self.chars: tuple[str, ...] = checkpoint.vocab.chars  # the vocabulary, in id order
-        self.update: int | None = checkpoint.meta.get("update")  # the update these parameters come from
+        self.update: int | None = checkpoint.training.update  # the update these parameters come from
         self.last_seed: int | None = None  # the seed of the last `generate` (a fresh one when none was given)
 
     def __repr__(self) -> str:
@@ -405,19 +405,20 @@ class Run:
         ``corpus``, on the run's held-out text."""
         return self.best.evaluate(corpus, **settings)
 
-    def _last_meta(self) -> dict:
+    def _last_meta(self):
+        """last.npz's `textgen.checkpoint.CheckpointMeta`."""
         with _python_names():
-            return self._folder.load("last").meta
+            return self._folder.load("last").training
 
     @property
     def final_update(self) -> int:
         """Updates made so far."""
-        return self._last_meta()["update"]
+        return self._last_meta().update
 
     @property
     def final_smooth_loss_per_window(self) -> float | None:
         """The smooth training loss where training stopped, in nats per seq_length-character window."""
-        return self._last_meta()["smooth_loss"]
+        return self._last_meta().smooth_loss
 
     @property
     def best_val_nats_per_char(self) -> float | None:

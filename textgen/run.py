@@ -353,10 +353,7 @@ def start_run(
             memory, steps = None, 0
             if set(names) <= set(initial.arrays):
                 memory = {name: initial.arrays[name].copy() for name in names}
-                steps = initial.meta.get("optimizer_steps", initial.meta.get("update", 0))
-                if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-                    raise CheckpointError(f"{run.init_from}: last.npz's optimizer_steps is {str(steps)[:40]!r}, "
-                                          "expected a count")
+                steps = initial.training.optimizer_steps
             state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
                                              config.optimizer, steps)
         check_initial(state, ids, config, model, run.init_from)
@@ -510,7 +507,7 @@ def resume_run(
         registry = registry or default_registry()
         changes = resume_changes(settings, recorded_settings(record, folder.path, settings, registry))
         passage_length = changes.pop("passage_length", None)
-        state, saved, rng = state_of(last, str(folder.file("last.npz")))
+        state, saved, rng = state_of(last)
         if {"updates", "epochs"} & set(changes):
             base = replace(saved, updates=None, epochs=None)
         elif saved.updates is None and saved.epochs is None:

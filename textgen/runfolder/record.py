@@ -203,8 +203,9 @@ class RunRecord:
             disagree(f"model.{key}", value, getattr(checkpoint.model, key))
         disagree("the vocabulary (vocab.json)", vocab.chars, checkpoint.vocab.chars)
         disagree("corpus.vocab_size", self.vocab_size, checkpoint.vocab.size)
-        saved = checkpoint.meta.get("train")
-        if isinstance(saved, dict):
+        meta = checkpoint.training
+        saved = meta.train
+        if saved is not None:
             try:  # with today's defaults for what an older textgen did not record (cell, optimizer, dropout, ...)
                 saved = TrainConfig(**saved).to_json()
             except (TypeError, ConfigError):
@@ -212,8 +213,8 @@ class RunRecord:
             for key, value in self.train.to_json().items():
                 if key not in RESUMABLE_FIELDS:
                     disagree(f"train.{key}", value, saved.get(key))
-        stored = checkpoint.meta.get("corpus")
-        if isinstance(stored, list):
+        stored = meta.corpus
+        if stored is not None:
             disagree("the corpus SHA-256", [s["sha256"] for s in self.sources],
                      [s.get("sha256") if isinstance(s, dict) else s for s in stored])
 

@@ -89,7 +89,7 @@ def _trial_row(trial_id: str, entry: dict, folder: Path, driven: bool) -> dict:
     try:
         record = run.read_record()
         metrics = run.metrics()
-        update = run.load("last").meta.get("update", 0)
+        update = run.load("last").training.update or 0
     except CheckpointError as error:
         row.update(status="damaged", reason=str(error))
         return row
