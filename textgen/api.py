@@ -356,19 +356,20 @@ class Run:
         with _python_names():
             self.folder = folder.folder if isinstance(folder, Run) else _path("folder", folder)
             self._folder = RunFolder(self.folder)
-            self.config: dict = self._folder.read_record().to_json()  # config.json: every setting, resolved
+            self._record = self._folder.read_record()  # config.json, checked
+            self.config: dict = self._record.to_json()  # config.json: every setting, resolved
 
     def __repr__(self) -> str:
         try:  # a repr never raises: a folder whose last.npz is damaged or gone is still shown
             done = f"{self.final_update:,}"
         except TextgenError:
             done = "?"
-        return f"<textgen.Run {self.folder}: {done} of {self.config['corpus']['total_updates']:,} updates>"
+        return f"<textgen.Run {self.folder}: {done} of {self._record.total_updates:,} updates>"
 
     @property
     def seed(self) -> int:
         """The run's random seed (give it to `train` to repeat the run)."""
-        return self.config["train"]["seed"]
+        return self._record.train.seed
 
     @property
     def metrics(self) -> list[dict]:
