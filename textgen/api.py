@@ -208,7 +208,7 @@ def load(run_folder: str | Path | Run, checkpoint: str = "best") -> Model:
         if checkpoint not in ("best", "last"):
             raise ConfigError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
         folder = run_folder.folder if isinstance(run_folder, Run) else _path("run_folder", run_folder)
-        return Model(RunFolder(folder).load(checkpoint), folder / f"{checkpoint}.npz")
+        return Model(RunFolder(folder).load(checkpoint))
 
 
 class Model:
@@ -326,15 +326,12 @@ def run_text(run_folder: Path, vocab) -> tuple[str, str, list[str]]:
     record = folder.read_record()
     specs = [source["spec"] for source in record.sources]
     if record.sources[0].get("streamed_to"):  # a large corpus: its ids are in the run folder
-        import numpy as np
-
-        for name, which in (("val_ids.bin", "held-out"), ("ids.bin", "training")):
-            ids_path = folder.file(name)
-            if ids_path.is_file() and ids_path.stat().st_size >= 2 * vocab.dtype.itemsize:
-                ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r")[: record.val_max_characters]
-                return vocab.decode(ids), which, specs
-        raise CorpusError(f"{folder.path}: the encoded corpus (ids.bin) is missing; give the text to score with "
-                          "--corpus")
+        for held_out, which in ((True, "held-out"), (False, "training")):
+            ids = folder.encoded_ids(vocab.dtype, held_out)
+            if ids is not None and ids.size >= 2:
+                return vocab.decode(ids[: record.val_max_characters]), which, specs
+        raise CorpusError(f"{folder.path}: the encoded corpus ({folder.encoded_ids_path().name}) is missing; give the "
+                          "text to score with --corpus")
     weights = [source["weight"] for source in record.sources] if len(record.sources) > 1 else None
     corpus = load_planned(recorded_plan(list(record.sources)), weights, record.val_fraction,
                           record.val_max_characters)

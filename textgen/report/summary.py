@@ -115,15 +115,15 @@ def read_run(run: Path | RunFolder) -> RunSummary:
     """Everything a report needs from ``run``; CheckpointError if it is not a run folder."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     summary = RunSummary(folder.path, folder.read_record(), folder.metrics(), folder.samples())
-    if folder.has("vocab.json"):
+    if folder.has_vocab():
         summary.chars = folder.read_vocab().chars
     summary.passage = folder.passage()
-    if folder.has("best.npz"):
+    if folder.has_checkpoint("best"):
         try:
             summary.best = folder.load("best").training
         except CheckpointError as error:
             summary.best_problem = str(error)
-    if folder.has("last.npz"):
+    if folder.has_checkpoint("last"):
         try:
             last = folder.load("last").training
         except CheckpointError:

@@ -19,6 +19,7 @@ import stat
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -43,15 +44,27 @@ log = logging.getLogger(__name__)
 
 STAGING_SUFFIX = ".textgen-new"  # .NAME.textgen-new: a run being prepared for NAME
 OLD_SUFFIX = ".textgen-old"  # .NAME.textgen-old: an old run on its way out (where folders cannot be swapped)
-CHECKPOINTS = ("best", "last")
+# Every file of a run folder, by its role. Only this package names them: everybody else asks RunFolder.
+RECORD = "config.json"  # the run's settings and history (`RunRecord`)
+VOCABULARY = "vocab.json"
+METRICS = "metrics.jsonl"  # a row every log_every updates
+SAMPLES = "samples.jsonl"  # a row per training-time sample
+CHECKPOINT_FILES = {"best": "best.npz", "last": "last.npz"}  # best: the best parameters; last: where training is
+CHECKPOINTS = tuple(CHECKPOINT_FILES)
+PLOT = "loss.png"  # the smooth loss so far, redrawn while the run trains
+PASSAGE = "best_passage.txt"  # the passage drawn from the best model once the run has finished
+ENCODED_IDS = "ids.bin"  # a large corpus's training ids, encoded straight into the folder (`encoded_ids`)
+ENCODED_VAL_IDS = "val_ids.bin"  # and its held-out ids
+REPORT_PAGE, REPORT_MARKDOWN, REPORT_FIGURE = "report.html", "report.md", "report_loss.png"
+SWEEP_VERDICT = "sweep_trial.json"  # what a sweep decided about a trial it stopped early
+OLD_LOCK = ".lock"  # the lock file of textgen before the lock moved onto the folder itself
 # The files only the lock holder writes (the report is written by whoever makes it, lock or not).
-WRITER_FILES = ("config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
-                "best_passage.txt", "ids.bin", "val_ids.bin")
-RUN_FILES = (*WRITER_FILES, "report.html", "report.md", "report_loss.png")  # every file a run folder may hold
-# What else textgen puts in a run folder: a sweep's note on a trial it stopped (textgen.sweep.results.STATUS_FILE)
-# and the lock file of textgen before the lock moved onto the folder itself. With RUN_FILES and the temporaries of
-# killed writes of any of them, these are all that --force removes; anything else in a folder keeps it from --force.
-OWN_FILES = (*RUN_FILES, "sweep_trial.json", ".lock")
+WRITER_FILES = (RECORD, VOCABULARY, METRICS, SAMPLES, CHECKPOINT_FILES["last"], CHECKPOINT_FILES["best"], PLOT,
+                PASSAGE, ENCODED_IDS, ENCODED_VAL_IDS)
+RUN_FILES = (*WRITER_FILES, REPORT_PAGE, REPORT_MARKDOWN, REPORT_FIGURE)  # every file a run folder may hold
+# With RUN_FILES and the temporaries of killed writes of any of them, these are all that --force removes; anything
+# else in a folder keeps it from --force.
+OWN_FILES = (*RUN_FILES, SWEEP_VERDICT, OLD_LOCK)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -112,7 +125,7 @@ def _textgen_config(folder: Path) -> bool:
     """True if ``folder``/config.json is a textgen run's (a JSON object with its sections), however damaged its
     values; the check before --force removes a folder whose other files only bear a run's names."""
     try:
-        data = orjson.loads(read_bytes(folder / "config.json"))
+        data = orjson.loads(read_bytes(folder / RECORD))
     except (OSError, orjson.JSONDecodeError, TextgenError):
         return False
     return isinstance(data, dict) and "format_version" in data and all(
@@ -158,9 +171,21 @@ class RunFolder:
         if getattr(self, "_reading", None) is not None:
             os.close(self._reading)
 
-    def file(self, name: str) -> Path:
+    def _file(self, name: str) -> Path:
         """The path of one of the folder's files (for messages, and for what must be opened by path)."""
         return self.path / name
+
+    def record_path(self) -> Path:
+        """config.json's path (for messages)."""
+        return self._file(RECORD)
+
+    def checkpoint_path(self, which: str) -> Path:
+        """The path of the ``best`` or ``last`` checkpoint."""
+        return self._file(CHECKPOINT_FILES[which])
+
+    def encoded_ids_path(self, held_out: bool = False) -> Path:
+        """Where a large corpus's ids are encoded to: its training ids, or with ``held_out`` its held-out ids."""
+        return self._file(ENCODED_VAL_IDS if held_out else ENCODED_IDS)
 
     @property
     def staged(self) -> bool:
@@ -299,25 +324,25 @@ class RunFolder:
 
     def read_record(self) -> RunRecord:
         """config.json, checked."""
-        where = str(self.file("config.json"))
-        return RunRecord.from_json(read_json(self.file("config.json"), "run configuration", self._at()), where)
+        where = str(self._file(RECORD))
+        return RunRecord.from_json(read_json(self._file(RECORD), "run configuration", self._at()), where)
 
     def read_vocab(self) -> CharVocab:
         """vocab.json."""
-        return CharVocab.from_json(read_json(self.file("vocab.json"), "vocabulary", self._at()),
-                                   f"{self.file('vocab.json')}")
+        return CharVocab.from_json(read_json(self._file(VOCABULARY), "vocabulary", self._at()),
+                                   f"{self._file(VOCABULARY)}")
 
     def load(self, which: str = "best") -> Checkpoint:
         """The ``best`` or ``last`` checkpoint."""
         if which not in CHECKPOINTS:
             raise CheckpointError(f"--checkpoint must be best or last, got {which!r}")
-        return load_checkpoint(self.file(f"{which}.npz"), self._at())
+        return load_checkpoint(self.checkpoint_path(which), self._at())
 
     def load_for_resume(self) -> tuple[RunRecord, Checkpoint]:
         """config.json and last.npz, each checked and checked against each other and vocab.json."""
         record = self.read_record()
         last = self.load("last")
-        record.check_against(last, self.read_vocab(), str(self.path), "last.npz")
+        record.check_against(last, self.read_vocab(), str(self.path), CHECKPOINT_FILES["last"])
         return record, last
 
     def metrics(self) -> list[dict]:
@@ -326,16 +351,16 @@ class RunFolder:
         A held-out loss of null is what textgen once wrote for one that overflowed (JSON has no inf):
         such a row is read as a row without an evaluation, so that the run stays readable and resumable.
         """
-        rows = read_jsonl(self.file("metrics.jsonl"), self._at())
+        rows = read_jsonl(self._file(METRICS), self._at())
         for row in rows:
             if row.get("val_loss", 0) is None:
                 row.pop("val_loss")
                 row.pop("val_bpc", None)
-        return _checked_rows(self.file("metrics.jsonl"), rows, METRICS_FIELDS)
+        return _checked_rows(self._file(METRICS), rows, METRICS_FIELDS)
 
     def samples(self) -> list[dict]:
         """samples.jsonl's rows, each checked."""
-        return _checked_rows(self.file("samples.jsonl"), read_jsonl(self.file("samples.jsonl"), self._at()),
+        return _checked_rows(self._file(SAMPLES), read_jsonl(self._file(SAMPLES), self._at()),
                              SAMPLES_FIELDS)
 
     def passage(self) -> str | None:
@@ -344,13 +369,13 @@ class RunFolder:
         if not self.is_finished():
             return None
         try:
-            return read_bytes(self.file("best_passage.txt"), self._at()).decode("utf-8")
+            return read_bytes(self._file(PASSAGE), self._at()).decode("utf-8")
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read ({error.strerror})") from None
+            raise CheckpointError(f"{self._file(PASSAGE)}: cannot read ({error.strerror})") from None
         except UnicodeDecodeError:
-            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read (not UTF-8 text)") from None
+            raise CheckpointError(f"{self._file(PASSAGE)}: cannot read (not UTF-8 text)") from None
 
     def _stat(self, name: str) -> os.stat_result | None:
         """The file's status, or None if it is missing or not a regular file (a folder in its place, a link)."""
@@ -360,9 +385,17 @@ class RunFolder:
             return None
         return status if stat.S_ISREG(status.st_mode) else None
 
-    def has(self, name: str) -> bool:
+    def _has(self, name: str) -> bool:
         """True if the folder holds ``name`` as a regular file."""
         return self._stat(name) is not None
+
+    def has_vocab(self) -> bool:
+        """True if the folder holds vocab.json."""
+        return self._has(VOCABULARY)
+
+    def has_checkpoint(self, which: str) -> bool:
+        """True if the folder holds the ``best`` or ``last`` checkpoint."""
+        return self._has(CHECKPOINT_FILES[which])
 
     def is_finished(self) -> bool:
         """True if the run has finished: best_passage.txt holds the passage drawn after its last update.
@@ -371,13 +404,13 @@ class RunFolder:
         finished_at_update, recorded once the passage is written and cleared when a resume extends the run.
         For a config.json from before that was recorded: a passage, and last.npz at the run's total.
         """
-        if not self.has("best_passage.txt"):
+        if not self._has(PASSAGE):
             return False
         try:
             record = self.read_record()
             if record.records_finish:
                 return record.finished_at_update == record.total_updates
-            return self.load("last").meta.get("update") == record.total_updates
+            return self.load("last").training.update == record.total_updates
         except CheckpointError:
             return False  # a damaged run is not finished; whoever resumes it is told what is wrong
 
@@ -393,9 +426,9 @@ class RunFolder:
         if not self.is_finished():
             return False
         stamp = self.report_stamp().encode() + b"\n"
-        for name in ("report.html", "report.md"):
+        for name in (REPORT_PAGE, REPORT_MARKDOWN):
             try:
-                if not read_bytes(self.file(name), self._at()).endswith(stamp):
+                if not read_bytes(self._file(name), self._at()).endswith(stamp):
                     return False
             except (OSError, TextgenError):
                 return False
@@ -412,26 +445,26 @@ class RunFolder:
 
     def write_record(self, record: RunRecord) -> None:
         """config.json, atomically."""
-        write_json(self.file("config.json"), record.to_json(), self._writable())
+        write_json(self._file(RECORD), record.to_json(), self._writable())
 
     def write_vocab(self, vocab: CharVocab) -> None:
         """vocab.json, atomically."""
-        write_json(self.file("vocab.json"), vocab.to_json(), self._writable())
+        write_json(self._file(VOCABULARY), vocab.to_json(), self._writable())
 
     def append_metrics(self, row: dict) -> None:
         """One metrics.jsonl row."""
-        append_jsonl(self.file("metrics.jsonl"), row, self._writable())
+        append_jsonl(self._file(METRICS), row, self._writable())
 
     def append_sample(self, row: dict) -> None:
         """One samples.jsonl row."""
-        append_jsonl(self.file("samples.jsonl"), row, self._writable())
+        append_jsonl(self._file(SAMPLES), row, self._writable())
 
     def save_checkpoints(self, last: Checkpoint, best: Checkpoint) -> None:
         """last.npz, then best.npz, each atomically (a crash between them leaves a best.npz one checkpoint old)."""
         at = self._writable()
         try:
-            save_checkpoint(self.file("last.npz"), last, at)
-            save_checkpoint(self.file("best.npz"), best, at)
+            save_checkpoint(self.checkpoint_path("last"), last, at)
+            save_checkpoint(self.checkpoint_path("best"), best, at)
         except CheckpointError as error:
             kept = "the new run was not started" if self.staged else "the previous one is kept"
             raise CheckpointError(f"{error}; {kept}") from None
@@ -445,41 +478,42 @@ class RunFolder:
         return metrics, samples
 
     def commit_resume(self, last: Checkpoint, best: Checkpoint, metrics: list[dict], samples: list[dict],
-                      record: RunRecord, drop: tuple[str, ...] = ()) -> None:
+                      record: RunRecord, drop_passage: bool = False) -> None:
         """A resumed run's first checkpoint, with its rows so far and config.json recording the resume.
 
         The rows go first (a kill before the checkpoint leaves rows past it, which the next continuation
-        drops again), then the checkpoint, then config.json and removing ``drop`` (files the run makes
-        anew). If the rows or the checkpoint cannot be written (a full disk), what was written is put
-        back, so a resume that fails before it is under way leaves the folder as it was.
+        drops again), then the checkpoint, then config.json and, with ``drop_passage``, removing the passage
+        (one drawn before the run was extended, which it draws anew). If the rows or the checkpoint cannot be
+        written (a full disk), what was written is put back, so a resume that fails before it is under way
+        leaves the folder as it was.
         """
         at = self._writable()
-        originals = {name: self._original(name) for name in ("metrics.jsonl", "samples.jsonl", "last.npz", "best.npz")}
+        originals = {name: self._original(name) for name in (METRICS, SAMPLES, *CHECKPOINT_FILES.values())}
         try:
             remove_temporaries(self.path, at, WRITER_FILES)
-            for name, rows in (("metrics.jsonl", metrics), ("samples.jsonl", samples)):
-                data = jsonl_bytes(rows, self.file(name))
+            for name, rows in ((METRICS, metrics), (SAMPLES, samples)):
+                data = jsonl_bytes(rows, self._file(name))
                 if originals[name] is None or data != originals[name][0]:
-                    write_bytes(self.file(name), data, at)
+                    write_bytes(self._file(name), data, at)
             self.save_checkpoints(last, best)
         except TextgenError:
             self._put_back(originals)
             raise
         self.write_record(record)
-        for name in drop:
+        if drop_passage:
             try:
-                os.unlink(name, dir_fd=at)
+                os.unlink(PASSAGE, dir_fd=at)
             except FileNotFoundError:
                 pass
 
     def _original(self, name: str) -> tuple[bytes, os.stat_result] | None:
         """A file's bytes and times, to put it back as it was."""
         try:
-            return read_bytes(self.file(name), self._at()), os.stat(name, dir_fd=self._at())
+            return read_bytes(self._file(name), self._at()), os.stat(name, dir_fd=self._at())
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise CheckpointError(f"{self.file(name)}: cannot read ({error.strerror})") from None
+            raise CheckpointError(f"{self._file(name)}: cannot read ({error.strerror})") from None
 
     def _put_back(self, originals: dict[str, tuple[bytes, os.stat_result] | None]) -> None:
         """Restore files to what `_original` read (best effort: the error that called for it is the one to report)."""
@@ -493,20 +527,24 @@ class RunFolder:
                     continue
                 data, stat = original
                 if current is None or current[0] != data:
-                    write_bytes(self.file(name), data, at)
+                    write_bytes(self._file(name), data, at)
                 os.utime(name, ns=(stat.st_atime_ns, stat.st_mtime_ns), dir_fd=at)
             except (OSError, TextgenError):
                 pass
 
-    def write_text(self, name: str, text: str) -> None:
-        """A UTF-8 text file of the run (best_passage.txt), atomically."""
+    def write_passage(self, text: str) -> None:
+        """best_passage.txt (UTF-8), atomically."""
         at = self._writable()
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError as error:
-            raise OutputError(f"{self.file(name)}: the text holds a character that is not valid Unicode "
+            raise OutputError(f"{self._file(PASSAGE)}: the text holds a character that is not valid Unicode "
                               f"({error.reason})") from None
-        write_bytes(self.file(name), data, at)
+        write_bytes(self._file(PASSAGE), data, at)
+
+    def write_plot(self, png: bytes) -> None:
+        """loss.png, the figure of the run so far, atomically."""
+        write_bytes(self._file(PLOT), png, self._at())
 
     def replaced(self) -> bool:
         """True if the path no longer names the folder this reader has been reading (``--force`` swapped it)."""
@@ -517,9 +555,34 @@ class RunFolder:
         except OSError:
             return True
 
-    def write_file(self, name: str, data: bytes) -> None:
-        """A file of the report (written by whoever makes the report, into the folder it read; no lock needed)."""
-        write_bytes(self.file(name), data, self._at())
+    # ------------------------------------------------------------ written by anyone (no lock needed)
+
+    report_figure_name = REPORT_FIGURE  # how report.md refers to its figure, which lies beside it
+
+    def write_report(self, page: str, markdown: str, figure_png: bytes | None) -> tuple[Path, Path]:
+        """report_loss.png (when there is a figure), report.html and report.md, each atomically, into the folder the
+        report was read from (by whoever makes the report); returns the paths of the page and the Markdown."""
+        if figure_png is not None:
+            write_bytes(self._file(REPORT_FIGURE), figure_png, self._at())
+        write_bytes(self._file(REPORT_PAGE), page.encode("utf-8"), self._at())
+        write_bytes(self._file(REPORT_MARKDOWN), markdown.encode("utf-8"), self._at())
+        return self._file(REPORT_PAGE), self._file(REPORT_MARKDOWN)
+
+    def write_sweep_verdict(self, verdict: dict) -> None:
+        """sweep_trial.json: what a sweep decided about this run, one of its trials (that it stopped it early)."""
+        write_json(self._file(SWEEP_VERDICT), verdict, self._at())
+
+    # ------------------------------------------------------------ a large corpus's ids, encoded into the folder
+
+    def encoded_ids(self, dtype: np.dtype, held_out: bool = False) -> np.ndarray | None:
+        """ids.bin (or with ``held_out`` val_ids.bin), memory-mapped read-only; None if it is missing or empty
+        (CheckpointError if it does not hold a whole number of ids: it is damaged)."""
+        path = self.encoded_ids_path(held_out)
+        if not path.is_file() or not path.stat().st_size:
+            return None
+        if path.stat().st_size % np.dtype(dtype).itemsize:
+            raise CheckpointError(f"{path}: not a whole number of ids; this run's encoded corpus is damaged")
+        return np.memmap(path, dtype=dtype, mode="r")
 
 
 def _loss(value: object) -> bool:
@@ -728,9 +791,10 @@ def check_init_from(path: Path) -> None:
     if not path.is_dir():
         raise ConfigError(f"--init-from {path}: {'not a folder' if path.exists() else 'no such folder'}; give the "
                           "folder of a run that textgen train wrote")
-    if (path / "config.json").exists() or (path / "last.npz").exists():
+    last = CHECKPOINT_FILES["last"]
+    if (path / RECORD).exists() or (path / last).exists():
         return
-    trials = sorted(path.glob("trials/*/last.npz"))
+    trials = sorted(path.glob(f"trials/*/{last}"))
     if trials:
         raise ConfigError(f"--init-from {path}: a sweep folder, not a run folder; give one of its trials, such as "
                           f"{trials[0].parent}")
