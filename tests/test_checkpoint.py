@@ -4,7 +4,14 @@ import zipfile
 import numpy as np
 import pytest
 
-from textgen.checkpoint import Checkpoint, load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
+from textgen.checkpoint import (
+    Checkpoint,
+    CheckpointMeta,
+    load_checkpoint,
+    rng_from_json,
+    rng_state_to_json,
+    save_checkpoint,
+)
 from textgen.config import RNNConfig
 from textgen.errors import CheckpointError
 from textgen.models import init_params
@@ -144,3 +151,54 @@ def test_a_checkpoint_with_anything_non_finite_is_never_written(tmp_path, dtype,
         save_checkpoint(tmp_path / "c.npz", checkpoint)
     assert (tmp_path / "c.npz").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def trained_run(tmp_path):
+    from textgen.cli import main
+
+    book = tmp_path / "book.txt"
+    book.write_text("a small book with a few words in it, repeated.\n" * 40)
+    assert main(["train", "--corpus", str(book), "--updates", "60", "--hidden", "8", "--no-progress", "--seed", "3",
+                 "--val-fraction", "0.2", "--eval-every", "20", "--out", str(tmp_path / "run"),
+                 "--passage-length", "10"]) == 0
+    return tmp_path / "run"
+
+
+def test_the_metadata_is_one_record_written_and_read_back_field_for_field(tmp_path):
+    run = trained_run(tmp_path)
+    last, best = load_checkpoint(run / "last.npz"), load_checkpoint(run / "best.npz")
+    for checkpoint in (last, best):
+        assert CheckpointMeta.from_json(checkpoint.training.to_json(), "x", checkpoint.vocab.size) == checkpoint.training
+    assert last.training.rng is not None and best.training.rng is None  # only last.npz can be resumed
+    assert best.training.update == last.training.best_update and best.training.best_loss == last.training.best_loss
+    assert best.training.best_by == last.training.best_by == "val_loss"
+    assert best.training.next_id == last.training.best_next_id
+    assert last.training.update == 60 and last.training.optimizer_steps == 60
+
+
+def test_best_npz_names_its_loss_best_loss_and_keeps_the_old_key_for_an_older_textgen(tmp_path):
+    run = trained_run(tmp_path)
+    best = load_checkpoint(run / "best.npz")
+    assert best.meta["best_loss"] == best.meta["smooth_loss"] == best.training.best_loss is not None
+    del best.meta["best_loss"]  # a best.npz as textgen 0.1.0 wrote it: the loss that chose it was "smooth_loss"
+    save_checkpoint(run / "best.npz", best)
+    assert load_checkpoint(run / "best.npz").training.best_loss == best.meta["smooth_loss"]
+    last = load_checkpoint(run / "last.npz")  # a last.npz's smooth loss is its own, never its best loss
+    assert last.training.smooth_loss != last.training.best_loss
+
+
+@pytest.mark.parametrize("field, value", [("update", -1), ("best_by", "loss"), ("next_id", 10**6),
+                                          ("sampled_at", 10**9), ("optimizer_steps", "many"), ("train", [1])])
+def test_a_bad_metadata_field_is_named_when_read(tmp_path, field, value):
+    checkpoint = make_checkpoint()
+    checkpoint.meta.update({"update": 7, field: value})
+    save_checkpoint(tmp_path / "c.npz", checkpoint)
+    loaded = load_checkpoint(tmp_path / "c.npz")
+    with pytest.raises(CheckpointError, match=f"c.npz: its '{field}' is missing or out of range"):
+        _ = loaded.training
+
+
+def test_an_older_checkpoint_reads_with_the_defaults_of_what_it_did_not_record():
+    meta = CheckpointMeta.from_json({"update": 12}, "x", 5)
+    assert (meta.best_loss, meta.best_by, meta.next_id, meta.sampled_at, meta.optimizer_steps) == (
+        None, "smooth_loss", None, -1, 12)

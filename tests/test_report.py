@@ -130,8 +130,8 @@ def test_the_best_model_and_its_criterion_are_named(runs, reports):
     for name, folder in runs.items():
         meta = load_checkpoint(folder / "best.npz").meta
         assert meta["best_by"] == "val_loss"
-        sentence = (f"chosen by the lowest validation loss: {meta['smooth_loss'] / math.log(2):.4f} bits per "
-                    f"character ({meta['smooth_loss']:.4f} nats/char), at update {meta['update']:,}.")
+        sentence = (f"chosen by the lowest validation loss: {meta['best_loss'] / math.log(2):.4f} bits per "
+                    f"character ({meta['best_loss']:.4f} nats/char), at update {meta['update']:,}.")
         assert sentence in page_of(reports, name) and sentence in markdown_of(reports, name)
 
 

@@ -471,3 +471,27 @@ def test_force_replaces_a_run_with_what_textgen_itself_left_in_it(finished, caps
     assert orjson.loads((finished / "config.json").read_bytes())["train"]["seed"] == 5
     assert not {".last.npz.1a2b3c4d.tmp", "sweep_trial.json", ".lock"} & set(listing(finished))
     assert listing(finished.parent) == ["run"]
+
+
+def test_only_the_run_folder_names_the_files_in_a_run_folder():
+    """Every other module asks RunFolder for a file by its role (`encoded_ids_path`, `write_plot`, ...); names in
+    messages and docstrings are prose, not code that opens or writes a file."""
+    import ast
+    from pathlib import Path
+
+    from textgen.runfolder import OWN_FILES
+
+    package = Path(__file__).resolve().parent.parent / "textgen"
+    naming = {}
+    for path in package.rglob("*.py"):
+        if path.parent.name == "runfolder":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr)}
+        names = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and id(node) not in docstrings
+                 and node.value in OWN_FILES}
+        if names:
+            naming[str(path.relative_to(package))] = sorted(names)
+    assert naming == {}

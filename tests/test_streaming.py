@@ -25,7 +25,7 @@ def test_streamed_ids_equal_the_in_memory_ones(tmp_path):
         for fraction in (0.0, 0.1):
             folder = tmp_path / f"out-{Path(spec).stem}-{fraction}"
             folder.mkdir()
-            streamed = stream_encode(spec, folder, val_fraction=fraction)
+            streamed = stream_encode(spec, folder / "ids.bin", folder / "val_ids.bin", val_fraction=fraction)
             in_memory = encode_corpus(load_corpus([spec], val_fraction=fraction))
             assert isinstance(streamed.ids, np.memmap)
             assert streamed.vocab == in_memory.vocab
@@ -42,7 +42,8 @@ def test_a_streamed_crlf_file_equals_the_in_memory_one_and_is_noted_once(tmp_pat
     book.write_bytes(b"\xef\xbb\xbf" + "".join(f"Line {i} of a Windows book.\r\n" for i in range(3000)).encode())
     (tmp_path / "out").mkdir()
     with caplog.at_level(logging.INFO, logger="textgen"):
-        streamed = stream_encode(str(book), tmp_path / "out", val_fraction=0.1)
+        streamed = stream_encode(str(book), tmp_path / "out" / "ids.bin", tmp_path / "out" / "val_ids.bin",
+                                 val_fraction=0.1)
     notes = [record.getMessage() for record in caplog.records if "CRLF" in record.getMessage()]
     assert len(notes) == 1  # two passes over the file, one note
     assert notes[0].startswith(f"{book}: translated 3,000 CRLF line ends to \\n and removed the byte-order mark")
@@ -91,7 +92,8 @@ def test_streamed_cut_matches_across_many_small_pieces(tmp_path):
         for fraction in (0.05, 0.3, 0.5):
             folder = tmp_path / f"{name}-{fraction}"
             folder.mkdir()
-            streamed = stream_encode(str(path), folder, val_fraction=fraction, registry=registry)
+            streamed = stream_encode(str(path), folder / "ids.bin", folder / "val_ids.bin", val_fraction=fraction,
+                                     registry=registry)
             expected = encode_corpus(load_corpus([str(path)], val_fraction=fraction, registry=registry))
             np.testing.assert_array_equal(streamed.ids, expected.ids, err_msg=f"{name} {fraction}")
             if expected.val_ids is None:
@@ -127,7 +129,8 @@ def test_a_loaders_own_held_out_text_is_streamed_as_it_is_read_in_memory(tmp_pat
     (tmp_path / "book.heldout.val").write_text(held)
     folder = tmp_path / "out"
     folder.mkdir()
-    streamed = stream_encode(str(path), folder, val_fraction=0.3, registry=registry)
+    streamed = stream_encode(str(path), folder / "ids.bin", folder / "val_ids.bin", val_fraction=0.3,
+                             registry=registry)
     in_memory = encode_corpus(load_corpus([str(path)], val_fraction=0.3, registry=registry))
     assert in_memory.vocab.decode(in_memory.val_ids) == held
     assert in_memory.vocab.decode(in_memory.ids) == path.read_text()  # nothing cut from the training text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from textgen._version import __version__
 
 __all__ = [
     "CheckpointError",

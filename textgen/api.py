@@ -210,7 +210,7 @@ def load(run_folder: str | Path | Run, checkpoint: str = "best") -> Model:
         if checkpoint not in ("best", "last"):
             raise ConfigError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
         folder = run_folder.folder if isinstance(run_folder, Run) else _path("run_folder", run_folder)
-        return Model(RunFolder(folder).load(checkpoint), folder / f"{checkpoint}.npz")
+        return Model(RunFolder(folder).load(checkpoint))
 
 
 class Model:
@@ -218,10 +218,10 @@ class Model:
 
     def __init__(self, checkpoint, path: Path | None = None):
         self._checkpoint = checkpoint
-        self.path = path  # the .npz it was read from
+        self.path = path or checkpoint.path  # the .npz it was read from
         self.config: RNNConfig = checkpoint.model  # cell, layers, hidden units, sigma, dtype
         self.chars: tuple[str, ...] = checkpoint.vocab.chars  # the vocabulary, in id order
-        self.update: int | None = checkpoint.meta.get("update")  # the update these parameters come from
+        self.update: int | None = checkpoint.training.update  # the update these parameters come from
         self.last_seed: int | None = None  # the seed of the last `generate` (a fresh one when none was given)
 
     def __repr__(self) -> str:
@@ -330,15 +330,13 @@ def run_text(run_folder: Path, vocab) -> tuple[str, str, list[str]]:
     record = folder.read_record()
     specs = [source["spec"] for source in record.sources]
     if record.sources[0].get("streamed_to"):  # a large corpus: its ids are in the run folder
-        import numpy as np
-
-        name, which = ("val_ids.bin", "held-out") if record.val_characters >= 2 else ("ids.bin", "training")
-        ids_path = folder.file(name)
-        if ids_path.is_file() and ids_path.stat().st_size >= 2 * vocab.dtype.itemsize:
-            ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r")[: record.val_max_characters]
-            return vocab.decode(ids), which, specs
-        raise CorpusError(f"{ids_path}: the run's encoded {which} text is missing or damaged; give the text to score "
-                          "with --corpus")
+        held_out = record.val_characters >= 2
+        which = "held-out" if held_out else "training"
+        ids = folder.encoded_ids(vocab.dtype, held_out)
+        if ids is not None and ids.size >= 2:
+            return vocab.decode(ids[: record.val_max_characters]), which, specs
+        raise CorpusError(f"{folder.encoded_ids_path(held_out)}: the run's encoded {which} text is missing or damaged; "
+                          "give the text to score with --corpus")
     planned = recorded_plan(list(record.sources))
     check_recorded_files(planned, "evaluate", ", or give the text to score with --corpus")
     weights = [source["weight"] for source in record.sources] if len(record.sources) > 1 else None
@@ -361,19 +359,20 @@ class Run:
         with _python_names():
             self.folder = folder.folder if isinstance(folder, Run) else _path("folder", folder)
             self._folder = RunFolder(self.folder)
-            self.config: dict = self._folder.read_record().to_json()  # config.json: every setting, resolved
+            self._record = self._folder.read_record()  # config.json, checked
+            self.config: dict = self._record.to_json()  # config.json: every setting, resolved
 
     def __repr__(self) -> str:
         try:  # a repr never raises: a folder whose last.npz is damaged or gone is still shown
             done = f"{self.final_update:,}"
         except TextgenError:
             done = "?"
-        return f"<textgen.Run {self.folder}: {done} of {self.config['corpus']['total_updates']:,} updates>"
+        return f"<textgen.Run {self.folder}: {done} of {self._record.total_updates:,} updates>"
 
     @property
     def seed(self) -> int:
         """The run's random seed (give it to `train` to repeat the run)."""
-        return self.config["train"]["seed"]
+        return self._record.train.seed
 
     @property
     def metrics(self) -> list[dict]:
@@ -410,19 +409,20 @@ class Run:
         ``corpus``, on the run's held-out text."""
         return self.best.evaluate(corpus, **settings)
 
-    def _last_meta(self) -> dict:
+    def _last_meta(self):
+        """last.npz's `textgen.checkpoint.CheckpointMeta`."""
         with _python_names():
-            return self._folder.load("last").meta
+            return self._folder.load("last").training
 
     @property
     def final_update(self) -> int:
         """Updates made so far."""
-        return self._last_meta()["update"]
+        return self._last_meta().update
 
     @property
     def final_smooth_loss_per_window(self) -> float | None:
         """The smooth training loss where training stopped, in nats per seq_length-character window."""
-        return self._last_meta()["smooth_loss"]
+        return self._last_meta().smooth_loss
 
     @property
     def best_val_nats_per_char(self) -> float | None:

@@ -3,12 +3,15 @@
 The metadata (format version, vocabulary, configs, counters) travels in the same file as a
 UTF-8 JSON byte array, so one atomic rename replaces both and they can never disagree.
 Loading never unpickles and checks every name, shape and dtype against the metadata.
+What the metadata says of the training is one typed record, `CheckpointMeta`: written by its
+`to_json` and read by its `from_json`, each in one place, and nowhere else.
 """
 
 from __future__ import annotations
 
 import io
 import lzma
+import math
 import tokenize
 import zipfile
 import zlib
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from textgen.config import RNNConfig
+from textgen.config import MAX_COUNT, RNNConfig
 from textgen.errors import CheckpointError, ConfigError
 from textgen.fs import atomic_write, non_finite_place, read_bytes
 from textgen.models import Params, network_of
@@ -31,6 +34,91 @@ STATE_ARRAYS = ("h", "best_flat", "best_h")  # present (with the optimizer's arr
 START_ARRAY = "start_h"  # (1, S): the recurrent state generation starts from (every checkpoint written since 0.1)
 
 
+BEST_BY = ("smooth_loss", "val_loss")  # what chooses the best parameters: see CheckpointMeta.best_loss
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint records of the training its parameters come from (its metadata, beside the model and
+    the vocabulary). last.npz holds every field; best.npz, which cannot be resumed, only those up to ``corpus``.
+
+    Written once (`to_json`) and read once (`from_json`), each field checked, with the defaults an older
+    textgen's checkpoint is read with.
+    """
+
+    update: int | None = None  # the update these parameters come from (None: not recorded)
+    best_loss: float | None = None  # the loss that chose the best parameters: a smooth loss per window, or a
+    #                                 validation loss in nats per character (see best_by); None before any
+    best_by: str = "smooth_loss"  # "smooth_loss", or "val_loss" when the run holds text out
+    next_id: int | None = None  # the character stream 0 reads next: with START_ARRAY, where sampling starts
+    train: dict | None = None  # the TrainConfig's JSON, as it was saved (`textgen.trainer.state_of` reads it)
+    corpus: list | None = None  # per source: spec, kind, characters, sha256
+    # last.npz only: the rest of the training state (see `textgen.trainer.state_of`)
+    smooth_loss: float | None = None  # the smooth loss per window (None before the first update)
+    best_update: int = 0  # the update at which the best parameters were in use
+    best_next_id: int = 0  # next_id then
+    sampled_at: int = -1  # the update of the latest training-time sample
+    optimizer_steps: int = 0  # updates the optimizer has made (Adam's bias correction counts them)
+    rng: dict | None = None  # the generator's state (`rng_state_to_json`); None in a checkpoint that cannot resume
+
+    def to_json(self) -> dict:
+        """The metadata as stored."""
+        data = {
+            "train": self.train,
+            "update": self.update,
+            "best_loss": self.best_loss,
+            "corpus": self.corpus,
+            "best_by": self.best_by,
+            "next_id": self.next_id,
+        }
+        if self.rng is None:  # best.npz, which kept best_loss as "smooth_loss" up to 0.1.0: kept for it to read
+            data["smooth_loss"] = self.best_loss
+        else:
+            data.update(smooth_loss=self.smooth_loss, best_update=self.best_update, best_next_id=self.best_next_id,
+                        sampled_at=self.sampled_at, optimizer_steps=self.optimizer_steps, rng=self.rng)
+        return data
+
+    @classmethod
+    def from_json(cls, meta: dict, where: str, vocab_size: int) -> CheckpointMeta:
+        """The record ``meta`` holds, every field it has checked (CheckpointError naming ``where`` and the field),
+        and those it lacks at their defaults: an older textgen recorded fewer."""
+
+        def field_of(name, valid, default=None):
+            value = meta.get(name)
+            if value is None:
+                return default
+            if not valid(value):
+                raise CheckpointError(f"{where}: its {name!r} is missing or out of range ({str(value)[:60]!r})")
+            return value
+
+        def count(low, high=MAX_COUNT):
+            return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+        def loss(v):
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        update = field_of("update", count(0))
+        upto = MAX_COUNT if update is None else update
+        smooth_loss = field_of("smooth_loss", loss)
+        best_loss = field_of("best_loss", loss)
+        if "best_loss" not in meta and "rng" not in meta:
+            best_loss = smooth_loss  # a best.npz of textgen 0.1.0 or before: the loss that chose it
+        return cls(
+            update=update,
+            best_loss=best_loss,
+            best_by=field_of("best_by", lambda v: v in BEST_BY, "smooth_loss"),
+            next_id=field_of("next_id", count(0, vocab_size - 1)),
+            train=field_of("train", lambda v: isinstance(v, dict)),
+            corpus=field_of("corpus", lambda v: isinstance(v, list)),
+            smooth_loss=smooth_loss,
+            best_update=field_of("best_update", count(0, upto), 0),
+            best_next_id=field_of("best_next_id", count(0, vocab_size - 1), 0),
+            sampled_at=field_of("sampled_at", count(-1, upto), -1),
+            optimizer_steps=field_of("optimizer_steps", count(0), update or 0),  # before it was recorded: one a step
+            rng=field_of("rng", lambda v: isinstance(v, dict)),
+        )
+
+
 @dataclass
 class Checkpoint:
     """A model (and, for `last.npz`, what resuming needs)."""
@@ -38,14 +126,20 @@ class Checkpoint:
     params: Params  # θ
     vocab: CharVocab  # the characters the ids refer to
     model: RNNConfig  # cell, layers, hidden size, sigma, dtype
-    meta: dict = field(default_factory=dict)  # train config, counters, corpus summary, rng state
+    meta: dict = field(default_factory=dict)  # the stored metadata: `CheckpointMeta.to_json`, as `training` reads it
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra state arrays by name
+    path: Path | None = None  # the file it was read from (None for one made in memory)
+
+    @property
+    def training(self) -> CheckpointMeta:
+        """The metadata as a checked record (CheckpointError naming the file and the field that is wrong)."""
+        return CheckpointMeta.from_json(self.meta, str(self.path or "checkpoint"), self.vocab.size)
 
     def start_state(self) -> tuple[np.ndarray, int] | None:
         """(state (S,), next id): the training state these parameters were used in, where sampling starts."""
         start = self.arrays.get(START_ARRAY)
-        next_id = self.meta.get("next_id")
-        if start is None or not isinstance(next_id, int) or not 0 <= next_id < self.vocab.size:
+        next_id = self.training.next_id
+        if start is None or next_id is None:
             return None
         return start[0], next_id
 
@@ -165,7 +259,7 @@ def load_checkpoint(path: str | Path, at: int | None = None) -> Checkpoint:
         else:
             expected = (params.flat.size,)
         extra[name] = _check_array(path, arrays, name, expected, dtype)
-    return Checkpoint(params, vocab, model, meta, extra)
+    return Checkpoint(params, vocab, model, meta, extra, path)
 
 
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")  # numpy's; a checkpoint names one

@@ -17,7 +17,7 @@ import traceback
 from array import array
 from pathlib import Path
 
-from textgen import __version__
+from textgen._version import __version__
 from textgen.config import TrainConfig, check_count
 from textgen.errors import ConfigError, OutputError, TextgenError, TrainingError, one_line, path_failure
 from textgen.settings import HELD_OUT_FLAGS, LOADER_FLAGS, loader_options_of, setting_of_flag
@@ -649,7 +649,7 @@ def command_train(args: argparse.Namespace) -> int:
     say(view.shown(result.passage))
     say(f"textgen: done: {state.update:,} updates, final smooth loss {state.smooth_loss:.3f} nats per window; best "
         f"model by {best} at update {state.best_update:,}; run folder {result.folder}", file=sys.stderr)
-    report = f"report: {result.folder / 'report.html'}; " if result.report else ""
+    report = f"report: {result.report}; " if result.report is not None else ""
     say(f"textgen: {report}generate more with: textgen generate {result.folder}", file=sys.stderr)
     return 0
 

@@ -512,6 +512,7 @@ def load_planned(
 
 STREAM_THRESHOLD_BYTES = 64 << 20  # a single source file larger than this is encoded to disk, not held in memory
 _FLUSH_CHARACTERS = 1 << 22  # encode and write this many characters at a time while streaming
+TRAINING, HELD_OUT = "training", "held-out"  # the two parts `stream_encode` writes, each to a file of its own
 
 
 @dataclass
@@ -647,7 +648,8 @@ def _without_notes(pieces: Iterator[str]) -> Iterator[str]:
 
 def stream_encode(
     spec: str,
-    folder: Path,
+    ids_path: Path,
+    val_ids_path: Path,
     kind: str | None = None,
     options: dict | list[LoaderOption] | None = None,
     val_fraction: float = 0.0,
@@ -655,7 +657,8 @@ def stream_encode(
     registry: Registry | None = None,
     val_max: int = VAL_MAX_CHARACTERS,
 ) -> EncodedCorpus:
-    """Encode one large source into ``folder``/ids.bin and val_ids.bin without holding its text in memory.
+    """Encode one large source into ``ids_path`` (its training ids) and ``val_ids_path`` (its held-out ids) without
+    holding its text in memory; the training ids come back memory-mapped from their file.
 
     Two passes over the source: the first counts documents and characters, collects the vocabulary
     and the SHA-256; the second encodes into the files (and must see the same text). Held-out text
@@ -695,13 +698,14 @@ def stream_encode(
         held_documents = documents_to_hold(list(reversed(recent)), documents, val_fraction, val_max)
         train_characters = None
     second = hashlib.sha256()
-    written = {"ids.bin": 0, "val_ids.bin": 0}
-    buffers = {"ids.bin": [], "val_ids.bin": []}
-    sizes = {"ids.bin": 0, "val_ids.bin": 0}
+    paths = {TRAINING: Path(ids_path), HELD_OUT: Path(val_ids_path)}
+    written = {TRAINING: 0, HELD_OUT: 0}
+    buffers = {TRAINING: [], HELD_OUT: []}
+    sizes = {TRAINING: 0, HELD_OUT: 0}
     try:
-        streams = {name: (folder / name).open("wb") for name in written}
+        streams = {part: path.open("wb") for part, path in paths.items()}
     except OSError as error:
-        raise TextgenError(f"{folder}: cannot write the encoded corpus ({error.strerror})") from None
+        raise TextgenError(f"{paths[TRAINING].parent}: cannot write the encoded corpus ({error.strerror})") from None
 
     def flush(name: str) -> None:
         if buffers[name]:
@@ -726,20 +730,20 @@ def stream_encode(
         for index, piece in enumerate(_without_notes(_pieces(source, options))):
             second.update(piece.encode("utf-8"))
             if not continuous:
-                add("val_ids.bin" if index >= documents - held_documents else "ids.bin", piece)
+                add(HELD_OUT if index >= documents - held_documents else TRAINING, piece)
                 continue
             rest = piece
             if phase == "train":
                 cut = max(0, min(len(piece), train_characters - position))
                 if cut:
-                    add("ids.bin", piece[:cut])
+                    add(TRAINING, piece[:cut])
                 rest = piece[cut:]
                 if cut < len(piece) or position + len(piece) >= train_characters:
                     phase = "seek"
             position += len(piece)
             if rest and phase == "found":  # text follows the line break: the cut moves to the line start
                 for text in pending:
-                    add("ids.bin", text)
+                    add(TRAINING, text)
                 pending, phase = [], "held"
             if phase == "seek" and rest:
                 newline = rest.find("\n")
@@ -751,29 +755,29 @@ def stream_encode(
                     rest, phase = rest[newline + 1 :], "found"
                     if rest:
                         for text in pending:
-                            add("ids.bin", text)
+                            add(TRAINING, text)
                         pending, phase = [], "held"
             if phase == "held" and rest:
-                add("val_ids.bin", rest)
+                add(HELD_OUT, rest)
         for text in pending:  # no line start after the cut: it stays where it was
-            add("val_ids.bin", text)
+            add(HELD_OUT, text)
         if own_validation is not None:
-            add("val_ids.bin", own_validation)
+            add(HELD_OUT, own_validation)
         for name in streams:
             flush(name)
     except OSError as error:
-        raise TextgenError(f"{folder}: cannot write the encoded corpus ({error.strerror})") from None
+        raise TextgenError(f"{paths[TRAINING].parent}: cannot write the encoded corpus ({error.strerror})") from None
     finally:
         for stream in streams.values():
             stream.close()
     if second.hexdigest() != digest.hexdigest():
         raise CorpusError(f"{source.spec}: the corpus changed while it was being read; try again")
-    ids = np.memmap(folder / "ids.bin", dtype=vocab.dtype, mode="r", shape=(written["ids.bin"],))
+    ids = np.memmap(paths[TRAINING], dtype=vocab.dtype, mode="r", shape=(written[TRAINING],))
     val_ids = None
-    if written["val_ids.bin"] >= 2:
-        val_ids = np.array(np.memmap(folder / "val_ids.bin", dtype=vocab.dtype, mode="r"))
+    if written[HELD_OUT] >= 2:
+        val_ids = np.array(np.memmap(paths[HELD_OUT], dtype=vocab.dtype, mode="r"))
     summary = source_summary(source, options, documents, characters, digest, continuous)
-    summary.update(val_characters=written["val_ids.bin"], streamed_to="ids.bin")
+    summary.update(val_characters=written[HELD_OUT], streamed_to=paths[TRAINING].name)
     if own_validation is not None:
         summary["val_sha256"] = hashlib.sha256(own_validation.encode("utf-8")).hexdigest()
     return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction)

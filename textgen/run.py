@@ -87,7 +87,7 @@ class RunResult:
     state: TrainState  # final training state (params, best params, losses)
     vocab: CharVocab  # the shared vocabulary
     passage: str  # text from the best model, also in best_passage.txt
-    report: bool = True  # whether report.html and report.md were written (a failure is only a warning)
+    report: Path | None = None  # report.html, once the report is written (None: it failed, which is only a warning)
 
 
 @dataclass
@@ -98,7 +98,7 @@ class Resumption:
     metrics: list[dict]  # the rows kept from before, then the resumed run's own
     samples: list[dict]
     record: RunRecord  # config.json with this resume recorded
-    drop: tuple[str, ...] = ()  # files the run will make anew (a passage drawn before it was extended)
+    drop_passage: bool = False  # the run draws its passage anew (one drawn before it was extended is not its own)
 
 
 CALLBACK_METHODS = ("on_start", "on_log", "on_sample", "on_checkpoint", "on_status")  # what a listener may have
@@ -183,7 +183,7 @@ class RunRecorder(TrainCallbacks):
         if self.resumption is not None:
             resumption = self.resumption
             self.folder.commit_resume(last, best, resumption.metrics, resumption.samples, resumption.record,
-                                      resumption.drop)
+                                      resumption.drop_passage)
             self.resumption = None
         else:
             self.folder.save_checkpoints(last, best)
@@ -194,15 +194,16 @@ class RunRecorder(TrainCallbacks):
             self.plot()
         if not self.folder.staged:  # update 0 of a new run is saved before the folder has its name
             self.tell("on_checkpoint", {"update": state.update, "final": final, "folder": self.folder.path,
-                                        "last": self.folder.file("last.npz"), "best": self.folder.file("best.npz")})
+                                        "last": self.folder.checkpoint_path("last"),
+                                        "best": self.folder.checkpoint_path("best")})
 
     def plot(self) -> None:
         """Redraw loss.png from the metrics logged so far; a failure is a warning (said once): the run goes on."""
         curve = LossCurve("smooth loss", self.updates, self.smooth_losses, self.per_epoch)
         try:
             shape = network_of(self.model_config, self.vocab.size).describe()
-            self.folder.write_file("loss.png", loss_plot([curve], title=f"Smooth training loss: "
-                                                                         f"{self.folder.path.name} ({shape})"))
+            self.folder.write_plot(loss_plot([curve], title=f"Smooth training loss: {self.folder.path.name} "
+                                                            f"({shape})"))
         except TextgenError as error:
             if not self.plot_failed:
                 log.warning("loss.png could not be drawn: %s", error)
@@ -356,10 +357,7 @@ def start_run(
             memory, steps = None, 0
             if set(names) <= set(initial.arrays):
                 memory = {name: initial.arrays[name].copy() for name in names}
-                steps = initial.meta.get("optimizer_steps", initial.meta.get("update", 0))
-                if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-                    raise CheckpointError(f"{run.init_from}: last.npz's optimizer_steps is {str(steps)[:40]!r}, "
-                                          "expected a count")
+                steps = initial.training.optimizer_steps
             state = TrainState.starting_from(initial.params.copy(), memory, config.batch_size, int(ids[0]), best_by,
                                              config.optimizer, steps)
         check_initial(state, ids, config, model_config, run.init_from)
@@ -418,8 +416,8 @@ def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: Ru
     """The corpus as ids: a single large file is encoded into the (staging) folder and memory-mapped."""
     known = initial.vocab if initial is not None else None
     if weights is None and streamable_source(corpus, kind, registry, run.stream_over):
-        return stream_encode(corpus[0], folder.path, kind, options, run.val_fraction, known, registry,
-                             run.val_max_characters)
+        return stream_encode(corpus[0], folder.encoded_ids_path(), folder.encoded_ids_path(held_out=True), kind,
+                             options, run.val_fraction, known, registry, run.val_max_characters)
     loaded = load_corpus(corpus, kind, options, registry, weights=weights, val_fraction=run.val_fraction,
                          val_max=run.val_max_characters)
     return encode_corpus(loaded, known)
@@ -460,7 +458,7 @@ def _train_in(
         # As the assignment synthesises: from the hidden state training had when these parameters were in use.
         start = (state.best_h, state.best_next_id)
         passage = generate(state.best_params, vocab, SampleConfig(length=record.passage_length), rng, start=start)
-        folder.write_text("best_passage.txt", passage)
+        folder.write_passage(passage)
         folder.write_record(replace(record, finished_at_update=state.update))  # the passage is of this update
         report = _write_report(folder.path)
     except Interrupted as stopped:
@@ -469,15 +467,15 @@ def _train_in(
     return RunResult(folder.path, state, vocab, passage, report)
 
 
-def _write_report(folder: Path) -> bool:
-    """Write the run report; a failure is a warning (returns False), since the run itself is complete or
-    checkpointed."""
+def _write_report(folder: Path) -> Path | None:
+    """Write the run report and return report.html's path; a failure is a warning (returns None), since the run
+    itself is complete or checkpointed."""
     try:
-        write_report(folder)
+        page, _ = write_report(folder)
     except TextgenError as error:
         log.warning("the report could not be written: %s (try again with: textgen report %s)", error, folder)
-        return False
-    return True
+        return None
+    return page
 
 
 def resume_run(
@@ -514,7 +512,7 @@ def resume_run(
         registry = registry or default_registry()
         changes = resume_changes(settings, recorded_settings(record, folder.path, settings, registry))
         passage_length = changes.pop("passage_length", None)
-        state, saved, rng = state_of(last, str(folder.file("last.npz")))
+        state, saved, rng = state_of(last)
         if {"updates", "epochs"} & set(changes):
             base = replace(saved, updates=None, epochs=None)
         elif saved.updates is None and saved.epochs is None:
@@ -548,9 +546,9 @@ def resume_run(
                  "when": datetime.now().astimezone().isoformat(timespec="seconds")}
         updated = replace(record, train=config, total_updates=target, passage_length=passage_length,
                           resumes=(*record.resumes, entry), finished_at_update=None)
-        extended = ("best_passage.txt",) if target > state.update else ()  # a passage of the shorter run
         recorder = RunRecorder(folder, last.vocab, last.model, config, rng, record.updates_per_epoch,
-                               list(record.sources), listeners, Resumption(metrics, samples, updated, extended))
+                               list(record.sources), listeners,
+                               Resumption(metrics, samples, updated, drop_passage=target > state.update))
         recorder.tell("on_start", start_record(folder.path, updated, state.update))
         return _train_in(folder, ids, val_ids, last.vocab, last.model, config, rng, state, recorder, progress,
                          updated, stop)
@@ -611,14 +609,11 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
         # the ids are on disk already: check the source is unchanged in one streaming pass, then map them
         if source_digest(*planned[0]) != sources[0]["sha256"]:
             raise changed(sources[0]["spec"])
-        ids_path, val_path = folder.file("ids.bin"), folder.file("val_ids.bin")
-        if not ids_path.is_file() or ids_path.stat().st_size != record.characters * vocab.dtype.itemsize:
-            raise CheckpointError(f"{ids_path}: missing or of the wrong size; this run's encoded corpus is damaged, "
-                                  "so it cannot resume")
-        ids = np.memmap(ids_path, dtype=vocab.dtype, mode="r")
-        has_val = val_path.exists() and val_path.stat().st_size
-        val_ids = np.array(np.memmap(val_path, dtype=vocab.dtype, mode="r")) if has_val else None
-        return ids, val_ids
+        ids, val_ids = folder.encoded_ids(vocab.dtype), folder.encoded_ids(vocab.dtype, held_out=True)
+        if ids is None or ids.size != record.characters:
+            raise CheckpointError(f"{folder.encoded_ids_path()}: missing or of the wrong size; this run's encoded "
+                                  "corpus is damaged, so it cannot resume")
+        return ids, None if val_ids is None else np.array(val_ids)
     weights = [source["weight"] for source in sources] if len(sources) > 1 else None
     corpus = load_planned(planned, weights, record.val_fraction, record.val_max_characters)
     for old, new in zip(sources, corpus.sources):
@@ -626,7 +621,7 @@ def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
             raise changed(old["spec"])
     ids = vocab.encode(corpus.text)
     if ids.size != record.characters:
-        raise CheckpointError(f"{folder.file('config.json')}: corpus.characters is {record.characters:,} but the "
+        raise CheckpointError(f"{folder.record_path()}: corpus.characters is {record.characters:,} but the "
                               f"corpus has {ids.size:,}; the run folder has been edited")
     val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
     return ids, val_ids

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from textgen.checkpoint import START_ARRAY, STATE_ARRAYS, Checkpoint, rng_from_json, rng_state_to_json
+from textgen.checkpoint import START_ARRAY, STATE_ARRAYS, Checkpoint, CheckpointMeta, rng_from_json, rng_state_to_json
 from textgen.config import DEFAULT_EPOCHS, DEFAULT_MIN_CHARACTERS, MAX_COUNT, RNNConfig, TrainConfig
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError
 from textgen.evaluate import bits_per_char, mean_loss_per_char
@@ -172,8 +172,6 @@ class TrainingInterrupted(Exception):
 
 # ---------------------------------------------------------------- a state and its checkpoints, both ways
 
-BEST_BY = ("smooth_loss", "val_loss")
-
 
 def checkpoints_of(
     state: TrainState,
@@ -191,86 +189,71 @@ def checkpoints_of(
     sources = [{key: source[key] for key in ("spec", "kind", "characters", "sha256")} for source in corpus]
     best_loss = state.best_loss if math.isfinite(state.best_loss) else None
     best_h = state.best_h.reshape(1, -1)
-    last = Checkpoint(state.params, vocab, model, meta={
-        "train": config.to_json(),
-        "update": state.update,
-        "smooth_loss": state.smooth_loss,
-        "corpus": sources,
-        "best_loss": best_loss,
-        "best_update": state.best_update,
-        "best_by": state.best_by,
-        "best_next_id": state.best_next_id,
-        "sampled_at": state.sampled_at,
-        "next_id": state.next_id,
-        "optimizer_steps": state.optimizer_steps,
-        "rng": rng_state_to_json(rng),
-    }, arrays={
-        **state.optimizer_state,
-        "h": state.h,
-        "best_flat": state.best_params.flat,
-        "best_h": best_h,
-        START_ARRAY: state.h[:1],
-    })
-    best = Checkpoint(state.best_params, vocab, model, meta={
-        "train": config.to_json(),
-        "update": state.best_update,
-        "smooth_loss": best_loss,  # the loss that chose it: smooth loss per window, or validation nats per char
-        "corpus": sources,
-        "best_by": state.best_by,
-        "next_id": state.best_next_id,
-    }, arrays={START_ARRAY: best_h})
-    return last, best
+    last = CheckpointMeta(
+        update=state.update,
+        best_loss=best_loss,
+        best_by=state.best_by,
+        next_id=state.next_id,
+        train=config.to_json(),
+        corpus=sources,
+        smooth_loss=state.smooth_loss,
+        best_update=state.best_update,
+        best_next_id=state.best_next_id,
+        sampled_at=state.sampled_at,
+        optimizer_steps=state.optimizer_steps,
+        rng=rng_state_to_json(rng),
+    )
+    best = CheckpointMeta(update=state.best_update, best_loss=best_loss, best_by=state.best_by,
+                          next_id=state.best_next_id, train=config.to_json(), corpus=sources)
+    return (
+        Checkpoint(state.params, vocab, model, meta=last.to_json(), arrays={
+            **state.optimizer_state,
+            "h": state.h,
+            "best_flat": state.best_params.flat,
+            "best_h": best_h,
+            START_ARRAY: state.h[:1],
+        }),
+        Checkpoint(state.best_params, vocab, model, meta=best.to_json(), arrays={START_ARRAY: best_h}),
+    )
 
 
-def state_of(last: Checkpoint, where: str) -> tuple[TrainState, TrainConfig, np.random.Generator]:
-    """The state, training configuration and generator `checkpoints_of` stored in ``last``, each field
-    checked (CheckpointError naming ``where`` and the field)."""
-    meta, arrays, K = last.meta, last.arrays, last.vocab.size
-    if set(STATE_ARRAYS) - set(arrays) or "rng" not in meta:
+def state_of(last: Checkpoint) -> tuple[TrainState, TrainConfig, np.random.Generator]:
+    """The state, training configuration and generator `checkpoints_of` stored in ``last`` (CheckpointError
+    naming its file and the field that is wrong or missing)."""
+    where, arrays = str(last.path or "checkpoint"), last.arrays
+    meta = last.training
+    if set(STATE_ARRAYS) - set(arrays) or meta.rng is None:
         raise CheckpointError(f"{where}: holds no training state to resume from")
-
-    def field_of(name, valid, default=None, required=True):
-        value = meta.get(name, default)
-        if (required and name not in meta) or not valid(value):
-            raise CheckpointError(f"{where}: its {name!r} is missing or out of range ({str(value)[:60]!r})")
-        return value
-
-    def count(low, high=MAX_COUNT):
-        return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-
-    def loss(v):
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
-
     try:
-        config = TrainConfig(**meta["train"])
-    except (KeyError, TypeError, ConfigError) as error:
+        config = TrainConfig(**meta.train)
+    except (TypeError, ConfigError) as error:
         raise CheckpointError(f"{where}: unreadable training configuration ({error})") from None
-    update = field_of("update", count(0))
-    best_loss = field_of("best_loss", loss, required=False)
+    if meta.update is None:
+        raise CheckpointError(f"{where}: its 'update' is missing or out of range (None)")
     missing = [name for name in array_names(config.optimizer) if name not in arrays]
     if missing:
         raise CheckpointError(f"{where}: holds no {config.optimizer} state ({', '.join(missing)}) to resume from")
     state = TrainState(
         params=last.params,
         optimizer_state={name: arrays[name].copy() for name in array_names(config.optimizer)},
-        optimizer_steps=field_of("optimizer_steps", count(0), update, required=False),
+        optimizer_steps=meta.optimizer_steps,
         h=arrays["h"].copy(),
-        update=update,
-        smooth_loss=field_of("smooth_loss", loss, required=False),
-        best_loss=math.inf if best_loss is None else float(best_loss),
-        best_update=field_of("best_update", count(0, update), 0, required=False),
+        update=meta.update,
+        smooth_loss=meta.smooth_loss,
+        best_loss=math.inf if meta.best_loss is None else float(meta.best_loss),
+        best_update=meta.best_update,
         best_params=Params(arrays["best_flat"].copy(), last.params.network),
         best_h=arrays["best_h"][0].copy(),
-        best_next_id=field_of("best_next_id", count(0, K - 1), 0, required=False),
-        next_id=field_of("next_id", count(0, K - 1), 0, required=False),
-        best_by=field_of("best_by", lambda v: v in BEST_BY, "smooth_loss", required=False),
-        sampled_at=field_of("sampled_at", count(-1, update), -1, required=False),
+        best_next_id=meta.best_next_id,
+        next_id=meta.next_id or 0,
+        best_by=meta.best_by,
+        sampled_at=meta.sampled_at,
     )
     if state.h.shape != (config.batch_size, last.params.network.state_size):
         raise CheckpointError(f"{where}: recurrent state shape {state.h.shape} does not fit --batch-size "
                               f"{config.batch_size} and a state of {last.params.network.state_size} numbers "
                               f"({last.params.network.describe()})")
-    return state, config, rng_from_json(meta["rng"], where)
+    return state, config, rng_from_json(meta.rng, where)
 
 
 def stream_offsets(corpus_length: int, seq_length: int, batch_size: int) -> np.ndarray:

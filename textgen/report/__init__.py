@@ -13,13 +13,11 @@ from textgen.report.markdown import render_markdown
 from textgen.report.summary import RunSummary, curves, read_run
 from textgen.runfolder import RunFolder
 
-REPORT_FILES = ("report.html", "report.md", "report_loss.png")
-
-__all__ = ["REPORT_FILES", "RunSummary", "plot_runs", "read_run", "write_report"]
+__all__ = ["RunSummary", "plot_runs", "read_run", "write_report"]
 
 
 def write_report(run: Path) -> tuple[Path, Path]:
-    """Write report.html (self-contained) and report.md (+ report_loss.png) into ``run``; returns both paths.
+    """Write report.html (self-contained) and report.md (+ its figure) into ``run``; returns both paths.
 
     CheckpointError if ``run`` is not a run folder; works on unfinished runs too (it says what is missing).
     """
@@ -37,14 +35,9 @@ def _write_report(folder: RunFolder) -> tuple[Path, Path]:
     summary = read_run(folder)
     stamp = folder.report_stamp() + "\n"  # the last line: what the report was made from (see report_is_current)
     figure_png = report_figure(curves(summary)) if summary.metrics else None
-    html_name, md_name, figure_name = REPORT_FILES
-    page = (render_html(summary, figure_png) + stamp).encode("utf-8")
-    markdown = (render_markdown(summary, figure_name if figure_png is not None else None) + stamp).encode("utf-8")
-    if figure_png is not None:
-        folder.write_file(figure_name, figure_png)
-    folder.write_file(html_name, page)
-    folder.write_file(md_name, markdown)
-    return folder.file(html_name), folder.file(md_name)
+    page = render_html(summary, figure_png) + stamp
+    markdown = render_markdown(summary, folder.report_figure_name if figure_png is not None else None) + stamp
+    return folder.write_report(page, markdown, figure_png)
 
 
 def plot_runs(runs: list[Path], out: Path) -> Path:

@@ -139,7 +139,7 @@ def _html_sections(summary: RunSummary, figure_png: bytes | None) -> dict[str, s
         rows = [[f"{row['update']:,}", fmt(row.get("epoch"), ".2f"), fmt(row.get("smooth_loss"), ".3f"),
                  _html_pre(row.get("text", ""))] for row in summary.samples]
         body["samples"] = (f'<p class="muted">{len(summary.samples)} samples of '
-                           f'{summary.config["train"].get("sample_length", "")} characters, drawn from the model as '
+                           f'{summary.record.train.sample_length} characters, drawn from the model as '
                            "it was at each sampling point (temperature 1). Control characters other than newline "
                            "and tab are written as escapes such as \\x0c.</p>"
                            + _html_table(["update", "epoch", "smooth loss", "text"], rows, {0, 1, 2}, {3: "text"}))
@@ -154,7 +154,7 @@ def _html_sections(summary: RunSummary, figure_png: bytes | None) -> dict[str, s
         body["passage"] = (best + f'<p class="muted">{len(summary.passage):,} characters sampled from the best model '
                            f"(temperature 1).</p>{_html_pre(summary.passage, 'text passage')}")
 
-    gradcheck = summary.config.get("gradcheck")
+    gradcheck = summary.record.extra.get("gradcheck")
     if isinstance(gradcheck, dict) and gradcheck:
         rows = [[f"<code>{_e(name)}</code>", _e(fmt_error(error))] for name, error in gradcheck.items()]
         body["gradcheck"] = ("<p>Largest relative error |g<sub>a</sub> − g<sub>n</sub>| / max(eps, |g<sub>a</sub>| "
@@ -190,8 +190,8 @@ def _html_sections(summary: RunSummary, figure_png: bytes | None) -> dict[str, s
     rows = [[_e(group), f"<code>{_e(key)}</code>", f'<span class="mono">{_e(value)}</span>', _e(meaning)]
             for group, key, value, meaning in config_rows(summary)]
     configuration = _html_table(["group", "setting", "value", "meaning"], rows)
-    resumes = summary.config.get("resumes")
-    if isinstance(resumes, list) and resumes:
+    resumes = summary.record.resumes
+    if resumes:
         rows = [[fmt(r.get("at_update"), ","), _e(json_text(r.get("changes") or {})), _e(r.get("when", ""))]
                 for r in resumes if isinstance(r, dict)]
         configuration += "<h3>Resumed</h3>" + _html_table(["at update", "changes", "when"], rows, {0})

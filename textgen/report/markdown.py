@@ -44,7 +44,6 @@ def _md_code(text: str) -> str:
 
 def render_markdown(summary: RunSummary, figure_name: str | None) -> str:
     """The report in Markdown, the figure referenced as the relative file ``figure_name``."""
-    config = summary.config
     parts = [f"# textgen run {summary.name}",
              subtitle(summary),
              _md_table(["measure", "value", "detail"], [[label, value, detail] for label, value, detail in headline(summary)])]
@@ -58,7 +57,7 @@ def render_markdown(summary: RunSummary, figure_name: str | None) -> str:
 
     parts.append(f"## {titles['samples']}")
     if summary.samples:
-        parts.append(f"{len(summary.samples)} samples of {config['train'].get('sample_length', '')} characters, "
+        parts.append(f"{len(summary.samples)} samples of {summary.record.train.sample_length} characters, "
                      "drawn from the model as it was at each sampling point (temperature 1).")
         for row in summary.samples:
             parts.append(f"### Update {row['update']:,} · epoch {fmt(row.get('epoch'), '.2f')} · smooth loss "
@@ -74,7 +73,7 @@ def render_markdown(summary: RunSummary, figure_name: str | None) -> str:
         parts += [f"{len(summary.passage):,} characters sampled from the best model (temperature 1).",
                   _md_code(visible(summary.passage))]
 
-    gradcheck = config.get("gradcheck")
+    gradcheck = summary.record.extra.get("gradcheck")
     if isinstance(gradcheck, dict) and gradcheck:
         parts += [f"## {titles['gradcheck']}",
                   ("Largest relative error |ga − gn| / max(eps, |ga| + |gn|) between analytic and centred-difference "
@@ -97,8 +96,8 @@ def render_markdown(summary: RunSummary, figure_name: str | None) -> str:
     parts.append(f"## {titles['configuration']}")
     parts.append(_md_table(["group", "setting", "value", "meaning"],
                            [[g, f"`{k}`", v, m] for g, k, v, m in config_rows(summary)]))
-    resumes = config.get("resumes")
-    if isinstance(resumes, list) and resumes:
+    resumes = summary.record.resumes
+    if resumes:
         parts += ["### Resumed", _md_table(["at update", "changes", "when"],
                                            [[fmt(r.get("at_update"), ","), json_text(r.get("changes") or {}),
                                              str(r.get("when", ""))] for r in resumes if isinstance(r, dict)], {0})]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import orjson
 
+from textgen.checkpoint import CheckpointMeta
 from textgen.errors import CheckpointError
 from textgen.plots import RunCurves, epoch_step
-from textgen.runfolder import RunFolder
+from textgen.runfolder import RunFolder, RunRecord
 
 SECTIONS = (  # (anchor, heading), shared by the HTML and the Markdown so both have the same sections
     ("loss", "Loss curves"),
@@ -59,14 +60,14 @@ class RunSummary:
     """What a report shows, read from one run folder."""
 
     folder: Path  # the run folder
-    config: dict  # config.json
+    record: RunRecord  # config.json
     metrics: list[dict]  # metrics.jsonl rows
     samples: list[dict]  # samples.jsonl rows
     chars: tuple[str, ...] | None = None  # the vocabulary (None if vocab.json is missing)
     passage: str | None = None  # best_passage.txt (None before the run has finished)
-    best: dict | None = None  # best.npz: best_by, update, loss (None if there is none)
+    best: CheckpointMeta | None = None  # best.npz's: best_by, update, best_loss (None if there is none)
     best_problem: str = ""  # why best is None, when best.npz exists but cannot be read
-    last: dict | None = None  # last.npz: update and smooth_loss where training is (None if it cannot be read)
+    last: CheckpointMeta | None = None  # last.npz's: update and smooth_loss where training is (None if unreadable)
 
     @property
     def name(self) -> str:
@@ -74,25 +75,24 @@ class RunSummary:
 
     @property
     def seq_length(self) -> int:
-        return int(self.config.get("train", {}).get("seq_length", 25))
+        return self.record.train.seq_length
 
     @property
-    def updates_per_epoch(self) -> int | None:
-        per_epoch = self.config.get("corpus", {}).get("updates_per_epoch")
-        return per_epoch if isinstance(per_epoch, int) and per_epoch > 0 else None
+    def updates_per_epoch(self) -> int:
+        return self.record.updates_per_epoch
 
     @property
     def final_update(self) -> int:
         """The updates made: last.npz's count (metrics rows come only every log_every), else the last row's."""
         if self.last is not None:
-            return self.last["update"]
+            return self.last.update
         return self.metrics[-1]["update"] if self.metrics else 0
 
     @property
     def final_smooth_loss(self) -> float | None:
         """The smooth loss where training is: last.npz's, else that of the last metrics row."""
         if self.last is not None:
-            return self.last["smooth_loss"]
+            return self.last.smooth_loss
         return self.metrics[-1]["smooth_loss"] if self.metrics else None
 
     @property
@@ -114,26 +114,22 @@ class RunSummary:
 def read_run(run: Path | RunFolder) -> RunSummary:
     """Everything a report needs from ``run``; CheckpointError if it is not a run folder."""
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
-    config = folder.read_record().to_json()
-    summary = RunSummary(folder.path, config, folder.metrics(), folder.samples())
-    if folder.has("vocab.json"):
+    summary = RunSummary(folder.path, folder.read_record(), folder.metrics(), folder.samples())
+    if folder.has_vocab():
         summary.chars = folder.read_vocab().chars
     summary.passage = folder.passage()
-    if folder.has("best.npz"):
+    if folder.has_checkpoint("best"):
         try:
-            meta = folder.load("best").meta
-            summary.best = {"best_by": meta.get("best_by", "smooth_loss"), "update": meta.get("update"),
-                            "loss": meta.get("smooth_loss")}  # best.npz keeps the loss that chose it here
+            summary.best = folder.load("best").training
         except CheckpointError as error:
             summary.best_problem = str(error)
-    if folder.has("last.npz"):
+    if folder.has_checkpoint("last"):
         try:
-            meta = folder.load("last").meta
+            last = folder.load("last").training
         except CheckpointError:
-            meta = {}  # the numbers then come from metrics.jsonl
-        update, smooth = meta.get("update"), meta.get("smooth_loss")
-        if isinstance(update, int) and (smooth is None or isinstance(smooth, float)):
-            summary.last = {"update": update, "smooth_loss": smooth}
+            last = None  # the numbers then come from metrics.jsonl
+        if last is not None and last.update is not None:
+            summary.last = last
     return summary
 
 
@@ -143,8 +139,8 @@ def curves(summary: RunSummary, label: str | None = None) -> RunCurves:
     val_rows = [row for row in summary.metrics if row.get("val_loss") is not None]
     best = summary.best
     star = None
-    if best is not None and isinstance(best["update"], int) and isinstance(best["loss"], (int, float)):
-        star = (best["update"], best["loss"] * n if best["best_by"] == "val_loss" else best["loss"])
+    if best is not None and best.update is not None and best.best_loss is not None:
+        star = (best.update, best.best_loss * n if best.best_by == "val_loss" else best.best_loss)
     return RunCurves(
         label=label or summary.name,
         seq_length=n,
@@ -196,15 +192,11 @@ def char_title(char: str) -> str:
 
 def headline(summary: RunSummary) -> list[tuple[str, str, str]]:
     """The header's key numbers as (label, value, detail)."""
-    train = summary.config["train"]
-    corpus = summary.config["corpus"]
+    record = summary.record
     n = summary.seq_length
-    total = corpus.get("total_updates")
     update = summary.final_update
     progress = f"{update:,}"
-    detail = f"of {total:,} updates" if isinstance(total, int) else "updates"
-    if summary.updates_per_epoch:
-        detail += f", {update / summary.updates_per_epoch:.2f} epochs"
+    detail = f"of {record.total_updates:,} updates, {update / summary.updates_per_epoch:.2f} epochs"
     numbers = [("Updates", progress, detail),
                ("Smooth loss", fmt(summary.final_smooth_loss, ".3f"), f"final, in nats per {n}-character window")]
     best_val = summary.best_val
@@ -212,37 +204,36 @@ def headline(summary: RunSummary) -> list[tuple[str, str, str]]:
         numbers.append(("Validation loss", f"{best_val[1]:.4f}",
                         f"best, in bits/char ({best_val[0]:.4f} nats/char), at update {best_val[2]:,}"))
     else:
-        numbers.append(("Validation loss", "n/a", "no held-out text" if not corpus.get("val_characters")
+        numbers.append(("Validation loss", "n/a", "no held-out text" if not record.val_characters
                         else "not evaluated yet"))
     best = summary.best
     if best is not None:
-        by_val = best["best_by"] == "val_loss"
-        if by_val and best["loss"] is not None:
-            loss = f"{best['loss'] / math.log(2):.4f} bits/char ({best['loss']:.4f} nats/char)"
+        by_val = best.best_by == "val_loss"
+        if by_val and best.best_loss is not None:
+            loss = f"{best.best_loss / math.log(2):.4f} bits/char ({best.best_loss:.4f} nats/char)"
         else:
-            loss = f"{fmt(best['loss'], '.4f' if by_val else '.3f')} {'nats/char' if by_val else f'nats per {n} chars'}"
-        numbers.append(("Best model", fmt(best["update"], ","),
+            loss = f"{fmt(best.best_loss, '.4f' if by_val else '.3f')} {'nats/char' if by_val else f'nats per {n} chars'}"
+        numbers.append(("Best model", fmt(best.update, ","),
                         f"update, chosen by {'validation' if by_val else 'smooth'} loss {loss}"))
     numbers.append(("Speed", fmt(summary.median_chars_per_sec, ",.0f"), "characters/s (median)"))
-    model = summary.config["model"]
-    layers = model.get("layers", 1)
-    shape = f"{model.get('cell', 'rnn')}, {layers} layer{'s' if layers != 1 else ''} of m = {model.get('hidden')}"
-    detail = (f"{parameter_count(model, corpus.get('vocab_size'))} parameters, K = {corpus.get('vocab_size')}, "
-              f"{model.get('dtype')}, seq_length {train.get('seq_length')}")
-    numbers.append(("Model", shape, detail))
+    model = record.model
+    detail = (f"{parameter_count(summary)} parameters, K = {record.vocab_size}, {model.dtype}, "
+              f"seq_length {record.train.seq_length}")
+    numbers.append(("Model", model_shape(summary, "m = "), detail))
     return numbers
 
 
-def parameter_count(model: dict, vocab_size: object) -> str:
-    """The model's number of parameters, formatted ("?" if config.json does not say enough)."""
-    from textgen.config import RNNConfig
-    from textgen.errors import ConfigError
+def model_shape(summary: RunSummary, size: str = "") -> str:
+    """'lstm, 2 layers of 128' (with ``size`` before the number)."""
+    model = summary.record.model
+    return f"{model.cell}, {model.layers} layer{'s' if model.layers != 1 else ''} of {size}{model.hidden}"
+
+
+def parameter_count(summary: RunSummary) -> str:
+    """The model's number of parameters, formatted."""
     from textgen.models import network_of
 
-    try:
-        return f"{network_of(RNNConfig(**model), int(vocab_size)).param_count:,}"
-    except (TypeError, ValueError, ConfigError):
-        return "?"
+    return f"{network_of(summary.record.model, summary.record.vocab_size).param_count:,}"
 
 
 def best_sentence(summary: RunSummary) -> str:
@@ -250,23 +241,21 @@ def best_sentence(summary: RunSummary) -> str:
     best = summary.best
     if best is None:
         return summary.best_problem or "No best model has been saved yet."
-    if best["best_by"] == "val_loss":
-        loss = best["loss"]
+    if best.best_by == "val_loss":
+        loss = best.best_loss
         shown = "n/a" if loss is None else f"{loss / math.log(2):.4f} bits per character ({loss:.4f} nats/char)"
         return (f"The best model (best.npz) was chosen by the lowest validation loss: {shown}, at update "
-                f"{fmt(best['update'], ',')}.")
-    return (f"The best model (best.npz) was chosen by the lowest smooth training loss: {fmt(best['loss'], '.3f')} "
-            f"nats per {summary.seq_length}-character window, at update {fmt(best['update'], ',')}.")
+                f"{fmt(best.update, ',')}.")
+    return (f"The best model (best.npz) was chosen by the lowest smooth training loss: {fmt(best.best_loss, '.3f')} "
+            f"nats per {summary.seq_length}-character window, at update {fmt(best.update, ',')}.")
 
 
 def subtitle(summary: RunSummary) -> str:
-    config = summary.config
-    specs = ", ".join(str(source.get("spec", "")) for source in config["corpus"].get("sources", []))
-    started = str(config.get("created", "?")).replace("T", " ")
-    model = config.get("model", {})
-    layers = model.get("layers", 1)
-    shape = f"{model.get('cell', 'rnn')}, {layers} layer{'s' if layers != 1 else ''} of {model.get('hidden')}"
-    return f"Started {started} with textgen {config.get('textgen_version', '?')} · model: {shape} · corpus: {specs}"
+    record = summary.record
+    specs = ", ".join(str(source["spec"]) for source in record.sources)
+    started = record.created.replace("T", " ")
+    return (f"Started {started} with textgen {record.textgen_version} · model: {model_shape(summary)} · corpus: "
+            f"{specs}")
 
 
 def caption(summary: RunSummary) -> str:
@@ -280,24 +269,24 @@ def caption(summary: RunSummary) -> str:
     if summary.best is not None:
         text += "The star marks the update of the best model. "
     per_epoch = summary.updates_per_epoch
-    if per_epoch:
-        step = epoch_step(summary.metrics[-1]["update"] if summary.metrics else 0, per_epoch)
-        every = "each epoch boundary" if step == 1 else f"every {step} epochs"
-        text += f"Dashed grey lines: {every} ({per_epoch:,} updates per epoch; the top axis counts epochs)."
+    step = epoch_step(summary.metrics[-1]["update"] if summary.metrics else 0, per_epoch)
+    every = "each epoch boundary" if step == 1 else f"every {step} epochs"
+    text += f"Dashed grey lines: {every} ({per_epoch:,} updates per epoch; the top axis counts epochs)."
     return text
 
 
 def config_rows(summary: RunSummary) -> list[tuple[str, str, str, str]]:
     """(group, setting, value, meaning) rows of the configuration table."""
-    config = summary.config
-    rows = [("model", key, json_text(value), SETTING_MEANINGS.get(key, "")) for key, value in config["model"].items()]
+    record = summary.record
+    rows = [("model", key, json_text(value), SETTING_MEANINGS.get(key, "")) for key, value in
+            record.model.to_json().items()]
     rows += [("training", key, json_text(value), SETTING_MEANINGS.get(key, "")) for key, value in
-             config["train"].items()]
-    for key in ("passage_length", "init_from"):
-        if key in config:
-            rows.append(("run", key, json_text(config[key]), SETTING_MEANINGS.get(key, "")))
-    rows.append(("run", "textgen_version", json_text(config.get("textgen_version")), "textgen that made the run"))
-    rows.append(("run", "created", json_text(config.get("created")), "when the run started"))
+             record.train.to_json().items()]
+    rows.append(("run", "passage_length", json_text(record.passage_length), SETTING_MEANINGS["passage_length"]))
+    if record.init_from is not None:
+        rows.append(("run", "init_from", json_text(record.init_from), SETTING_MEANINGS["init_from"]))
+    rows.append(("run", "textgen_version", json_text(record.textgen_version), "textgen that made the run"))
+    rows.append(("run", "created", json_text(record.created), "when the run started"))
     return rows
 
 
@@ -316,7 +305,7 @@ def source_table(summary: RunSummary) -> tuple[list[str], list[list[str]], set[i
 
     The weight and options columns appear only when some source has them.
     """
-    sources = summary.config["corpus"].get("sources", [])
+    sources = summary.record.sources
     cells = []
     for source in sources:
         options = source.get("options") or {}
@@ -342,14 +331,13 @@ def source_table(summary: RunSummary) -> tuple[list[str], list[list[str]], set[i
 
 
 def corpus_totals(summary: RunSummary) -> list[tuple[str, str]]:
-    corpus = summary.config["corpus"]
+    record = summary.record
     return [
-        ("training characters", fmt(corpus.get("characters"), ",")),
-        ("validation characters", fmt(corpus.get("val_characters"), ",")
-         + (f" (val_fraction {corpus['val_fraction']})" if corpus.get("val_fraction") is not None else "")),
-        ("vocabulary size K", fmt(corpus.get("vocab_size"), ",")),
-        ("updates per epoch", fmt(corpus.get("updates_per_epoch"), ",")),
-        ("total updates", fmt(corpus.get("total_updates"), ",")),
+        ("training characters", fmt(record.characters, ",")),
+        ("validation characters", f"{fmt(record.val_characters, ',')} (val_fraction {record.val_fraction})"),
+        ("vocabulary size K", fmt(record.vocab_size, ",")),
+        ("updates per epoch", fmt(record.updates_per_epoch, ",")),
+        ("total updates", fmt(record.total_updates, ",")),
     ]
 
 

@@ -11,10 +11,9 @@ import statistics
 from pathlib import Path
 
 from textgen.errors import CheckpointError
-from textgen.fs import jsonl_bytes, read_json, write_bytes, write_json
+from textgen.fs import jsonl_bytes, read_json, write_bytes
 from textgen.runfolder import RunFolder, holds_run, lock_holder
 
-STATUS_FILE = "sweep_trial.json"  # in a trial's run folder: what the sweep decided about it (stopped early)
 COLUMNS = ("rank", "trial", "status", "updates", "total_updates", "best_val_loss", "best_val_bpc", "chars_per_sec",
            "wall_seconds")
 
@@ -89,7 +88,7 @@ def _trial_row(trial_id: str, entry: dict, folder: Path, driven: bool) -> dict:
     try:
         record = run.read_record()
         metrics = run.metrics()
-        update = run.load("last").meta.get("update", 0)
+        update = run.load("last").training.update or 0
     except CheckpointError as error:
         row.update(status="damaged", reason=str(error))
         return row
@@ -129,7 +128,7 @@ def mark_stopped(rows: list[dict]) -> None:
     """Write into each early-stopped trial's run folder that the sweep stopped it, and at which update."""
     for row in rows:
         if row["status"] == "stopped early":
-            write_json(Path(row["folder"]) / STATUS_FILE, {
+            RunFolder(Path(row["folder"])).write_sweep_verdict({
                 "status": "stopped early", "by": "ASHA (early stopping)", "at_update": row["updates"],
                 "of": row["total_updates"], "checkpoint_update": row["checkpoint_update"],
                 "best_val_bpc": row["best_val_bpc"],

@@ -1,35 +1,28 @@
-"""`RunFolder`: the one owner of a run folder's layout, its lock, and the checking of what it holds.
+"""`RunFolder`: the one owner of a run folder's layout and of every file in it, from creating it to reading it.
 
 A new run is built in a staging folder beside its place (``.NAME.textgen-new``) and moved into place
 only once it holds its first checkpoint, so a run folder that exists can always be resumed; with
 ``force`` the old run is swapped out at that moment, not before, and only a folder that holds a run and
-nothing else is ever replaced (textgen removes its own files only). Every writer holds an exclusive
-``flock`` on the folder itself for as long as it writes, so two writers never meet in one folder, and a
-lock dies with its process. config.json is validated field by field, as the flags are, and against the
-checkpoint it describes; whether a run has finished is read from it, never from file times. Imports
-neither the trainer nor the report.
+nothing else is ever replaced (textgen removes its own files only). Every writer holds the folder's lock
+(`textgen.runfolder.lock`) for as long as it writes, so two writers never meet in one folder.
+config.json is read as a checked `RunRecord`; whether a run has finished is read from it, never from file
+times. Imports neither the trainer nor the report.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import logging
-import math
 import os
 import stat
 import sys
-import time
-from dataclasses import dataclass, field, fields
-from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import orjson
 
-from textgen import __version__
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
 from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError, TextgenError
 from textgen.fs import (
     append_jsonl,
@@ -43,330 +36,35 @@ from textgen.fs import (
     write_bytes,
     write_json,
 )
+from textgen.runfolder.lock import FolderLock, lock_holder
+from textgen.runfolder.record import RunRecord, is_count
 from textgen.vocab import CharVocab
 
 log = logging.getLogger(__name__)
 
-CONFIG_FORMAT_VERSION = 1
 STAGING_SUFFIX = ".textgen-new"  # .NAME.textgen-new: a run being prepared for NAME
 OLD_SUFFIX = ".textgen-old"  # .NAME.textgen-old: an old run on its way out (where folders cannot be swapped)
-CHECKPOINTS = ("best", "last")
+# Every file of a run folder, by its role. Only this package names them: everybody else asks RunFolder.
+RECORD = "config.json"  # the run's settings and history (`RunRecord`)
+VOCABULARY = "vocab.json"
+METRICS = "metrics.jsonl"  # a row every log_every updates
+SAMPLES = "samples.jsonl"  # a row per training-time sample
+CHECKPOINT_FILES = {"best": "best.npz", "last": "last.npz"}  # best: the best parameters; last: where training is
+CHECKPOINTS = tuple(CHECKPOINT_FILES)
+PLOT = "loss.png"  # the smooth loss so far, redrawn while the run trains
+PASSAGE = "best_passage.txt"  # the passage drawn from the best model once the run has finished
+ENCODED_IDS = "ids.bin"  # a large corpus's training ids, encoded straight into the folder (`encoded_ids`)
+ENCODED_VAL_IDS = "val_ids.bin"  # and its held-out ids
+REPORT_PAGE, REPORT_MARKDOWN, REPORT_FIGURE = "report.html", "report.md", "report_loss.png"
+SWEEP_VERDICT = "sweep_trial.json"  # what a sweep decided about a trial it stopped early
+OLD_LOCK = ".lock"  # the lock file of textgen before the lock moved onto the folder itself
 # The files only the lock holder writes (the report is written by whoever makes it, lock or not).
-WRITER_FILES = ("config.json", "vocab.json", "metrics.jsonl", "samples.jsonl", "last.npz", "best.npz", "loss.png",
-                "best_passage.txt", "ids.bin", "val_ids.bin")
-RUN_FILES = (*WRITER_FILES, "report.html", "report.md", "report_loss.png")  # every file a run folder may hold
-# What else textgen puts in a run folder: a sweep's note on a trial it stopped (textgen.sweep.results.STATUS_FILE)
-# and the lock file of textgen before the lock moved onto the folder itself. With RUN_FILES and the temporaries of
-# killed writes of any of them, these are all that --force removes; anything else in a folder keeps it from --force.
-OWN_FILES = (*RUN_FILES, "sweep_trial.json", ".lock")
-
-
-# ---------------------------------------------------------------- the lock
-
-
-def _process_description(pid: int) -> str:
-    """``process N (textgen train ...)`` from /proc, or just ``process N`` where that cannot be read."""
-    try:
-        argv = [part.decode(errors="replace") for part in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
-    except OSError:
-        return f"process {pid}"
-    argv = [part for part in argv if part]
-    for index, part in enumerate(argv):  # "python .../bin/textgen train ..." or "python -m textgen.cli train ..."
-        if part.endswith(("/textgen", "textgen.cli")) or part == "textgen":
-            argv = ["textgen", *argv[index + 1 :]]
-            break
-    command = " ".join(argv)
-    return f"process {pid} ({command[:160]}{'...' if len(command) > 160 else ''})" if command else f"process {pid}"
-
-
-def lock_holder(folder: Path) -> str | None:
-    """Who holds ``folder``'s lock, looked up without touching it (Linux's /proc/locks); None if nobody."""
-    try:
-        inode = os.stat(folder).st_ino
-        lines = Path("/proc/locks").read_text().splitlines()
-    except (OSError, ValueError):
-        return None
-    for line in lines:
-        parts = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
-            try:
-                return _process_description(int(parts[4]))
-            except ValueError:
-                return "another process"
-    return None
-
-
-class FolderLock:
-    """An exclusive advisory lock (``flock``) on a folder itself, held until `release`.
-
-    The lock is on the folder's own inode, through a descriptor of it: no file in the folder can be
-    removed to get round it, it follows the folder when it is renamed into place, and the kernel
-    drops it when the process ends, however it ends, so it never outlives its holder. The
-    descriptor is also how the holder reads and writes the folder's files (see `textgen.fs`).
-    """
-
-    def __init__(self, handle: int, folder: Path):
-        self.handle = handle  # an O_RDONLY descriptor of the folder, flock'ed
-        self.folder = folder
-
-    @classmethod
-    def acquire(cls, folder: Path, refusal: str, follow: bool = True) -> FolderLock:
-        """Lock ``folder``; RunFolderError ``{refusal} process N (...)`` if another process holds it.
-
-        ``refusal`` says what the holder does, ending in "by": "--resume X: the run is being written by".
-        Without ``follow``, a symbolic link in ``folder``'s place is refused rather than followed (for the
-        staging folders textgen names itself, which a link planted in a shared folder must not redirect).
-        """
-        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-        look = os.stat if follow else os.lstat
-        for attempt in range(50):
-            try:
-                handle = os.open(folder, flags)
-            except OSError as error:
-                if error.errno == errno.ELOOP or (error.errno == errno.ENOTDIR and not follow):
-                    raise RunFolderError(f"{folder}: is a link or not a folder, where textgen keeps its own "
-                                         "folder; remove it and try again") from None
-                raise RunFolderError(f"{folder}: cannot open the run folder ({error.strerror})") from None
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                os.close(handle)
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise RunFolderError(f"{folder}: cannot lock the run folder ({error.strerror})") from None
-                holder = lock_holder(folder)
-                if holder is None and attempt < 49:
-                    time.sleep(0.01)  # released between our try and the look-up: try again
-                    continue
-                raise RunFolderError(f"{refusal} {holder or 'another process'}; wait for it to finish (or stop "
-                                     "it), then try again") from None
-            try:  # the path may have come to name another folder between open and flock
-                same = os.path.samestat(os.fstat(handle), look(folder))
-            except FileNotFoundError:
-                same = False
-            if same:
-                return cls(handle, folder)
-            os.close(handle)
-        raise RunFolderError(f"{folder}: it kept being replaced while textgen tried to lock it; try again")
-
-    def still_names(self, folder: Path) -> bool:
-        """True if ``folder`` is still the locked folder (not moved away, removed or replaced)."""
-        try:
-            return os.path.samestat(os.fstat(self.handle), os.stat(folder))
-        except OSError:
-            return False
-
-    def release(self) -> None:
-        """Drop the lock (idempotent)."""
-        handle, self.handle = self.handle, -1  # first, so that an interrupted release is never repeated
-        if handle >= 0:
-            os.close(handle)
-
-
-# ---------------------------------------------------------------- config.json, checked
-
-
-def _check(condition: bool, where: str, key: str, value: object, expected: str) -> None:
-    if not condition:
-        raise CheckpointError(f"{where}: {key} is {str(value)[:80]!r}, expected {expected}")
-
-
-def _count(value: object, minimum: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= 10**15
-
-
-def _dataclass_from(kind, data: object, where: str, section: str):
-    """``kind(**data)``, with unknown keys and bad values reported as CheckpointError naming the field."""
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{where}: {section!r} is not a JSON object; is this a textgen run folder?")
-    unknown = sorted(set(data) - {f.name for f in fields(kind)})
-    if unknown:
-        raise CheckpointError(f"{where}: {section} has unknown settings: {', '.join(map(str, unknown))}")
-    try:
-        return kind(**data)
-    except ConfigError as error:
-        raise CheckpointError(f"{where}: {section}: {error}") from None
-
-
-def _check_source(source: object, where: str, index: int, several: bool) -> dict:
-    key = f"corpus.sources[{index}]"
-    _check(isinstance(source, dict), where, key, source, "a JSON object")
-    for name in ("spec", "kind", "location"):
-        _check(isinstance(source.get(name), str), where, f"{key}.{name}", source.get(name), "a string")
-    options = source.get("options", {})
-    _check(isinstance(options, dict) and all(isinstance(k, str) for k in options), where, f"{key}.options",
-           options, "an object of loader options")
-    sha = source.get("sha256")
-    _check(isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha), where,
-           f"{key}.sha256", sha, "64 hexadecimal digits")
-    for name in ("characters", "documents"):
-        _check(_count(source.get(name)), where, f"{key}.{name}", source.get(name), "a count")
-    _check(_count(source.get("val_characters", 0)), where, f"{key}.val_characters", source.get("val_characters"),
-           "a count")
-    if several or "weight" in source:
-        weight = source.get("weight")
-        _check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
-               and weight > 0, where, f"{key}.weight", weight, "a positive number")
-    if "characters_in_mix" in source:
-        _check(_count(source["characters_in_mix"]), where, f"{key}.characters_in_mix", source["characters_in_mix"],
-               "a count")
-    if "loader_origin" in source:
-        _check(isinstance(source["loader_origin"], str), where, f"{key}.loader_origin", source["loader_origin"],
-               "a string")
-    for name, value in options.items():
-        _check(value is None or isinstance(value, (str, int, float, bool)), where, f"{key}.options[{name[:40]!r}]", value,
-               "a string, number or true/false")
-    _check(source.get("streamed_to") in (None, "ids.bin"), where, f"{key}.streamed_to", source.get("streamed_to"),
-           "'ids.bin' or absent")
-    _check(isinstance(source.get("continuous", False), bool), where, f"{key}.continuous", source.get("continuous"),
-           "true or false")
-    return source
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """config.json, every field checked: the model, the training settings, the corpus and the run's history."""
-
-    model: RNNConfig  # hidden size, sigma, dtype
-    train: TrainConfig  # the training settings in force (resolved: eval_every and threads are numbers)
-    sources: tuple[dict, ...]  # per corpus source: spec, kind, location, options, sizes, sha256, weight
-    characters: int  # training characters
-    val_fraction: float  # share of each source held out
-    val_characters: int  # held-out characters
-    vocab_size: int  # K
-    updates_per_epoch: int  # windows per pass over the corpus
-    total_updates: int  # the updates the run makes in all
-    passage_length: int = 1000  # characters of best_passage.txt
-    finished_at_update: int | None = None  # the update the run finished at (best_passage.txt drawn); None until then
-    val_max_characters: int = 250_000  # held-out characters per source at most (250,000 before it was recorded)
-    init_from: str | None = None  # the run this one started from
-    created: str = ""  # when the run started (ISO 8601)
-    textgen_version: str = __version__  # the textgen that started it
-    resumes: tuple[dict, ...] = ()  # each resume: at_update, changes, when
-    extra: dict = field(default_factory=dict)  # other JSON the caller recorded (e.g. "gradcheck")
-    # False for a config.json from before finished_at_update was recorded (see `RunFolder.is_finished`)
-    records_finish: bool = field(default=True, compare=False)
-
-    def to_json(self) -> dict:
-        """The config.json layout (format_version 1)."""
-        data = {
-            "format_version": CONFIG_FORMAT_VERSION,
-            "textgen_version": self.textgen_version,
-            "created": self.created,
-            "model": self.model.to_json(),
-            "train": self.train.to_json(),
-            "corpus": {
-                "sources": list(self.sources),
-                "characters": self.characters,
-                "val_fraction": self.val_fraction,
-                "val_max_characters": self.val_max_characters,
-                "val_characters": self.val_characters,
-                "vocab_size": self.vocab_size,
-                "updates_per_epoch": self.updates_per_epoch,
-                "total_updates": self.total_updates,
-            },
-            "passage_length": self.passage_length,
-            "finished_at_update": self.finished_at_update,
-            **({"init_from": self.init_from} if self.init_from is not None else {}),
-            **self.extra,
-        }
-        if self.resumes:
-            data["resumes"] = list(self.resumes)
-        return data
-
-    @classmethod
-    def from_json(cls, data: object, where: str) -> RunRecord:
-        """Check every field of a config.json (CheckpointError naming the file, the field and the value)."""
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{where}: not a JSON object; is this a textgen run folder?")
-        for section in ("model", "train", "corpus"):
-            if not isinstance(data.get(section), dict):
-                raise CheckpointError(f"{where}: no {section!r} section; is this a textgen run folder?")
-        version = data.get("format_version")
-        _check(version == CONFIG_FORMAT_VERSION, where, "format_version", version, str(CONFIG_FORMAT_VERSION))
-        corpus = data["corpus"]
-        sources = corpus.get("sources")
-        _check(isinstance(sources, list) and bool(sources), where, "corpus.sources", sources, "a list of sources")
-        several = len(sources) > 1
-        checked = tuple(_check_source(source, where, index, several) for index, source in enumerate(sources))
-        for name in ("characters", "val_characters", "vocab_size", "updates_per_epoch", "total_updates"):
-            _check(_count(corpus.get(name), 1 if name in ("vocab_size", "updates_per_epoch") else 0), where,
-                   f"corpus.{name}", corpus.get(name), "a count")
-        fraction = corpus.get("val_fraction", 0.0)
-        _check(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 <= fraction < 1,
-               where, "corpus.val_fraction", fraction, "a number from 0 to below 1")
-        val_max = corpus.get("val_max_characters", 250_000)
-        _check(_count(val_max, 1), where, "corpus.val_max_characters", val_max, "a positive count")
-        passage = data.get("passage_length", 1000)
-        try:
-            check_count("passage_length", passage, minimum=0)
-        except ConfigError as error:
-            raise CheckpointError(f"{where}: {error}") from None
-        init_from = data.get("init_from")
-        _check(init_from is None or isinstance(init_from, str), where, "init_from", init_from, "a path")
-        resumes = data.get("resumes", [])
-        _check(isinstance(resumes, list) and all(isinstance(r, dict) for r in resumes), where, "resumes", resumes,
-               "a list of objects")
-        for name in ("created", "textgen_version"):
-            _check(isinstance(data.get(name, ""), str), where, name, data.get(name), "a string")
-        gradcheck = data.get("gradcheck", {})
-        _check(isinstance(gradcheck, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   for v in gradcheck.values()), where, "gradcheck", gradcheck,
-               "an object of parameter name to error")
-        finished = data.get("finished_at_update")
-        _check(finished is None or _count(finished), where, "finished_at_update", finished, "null or a count")
-        known = {"format_version", "textgen_version", "created", "model", "train", "corpus", "passage_length",
-                 "finished_at_update", "init_from", "resumes"}
-        return cls(
-            model=_dataclass_from(RNNConfig, data["model"], where, "model"),
-            train=_dataclass_from(TrainConfig, data["train"], where, "train"),
-            sources=checked,
-            characters=corpus["characters"],
-            val_fraction=fraction,
-            val_max_characters=val_max,
-            val_characters=corpus["val_characters"],
-            vocab_size=corpus["vocab_size"],
-            updates_per_epoch=corpus["updates_per_epoch"],
-            total_updates=corpus["total_updates"],
-            passage_length=passage,
-            finished_at_update=finished,
-            records_finish="finished_at_update" in data,
-            init_from=init_from,
-            created=data.get("created", ""),
-            textgen_version=data.get("textgen_version", ""),
-            resumes=tuple(resumes),
-            extra={key: value for key, value in data.items() if key not in known},
-        )
-
-    def check_against(self, checkpoint: Checkpoint, vocab: CharVocab, where: str, name: str) -> None:
-        """CheckpointError naming the first field on which config.json, vocab.json and the checkpoint disagree.
-
-        The settings a resume may change (`RESUMABLE_FIELDS`) may differ: config.json records the newest.
-        """
-        def disagree(key: str, ours: object, theirs: object) -> None:
-            if ours != theirs:
-                raise CheckpointError(f"{where}: config.json and {name} disagree on {key}: {ours!r} in config.json, "
-                                      f"{theirs!r} in {name}; the run folder has been edited or mixed up")
-
-        for key, value in self.model.to_json().items():
-            disagree(f"model.{key}", value, getattr(checkpoint.model, key))
-        disagree("the vocabulary (vocab.json)", vocab.chars, checkpoint.vocab.chars)
-        disagree("corpus.vocab_size", self.vocab_size, checkpoint.vocab.size)
-        saved = checkpoint.meta.get("train")
-        if isinstance(saved, dict):
-            try:  # with today's defaults for what an older textgen did not record (cell, optimizer, dropout, ...)
-                saved = TrainConfig(**saved).to_json()
-            except (TypeError, ConfigError):
-                pass  # compared as stored, so the first field that differs is named
-            for key, value in self.train.to_json().items():
-                if key not in RESUMABLE_FIELDS:
-                    disagree(f"train.{key}", value, saved.get(key))
-        stored = checkpoint.meta.get("corpus")
-        if isinstance(stored, list):
-            disagree("the corpus SHA-256", [s["sha256"] for s in self.sources],
-                     [s.get("sha256") if isinstance(s, dict) else s for s in stored])
-
-
-# ---------------------------------------------------------------- the folder
+WRITER_FILES = (RECORD, VOCABULARY, METRICS, SAMPLES, CHECKPOINT_FILES["last"], CHECKPOINT_FILES["best"], PLOT,
+                PASSAGE, ENCODED_IDS, ENCODED_VAL_IDS)
+RUN_FILES = (*WRITER_FILES, REPORT_PAGE, REPORT_MARKDOWN, REPORT_FIGURE)  # every file a run folder may hold
+# With RUN_FILES and the temporaries of killed writes of any of them, these are all that --force removes; anything
+# else in a folder keeps it from --force.
+OWN_FILES = (*RUN_FILES, SWEEP_VERDICT, OLD_LOCK)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -427,7 +125,7 @@ def _textgen_config(folder: Path) -> bool:
     """True if ``folder``/config.json is a textgen run's (a JSON object with its sections), however damaged its
     values; the check before --force removes a folder whose other files only bear a run's names."""
     try:
-        data = orjson.loads(read_bytes(folder / "config.json"))
+        data = orjson.loads(read_bytes(folder / RECORD))
     except (OSError, orjson.JSONDecodeError, TextgenError):
         return False
     return isinstance(data, dict) and "format_version" in data and all(
@@ -473,9 +171,21 @@ class RunFolder:
         if getattr(self, "_reading", None) is not None:
             os.close(self._reading)
 
-    def file(self, name: str) -> Path:
+    def _file(self, name: str) -> Path:
         """The path of one of the folder's files (for messages, and for what must be opened by path)."""
         return self.path / name
+
+    def record_path(self) -> Path:
+        """config.json's path (for messages)."""
+        return self._file(RECORD)
+
+    def checkpoint_path(self, which: str) -> Path:
+        """The path of the ``best`` or ``last`` checkpoint."""
+        return self._file(CHECKPOINT_FILES[which])
+
+    def encoded_ids_path(self, held_out: bool = False) -> Path:
+        """Where a large corpus's ids are encoded to: its training ids, or with ``held_out`` its held-out ids."""
+        return self._file(ENCODED_VAL_IDS if held_out else ENCODED_IDS)
 
     @property
     def staged(self) -> bool:
@@ -614,13 +324,13 @@ class RunFolder:
 
     def read_record(self) -> RunRecord:
         """config.json, checked."""
-        where = str(self.file("config.json"))
-        return RunRecord.from_json(read_json(self.file("config.json"), "run configuration", self._at()), where)
+        where = str(self._file(RECORD))
+        return RunRecord.from_json(read_json(self._file(RECORD), "run configuration", self._at()), where)
 
     def read_vocab(self) -> CharVocab:
         """vocab.json."""
-        return CharVocab.from_json(read_json(self.file("vocab.json"), "vocabulary", self._at()),
-                                   f"{self.file('vocab.json')}")
+        return CharVocab.from_json(read_json(self._file(VOCABULARY), "vocabulary", self._at()),
+                                   f"{self._file(VOCABULARY)}")
 
     def load(self, which: str = "best") -> Checkpoint:
         """The ``best`` or ``last`` checkpoint."""
@@ -628,9 +338,9 @@ class RunFolder:
             raise CheckpointError(f"--checkpoint must be best or last, got {which!r}")
         at = self._at()
         try:
-            return load_checkpoint(self.file(f"{which}.npz"), at)
+            return load_checkpoint(self.checkpoint_path(which), at)
         except CheckpointError:
-            instead = not_a_run(self.path, ("config.json", "best.npz", "last.npz"))
+            instead = not_a_run(self.path, (RECORD, *CHECKPOINT_FILES.values()))
             if instead is not None:  # a folder that holds no run at all is named as such, not by a missing file
                 raise CheckpointError(f"{self.path}: {instead}") from None
             raise
@@ -639,7 +349,7 @@ class RunFolder:
         """config.json and last.npz, each checked and checked against each other and vocab.json."""
         record = self.read_record()
         last = self.load("last")
-        record.check_against(last, self.read_vocab(), str(self.path), "last.npz")
+        record.check_against(last, self.read_vocab(), str(self.path), CHECKPOINT_FILES["last"])
         return record, last
 
     def metrics(self) -> list[dict]:
@@ -648,16 +358,16 @@ class RunFolder:
         A held-out loss of null is what textgen once wrote for one that overflowed (JSON has no inf):
         such a row is read as a row without an evaluation, so that the run stays readable and resumable.
         """
-        rows = read_jsonl(self.file("metrics.jsonl"), self._at())
+        rows = read_jsonl(self._file(METRICS), self._at())
         for row in rows:
             if row.get("val_loss", 0) is None:
                 row.pop("val_loss")
                 row.pop("val_bpc", None)
-        return _checked_rows(self.file("metrics.jsonl"), rows, METRICS_FIELDS)
+        return _checked_rows(self._file(METRICS), rows, METRICS_FIELDS)
 
     def samples(self) -> list[dict]:
         """samples.jsonl's rows, each checked."""
-        return _checked_rows(self.file("samples.jsonl"), read_jsonl(self.file("samples.jsonl"), self._at()),
+        return _checked_rows(self._file(SAMPLES), read_jsonl(self._file(SAMPLES), self._at()),
                              SAMPLES_FIELDS)
 
     def passage(self) -> str | None:
@@ -666,13 +376,13 @@ class RunFolder:
         if not self.is_finished():
             return None
         try:
-            return read_bytes(self.file("best_passage.txt"), self._at()).decode("utf-8")
+            return read_bytes(self._file(PASSAGE), self._at()).decode("utf-8")
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read ({error.strerror})") from None
+            raise CheckpointError(f"{self._file(PASSAGE)}: cannot read ({error.strerror})") from None
         except UnicodeDecodeError:
-            raise CheckpointError(f"{self.file('best_passage.txt')}: cannot read (not UTF-8 text)") from None
+            raise CheckpointError(f"{self._file(PASSAGE)}: cannot read (not UTF-8 text)") from None
 
     def _stat(self, name: str) -> os.stat_result | None:
         """The file's status, or None if it is missing or not a regular file (a folder in its place, a link)."""
@@ -682,9 +392,17 @@ class RunFolder:
             return None
         return status if stat.S_ISREG(status.st_mode) else None
 
-    def has(self, name: str) -> bool:
+    def _has(self, name: str) -> bool:
         """True if the folder holds ``name`` as a regular file."""
         return self._stat(name) is not None
+
+    def has_vocab(self) -> bool:
+        """True if the folder holds vocab.json."""
+        return self._has(VOCABULARY)
+
+    def has_checkpoint(self, which: str) -> bool:
+        """True if the folder holds the ``best`` or ``last`` checkpoint."""
+        return self._has(CHECKPOINT_FILES[which])
 
     def is_finished(self) -> bool:
         """True if the run has finished: best_passage.txt holds the passage drawn after its last update.
@@ -693,13 +411,13 @@ class RunFolder:
         finished_at_update, recorded once the passage is written and cleared when a resume extends the run.
         For a config.json from before that was recorded: a passage, and last.npz at the run's total.
         """
-        if not self.has("best_passage.txt"):
+        if not self._has(PASSAGE):
             return False
         try:
             record = self.read_record()
             if record.records_finish:
                 return record.finished_at_update == record.total_updates
-            return self.load("last").meta.get("update") == record.total_updates
+            return self.load("last").training.update == record.total_updates
         except CheckpointError:
             return False  # a damaged run is not finished; whoever resumes it is told what is wrong
 
@@ -715,9 +433,9 @@ class RunFolder:
         if not self.is_finished():
             return False
         stamp = self.report_stamp().encode() + b"\n"
-        for name in ("report.html", "report.md"):
+        for name in (REPORT_PAGE, REPORT_MARKDOWN):
             try:
-                if not read_bytes(self.file(name), self._at()).endswith(stamp):
+                if not read_bytes(self._file(name), self._at()).endswith(stamp):
                     return False
             except (OSError, TextgenError):
                 return False
@@ -734,26 +452,26 @@ class RunFolder:
 
     def write_record(self, record: RunRecord) -> None:
         """config.json, atomically."""
-        write_json(self.file("config.json"), record.to_json(), self._writable())
+        write_json(self._file(RECORD), record.to_json(), self._writable())
 
     def write_vocab(self, vocab: CharVocab) -> None:
         """vocab.json, atomically."""
-        write_json(self.file("vocab.json"), vocab.to_json(), self._writable())
+        write_json(self._file(VOCABULARY), vocab.to_json(), self._writable())
 
     def append_metrics(self, row: dict) -> None:
         """One metrics.jsonl row."""
-        append_jsonl(self.file("metrics.jsonl"), row, self._writable())
+        append_jsonl(self._file(METRICS), row, self._writable())
 
     def append_sample(self, row: dict) -> None:
         """One samples.jsonl row."""
-        append_jsonl(self.file("samples.jsonl"), row, self._writable())
+        append_jsonl(self._file(SAMPLES), row, self._writable())
 
     def save_checkpoints(self, last: Checkpoint, best: Checkpoint) -> None:
         """last.npz, then best.npz, each atomically (a crash between them leaves a best.npz one checkpoint old)."""
         at = self._writable()
         try:
-            save_checkpoint(self.file("last.npz"), last, at)
-            save_checkpoint(self.file("best.npz"), best, at)
+            save_checkpoint(self.checkpoint_path("last"), last, at)
+            save_checkpoint(self.checkpoint_path("best"), best, at)
         except CheckpointError as error:
             kept = "the new run was not started" if self.staged else "the previous one is kept"
             raise CheckpointError(f"{error}; {kept}") from None
@@ -767,41 +485,42 @@ class RunFolder:
         return metrics, samples
 
     def commit_resume(self, last: Checkpoint, best: Checkpoint, metrics: list[dict], samples: list[dict],
-                      record: RunRecord, drop: tuple[str, ...] = ()) -> None:
+                      record: RunRecord, drop_passage: bool = False) -> None:
         """A resumed run's first checkpoint, with its rows so far and config.json recording the resume.
 
         The rows go first (a kill before the checkpoint leaves rows past it, which the next continuation
-        drops again), then the checkpoint, then config.json and removing ``drop`` (files the run makes
-        anew). If the rows or the checkpoint cannot be written (a full disk), what was written is put
-        back, so a resume that fails before it is under way leaves the folder as it was.
+        drops again), then the checkpoint, then config.json and, with ``drop_passage``, removing the passage
+        (one drawn before the run was extended, which it draws anew). If the rows or the checkpoint cannot be
+        written (a full disk), what was written is put back, so a resume that fails before it is under way
+        leaves the folder as it was.
         """
         at = self._writable()
-        originals = {name: self._original(name) for name in ("metrics.jsonl", "samples.jsonl", "last.npz", "best.npz")}
+        originals = {name: self._original(name) for name in (METRICS, SAMPLES, *CHECKPOINT_FILES.values())}
         try:
             remove_temporaries(self.path, at, WRITER_FILES)
-            for name, rows in (("metrics.jsonl", metrics), ("samples.jsonl", samples)):
-                data = jsonl_bytes(rows, self.file(name))
+            for name, rows in ((METRICS, metrics), (SAMPLES, samples)):
+                data = jsonl_bytes(rows, self._file(name))
                 if originals[name] is None or data != originals[name][0]:
-                    write_bytes(self.file(name), data, at)
+                    write_bytes(self._file(name), data, at)
             self.save_checkpoints(last, best)
         except TextgenError:
             self._put_back(originals)
             raise
         self.write_record(record)
-        for name in drop:
+        if drop_passage:
             try:
-                os.unlink(name, dir_fd=at)
+                os.unlink(PASSAGE, dir_fd=at)
             except FileNotFoundError:
                 pass
 
     def _original(self, name: str) -> tuple[bytes, os.stat_result] | None:
         """A file's bytes and times, to put it back as it was."""
         try:
-            return read_bytes(self.file(name), self._at()), os.stat(name, dir_fd=self._at())
+            return read_bytes(self._file(name), self._at()), os.stat(name, dir_fd=self._at())
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise CheckpointError(f"{self.file(name)}: cannot read ({error.strerror})") from None
+            raise CheckpointError(f"{self._file(name)}: cannot read ({error.strerror})") from None
 
     def _put_back(self, originals: dict[str, tuple[bytes, os.stat_result] | None]) -> None:
         """Restore files to what `_original` read (best effort: the error that called for it is the one to report)."""
@@ -815,20 +534,24 @@ class RunFolder:
                     continue
                 data, stat = original
                 if current is None or current[0] != data:
-                    write_bytes(self.file(name), data, at)
+                    write_bytes(self._file(name), data, at)
                 os.utime(name, ns=(stat.st_atime_ns, stat.st_mtime_ns), dir_fd=at)
             except (OSError, TextgenError):
                 pass
 
-    def write_text(self, name: str, text: str) -> None:
-        """A UTF-8 text file of the run (best_passage.txt), atomically."""
+    def write_passage(self, text: str) -> None:
+        """best_passage.txt (UTF-8), atomically."""
         at = self._writable()
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError as error:
-            raise OutputError(f"{self.file(name)}: the text holds a character that is not valid Unicode "
+            raise OutputError(f"{self._file(PASSAGE)}: the text holds a character that is not valid Unicode "
                               f"({error.reason})") from None
-        write_bytes(self.file(name), data, at)
+        write_bytes(self._file(PASSAGE), data, at)
+
+    def write_plot(self, png: bytes) -> None:
+        """loss.png, the figure of the run so far, atomically."""
+        write_bytes(self._file(PLOT), png, self._at())
 
     def replaced(self) -> bool:
         """True if the path no longer names the folder this reader has been reading (``--force`` swapped it)."""
@@ -839,9 +562,34 @@ class RunFolder:
         except OSError:
             return True
 
-    def write_file(self, name: str, data: bytes) -> None:
-        """A file of the report (written by whoever makes the report, into the folder it read; no lock needed)."""
-        write_bytes(self.file(name), data, self._at())
+    # ------------------------------------------------------------ written by anyone (no lock needed)
+
+    report_figure_name = REPORT_FIGURE  # how report.md refers to its figure, which lies beside it
+
+    def write_report(self, page: str, markdown: str, figure_png: bytes | None) -> tuple[Path, Path]:
+        """report_loss.png (when there is a figure), report.html and report.md, each atomically, into the folder the
+        report was read from (by whoever makes the report); returns the paths of the page and the Markdown."""
+        if figure_png is not None:
+            write_bytes(self._file(REPORT_FIGURE), figure_png, self._at())
+        write_bytes(self._file(REPORT_PAGE), page.encode("utf-8"), self._at())
+        write_bytes(self._file(REPORT_MARKDOWN), markdown.encode("utf-8"), self._at())
+        return self._file(REPORT_PAGE), self._file(REPORT_MARKDOWN)
+
+    def write_sweep_verdict(self, verdict: dict) -> None:
+        """sweep_trial.json: what a sweep decided about this run, one of its trials (that it stopped it early)."""
+        write_json(self._file(SWEEP_VERDICT), verdict, self._at())
+
+    # ------------------------------------------------------------ a large corpus's ids, encoded into the folder
+
+    def encoded_ids(self, dtype: np.dtype, held_out: bool = False) -> np.ndarray | None:
+        """ids.bin (or with ``held_out`` val_ids.bin), memory-mapped read-only; None if it is missing or empty
+        (CheckpointError if it does not hold a whole number of ids: it is damaged)."""
+        path = self.encoded_ids_path(held_out)
+        if not path.is_file() or not path.stat().st_size:
+            return None
+        if path.stat().st_size % np.dtype(dtype).itemsize:
+            raise CheckpointError(f"{path}: not a whole number of ids; this run's encoded corpus is damaged")
+        return np.memmap(path, dtype=dtype, mode="r")
 
 
 def _loss(value: object) -> bool:
@@ -856,7 +604,7 @@ def _fraction(value: object) -> bool:
 
 # What each row of the JSON-lines files holds: field -> (check, whether every row must have it).
 METRICS_FIELDS = {
-    "update": (lambda v: _count(v, 1), True),
+    "update": (lambda v: is_count(v, 1), True),
     "epoch": (_fraction, True),
     "loss": (_loss, True),
     "smooth_loss": (_loss, True),
@@ -865,7 +613,7 @@ METRICS_FIELDS = {
     "val_bpc": (_loss, False),
 }
 SAMPLES_FIELDS = {
-    "update": (_count, True),
+    "update": (is_count, True),
     "epoch": (_fraction, True),
     "smooth_loss": (lambda v: v is None or _loss(v), True),
     "text": (lambda v: isinstance(v, str), True),
@@ -1047,7 +795,7 @@ def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
     return lock
 
 
-def not_a_run(path: Path, files: tuple[str, ...] = ("config.json", "last.npz")) -> str | None:
+def not_a_run(path: Path, files: tuple[str, ...] = (RECORD, CHECKPOINT_FILES["last"])) -> str | None:
     """What ``path`` is instead of a run folder (a folder holding one of a run's ``files``; what they hold is
     checked when they are read), as the end of a message naming it; None if it is one."""
     if not path.is_dir():
@@ -1055,7 +803,7 @@ def not_a_run(path: Path, files: tuple[str, ...] = ("config.json", "last.npz")) 
         return f"{what}; give the folder of a run that textgen train wrote"
     if any((path / name).exists() for name in files):
         return None
-    trials = sorted(path.glob("trials/*/last.npz"))
+    trials = sorted(path.glob(f"trials/*/{CHECKPOINT_FILES['last']}"))
     if trials:
         return f"a sweep folder, not a run folder; give one of its trials, such as {trials[0].parent}"
     return (f"not a run folder (it has no {' or '.join(files)}); give the folder of a run that textgen train "
@@ -1067,9 +815,3 @@ def check_init_from(path: Path) -> None:
     instead = not_a_run(path)
     if instead is not None:
         raise ConfigError(f"--init-from {path}: {instead}")
-
-
-def new_record(**values) -> RunRecord:
-    """A RunRecord stamped with this textgen's version and the time."""
-    return RunRecord(created=datetime.now().astimezone().isoformat(timespec="seconds"), **values)
-
