@@ -196,6 +196,10 @@ def test_an_ipv6_address_is_read_in_brackets(tmp_path, capsys, address, message)
     ('{"trial-000": {"status": "ended", "settings": {}, "last_result": []}}', r"last_result that is not an object"),
     ('{"trial-000": {"status": "pending", "settings": {}, "seed": "7"}}', r"has seed '7', not a whole number"),
     ('{"../../elsewhere": {"status": "pending", "settings": {}}}', r"'../../elsewhere' is not a trial's name"),
+    ('{"trial-000": {"status": "ended", "settings": {}, "last_result": {"time_total_s": "1 h"}}}',
+     r"'trial-000' has a last_result whose time_total_s is '1 h', not a number"),
+    ('{"trial-000": {"status": "ended", "settings": {}, "last_result": {"val_bpc": [2.5]}}}',
+     r"'trial-000' has a last_result whose val_bpc is \[2.5\], not a number"),
 ])
 def test_status_of_a_hand_edited_trials_json_is_one_line(tmp_path, capsys, trials, message):
     sweep = tmp_path / "sweep"
@@ -213,6 +217,20 @@ def test_status_of_a_hand_edited_trials_json_is_one_line(tmp_path, capsys, trial
     (sweep / "sweep.json").write_text('["not", "an", "object"]', encoding="utf-8")
     code, _, err = run(capsys, "sweep", "--status", sweep)
     assert code == 1 and "not a sweep's sweep.json" in err, err
+
+
+@pytest.mark.parametrize("runs", ['[{"wall_seconds": "1 h"}]', '[{"wall_seconds": true}]', '[3]'])
+def test_a_hand_edited_run_in_sweep_json_is_one_line(tmp_path, capsys, runs):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "spec.toml").write_text(write_spec(tmp_path).read_text(encoding="utf-8"), encoding="utf-8")
+    (sweep / "sweep.json").write_text(f'{{"spec": "gone.toml", "status": "stopped", "runs": {runs}}}', encoding="utf-8")
+    (sweep / "trials.json").write_text('{"trial-000": {"status": "failed", "settings": {"hidden": 64, "eta": 0.1, '
+                                       '"cell": "rnn"}, "seed": 7}}', encoding="utf-8")
+    for command in ("--status", "--resume"):
+        code, _, err = run(capsys, "sweep", command, sweep)
+        assert code == 1 and err.count("\n") == 1 and "sweep.json: run 1 is not an object with its wall_seconds a " \
+            "number" in err, err
 
 
 def test_every_grid_point_is_checked_not_only_the_first_ten_thousand_combinations(tmp_path):
@@ -346,3 +364,14 @@ def test_a_stop_while_the_trials_are_checked_leaves_no_sweep_folder(tmp_path, si
     _, err = child.communicate(timeout=60)
     assert child.returncode == status and err.splitlines()[-1] == "textgen: stopped", err
     assert not (tmp_path / "sweep").exists()
+
+
+@needs_ray
+def test_the_sweep_report_gives_the_wall_time_of_every_run_of_its_driver(tmp_path, capsys):
+    sweep = _sweep_folder(tmp_path, {"trial-000": {**GOOD_TRIAL, "status": "failed", "reason": "the loss became nan"}})
+    info = json.loads((sweep / "sweep.json").read_text(encoding="utf-8"))
+    info["runs"] = [{"wall_seconds": 100.4}, {"wall_seconds": 20.2}]  # two runs of the driver, as each recorded it
+    (sweep / "sweep.json").write_text(json.dumps(info), encoding="utf-8")
+    code, _, err = run(capsys, "sweep", "--resume", sweep)  # nothing to run: the results and the report are written
+    assert code == 1 and "trial-000 failed: the loss became nan" in err, err
+    assert "driver wall time\n121 s." in (sweep / "sweep_report.html").read_text(encoding="utf-8")
