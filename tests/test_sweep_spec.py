@@ -267,7 +267,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="
 
 @needs_ray
 @pytest.mark.parametrize(("change", "message"), [
-    (('corpus = ["book.txt"]', 'corpus = ["gone.txt"]'), r"\[train\]: gone.txt: no such file"),
+    (('corpus = ["book.txt"]', 'corpus = ["gone.txt"]'), r"\[train\]: /\S+/gone.txt: no such file"),
     (('corpus = ["book.txt"]', 'corpus = ["latin1.txt"]'), r"latin1.txt.*(UTF-8|utf-8|--encoding)"),
     (('corpus = ["book.txt"]', 'corpus = ["short.txt"]'), r"trial-000 \(hidden = 8\) would be refused: the corpus has "
                                                           r"\d+ characters to train on"),
