@@ -11,6 +11,7 @@ import secrets
 import stat
 import sys
 from dataclasses import dataclass, fields
+from datetime import date, datetime
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -107,6 +108,9 @@ def check_value(name: str, value: object, where: str) -> None:
     elif name == "option":
         expected, ok = "a list of KEY=VALUE texts or a table", isinstance(value, dict) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value))
+    elif name in ("since", "until"):  # as text, or a TOML date (since = 2018-01-31) or a datetime.date
+        expected, ok = "a date, YYYY-MM-DD", isinstance(value, str) or (
+            isinstance(value, date) and not isinstance(value, datetime))
     elif name == "weights":
         expected, ok = "a list of numbers or W1,W2 text", isinstance(value, str) or (
             isinstance(value, list) and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in value))
@@ -275,6 +279,8 @@ def loader_options_of(settings: dict) -> list:
             value = settings[name]
             if name == "keep_html_entities":  # the setting keeps them: the loader's keyword says the opposite
                 value = not value
+            if isinstance(value, date):  # since, until: the loader reads the date as its flag gives it
+                value = value.isoformat()
             options.append(LoaderOption(keyword, value, loader, flag))
     option = settings.get("option") or []
     if isinstance(option, dict):
