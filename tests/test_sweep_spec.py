@@ -375,3 +375,21 @@ def test_the_sweep_report_gives_the_wall_time_of_every_run_of_its_driver(tmp_pat
     code, _, err = run(capsys, "sweep", "--resume", sweep)  # nothing to run: the results and the report are written
     assert code == 1 and "trial-000 failed: the loss became nan" in err, err
     assert "driver wall time\n121 s." in (sweep / "sweep_report.html").read_text(encoding="utf-8")
+
+
+@needs_ray
+def test_a_corpus_changed_since_a_trial_read_it_is_refused_by_resume_before_ray_starts(tmp_path, capsys):
+    import textgen
+    from commands import snapshot
+
+    sweep = _sweep_folder(tmp_path, {"trial-000": {"status": "ended", "settings": {"hidden": 8}, "seed": 1},
+                                     "trial-001": {"status": "pending", "settings": {"hidden": 16}, "seed": 2}},
+                          TRIAL_SPEC)
+    textgen.train(str(tmp_path / "book.txt"), out=sweep / "trials" / "trial-000", hidden=8, updates=20, seed=1,
+                  passage_length=10, progress=False)
+    with open(tmp_path / "book.txt", "a", encoding="utf-8") as book:
+        book.write("A line added after the first trial read the book.\n")
+    before = snapshot(sweep)
+    code, _, err = run(capsys, "sweep", "--resume", sweep)  # trial-001 would be measured on other text
+    assert code == 1 and err.count("\n") == 1 and "the corpus has changed since trial-000 read it" in err, err
+    assert snapshot(sweep) == before
