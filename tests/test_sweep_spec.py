@@ -139,6 +139,33 @@ def test_an_address_nobody_answers_on_is_one_line_before_anything_starts(tmp_pat
     assert code == 1 and "expected auto, HOST:PORT or ray://HOST:PORT" in err
 
 
+@pytest.mark.parametrize(("answer", "message"), [
+    (b"HTTP/1.0 400 Bad Request\r\n\r\n", "something answers there, but not a Ray cluster"),
+    (None, r"cannot reach a Ray cluster there \(timed out\)"),
+])
+def test_an_address_where_something_else_than_ray_answers_is_one_line_at_once(tmp_path, answer, message):
+    import threading
+
+    from commands import textgen
+
+    server = socket.create_server(("127.0.0.1", 0))  # a web server, or one that accepts and never says a word
+    held = []
+
+    def serve() -> None:
+        while True:
+            connection, _ = server.accept()
+            held.append(connection)
+            if answer is not None:
+                connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    done = textgen("sweep", write_spec(tmp_path), "--out", tmp_path / "sweep", "--address", address, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr  # ray.init waited for many minutes
+    assert re.search(rf"--address {address}: {message}", done.stderr), done.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed here")
 def test_without_ray_sweep_says_how_to_install_it(tmp_path, capsys):
     code, _, err = run(capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "sweep")
