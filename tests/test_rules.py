@@ -2,7 +2,9 @@
 spec refuse the same settings, each in one line naming the setting; a resume refuses the same changes from the
 command line and from Python, and takes a setting repeated as the run already has it."""
 
+import json
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,8 @@ def other_run(tmp_path, corpus) -> Path:
 
 
 def toml_value(value: object) -> str:
+    if isinstance(value, date):
+        return value.isoformat()  # a TOML date
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, Path)):
@@ -83,6 +87,7 @@ RULES = {
     "another sigma than the --init-from run's": ({"sigma": 0.5, "init_from": "OTHER"}, "sigma 0.5 differs from"),
     "another dtype than the --init-from run's": ({"dtype": "float32", "init_from": "OTHER"}, "dtype float32 differs"),
     "dropout of 1": ({"dropout": 1.0}, "dropout must be at least 0 and below 1"),
+    "more layers than the most, beyond any count": ({"layers": 10**16}, "layers must be at most 64, got"),
 }
 
 
@@ -93,6 +98,36 @@ def test_every_front_end_refuses_what_the_library_refuses(rule, front, tmp_path,
     settings = {name: other_run if value == "OTHER" else value for name, value in settings.items()}
     message = refusal(front, settings, tmp_path, corpus, capsys)
     assert expected in message, message
+
+
+@pytest.mark.parametrize("front", ["cli", "toml", "api", "sweep"])
+def test_every_front_end_takes_a_date_for_since_as_its_flag_does(front, tmp_path, capsys):
+    # --since 2018-03-01 on the command line; the same date as TOML writes a date, or as a datetime.date in Python
+    tweets = tmp_path / "tweets.json"
+    tweets.write_text(json.dumps([{"text": f"tweet number {i} about the weather", "created_at": f"2018-0{month}-15",
+                                   "is_retweet": False} for i, month in enumerate([1, 2, 3, 4] * 30)]))
+    out, settings = tmp_path / "run", {"since": date(2018, 3, 1), **QUICK}
+    if front == "api":
+        textgen.train(str(tweets), out=out, progress=False, **settings)
+    elif front == "sweep":  # its spec takes it as --config does
+        from textgen.sweep.spec import read_spec
+
+        spec = tmp_path / "sweep.toml"
+        spec.write_text(f'[train]\ncorpus = "{tweets}"\nsince = 2018-03-01\n[search]\nhidden = [8]\n')
+        assert read_spec(spec).base["since"] == date(2018, 3, 1)
+        return
+    else:
+        if front == "toml":
+            file = tmp_path / "settings.toml"
+            file.write_text("[train]\n" + "".join(f"{name} = {toml_value(value)}\n" for name, value in
+                                                  {"corpus": str(tweets), **settings}.items()))
+            argv = ["--config", file]
+        else:
+            argv = ["--corpus", tweets, *flags(settings)]
+        code, _, err = run(capsys, "train", "--out", out, "--no-progress", *argv)
+        assert code == 0, err
+    source = json.loads((out / "config.json").read_text())["corpus"]["sources"][0]
+    assert source["options"]["since"] == "2018-03-01" and source["documents"] == 60, source
 
 
 def test_the_init_from_model_given_as_it_is_is_taken(tmp_path, corpus, other_run, capsys):

@@ -11,6 +11,7 @@ from commands import run
 from textgen.config import RNNConfig, TrainConfig
 from textgen.errors import ConfigError
 from textgen.settings import SETTINGS, plan_run, read_settings_file
+from textgen.sweep.spec import read_spec
 
 PROJECT = Path(__file__).resolve().parent.parent
 SAMPLE_BOOK = PROJECT / "corpora" / "sample_book.txt"
@@ -67,6 +68,23 @@ hidden = 8
     assert code == 0, err
     source = json.loads((tmp_path / "t" / "config.json").read_text())["corpus"]["sources"]
     assert [s["kind"] for s in source] == ["tweets"] and source[0]["options"] == {"keep_retweets": True}
+
+
+def test_a_relative_corpus_in_a_config_file_is_read_from_the_files_folder_not_the_current_one(tmp_path, capsys,
+                                                                                               monkeypatch):
+    (tmp_path / "settings").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "book.txt").write_bytes(SAMPLE_BOOK.read_bytes())  # a file of that name where we are
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = write(tmp_path / "settings" / "run.toml", '[train]\ncorpus = ["book.txt"]\nupdates = 30\nhidden = 8\n')
+    code, _, err = run(capsys, "train", "--config", config, "--out", tmp_path / "out", "-q")
+    assert code == 1 and err.count("\n") == 1 and f"{tmp_path / 'settings' / 'book.txt'}: no such file" in err, err
+    assert not (tmp_path / "out").exists()
+    spec = write(tmp_path / "settings" / "sweep.toml", '[train]\ncorpus = ["book.txt", "text:notes.txt", "pydoc"]\n'
+                 '[search]\nhidden = [8]\n')
+    (tmp_path / "settings" / "notes.txt").write_text("notes beside the spec")
+    assert read_spec(spec).base["corpus"] == [str(tmp_path / "settings" / "book.txt"),
+                                              f"text:{tmp_path / 'settings' / 'notes.txt'}", "pydoc"]
 
 
 @pytest.mark.parametrize(("text", "message"), [

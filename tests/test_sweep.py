@@ -219,8 +219,9 @@ def test_address_auto_without_a_cluster_is_one_line_and_leaves_nothing(tmp_path)
 def test_a_trial_whose_run_refuses_its_input_fails_in_one_line_and_is_not_run_again(tmp_path):
     # eta 1e30 overflows the loss at update 2 (a sigma that overflows is refused before the first update now)
     spec = write_spec(tmp_path, "updates = 300\neval_every = 100\nhidden = 8", "eta = [0.1, 1e30]\nmax_failures = 2")
-    (tmp_path / "specs").mkdir()  # its corpus, book.txt, is not beside it: read from the current folder, as
-    spec = spec.rename(tmp_path / "specs" / "spec.toml")  # the check before Ray read it, by every trial too
+    (tmp_path / "specs").mkdir()  # its corpus is not beside it, and is read from the spec's folder, as the check
+    spec = spec.rename(tmp_path / "specs" / "spec.toml")  # before Ray read it, by every trial too
+    spec.write_text(spec.read_text().replace('corpus = ["book.txt"]', 'corpus = ["../book.txt"]'))
     sweep = tmp_path / "sweep"
     done = textgen("sweep", spec, "--out", sweep, cwd=tmp_path)
     err = done.stderr
@@ -302,3 +303,71 @@ def test_a_stopped_resume_leaves_no_ray_process_behind(tmp_path, signals, group,
     assert "Traceback" not in err and f"continue with: textgen sweep --resume {sweep}" in err.splitlines()[-1], err
     wait_until(lambda: not our_processes(mark), timeout=15, what="Ray's processes gone", interval=0.2)
     assert trials(sweep)["trial-000"]["status"] == "pending"
+
+
+def test_a_folder_in_the_way_of_tunes_own_is_left_alone_and_tune_uses_the_next_name(tmp_path):
+    sweep = hand_made_sweep(tmp_path, 1000)  # its first run of the driver: Tune's folder would be SWEEP_DIR/tune
+    (sweep / "tune").write_text("notes of mine")
+    done = textgen("sweep", "--resume", sweep)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert (sweep / "tune").read_text() == "notes of mine" and (sweep / "tune-2").is_dir()
+    assert json.loads((sweep / "sweep.json").read_text())["runs"][0]["tune"] == "tune-2"
+
+
+def test_a_finished_trial_is_said_to_end_at_its_last_update_not_its_last_evaluation(tmp_path):
+    spec = write_spec(tmp_path, "updates = 130\neval_every = 50\nhidden = 8", "eta = [0.1]")
+    done = textgen("sweep", spec, "--out", tmp_path / "sweep")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^textgen: trial-000 finished at update 130, last val [\d.]+ bpc \(the last one\)$", done.stderr,
+                     re.M), done.stderr
+
+
+def test_a_double_ctrl_c_as_tune_starts_the_trials_stops_in_one_line(tmp_path):
+    # the second signal comes while Tune, stopped by the first, waits inside Ray's compiled code (ray.wait)
+    spec = write_spec(tmp_path, "updates = 40000\neval_every = 1000\nhidden = 8", "eta = [0.1, 0.05]")
+    mark = f"textgen-test-{uuid.uuid4()}"
+    driver = start("sweep", spec, "--out", tmp_path / "sweep", env=environment(TEXTGEN_TEST_MARK=mark))
+    assert driver.stderr.readline().startswith("textgen: sweep of 2 trials")  # said once Ray is up, as Tune starts
+    time.sleep(1)
+    for _ in range(2):
+        driver.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("textgen: stopped"), err
+    wait_until(lambda: not our_processes(mark), timeout=15, what="Ray's processes gone", interval=0.2)
+
+
+def test_sigterm_to_the_group_while_ray_starts_leaves_no_ray_process_behind(tmp_path):
+    spec = write_spec(tmp_path, "updates = 300\neval_every = 100\nhidden = 8", "eta = [0.1]")
+    mark = f"textgen-test-{uuid.uuid4()}"
+    driver = start("sweep", spec, "--out", tmp_path / "sweep", env=environment(TEXTGEN_TEST_MARK=mark),
+                   start_new_session=True)
+    wait_until(lambda: any("agent" in name.lower() for name in our_processes(mark)), timeout=120,
+               what="Ray starting its agents", interval=0.02)
+    os.killpg(driver.pid, signal.SIGTERM)  # as timeout(1) sends it, while ray.init starts Ray's processes
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143 and "Traceback" not in err, err
+    wait_until(lambda: not our_processes(mark), timeout=15, what="Ray's processes gone", interval=0.2)
+
+
+def test_a_stop_as_the_last_trial_ends_still_exits_with_the_stops_status(tmp_path):
+    spec = write_spec(tmp_path, "updates = 300\neval_every = 100\nhidden = 8", "eta = [0.1]")
+    sweep = tmp_path / "sweep"
+    driver = start("sweep", spec, "--out", sweep)
+    wait_until(lambda: trials(sweep).get("trial-000", {}).get("status") == "ended", timeout=120,
+               what="the last trial ended", interval=0.02)
+    driver.send_signal(signal.SIGTERM)  # while Tune ends its run, or while Ray stops
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("textgen: stopped after every trial had ended"), err
+
+
+def test_a_sweep_on_a_full_disk_shows_no_traceback_of_rays(tmp_path):
+    from commands import tmpfs
+
+    spec = write_spec(tmp_path, "updates = 100\neval_every = 50\nhidden = 8", "eta = [0.1, 0.05]")
+    with tmpfs(tmp_path / "small", "200k") as small:  # the trials fill it, then Tune cannot save its state
+        done = textgen("sweep", spec, "--out", small / "sweep")
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("textgen: "), done.stderr

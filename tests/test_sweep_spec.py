@@ -139,6 +139,33 @@ def test_an_address_nobody_answers_on_is_one_line_before_anything_starts(tmp_pat
     assert code == 1 and "expected auto, HOST:PORT or ray://HOST:PORT" in err
 
 
+@pytest.mark.parametrize(("answer", "message"), [
+    (b"HTTP/1.0 400 Bad Request\r\n\r\n", "something answers there, but not a Ray cluster"),
+    (None, r"cannot reach a Ray cluster there \(timed out\)"),
+])
+def test_an_address_where_something_else_than_ray_answers_is_one_line_at_once(tmp_path, answer, message):
+    import threading
+
+    from commands import textgen
+
+    server = socket.create_server(("127.0.0.1", 0))  # a web server, or one that accepts and never says a word
+    held = []
+
+    def serve() -> None:
+        while True:
+            connection, _ = server.accept()
+            held.append(connection)
+            if answer is not None:
+                connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    done = textgen("sweep", write_spec(tmp_path), "--out", tmp_path / "sweep", "--address", address, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr  # ray.init waited for many minutes
+    assert re.search(rf"--address {address}: {message}", done.stderr), done.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed here")
 def test_without_ray_sweep_says_how_to_install_it(tmp_path, capsys):
     code, _, err = run(capsys, "sweep", write_spec(tmp_path), "--out", tmp_path / "sweep")
@@ -196,6 +223,10 @@ def test_an_ipv6_address_is_read_in_brackets(tmp_path, capsys, address, message)
     ('{"trial-000": {"status": "ended", "settings": {}, "last_result": []}}', r"last_result that is not an object"),
     ('{"trial-000": {"status": "pending", "settings": {}, "seed": "7"}}', r"has seed '7', not a whole number"),
     ('{"../../elsewhere": {"status": "pending", "settings": {}}}', r"'../../elsewhere' is not a trial's name"),
+    ('{"trial-000": {"status": "ended", "settings": {}, "last_result": {"time_total_s": "1 h"}}}',
+     r"'trial-000' has a last_result whose time_total_s is '1 h', not a number"),
+    ('{"trial-000": {"status": "ended", "settings": {}, "last_result": {"val_bpc": [2.5]}}}',
+     r"'trial-000' has a last_result whose val_bpc is \[2.5\], not a number"),
 ])
 def test_status_of_a_hand_edited_trials_json_is_one_line(tmp_path, capsys, trials, message):
     sweep = tmp_path / "sweep"
@@ -213,6 +244,20 @@ def test_status_of_a_hand_edited_trials_json_is_one_line(tmp_path, capsys, trial
     (sweep / "sweep.json").write_text('["not", "an", "object"]', encoding="utf-8")
     code, _, err = run(capsys, "sweep", "--status", sweep)
     assert code == 1 and "not a sweep's sweep.json" in err, err
+
+
+@pytest.mark.parametrize("runs", ['[{"wall_seconds": "1 h"}]', '[{"wall_seconds": true}]', '[3]'])
+def test_a_hand_edited_run_in_sweep_json_is_one_line(tmp_path, capsys, runs):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "spec.toml").write_text(write_spec(tmp_path).read_text(encoding="utf-8"), encoding="utf-8")
+    (sweep / "sweep.json").write_text(f'{{"spec": "gone.toml", "status": "stopped", "runs": {runs}}}', encoding="utf-8")
+    (sweep / "trials.json").write_text('{"trial-000": {"status": "failed", "settings": {"hidden": 64, "eta": 0.1, '
+                                       '"cell": "rnn"}, "seed": 7}}', encoding="utf-8")
+    for command in ("--status", "--resume"):
+        code, _, err = run(capsys, "sweep", command, sweep)
+        assert code == 1 and err.count("\n") == 1 and "sweep.json: run 1 is not an object with its wall_seconds a " \
+            "number" in err, err
 
 
 def test_every_grid_point_is_checked_not_only_the_first_ten_thousand_combinations(tmp_path):
@@ -249,7 +294,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="
 
 @needs_ray
 @pytest.mark.parametrize(("change", "message"), [
-    (('corpus = ["book.txt"]', 'corpus = ["gone.txt"]'), r"\[train\]: gone.txt: no such file"),
+    (('corpus = ["book.txt"]', 'corpus = ["gone.txt"]'), r"\[train\]: /\S+/gone.txt: no such file"),
     (('corpus = ["book.txt"]', 'corpus = ["latin1.txt"]'), r"latin1.txt.*(UTF-8|utf-8|--encoding)"),
     (('corpus = ["book.txt"]', 'corpus = ["short.txt"]'), r"trial-000 \(hidden = 8\) would be refused: the corpus has "
                                                           r"\d+ characters to train on"),
@@ -346,3 +391,32 @@ def test_a_stop_while_the_trials_are_checked_leaves_no_sweep_folder(tmp_path, si
     _, err = child.communicate(timeout=60)
     assert child.returncode == status and err.splitlines()[-1] == "textgen: stopped", err
     assert not (tmp_path / "sweep").exists()
+
+
+@needs_ray
+def test_the_sweep_report_gives_the_wall_time_of_every_run_of_its_driver(tmp_path, capsys):
+    sweep = _sweep_folder(tmp_path, {"trial-000": {**GOOD_TRIAL, "status": "failed", "reason": "the loss became nan"}})
+    info = json.loads((sweep / "sweep.json").read_text(encoding="utf-8"))
+    info["runs"] = [{"wall_seconds": 100.4}, {"wall_seconds": 20.2}]  # two runs of the driver, as each recorded it
+    (sweep / "sweep.json").write_text(json.dumps(info), encoding="utf-8")
+    code, _, err = run(capsys, "sweep", "--resume", sweep)  # nothing to run: the results and the report are written
+    assert code == 1 and "trial-000 failed: the loss became nan" in err, err
+    assert "driver wall time\n121 s." in (sweep / "sweep_report.html").read_text(encoding="utf-8")
+
+
+@needs_ray
+def test_a_corpus_changed_since_a_trial_read_it_is_refused_by_resume_before_ray_starts(tmp_path, capsys):
+    import textgen
+    from commands import snapshot
+
+    sweep = _sweep_folder(tmp_path, {"trial-000": {"status": "ended", "settings": {"hidden": 8}, "seed": 1},
+                                     "trial-001": {"status": "pending", "settings": {"hidden": 16}, "seed": 2}},
+                          TRIAL_SPEC)
+    textgen.train(str(tmp_path / "book.txt"), out=sweep / "trials" / "trial-000", hidden=8, updates=20, seed=1,
+                  passage_length=10, progress=False)
+    with open(tmp_path / "book.txt", "a", encoding="utf-8") as book:
+        book.write("A line added after the first trial read the book.\n")
+    before = snapshot(sweep)
+    code, _, err = run(capsys, "sweep", "--resume", sweep)  # trial-001 would be measured on other text
+    assert code == 1 and err.count("\n") == 1 and "the corpus has changed since trial-000 read it" in err, err
+    assert snapshot(sweep) == before

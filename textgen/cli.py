@@ -912,6 +912,7 @@ def command_sweep(args: argparse.Namespace) -> int:
         open_sweep,
         plural,
         run_sweep,
+        sweep_status,
     )
 
     if args.address is not None:
@@ -952,18 +953,28 @@ def command_sweep(args: argparse.Namespace) -> int:
         nothing_ran()
         raise
     except Interrupted as stopped:  # a second signal, or a stop before Tune ran (checking the trials, Ray starting)
-        say("textgen: stopped" if nothing_ran() else f"textgen: stopped; continue with: textgen sweep --resume {folder}",
-            file=sys.stderr)
+        if nothing_ran():
+            say("textgen: stopped", file=sys.stderr)
+        elif sweep_status(folder, spec.metric) == "done":  # the stop came as Ray stopped, after the last trial
+            say(f"textgen: stopped after every trial had ended; the results were not written: textgen sweep --resume "
+                f"{folder} writes them", file=sys.stderr)
+        else:
+            say(f"textgen: stopped; continue with: textgen sweep --resume {folder}", file=sys.stderr)
         return EXIT_STATUS.get(stopped.signum, 130)
     rows = summarize(folder, spec, info)
     from textgen.sweep.results import TO_RUN, status_lines
 
     for line in status_lines(rows, spec.searched):
         out.write(line + "\n", escape=True)
+    signum = getattr(signal, info["runs"][-1].get("signal") or "", None) if info["runs"] else None
     if info["status"] == "stopped":
         say(f"textgen: the sweep stopped before every trial finished; continue with: textgen sweep --resume "
             f"{folder}", file=sys.stderr)
-        return EXIT_STATUS[signal.SIGTERM] if info["runs"][-1].get("signal") == "SIGTERM" else 130
+        return EXIT_STATUS[signal.SIGTERM] if signum == signal.SIGTERM else 130
+    if signum is not None:  # the stop came as the last trials ended: nothing was left to stop, but it was asked for
+        say_failures(rows)
+        say(f"textgen: stopped after every trial had ended; results in {folder / 'results.csv'}", file=sys.stderr)
+        return EXIT_STATUS.get(signum, 130)
     failed = say_failures(rows)
     if failed:
         again = [row["trial"] for row in failed if row["status"] in TO_RUN]

@@ -29,13 +29,13 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def check_count(name: str, value: object, minimum: int = 1) -> None:
-    """ConfigError unless ``value`` is an int from ``minimum`` to MAX_COUNT (``name`` is the field)."""
+def check_count(name: str, value: object, minimum: int = 1, maximum: int = MAX_COUNT) -> None:
+    """ConfigError unless ``value`` is an int from ``minimum`` to ``maximum`` (``name`` is the field)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
         raise ConfigError(f"{_flag(name)} must be {kind}, got {value!r}")
-    if value > MAX_COUNT:
-        raise ConfigError(f"{_flag(name)} must be at most {MAX_COUNT:,}, got {value:,}")
+    if value > maximum:
+        raise ConfigError(f"{_flag(name)} must be at most {maximum:,}, got {value:,}")
 
 
 def check_number(name: str, value: object, low: float = 0.0, high: float = math.inf) -> None:
@@ -63,9 +63,7 @@ class RNNConfig:
             raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.cell not in CELL_NAMES:
             raise ConfigError(f"--cell must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
-        check_count("layers", self.layers)
-        if self.layers > MAX_LAYERS:
-            raise ConfigError(f"--layers must be at most {MAX_LAYERS}, got {self.layers:,}")
+        check_count("layers", self.layers, maximum=MAX_LAYERS)
 
     def to_json(self) -> dict:
         """The config as a JSON-ready dict."""

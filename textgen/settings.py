@@ -11,6 +11,7 @@ import secrets
 import stat
 import sys
 from dataclasses import dataclass, fields
+from datetime import date, datetime
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -107,6 +108,9 @@ def check_value(name: str, value: object, where: str) -> None:
     elif name == "option":
         expected, ok = "a list of KEY=VALUE texts or a table", isinstance(value, dict) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value))
+    elif name in ("since", "until"):  # as text, or a TOML date (since = 2018-01-31) or a datetime.date
+        expected, ok = "a date, YYYY-MM-DD", isinstance(value, str) or (
+            isinstance(value, date) and not isinstance(value, datetime))
     elif name == "weights":
         expected, ok = "a list of numbers or W1,W2 text", isinstance(value, str) or (
             isinstance(value, list) and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in value))
@@ -217,8 +221,7 @@ def read_settings_file(path: Path) -> dict:
 
 def relative_to(folder: Path, settings: dict) -> dict:
     """``settings`` with the paths a file gives read from ``folder`` (the file's own): ``out`` and ``init_from``
-    when relative, and each corpus source that is a relative path of a file there (``hf:...`` and named
-    corpora such as ``pydoc`` stay as they are)."""
+    when relative, and each corpus source that is a relative path (`source_from`)."""
     settings = dict(settings)
     for name in ("out", "init_from"):
         if isinstance(settings.get(name), str) and not Path(settings[name]).is_absolute():
@@ -226,9 +229,32 @@ def relative_to(folder: Path, settings: dict) -> dict:
     corpus = settings.get("corpus")
     if corpus is not None:
         sources = [corpus] if isinstance(corpus, str) else corpus
-        settings["corpus"] = [str(folder / source) if not Path(source).is_absolute() and (folder / source).exists()
-                              else source for source in sources]
+        settings["corpus"] = [source_from(folder, source) for source in sources]
     return settings
+
+
+_LOADER_PREFIX = re.compile(r"[A-Za-z][\w-]*:")  # LOADER:SOURCE, as in hf:NAME
+
+
+def source_from(folder: Path, source: str) -> str:
+    """A corpus source a settings file gives, read from ``folder``: a relative path is that of a file there, found
+    or not (a missing one is named where it was looked for, never taken from the current folder instead). An
+    absolute path and ``~/...`` stay as they are, and so does a name without a suffix or a folder (a named corpus
+    such as ``pydoc``) unless a file of that name is there; ``LOADER:SOURCE`` has SOURCE read from ``folder`` when
+    a file of that name is there."""
+    path = Path(source)
+    if path.is_absolute() or source.startswith("~"):
+        return source
+    if (folder / path).exists():
+        return str(folder / path)
+    prefix = _LOADER_PREFIX.match(source)
+    if prefix:  # the loader's source is a path of a file there, or anything else it understands (a dataset's name)
+        rest = source[prefix.end():]
+        there = rest and not Path(rest).is_absolute() and (folder / rest).exists()
+        return prefix.group() + str(folder / rest) if there else source
+    if not path.suffix and len(path.parts) == 1:
+        return source
+    return str(folder / path)
 
 
 ALTERNATIVES = (("updates", "epochs"), ("epochs", "updates"))  # a run's length: the one given replaces the other
@@ -253,6 +279,8 @@ def loader_options_of(settings: dict) -> list:
             value = settings[name]
             if name == "keep_html_entities":  # the setting keeps them: the loader's keyword says the opposite
                 value = not value
+            if isinstance(value, date):  # since, until: the loader reads the date as its flag gives it
+                value = value.isoformat()
             options.append(LoaderOption(keyword, value, loader, flag))
     option = settings.get("option") or []
     if isinstance(option, dict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from textgen.errors import ConfigError, TextgenError
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
 from textgen.sweep.spec import SweepSpec
 
 MAX_RUNGS = 1_000  # ASHA's rungs at most: it keeps them all in memory and walks them at every evaluation
@@ -49,13 +49,15 @@ def check_trials(spec: SweepSpec, trials: dict[str, dict], folder: Path, at_once
         # each trial streams this large file from disk: read it through once (a missing or undecodable file is
         # refused here); its length only bounds what early stopping needs
         source = _named(where, None, lambda: plan_sources(corpus, first.kind, first.options, registry))[0]
-        _named(where, None, lambda: source_digest(*source))
+        digests = [_named(where, None, lambda: source_digest(*source))]
         characters, held_out, vocab_size = Path(source[0].location).stat().st_size, True, None
     else:
         loaded = _named(where, None, lambda: load_corpus(corpus, first.kind, first.options, registry, first.weights,
                                                          run.val_fraction, run.val_max_characters))
+        digests = [source["sha256"] for source in loaded.sources]
         encoded = _named(where, None, lambda: encode_corpus(loaded, None if initial is None else initial.vocab))
         characters, held_out, vocab_size = encoded.ids.size, encoded.val_ids is not None, encoded.vocab.size
+    check_same_corpus(folder, digests, where)
     longest, needs = 0, []
     for name, plan in plans.items():
         if vocab_size is None:
@@ -75,6 +77,26 @@ def check_trials(spec: SweepSpec, trials: dict[str, dict], folder: Path, at_once
                      "lower trials_at_once, or raise cpus_per_trial, in [search]")
     check_early_stopping(spec, longest, new)
     return longest
+
+
+def check_same_corpus(folder: Path, digests: list[str], where: str) -> None:
+    """CorpusError if a trial that has a run folder in ``folder`` (SWEEP_DIR/trials) read another corpus than the
+    one whose sources have ``digests`` (the SHA-256 of each): the trials still to run would be measured on other
+    text than it, and its own run could not go on."""
+    from textgen.runfolder import RunFolder, holds_run
+
+    for trial in sorted(folder.iterdir()) if folder.is_dir() else []:
+        try:
+            sources = RunFolder(trial).read_record().sources if holds_run(trial) else None
+        except CheckpointError:
+            continue  # a damaged trial says so itself
+        if sources is None:
+            continue
+        if [source["sha256"] for source in sources] != digests:
+            raise CorpusError(f"{where}: the corpus has changed since {trial.name} read it (SHA-256 differs), so the "
+                              "trials still to run would be measured on other text than the others, and a trial "
+                              "under way could not go on; put the corpus back as it was, or start a new sweep")
+        return
 
 
 def check_early_stopping(spec: SweepSpec, longest: int, new: bool) -> None:

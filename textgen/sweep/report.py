@@ -71,6 +71,7 @@ def render(rows: list[dict], searched: tuple[str, ...], info: dict, figure_png: 
                            f"<pre>{e(text)}</pre>")
     finished = sum(row["status"] == "finished" for row in rows)
     stopped = sum(row["status"] == "stopped early" for row in rows)
+    wall_seconds = sum(run.get("wall_seconds", 0) for run in info.get("runs", []))  # of every run of the driver
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>textgen sweep: {e(Path(info.get('spec', 'sweep')).name)}</title>
 <style>
@@ -82,7 +83,7 @@ pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 0.8em; }} img {{ max
 <h1>Sweep: {e(Path(info.get('spec', 'sweep')).name)}</h1>
 <p>{len(rows)} of {info.get('trials', len(rows))} trials: {finished} finished, {stopped} stopped early by ASHA;
 status {e(str(info.get('status')))}; Ray {e(str(info.get('ray_version', '?')))}; driver wall time
-{cell(info.get('wall_seconds'), '.0f')} s. Ranked by the best held-out loss (lower is better).</p>
+{cell(wall_seconds, '.0f')} s. Ranked by the best held-out loss (lower is better).</p>
 <h2>Trials</h2>
 <table><thead><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr></thead><tbody>
 {''.join(body)}

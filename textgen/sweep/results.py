@@ -33,7 +33,23 @@ def read_info(folder: Path) -> dict:
     if not isinstance(info, dict) or not isinstance(info.get("spec", ""), str) or not isinstance(
             info.get("runs", []), list):
         raise CheckpointError(f"{path}: not a sweep's sweep.json (an object with spec and runs); was it edited?")
+    for number, run in enumerate(info.get("runs", []), start=1):
+        if not isinstance(run, dict) or not _is_number(run.get("wall_seconds", 0)):
+            raise CheckpointError(f"{path}: run {number} is not an object with its wall_seconds a number, got "
+                                  f"{run!r}; was it edited?")
     return info
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+RESULT_NUMBERS = ("update", "characters", "val_loss", "val_bpc", "smooth_loss", "chars_per_sec", "time_total_s")
+
+
+def _not_a_number(result: dict) -> str | None:
+    """The first of a trial's last report's figures (RESULT_NUMBERS) that is not a number, if any."""
+    return next((key for key in RESULT_NUMBERS if not _is_number(result.get(key, 0))), None)
 
 
 def read_trials(folder: Path) -> dict:
@@ -57,6 +73,8 @@ def read_trials(folder: Path) -> dict:
             problem = "has settings that are not an object"
         elif not isinstance(entry.get("last_result", {}), dict):
             problem = "has a last_result that is not an object"
+        elif (key := _not_a_number(entry.get("last_result", {}))) is not None:
+            problem = f"has a last_result whose {key} is {entry['last_result'][key]!r}, not a number"
         elif entry.get("seed") is not None and (not isinstance(entry["seed"], int) or isinstance(entry["seed"], bool)):
             problem = f"has seed {entry['seed']!r}, not a whole number"
         elif not isinstance(entry.get("reason", ""), str):

@@ -10,6 +10,7 @@ sweep_report.html.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -34,6 +35,9 @@ INSTALL_HINT = "textgen sweep needs Ray Tune: pip install -e '.[sweep]' in textg
 TUNE_NAME = "tune"  # SWEEP_DIR/tune: Ray Tune's experiment
 BLAS_THREADS = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 CONNECT_SECONDS = 5.0  # how long --address may take to answer before it counts as unreachable
+# HTTP/2's client connection preface and an empty SETTINGS frame: a gRPC server (as Ray's GCS is) answers with a
+# SETTINGS frame of its own; anything else there (a web server, say) made ray.init wait for many minutes
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
 
 def import_tune():
@@ -68,11 +72,17 @@ def check_address(address: str) -> None:
     if not colon or not port.isdigit() or not host:
         raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS):
-            pass
+        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS) as connection:
+            if os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
+                return  # gRPC inside TLS: nothing more to see before ray.init
+            connection.sendall(HTTP2_PREFACE)
+            answer = connection.recv(9, socket.MSG_WAITALL)  # the server's first frame's header
     except OSError as error:
         raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({error.strerror or error}); "
                           "start one with `ray start --head` or check the address") from None
+    if len(answer) < 9 or answer[3] != 4:  # a Ray cluster speaks gRPC: HTTP/2, which begins with a SETTINGS frame
+        raise ConfigError(f"--address {address}: something answers there, but not a Ray cluster (it does not speak "
+                          "gRPC, as Ray does); check the address (ray start --head prints it)")
 
 
 def start_ray(address: str | None, verbose: int = 0) -> None:
@@ -85,12 +95,30 @@ def start_ray(address: str | None, verbose: int = 0) -> None:
     if address is None:
         _init_ray(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=bool(verbose),
                   runtime_env=runtime_env, logging_level=level)
-        return
-    check_address(address)
-    try:
-        _init_ray(address=address, log_to_driver=bool(verbose), runtime_env=runtime_env, logging_level=level)
-    except ConnectionError as error:
-        raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({error})") from None
+    else:
+        check_address(address)
+        try:
+            _init_ray(address=address, log_to_driver=bool(verbose), runtime_env=runtime_env, logging_level=level)
+        except ConnectionError as error:
+            raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({error})") from None
+    if not verbose:
+        for handler in logging.getLogger("ray").handlers:  # as ray.init left them
+            handler.addFilter(ONE_LINE)
+
+
+class _OneLine(logging.Filter):
+    """Ray's own log records in one line each: a traceback Ray logs with an error it goes on from (Tune failing to
+    save its experiment state on a full disk, say) gives way to its exception's line (-v shows it whole)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage().rstrip(': ')}: {type(error).__name__}: {one_line(error)}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+ONE_LINE = _OneLine()
 
 
 def _init_ray(**settings) -> None:
@@ -106,7 +134,8 @@ def _init_ray(**settings) -> None:
     previous = signal.getsignal(signal.SIGTERM) if in_main else None
     local = "address" not in settings
     try:
-        with stops_deferred() if local else nullcontext(), _apart_from_the_driver() if local else nullcontext():
+        with stops_deferred() if local else nullcontext(), _apart_from_the_driver() if local else nullcontext(), \
+                _without_rays_sigterm_handler() if local else nullcontext():
             ray.init(**settings)
     except SystemExit as exited:
         if exited.code != signal.SIGTERM:
@@ -115,6 +144,24 @@ def _init_ray(**settings) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _without_rays_sigterm_handler() -> Iterator[None]:
+    """ray.init without the SIGTERM handler it puts in first (SystemExit at once), so that a SIGTERM while Ray starts
+    waits for it as SIGINT does (`stops_deferred`): cut short, ray.init left its agents (DashboardAgent,
+    RuntimeEnvAgent) running for a minute or more after the driver had gone."""
+    from ray._private import utils
+
+    setter = getattr(utils, "set_sigterm_handler", None)
+    if not callable(setter):  # not the Ray this was written for
+        yield
+        return
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = setter
 
 
 @contextmanager
@@ -231,6 +278,42 @@ def _stops_as_tunes(this_run: dict) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextmanager
+def _stops_through_ray() -> Iterator[None]:
+    """While the driver uses Ray, a stop that the handlers in place raise (`Interrupted`: a second Ctrl-C, say) goes
+    through Ray's compiled code as the one exception that code passes on, KeyboardInterrupt, and is `Interrupted`
+    again once out of it (raised while ray.wait waited, it came out as a SystemError traceback)."""
+    from textgen.stopping import Interrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    raised: list[Interrupted] = []
+
+    def stop(signum, frame) -> None:
+        try:
+            previous[signum](signum, frame)
+        except Interrupted as stopped:
+            raised.append(stopped)
+            raise KeyboardInterrupt from None
+
+    for sig, handler in previous.items():
+        if callable(handler):
+            signal.signal(sig, stop)
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not raised:
+            raise
+        raise raised[0] from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if raised:  # a KeyboardInterrupt that Ray or Tune kept to themselves: the stop still stops
+        raise raised[0]
+
+
 def trial_name(index: int) -> str:
     return f"trial-{index:03d}"
 
@@ -321,9 +404,12 @@ class SweepLog:
                 sweep_log.note(trial, "ended", result)
                 bpc = result.get("val_bpc")
                 folder = sweep_log.path.parent / "trials" / name
-                how = "finished" if holds_run(folder) and RunFolder(folder).is_finished() else "stopped early"
-                log.info("%s %s at update %s%s (%s)", name, how, f"{result.get('update', 0):,}",
-                         "" if bpc is None else f", val {bpc:.3f} bpc", left)
+                finished = holds_run(folder) and RunFolder(folder).is_finished()
+                # a finished run's last update, not its last evaluation's (a run of 130 updates that evaluates
+                # every 50 last reported at 100)
+                update = RunFolder(folder).read_record().total_updates if finished else result.get("update", 0)
+                log.info("%s %s at update %s%s (%s)", name, "finished" if finished else "stopped early",
+                         f"{update:,}", "" if bpc is None else f", last val {bpc:.3f} bpc", left)
 
             def on_trial_recover(self, iteration, trials, trial, **info):
                 log.warning("%s: %s; started again from its last checkpoint (retry %d of %d)",
@@ -479,65 +565,71 @@ def _run_with(spec: SweepSpec, folder: Path, address: str | None, verbose: int,
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     import ray
 
-    try:
-        start_ray(address, verbose)
-        check_resources(spec, ray.cluster_resources().get("CPU", 0), "this machine" if address is None else "the cluster")
-    except BaseException:  # refused, or stopped while Ray started: leave no Ray behind
-        stop_ray()
-        raise
-    started = time.monotonic()
-    this_run.update({"when": datetime.now().astimezone().isoformat(timespec="seconds"), "address": address,
-                     "ray_version": ray.__version__, "trials": len(to_run)})
-    info.update(status="running", ray_version=ray.__version__)
-    info["runs"] = [*info.get("runs", []), this_run]
-    try:
-        for name in to_run:  # as --status said: a trial whose run folder was removed runs again from its start
-            sweep_log.trials[name]["status"] = "pending"
-            sweep_log.trials[name].pop("reason", None)
-        sweep_log.save()
-        write_json(folder / "sweep.json", info)
-        if on_start is not None:
-            on_start(len(to_run), len(sweep_log.trials))
-        cpus = ray.cluster_resources().get("CPU", 1)
-        at_once = spec.trials_at_once or max(1, int(cpus // spec.cpus_per_trial))
-        points = [{"name": name, "settings": entry["settings"], "seed": entry.get("seed")}
-                  for name, entry in to_run.items()]
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, base=spec.base, trials_dir=str(folder / "trials"),
-                                 cpus=spec.cpus_per_trial),
-            {"cpu": spec.cpus_per_trial})
-        scheduler = None
-        if spec.grace_updates is not None:
-            # max_t beyond every trial: ASHA stops a trial that reaches max_t, which would cut a finished
-            # run short of its final checkpoint and passage
-            scheduler = ASHAScheduler(time_attr="update", grace_period=spec.grace_updates,
-                                      reduction_factor=spec.reduction_factor,
-                                      max_t=max(longest, spec.grace_updates) + 1)
-        name = TUNE_NAME if len(info["runs"]) == 1 else f"{TUNE_NAME}-{len(info['runs'])}"
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"point": tune.grid_search(points)},
-            tune_config=tune.TuneConfig(metric=spec.metric, mode="min", scheduler=scheduler,
-                                        max_concurrent_trials=at_once, reuse_actors=True,
-                                        trial_dirname_creator=lambda trial: trial.config["point"]["name"]),
-            run_config=tune.RunConfig(name=name, storage_path=str(folder), verbose=verbose,
-                                      failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                                      callbacks=[sweep_log.make(spec.max_failures)]),
-        )
-        with _stops_as_tunes(this_run):
-            tuner.fit()
-    finally:
-        with stops_deferred():  # Ray's processes go, and the sweep's files say how it went, whatever stops
-            this_run["wall_seconds"] = round(time.monotonic() - started, 1)
-            ray.shutdown()
-            sweep_log = SweepLog(folder)  # as the callback left it
-            for entry in sweep_log.trials.values():  # Tune was running it when the driver stopped: --resume runs it
-                if entry["status"] == "running":
-                    entry["status"] = "pending"
+    with _stops_through_ray():  # from here on a stop may be raised inside Ray's compiled code
+        try:
+            start_ray(address, verbose)
+            check_resources(spec, ray.cluster_resources().get("CPU", 0),
+                            "this machine" if address is None else "the cluster")
+        except BaseException:  # refused, or stopped while Ray started: leave no Ray behind
+            stop_ray()
+            raise
+        started = time.monotonic()
+        this_run.update({"when": datetime.now().astimezone().isoformat(timespec="seconds"), "address": address,
+                         "ray_version": ray.__version__, "trials": len(to_run)})
+        info.update(status="running", ray_version=ray.__version__)
+        info["runs"] = [*info.get("runs", []), this_run]
+        try:
+            for name in to_run:  # as --status said: a trial whose run folder was removed runs again from its start
+                sweep_log.trials[name]["status"] = "pending"
+                sweep_log.trials[name].pop("reason", None)
             sweep_log.save()
-            info["status"] = sweep_status(folder, spec.metric)
             write_json(folder / "sweep.json", info)
-    return info
+            if on_start is not None:
+                on_start(len(to_run), len(sweep_log.trials))
+            cpus = ray.cluster_resources().get("CPU", 1)
+            at_once = spec.trials_at_once or max(1, int(cpus // spec.cpus_per_trial))
+            points = [{"name": name, "settings": entry["settings"], "seed": entry.get("seed")}
+                      for name, entry in to_run.items()]
+            trainable = tune.with_resources(
+                tune.with_parameters(run_trial, base=spec.base, trials_dir=str(folder / "trials"),
+                                     cpus=spec.cpus_per_trial),
+                {"cpu": spec.cpus_per_trial})
+            scheduler = None
+            if spec.grace_updates is not None:
+                # max_t beyond every trial: ASHA stops a trial that reaches max_t, which would cut a finished
+                # run short of its final checkpoint and passage
+                scheduler = ASHAScheduler(time_attr="update", grace_period=spec.grace_updates,
+                                          reduction_factor=spec.reduction_factor,
+                                          max_t=max(longest, spec.grace_updates) + 1)
+            # Tune's experiment folder for this run of the driver: tune, tune-2, ..., one that nothing is in the way of
+            # (a file of that name, a folder left by an edited sweep.json)
+            names = (TUNE_NAME if number == 1 else f"{TUNE_NAME}-{number}"
+                     for number in itertools.count(len(info["runs"])))
+            name = this_run["tune"] = next(name for name in names if not os.path.lexists(folder / name))
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"point": tune.grid_search(points)},
+                tune_config=tune.TuneConfig(metric=spec.metric, mode="min", scheduler=scheduler,
+                                            max_concurrent_trials=at_once, reuse_actors=True,
+                                            trial_dirname_creator=lambda trial: trial.config["point"]["name"]),
+                run_config=tune.RunConfig(name=name, storage_path=str(folder), verbose=verbose,
+                                          failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                                          callbacks=[sweep_log.make(spec.max_failures)]),
+            )
+            with _stops_as_tunes(this_run):
+                tuner.fit()
+        finally:
+            with stops_deferred():  # Ray's processes go, and the sweep's files say how it went, whatever stops
+                this_run["wall_seconds"] = round(time.monotonic() - started, 1)
+                ray.shutdown()
+                sweep_log = SweepLog(folder)  # as the callback left it
+                for entry in sweep_log.trials.values():  # Tune was running it when the driver stopped: --resume runs it
+                    if entry["status"] == "running":
+                        entry["status"] = "pending"
+                sweep_log.save()
+                info["status"] = sweep_status(folder, spec.metric)
+                write_json(folder / "sweep.json", info)
+        return info
 
 
 def sweep_status(folder: Path, metric: str) -> str:
