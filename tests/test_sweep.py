@@ -265,7 +265,8 @@ def our_processes(mark: str) -> list[str]:
     for proc in Path("/proc").iterdir():
         try:
             if mark.encode() in (proc / "environ").read_bytes() and (proc / "stat").read_text().split()[2] != "Z":
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:80])
+                # the whole command line: a Ray agent shows as python .../ray/dashboard/agent.py until it names itself
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
         except (OSError, IndexError):
             continue
     return found
