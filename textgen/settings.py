@@ -137,10 +137,11 @@ def read_settings_text(path: Path, where: str) -> str:
     folder, a device such as /dev/zero or a link to one, a larger file). Read in pieces, so a stop is never
     kept waiting."""
     try:
-        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a device or FIFO cannot block here
-        if stat.S_ISFIFO(os.fstat(handle).st_mode):  # a pipe: wait for its writer (a signal still stops the wait)
-            os.close(handle)
-            handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # A pipe is opened to wait for its writer (a signal still stops the wait), anything else without waiting (a
+        # device cannot block here). Asked before opening: a pipe opened and closed again would lose what a writer
+        # quick enough to come in between wrote, and the second open would wait for ever.
+        pipe = stat.S_ISFIFO(os.stat(path).st_mode)
+        handle = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (0 if pipe else os.O_NONBLOCK))
     except OSError as error:
         raise ConfigError(f"{where}: cannot read it ({error.strerror or error})") from None
     try:
