@@ -95,7 +95,7 @@ def test_a_relative_corpus_in_a_config_file_is_read_from_the_files_folder_not_th
     ("[train]\neta = nan\n", r"eta must be a number, got nan"),
     ("[train]\nforce = 1\n", r"force must be true or false, got 1"),
     ("[train]\ncorpus = []\n", r"corpus must be a source or a list of them, got \[\]"),
-    ("[train]\nhidden = -3\n", r"--hidden must be a positive integer, got -3"),
+    ("[train]\nhidden = -3\n", r"(?<!-)hidden must be a positive integer, got -3"),
     ("hidden = 3\n", r"no \[train\] table"),
     ("[train]\n[search]\n", r"only a \[train\] table is read here, found 'search' too"),
     ("[train\n", r"not valid TOML"),

@@ -18,7 +18,10 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "CorpusError",
+    "Evaluation",
+    "GradCheck",
     "Model",
+    "ModelConfig",
     "PathError",
     "RNNConfig",
     "Run",
@@ -27,21 +30,20 @@ __all__ = [
     "TextgenError",
     "TrainConfig",
     "__version__",
+    "corpora",
+    "evaluate",
+    "gradcheck",
     "load",
+    "plot",
+    "report",
     "resume",
     "train",
 ]
 
 _HOMES = {  # public name -> the module that defines it
-    "train": "textgen.api",
-    "resume": "textgen.api",
-    "load": "textgen.api",
-    "Run": "textgen.api",
-    "Model": "textgen.api",
-    "RNNConfig": "textgen.config",
-    "TrainConfig": "textgen.config",
-    "RunConfig": "textgen.config",
-    "SampleConfig": "textgen.sample",
+    **{name: "textgen.api" for name in ("train", "resume", "load", "evaluate", "gradcheck", "corpora", "report",
+                                        "plot", "Run", "Model", "Evaluation", "GradCheck")},
+    **{name: "textgen.config" for name in ("ModelConfig", "RNNConfig", "TrainConfig", "RunConfig", "SampleConfig")},
     "TextgenError": "textgen.errors",
     "ConfigError": "textgen.errors",
     "CorpusError": "textgen.errors",
@@ -50,10 +52,22 @@ _HOMES = {  # public name -> the module that defines it
 }
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports on first use
-    from textgen.api import Model, Run, load, resume, train
-    from textgen.config import RNNConfig, RunConfig, TrainConfig
+    from textgen.api import (
+        Evaluation,
+        GradCheck,
+        Model,
+        Run,
+        corpora,
+        evaluate,
+        gradcheck,
+        load,
+        plot,
+        report,
+        resume,
+        train,
+    )
+    from textgen.config import ModelConfig, RNNConfig, RunConfig, SampleConfig, TrainConfig
     from textgen.errors import CheckpointError, ConfigError, CorpusError, PathError, TextgenError
-    from textgen.sample import SampleConfig
 
 
 def __getattr__(name: str):

@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from textgen.config import MAX_COUNT, RNNConfig
-from textgen.errors import CheckpointError, ConfigError
+from textgen.errors import CheckpointError, ConfigError, message_of
 from textgen.fs import atomic_write, non_finite_place, read_bytes
 from textgen.models import Params, network_of
 from textgen.optim import OPTIMIZER_ARRAYS
@@ -232,7 +232,7 @@ def load_checkpoint(path: str | Path, at: int | None = None) -> Checkpoint:
     try:
         model = RNNConfig(**model_meta)
     except (TypeError, ConfigError) as error:
-        raise CheckpointError(f"{path}: bad model configuration {model_meta!r} ({error})") from None
+        raise CheckpointError(f"{path}: bad model configuration {model_meta!r} ({message_of(error)})") from None
     dtype = np.dtype(model.dtype)
     network = network_of(model, vocab.size)
     # checked before allocating, so a corrupt hidden size cannot ask for more memory than the file holds

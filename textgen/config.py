@@ -1,127 +1,261 @@
-"""The settings of a run as frozen dataclasses: `RNNConfig` (the network), `TrainConfig` (training) and
-`RunConfig` (the run folder and what a run does around training). Free of NumPy, so the command line
-starts instantly and the run folder can validate a hand-edited config.json with the same checks as the flags."""
+"""THE settings table: every setting textgen takes, declared once (type, default, bounds, help, meaning,
+whether a resume may change it, whether it is a path, which dataclass holds it), and the frozen dataclasses
+built from it: `ModelConfig`, `TrainConfig`, `RunConfig` and `SampleConfig`.
+
+The command line's flags, the keys of a TOML settings file, the keywords of the Python API, the settings a
+sweep may search and the glossary of the run report are all made from `SETTINGS`. A value is checked here, in
+one place, whichever of them it came through; a message names the setting with `errors.setting_name`, and each
+front end spells it its own way (``--eta`` on the command line, ``eta`` in a file or in Python). Rules that
+join several settings live in `textgen.settings`. Free of NumPy, so the command line starts instantly.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from textgen.errors import ConfigError
+from textgen.errors import ConfigError, setting_name
 
-DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given: two passes over the corpus, but at least...
-DEFAULT_MIN_CHARACTERS = 2_500_000  # ...this many characters read (100,000 updates of 25 at batch 1), for small corpora
 MAX_COUNT = 10**15  # the largest count any setting takes (updates, intervals, lengths): beyond JSON's exact range
 MAX_THREADS = 256  # threads that share a batch's streams, at most
+MAX_LAYERS = 64
+DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given: two passes over the corpus, but at least...
+DEFAULT_MIN_CHARACTERS = 2_500_000  # ...this many characters read (100,000 updates of 25 at batch 1), for small corpora
 DTYPES = ("float64", "float32")
 CELL_NAMES = ("rnn", "lstm", "gru")  # see textgen.models
-MAX_LAYERS = 64
 OPTIMIZERS = ("adagrad", "rmsprop", "adam")  # see textgen.optim
 DEFAULT_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}  # each optimizer's usual learning rate
-# What `--resume` may change: the totals, the learning rate and the logging intervals. Anything else
-# (the model, the windows, the streams, the seed, the threads' summing order, the optimizer, dropout)
-# would make it inexact.
-RESUMABLE_FIELDS = ("eta", "updates", "epochs", "sample_every", "log_every", "checkpoint_every", "eval_every")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def check_count(name: str, value: object, minimum: int = 1, maximum: int = MAX_COUNT) -> None:
-    """ConfigError unless ``value`` is an int from ``minimum`` to ``maximum`` (``name`` is the field)."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
-        raise ConfigError(f"{_flag(name)} must be {kind}, got {value!r}")
-    if value > maximum:
-        raise ConfigError(f"{_flag(name)} must be at most {maximum:,}, got {value:,}")
-
-
-def check_number(name: str, value: object, low: float = 0.0, high: float = math.inf) -> None:
-    """ConfigError unless ``value`` is a finite number above ``low`` and at most ``high``."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not (ok and low < value <= high):
-        kind = "a positive number" if low == 0 and math.isinf(high) else f"a number above {low:g} and at most {high:g}"
-        raise ConfigError(f"{_flag(name)} must be {kind}, got {value!r}")
+CHECKPOINTS = ("best", "last")  # a run's two models: the best by its validation (or smooth) loss, and the last
 
 
 @dataclass(frozen=True)
-class RNNConfig:
-    """Shape and initialisation of the network."""
+class Setting:
+    """One setting: what it holds, what it may be, and how each front end shows it."""
 
-    hidden: int = 100  # m, number of hidden units (of each layer)
-    sigma: float = 0.01  # standard deviation of the normal initialisation of U, W, V
-    dtype: str = "float64"  # float64 (as in the assignment) or float32 (faster)
-    cell: str = "rnn"  # rnn (the assignment's), lstm or gru
-    layers: int = 1  # layers stacked; layer l reads layer l-1's h, the softmax reads the top one
+    name: str  # the Python keyword and the TOML key; the flag is --name-with-dashes
+    type: type  # what a value is once checked: int, float, str, bool, Path, or list (of str) for repeatable ones
+    default: object  # None: not set (a default worked out when the run starts, see ``default_text``)
+    help: str  # --help's line (the default is added to it)
+    group: str  # "model", "train", "run", "corpus", "loader", "sample", "display" or "gradcheck"
+    meaning: str = ""  # the run report's glossary ("" for settings a run does not record)
+    low: float | None = None  # the smallest value (for counts), or the bound a number must be above
+    high: float | None = None  # the largest value
+    open_high: bool = False  # the value must be below ``high`` (a fraction: at least 0 and below 1)
+    unit: str = ""  # what a number counts, for a setting that may be ``low`` itself (seconds: 0 or more)
+    choices: tuple = ()  # the values it may take
+    resumable: bool = False  # whether `train --resume` may change it
+    path: bool = False  # a path, read from a settings file's folder when relative
+    metavar: str = ""  # what --help shows after the flag
+    default_text: str = ""  # the default as --help says it, where it is not a plain value
+    loader: str = ""  # for a loader's setting: the loader it belongs to
+    keyword: str = ""  # ... and the keyword of that loader's constructor it sets
+    negated: bool = False  # ... whose value is the setting's opposite (keep_html_entities sets unescape_html)
+    # whether a sweep may search it: not where a run goes or what it starts from, nor the corpus and its held-out
+    # text, which every trial reads alike so that their held-out losses are measured on the same text
+    searchable: bool = True
+
+    @property
+    def flag(self) -> str:
+        """``--name-with-dashes``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def is_switch(self) -> bool:
+        """True for an on/off setting, which the command line gives as a bare flag."""
+        return self.type is bool
+
+    @property
+    def shown_default(self) -> str:
+        """The default as --help and the README say it ("" for none)."""
+        if self.default_text:
+            return self.default_text
+        if self.default is None or self.default is False or self.default == "":
+            return ""
+        return f"{self.default:,}" if isinstance(self.default, int) and self.default >= 10_000 else str(self.default)
+
+    def kind(self) -> str:
+        """What a value must be, in words (for a value of the wrong type)."""
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        return {int: "an integer", float: "a number", bool: "true or false", str: "a string", Path: "a path",
+                list: "a string or a list of them"}[self.type]
+
+    def check(self, value: object) -> None:
+        """ConfigError naming the setting unless ``value`` is one it may take (None is "not set")."""
+        name = setting_name(self.name)
+        if value is None:
+            if self.default is None:
+                return  # not set: worked out when the run starts, or not used
+            raise ConfigError(f"{name} must be {self.kind()}, got None")
+        if self.choices:
+            if value not in self.choices or isinstance(value, bool):
+                raise ConfigError(f"{name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            return
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
+            return
+        if self.type is int:
+            minimum = 0 if self.low is None else int(self.low)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+                raise ConfigError(f"{name} must be {what}, got {value!r}")
+            high = MAX_COUNT if self.high is None else self.high
+            if value > high:
+                raise ConfigError(f"{name} must be at most {high:,}, got {value:,}")
+            return
+        if self.type is float:
+            low, high = (0.0 if self.low is None else self.low), (math.inf if self.high is None else self.high)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if self.unit:  # a number of seconds, say: low itself or more
+                if not (ok and low <= value <= high):
+                    raise ConfigError(f"{name} must be a number of {self.unit}, {low:g} or more, got {value!r}")
+            elif self.open_high:  # a fraction: at least low, below high
+                if not (ok and low <= value < high):
+                    raise ConfigError(f"{name} must be at least {low:g} and below {high:g}, got {value!r}")
+            elif not (ok and low < value <= high):
+                what = "a positive number" if low == 0 and math.isinf(high) else f"a number above {low:g} and at " \
+                                                                                   f"most {high:g}"
+                raise ConfigError(f"{name} must be {what}, got {value!r}")
+            return
+        if self.type is Path:
+            if not isinstance(value, (str, Path)):
+                raise ConfigError(f"{name} must be a path, got {value!r}")
+            return
+        if self.type is str and not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+
+
+def setting(default: object, help: str, **spec) -> object:
+    """A dataclass field that is a setting: the field's name and annotation complete the `Setting`."""
+    return field(default=default, metadata={"setting": dict(help=help, **spec)})
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "Path": Path}
+
+
+def _settings_of(cls, group: str) -> dict[str, Setting]:
+    """The `Setting` of each field of the dataclass ``cls`` declared with `setting`."""
+    table = {}
+    for f in fields(cls):
+        spec = f.metadata.get("setting")
+        if spec is None:
+            continue
+        annotation = str(f.type).replace(" | None", "").replace("None | ", "")
+        table[f.name] = Setting(name=f.name, type=_TYPES[annotation], default=f.default, group=group, **spec)
+    return table
+
+
+class Checked:
+    """A frozen dataclass of settings whose every field is checked by its `Setting` when it is made; ``rules``
+    adds the checks across fields of the class."""
 
     def __post_init__(self):
-        check_count("hidden", self.hidden)
-        check_number("sigma", self.sigma)
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.cell not in CELL_NAMES:
-            raise ConfigError(f"--cell must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
-        check_count("layers", self.layers, maximum=MAX_LAYERS)
+        for name, entry in type(self).table().items():
+            entry.check(getattr(self, name))
+        self.rules()
+
+    def rules(self) -> None:
+        """Checks that join several fields (none here)."""
+
+    @classmethod
+    def table(cls) -> dict[str, Setting]:
+        """The class's settings by name (each class keeps its own)."""
+        cached = cls.__dict__.get("_table")
+        if cached is None:
+            cached = _settings_of(cls, cls.group)
+            setattr(cls, "_table", cached)
+        return cached
 
     def to_json(self) -> dict:
-        """The config as a JSON-ready dict."""
-        return asdict(self)
+        """The settings as a JSON-ready dict."""
+        return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(self).items()}
+
+
+_COUNT = {"type": int, "low": 1}
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class ModelConfig(Checked):
+    """The network: its cell, depth, width, initialisation and precision."""
+
+    group = "model"
+
+    hidden: int = setting(100, "hidden units of each layer", meaning="hidden units m (of each layer)", low=1,
+                          metavar="M")
+    sigma: float = setting(0.01, "std of the initial weights", meaning="std of the initial weights", metavar="SIGMA")
+    dtype: str = setting("float64", "float64 (the assignment's) or float32 (faster)", choices=DTYPES,
+                         meaning="floating-point type of the parameters", metavar="DTYPE")
+    cell: str = setting("rnn", "rnn (the assignment's), lstm or gru", choices=CELL_NAMES,
+                        meaning="rnn (the assignment's), lstm or gru", metavar="CELL")
+    layers: int = setting(1, "layers stacked", meaning="layers stacked", low=1, high=MAX_LAYERS, metavar="L")
+
+
+RNNConfig = ModelConfig  # its name before the table (it configures every cell, not only the RNN)
+
+
+@dataclass(frozen=True)
+class TrainConfig(Checked):
     """How the model is trained; the defaults are DD2424 Assignment 4's."""
 
-    seq_length: int = 25  # characters per window, the length of backpropagation through time
-    eta: float | None = None  # learning rate; None: the optimizer's usual one (DEFAULT_ETA; 0.1 for AdaGrad)
-    eps: float = 1e-8  # AdaGrad: inside the square root, as in the assignment; RMSprop, Adam: added to the root
-    clip: float = 5.0  # gradients are clipped elementwise to [-clip, clip]
-    epochs: float | None = None  # passes over the corpus; None with updates None: 2, but at least 2.5M characters
-    updates: int | None = None  # parameter updates in all (overrides epochs); a run records its resolved total here
-    sample_every: int = 10_000  # updates between training-time samples (also one before the first update)
-    sample_length: int = 200  # characters in each training-time sample
-    log_every: int = 100  # updates between rows of metrics
-    checkpoint_every: int = 1_000  # updates between checkpoints of the last state (and one at the end)
-    eval_every: int | None = None  # updates between validation losses; None: a tenth of the run, at most 5,000
-    seed: int = 0  # seed of the run's random generator, recorded so the run can be repeated
-    batch_size: int = 1  # parallel streams; 1 is the assignment's exact algorithm
-    threads: int | None = None  # threads that share a batch's streams; None: one per CPU, at most one per 32 streams
-    optimizer: str = "adagrad"  # adagrad (the assignment's), rmsprop or adam
-    rmsprop_decay: float = 0.95  # RMSprop: the mean square's decay per update (char-rnn's default)
-    beta1: float = 0.9  # Adam: decay of the gradient's running mean
-    beta2: float = 0.999  # Adam: decay of the squared gradient's running mean
-    dropout: float = 0.0  # probability of dropping each output of each layer while training (inverted dropout)
+    group = "train"
 
-    def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+    seq_length: int = setting(25, "characters per window, the length of backprop through time", low=1, metavar="N",
+                              meaning="characters per window (backprop through time)")
+    eta: float | None = setting(None, "learning rate", meaning="learning rate", resumable=True, metavar="ETA",
+                                default_text="0.1 for adagrad, 0.002 for rmsprop and adam")
+    eps: float = setting(1e-8, "adagrad: inside the square root; rmsprop, adam: added to it", metavar="EPS",
+                         meaning="the optimizer's epsilon (AdaGrad: inside the square root)")
+    clip: float = setting(5.0, "clip gradients to [-C, C]", meaning="gradients clipped to [-clip, clip]", metavar="C")
+    epochs: float | None = setting(
+        None, "passes over the corpus; neither this nor --updates: 2 epochs, but at least 2.5 million characters "
+        "(100,000 updates at batch 1), so that a small corpus gets a useful model", resumable=True, high=MAX_COUNT,
+        meaning="passes over the corpus (resolved: the passes the updates make)", metavar="E")
+    updates: int | None = setting(None, "parameter updates in all (instead of --epochs)", low=1, resumable=True,
+                                  meaning="parameter updates in all (resolved from epochs or the default)",
+                                  metavar="N")
+    sample_every: int = setting(10_000, "updates between training-time samples", low=1, resumable=True,
+                                meaning="updates between training-time samples", metavar="N")
+    sample_length: int = setting(200, "characters per training-time sample", low=1, metavar="N",
+                                 meaning="characters per training-time sample")
+    log_every: int = setting(100, "updates between rows of metrics.jsonl", low=1, resumable=True, metavar="N",
+                             meaning="updates between rows of metrics.jsonl")
+    checkpoint_every: int = setting(1_000, "updates between saves of last.npz and best.npz", low=1, resumable=True,
+                                    meaning="updates between checkpoints", metavar="N")
+    eval_every: int | None = setting(
+        None, "updates between validation losses", low=1, resumable=True, metavar="N",
+        meaning="updates between validation losses",
+        default_text="a tenth of the run, kept between 2,500 and 5,000 and never beyond the run, rounded down to a "
+        "multiple of --log-every")
+    seed: int = setting(0, "random seed", low=0, meaning="random seed of the run", metavar="S",
+                        default_text="a fresh one, recorded in config.json")
+    batch_size: int = setting(1, "parallel streams (1 is the assignment's exact algorithm)", low=1, metavar="B",
+                              meaning="parallel streams (1: the assignment's algorithm)")
+    threads: int | None = setting(None, "threads sharing a batch's streams", low=1, metavar="T",
+                                  meaning="threads sharing a batch's streams",
+                                  default_text="one per CPU, at most one per 32 streams")
+    optimizer: str = setting("adagrad", "adagrad (the assignment's), rmsprop or adam", choices=OPTIMIZERS,
+                             meaning="adagrad (the assignment's), rmsprop or adam", metavar="NAME")
+    rmsprop_decay: float = setting(0.95, "rmsprop: decay of the running mean of squared gradients", high=1.0,
+                                   open_high=True, metavar="RHO",
+                                   meaning="RMSprop: decay of the mean of squared gradients")
+    beta1: float = setting(0.9, "adam: decay of the running mean of gradients", high=1.0, open_high=True,
+                           meaning="Adam: decay of the mean of gradients", metavar="B1")
+    beta2: float = setting(0.999, "adam: decay of the running mean of squared gradients", high=1.0, open_high=True,
+                           meaning="Adam: decay of the mean of squared gradients", metavar="B2")
+    dropout: float = setting(0.0, "drop each output of each layer with probability P while training", high=1.0,
+                             open_high=True, meaning="probability of dropping each layer output while training",
+                             metavar="P")
+
+    def rules(self) -> None:
         if self.eta is None:
             object.__setattr__(self, "eta", DEFAULT_ETA[self.optimizer])
-        for name in ("rmsprop_decay", "beta1", "beta2"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-                raise ConfigError(f"{_flag(name)} must be at least 0 and below 1, got {value!r}")
-        dropout = self.dropout
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ConfigError(f"--dropout must be at least 0 and below 1, got {dropout!r}")
-        for name in ("seq_length", "sample_every", "sample_length", "log_every", "checkpoint_every", "batch_size"):
-            check_count(name, getattr(self, name))
-        for name in ("eta", "eps", "clip"):
-            check_number(name, getattr(self, name))
-        for name in ("updates", "eval_every"):
-            if getattr(self, name) is not None:
-                check_count(name, getattr(self, name))
-        if self.epochs is not None:
-            check_number("epochs", self.epochs, high=MAX_COUNT)
-        if self.threads is not None:
-            check_count("threads", self.threads)
-            if self.threads > min(self.batch_size, MAX_THREADS):
-                raise ConfigError(f"--threads {self.threads} is more than the {min(self.batch_size, MAX_THREADS)} "
-                                  "that can share the work: each thread needs a stream of its own (--batch-size "
-                                  f"{self.batch_size}), and at most {MAX_THREADS} threads are used")
-        check_count("seed", self.seed, minimum=0)
+        if self.threads is not None and self.threads > min(self.batch_size, MAX_THREADS):
+            raise ConfigError(f"{setting_name('threads')} {self.threads} is more than the "
+                              f"{min(self.batch_size, MAX_THREADS)} that can share the work: each thread needs a "
+                              f"stream of its own ({setting_name('batch_size')} {self.batch_size}), and at most "
+                              f"{MAX_THREADS} threads are used")
 
     def resolved_eval_every(self, total: int) -> int:
         """``eval_every``, or when unset a tenth of a run of ``total`` updates, kept between 2,500 (an
@@ -132,29 +266,141 @@ class TrainConfig:
         every = max(1, total) if total < 2_500 else min(5_000, max(total // 10, 2_500))
         return every - every % self.log_every if every >= self.log_every else every
 
-    def to_json(self) -> dict:
-        """The config as a JSON-ready dict."""
-        return asdict(self)
+
+@dataclass(frozen=True)
+class RunConfig(Checked):
+    """What a run does besides training: where it lives, what it holds out, what it writes at the end."""
+
+    group = "run"
+
+    out: Path | None = setting(None, "the run folder", path=True, metavar="RUN_DIR", meaning="the run folder",
+                               default_text="runs/<corpus>-<time>", searchable=False)
+    force: bool = setting(False, "replace the run already in --out", meaning="replace a run already in the folder",
+                          searchable=False)
+    val_fraction: float = setting(
+        0.05, "hold out the tail of each corpus (whole documents for tweets and rows) for a validation loss, unless "
+        "it has held-out text of its own (--hf-val-split); 0 trains on everything", high=1.0, open_high=True,
+        meaning="share of each corpus held out for validation", metavar="F", searchable=False)
+    passage_length: int = setting(1000, "length of the final passage from the best model", low=0, resumable=True,
+                                  meaning="characters in best_passage.txt", metavar="N")
+    val_max_characters: int = setting(
+        250_000, "hold out at most about N characters of each corpus (whole documents for tweets and rows): every "
+        "evaluation reads all of the held-out text", low=1, meaning="held-out characters per corpus at most",
+        metavar="N", searchable=False)
+    init_from: Path | None = setting(
+        None, "start from another run's last parameters and vocabulary (train a model further on new text whose "
+        "characters it knows)", path=True, meaning="run whose parameters this run started from", metavar="RUN_DIR",
+        searchable=False)
+    stream_over: int = 64 << 20  # not a setting: a single corpus file of more bytes is encoded to disk and mapped
+
+    def rules(self) -> None:
+        if not isinstance(self.stream_over, int) or self.stream_over < 0:
+            raise ConfigError(f"stream_over must be a count of bytes, got {self.stream_over!r}")
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """What a run does besides training: where it lives, what it holds out, what it writes at the end."""
+class SampleConfig(Checked):
+    """How text is drawn from a model."""
 
-    out: Path | None = None  # the run folder; None: runs/<corpus>-<time>
-    force: bool = False  # replace a run already in ``out`` (the old one stays until the new one has a checkpoint)
-    val_fraction: float = 0.05  # the tail of each corpus held out for validation; 0 trains on everything
-    passage_length: int = 1000  # characters of the final passage from the best model
-    val_max_characters: int = 250_000  # held-out text per source at most: every evaluation reads all of it
-    init_from: Path | None = None  # start from this run's last parameters, AdaGrad memory and vocabulary
-    stream_over: int = 64 << 20  # a single corpus file of more bytes is encoded to disk and memory-mapped
+    group = "sample"
 
-    def __post_init__(self):
-        fraction = self.val_fraction
-        if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction < 1:
-            raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {fraction!r}")
-        check_count("passage_length", self.passage_length, minimum=0)
-        check_count("val_max_characters", self.val_max_characters)
-        check_count("stream_over", self.stream_over, minimum=0)
-        if not isinstance(self.force, bool):
-            raise ConfigError(f"force must be True or False, got {self.force!r}")
+    length: int = setting(1000, "characters after the prime (the limit per document with --documents)", low=0,
+                          metavar="N")
+    temperature: float = setting(1.0, "divides the logits: below 1 is safer and more repetitive, above 1 wilder",
+                                 metavar="T")
+    top_k: int = setting(0, "draw among the K likeliest characters (0: all)", low=0, metavar="K")
+    top_p: float = setting(1.0, "draw among the likeliest characters that together have probability P (nucleus)",
+                           high=1.0, metavar="P")
+    greedy: bool = setting(False, "always take the likeliest character")
+    prime: str = setting("", "text the model reads first; the output starts with it", metavar="TEXT")
+    count: int = setting(1, "N independent samples", low=1, metavar="N")
+    documents: int = setting(0, "N whole documents (e.g. tweets), each stopped at the end-of-document marker; "
+                             "--length is then the limit per document", low=0, metavar="N")
+
+    def rules(self) -> None:
+        if self.documents and self.count != 1:
+            raise ConfigError(f"{setting_name('documents')} and {setting_name('count')} cannot be combined; "
+                              f"{setting_name('documents')} N already draws N samples")
+
+
+def _entries(group: str, *entries: Setting) -> dict[str, Setting]:
+    searchable = group not in ("corpus", "loader")
+    return {entry.name: Setting(**{**entry.__dict__, "group": group, "searchable": searchable}) for entry in entries}
+
+
+# The corpus a run reads: its sources, the loader for them, how several mix, and any loader's own keywords.
+CORPUS_SETTINGS = _entries(
+    "corpus",
+    Setting("corpus", list, None, "PATH (loader chosen by suffix), LOADER:SOURCE (e.g. hf:NAME) or a named corpus "
+            "(see `textgen corpora`); repeat for several corpora, which share one vocabulary", "",
+            metavar="SOURCE", default_text="pydoc, the Python reference"),
+    Setting("kind", str, None, "use this loader for every --corpus", "", metavar="LOADER"),
+    Setting("weights", str, None, "mix several corpora in these proportions", "", metavar="W1,W2,...",
+            default_text="by size, each used once"),
+    Setting("option", list, None, "a keyword of the chosen loader's constructor, such as a plugin's (--option "
+            "column=title; true/false and numbers are converted); it goes to every chosen loader that takes KEY, "
+            "LOADER.KEY=VALUE to that loader only; repeat for several", "", metavar="KEY=VALUE"),
+)
+
+
+def _loader(name: str, type_: type, loader: str, keyword: str, help: str, metavar: str = "",
+            negated: bool = False) -> Setting:
+    return Setting(name, type_, None, f"{loader}: {help}", "loader", loader=loader, keyword=keyword, metavar=metavar,
+                   negated=negated, searchable=False)
+
+
+# The built-in loaders' own settings: each reaches only its loader (any loader's keywords come through option).
+LOADER_SETTINGS = {entry.name: entry for entry in (
+    _loader("encoding", str, "text", "encoding", "encoding of the file (default utf-8)", "NAME"),
+    _loader("strip_gutenberg", bool, "text", "strip_gutenberg", "drop Project Gutenberg's licence header and footer"),
+    _loader("keep_carriage_returns", bool, "text", "keep_carriage_returns",
+            "keep CRLF and CR line ends as they are (by default they become \\n)"),
+    _loader("keep_retweets", bool, "tweets", "keep_retweets", "keep retweets (dropped by default)"),
+    _loader("keep_html_entities", bool, "tweets", "unescape_html", "leave &amp; and friends as they are",
+            negated=True),
+    _loader("keep_links", bool, "tweets", "keep_links", "keep https://t.co/... links (dropped by default)"),
+    _loader("since", str, "tweets", "since", "only those from this date on", "YYYY-MM-DD"),
+    _loader("until", str, "tweets", "until", "only those up to this date", "YYYY-MM-DD"),
+    _loader("min_length", int, "tweets", "min_length", "drop shorter ones", "N"),
+    _loader("hf_config", str, "hf", "config", "dataset configuration", "NAME"),
+    _loader("hf_split", str, "hf", "split", "split to read (default train)", "SPLIT"),
+    _loader("text_column", str, "hf", "text_column", "column holding the text", "COLUMN"),
+    _loader("hf_val_split", str, "hf", "val_split", "hold out this split of the dataset (e.g. validation; up to 250k "
+            "characters) instead of the tail of the split trained on", "SPLIT"),
+)}
+HELD_OUT_LOADER_SETTINGS = ("hf_val_split",)  # loader settings only `train` takes: they choose the held-out text
+
+# How `train` shows its progress (the command line's; the API has ``progress`` and callbacks).
+DISPLAY_SETTINGS = _entries(
+    "display",
+    Setting("no_progress", bool, False, "hide the progress bar", ""),
+    Setting("status_every", float, 10.0, "when standard error is not a terminal (CI, nohup, Slurm), print one plain "
+            "status line this often instead of a progress bar; 0 for none", "", unit="seconds", metavar="SECONDS"),
+    Setting("quiet", bool, False, "no progress bar, status lines or notices", ""),
+    Setting("verbose", bool, False, "more detail: each validation loss as it is measured, and elapsed time in "
+            "status lines", ""),
+)
+
+# The gradient check's own settings (it takes the model's and seq_length as well).
+GRADCHECK_SETTINGS = _entries(
+    "gradcheck",
+    Setting("max_entries", int, 200, "entries checked per parameter, drawn at random; 0 for all", "", low=0,
+            metavar="N"),
+)
+
+SETTINGS: dict[str, Setting] = {
+    **ModelConfig.table(), **TrainConfig.table(), **RunConfig.table(), **CORPUS_SETTINGS, **LOADER_SETTINGS,
+}  # what a run takes: the flags of `textgen train`, the keys of its TOML file, the keywords of textgen.train
+ALL_SETTINGS: dict[str, Setting] = {**SETTINGS, **SampleConfig.table(), **DISPLAY_SETTINGS, **GRADCHECK_SETTINGS}
+RESUMABLE = tuple(name for name, entry in SETTINGS.items() if entry.resumable)  # what `--resume` may change
+RESUMABLE_FIELDS = tuple(name for name in RESUMABLE if name in TrainConfig.table())  # ... of TrainConfig
+
+
+def check_count(name: str, value: object, minimum: int = 1) -> None:
+    """ConfigError unless ``value`` is an int from ``minimum`` to MAX_COUNT (``name`` is the setting)."""
+    Setting(name, int, None, "", "", low=minimum).check(value)
+
+
+def check_number(name: str, value: object, low: float = 0.0, high: float = math.inf) -> None:
+    """ConfigError unless ``value`` is a finite number above ``low`` and at most ``high``."""
+    Setting(name, float, None, "", "", low=low, high=high).check(value)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textgen.errors import ConfigError, CorpusError, LimitError, PluginError, TextgenError
+from textgen.errors import ConfigError, CorpusError, LimitError, PluginError, TextgenError, setting_name
 from textgen.limits import available_memory, check_memory, format_bytes
 from textgen.loaders.base import document_separator
 from textgen.registry import LoaderInfo, Registry, ResolvedSource, default_registry, resolve_source
@@ -58,8 +58,9 @@ class LoaderOption:
         loader, dot, key = name.strip().rpartition(".")
         key = key.strip().replace("-", "_")
         if not equals or not key.isidentifier() or (dot and not loader.strip()):
-            raise ConfigError(f"--option {text!r}: expected KEY=VALUE or LOADER.KEY=VALUE, such as --option column=title")
-        return cls(key, value, loader.strip(), f"--option {text}")
+            raise ConfigError(f"{setting_name('option')} {text!r}: expected KEY=VALUE or LOADER.KEY=VALUE, such as "
+                              f"{setting_name('option')} column=title")
+        return cls(key, value, loader.strip(), f"{setting_name('option')} {text}")
 
 
 _TEXT_TYPES = (bool, int, float, str)  # what a text value can be converted to
@@ -123,8 +124,8 @@ def route_options(sources: list[ResolvedSource], options: dict | list[LoaderOpti
     set_by: list[dict] = [{} for _ in sources]  # keyword -> the label of the option that set it
     for option in options or ():
         if option.loader and option.loader not in kinds:
-            raise ConfigError(f"{option.label} is for the {option.loader} loader, which no --corpus here uses "
-                              f"(they use {', '.join(kinds)})")
+            raise ConfigError(f"{option.label} is for the {option.loader} loader, which no {setting_name('corpus')} "
+                              f"here uses (they use {', '.join(kinds)})")
         aimed = [kind for kind in kinds if option.loader in ("", kind)]
         takers = {kind for kind in aimed if parameters[kind] is None or option.key in parameters[kind]}
         if not takers:
@@ -302,7 +303,8 @@ MAX_MIX_GROWTH = 10  # refuse weights that would repeat the corpora to more than
 
 
 def split_blocks(text: str, size: int = INTERLEAVE_BLOCK) -> list[str]:
-    """Cut continuous text into blocks of at least ``size`` characters, each ending after a line break if one follows."""
+    """Cut continuous text into blocks of at least ``size`` characters, each ending after a line break if one
+    follows."""
     blocks, start = [], 0
     while start < len(text):
         end = text.find("\n", start + size)
@@ -320,15 +322,17 @@ def parse_weights(weights: str | list[float] | None, count: int) -> list[float] 
         try:
             weights = [float(part) for part in weights.split(",")]
         except ValueError:
-            raise ConfigError(f"--weights {weights!r}: expected comma-separated numbers such as 0.7,0.3") from None
+            raise ConfigError(f"{setting_name('weights')} {weights!r}: expected comma-separated numbers such as "
+                              "0.7,0.3") from None
     if len(weights) != count:
-        raise ConfigError(f"--weights has {len(weights)} values for {count} corpora; give one weight per --corpus")
+        raise ConfigError(f"{setting_name('weights')} has {len(weights)} values for {count} corpora; give one weight "
+                          f"per {setting_name('corpus')}")
     if not all(isinstance(w, (int, float)) and math.isfinite(w) and w > 0 for w in weights):
-        raise ConfigError(f"--weights must all be positive numbers, got {','.join(map(str, weights))}")
+        raise ConfigError(f"{setting_name('weights')} must all be positive numbers, got {','.join(map(str, weights))}")
     total = sum(weights)
     if not math.isfinite(total) or any(w / total == 0 for w in weights):
-        raise ConfigError(f"--weights {','.join(map(str, weights))}: cannot be shared out (their sum or one share is "
-                          "beyond floating point); give their ratios, such as 2,1")
+        raise ConfigError(f"{setting_name('weights')} {','.join(map(str, weights))}: cannot be shared out (their sum "
+                          "or one share is beyond floating point); give their ratios, such as 2,1")
     return list(weights)
 
 
@@ -347,7 +351,7 @@ def interleave(sources: list[list[str]], weights: list[float]) -> tuple[list[str
     expected = max(size / share for size, share in zip(sizes, shares))
     if expected > MAX_MIX_GROWTH * sum(sizes):
         raise ConfigError(
-            f"--weights {','.join(f'{w:g}' for w in weights)} would repeat the corpora to about "
+            f"{setting_name('weights')} {','.join(f'{w:g}' for w in weights)} would repeat the corpora to about "
             f"{expected / sum(sizes):.3g} times their size; give the larger corpora larger weights"
         )
     # the mix is joined into one text and encoded: about 4 bytes per character at most, twice, plus the ids
@@ -475,7 +479,7 @@ def load_corpus(
     is held out as validation text, at most about ``val_max`` characters of it.
     """
     if not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-        raise ConfigError(f"--val-fraction must be at least 0 and below 1, got {val_fraction!r}")
+        raise ConfigError(f"{setting_name('val_fraction')} must be at least 0 and below 1, got {val_fraction!r}")
     return load_planned(plan_sources(specs, kind, options, registry), weights, val_fraction, val_max)
 
 

@@ -1,4 +1,5 @@
-"""Compares analytic gradients with centred-difference numerical ones; returns the worst relative error per parameter."""
+"""Compares analytic gradients with centred-difference numerical ones; returns the worst relative error per
+parameter."""
 
 from __future__ import annotations
 

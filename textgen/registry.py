@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from textgen.errors import CorpusError, PluginError, UnknownCorpusKind
+from textgen.errors import CorpusError, PluginError, UnknownCorpusKind, setting_name
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Registry:
         if builtin or len(claims[suffix]) == 1:
             return (builtin or claims[suffix])[0]
         names = " and ".join(f"{info.name} ({info.origin})" for info in claims[suffix])
-        raise PluginError(f"suffix {suffix!r} is claimed by {names}; choose one with --kind")
+        raise PluginError(f"suffix {suffix!r} is claimed by {names}; choose one with {setting_name('kind')}")
 
 
 def _load_object(value: str) -> object:
@@ -201,7 +201,8 @@ def discover(entry_points: Iterable[metadata.EntryPoint] | None = None) -> Regis
             registry.broken.setdefault(entry_point.name, BrokenPlugin(entry_point.name, origin, cause))
             continue
         if name in BUILTIN_LOADERS:
-            log.warning("corpus plugin %r from %s was not loaded: %r is a built-in loader's name", entry_point.name, origin, name)
+            log.warning("corpus plugin %r from %s was not loaded: %r is a built-in loader's "
+                        "name", entry_point.name, origin, name)
             continue
         if name in registry.loaders:
             other = registry.loaders[name]
@@ -233,17 +234,22 @@ class ResolvedSource:
     loader: LoaderInfo
 
 
+def find_named(corpus: NamedCorpus) -> Path | None:
+    """Where the file of a named corpus is, in the first of `corpus_search_dirs` that has it (None: in none)."""
+    return next((folder / corpus.filename for folder in corpus_search_dirs()
+                 if corpus.filename and (folder / corpus.filename).is_file()), None)
+
+
 def _find_named(corpus: NamedCorpus) -> str:
     if not corpus.filename:
         return ""
-    for folder in corpus_search_dirs():
-        candidate = folder / corpus.filename
-        if candidate.is_file():
-            return str(candidate)
+    found = find_named(corpus)
+    if found is not None:
+        return str(found)
     places = ", ".join(str(folder) for folder in dict.fromkeys(corpus_search_dirs()))
     raise CorpusError(
         f"named corpus {corpus.name!r} needs {corpus.filename}, not found in {places}; {corpus.where_to_get} "
-        "and put it in one of those folders (or pass its path to --corpus)"
+        f"and put it in one of those folders (or pass its path to {setting_name('corpus')})"
     )
 
 
@@ -264,15 +270,17 @@ def resolve_source(spec: str, registry: Registry, kind: str | None = None) -> Re
         return ResolvedSource(spec, info.name, spec, info)
     if not path.exists() and not suffix:
         raise UnknownCorpusKind(
-            f"--corpus {spec!r}: no such file and no named corpus of that name; named corpora: "
+            f"{setting_name('corpus')} {spec!r}: no such file and no named corpus of that name; named corpora: "
             f"{', '.join(NAMED_CORPORA)}; loaders: {', '.join(sorted(registry.loaders))} (use LOADER:SOURCE)"
         )
     if path.is_dir():
         raise UnknownCorpusKind(
-            f"--corpus {spec!r}: is a folder; give a file in it, or a loader that reads folders as LOADER:FOLDER "
+            f"{setting_name('corpus')} {spec!r}: is a folder; give a file in it, or a loader that reads folders as "
+            "LOADER:FOLDER "
             f"(hf:{spec} for a dataset saved with save_to_disk or a folder of data files); loaders: "
             f"{', '.join(sorted(registry.loaders))}")
     raise UnknownCorpusKind(
-        f"--corpus {spec!r}: no loader claims the suffix {suffix or '(none)'!r}; pick one with --kind or a "
+        f"{setting_name('corpus')} {spec!r}: no loader claims the suffix {suffix or '(none)'!r}; pick one with "
+        f"{setting_name('kind')} or a "
         f"LOADER:SOURCE prefix; available: {', '.join(sorted(registry.loaders))}"
     )

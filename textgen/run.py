@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from textgen.checkpoint import Checkpoint
-from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig, check_count
+from textgen.config import LOADER_SETTINGS, RNNConfig, RunConfig, TrainConfig, check_count
 from textgen.corpus import (
     EncodedCorpus,
     check_recorded_files,
+    corpus_label,
     encode_corpus,
     load_corpus,
     load_planned,
@@ -35,7 +36,7 @@ from textgen.corpus import (
     stream_encode,
     streamable_source,
 )
-from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError, TrainingError
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError, TrainingError, setting_name
 from textgen.limits import check_memory
 from textgen.models import default_threads, network_of
 from textgen.optim import array_names
@@ -43,8 +44,8 @@ from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.report import write_report
 from textgen.runfolder import RunFolder, RunRecord, check_init_from, new_record
+from textgen.sample import SampleConfig, generate
 from textgen.settings import (
-    LOADER_SETTINGS,
     RunPlan,
     check_init_model,
     check_length_given,
@@ -52,7 +53,6 @@ from textgen.settings import (
     loader_options_of,
     resume_changes,
 )
-from textgen.sample import SampleConfig, generate
 from textgen.stopping import Interrupted, StopRequest
 from textgen.trainer import (
     TrainCallbacks,
@@ -250,18 +250,20 @@ def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: in
         f"training {hidden:,} hidden units{'' if layers == 1 else f' × {layers} layers'} over "
         f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} characters "
         f"({model_config.dtype})",
-        "use a smaller --hidden, --layers, --batch-size or --seq-length, or --dtype float32",
+        f"use a smaller {setting_name('hidden')}, {setting_name('layers')}, {setting_name('batch_size')} or "
+        f"{setting_name('seq_length')}, or {setting_name('dtype')} float32",
     )
     longest = max(config.sample_length, passage_length)
     check_memory(longest * SAMPLE_BYTES_PER_CHAR, f"a sample of {longest:,} characters",
-                 "ask for a shorter --sample-length or --passage-length")
+                 f"ask for a shorter {setting_name('sample_length')} or {setting_name('passage_length')}")
 
 
 def check_eval_every(config: TrainConfig, total: int, validating: bool) -> None:
     """ConfigError if a run with held-out text would make no evaluation in its ``total`` updates."""
     if validating and config.eval_every > total:
-        raise ConfigError(f"--eval-every {config.eval_every:,} is beyond the run's {total:,} updates: no "
-                          "validation loss would choose the best model; give a smaller one, or --val-fraction 0")
+        raise ConfigError(f"{setting_name('eval_every')} {config.eval_every:,} is beyond the run's {total:,} updates: "
+                          "no validation loss would choose the best model; give a smaller one, or "
+                          f"{setting_name('val_fraction')} 0")
 
 
 def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
@@ -392,6 +394,9 @@ def check_plan(plan: RunPlan) -> None:
 
 def start_planned(plan: RunPlan, **arguments) -> RunResult:
     """`start_run` of the run ``plan`` describes (see `textgen.settings.plan_run`); ``arguments`` as start_run's."""
+    if plan.corpus is None:
+        log.info(f"no {setting_name('corpus')} given, training on the built-in default: the Python language reference "
+                 "(pydoc_data.topics, ~465k characters)")
     return start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
                      weights=plan.weights, model_given=plan.model_given, **arguments)
 
@@ -404,11 +409,12 @@ def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model
     if math.isfinite(loss):
         return
     if init_from is not None:
-        raise ConfigError(f"--init-from {init_from}: its weights give a loss of {loss} on this corpus's first "
-                          "window; start from another run or from new weights (nothing was written)")
+        raise ConfigError(f"{setting_name('init_from')} {init_from}: its weights give a loss of {loss} on this "
+                          "corpus's first window; start from another run or from new weights (nothing was written)")
     what = "are not finite" if not np.isfinite(state.params.flat).all() else f"give a loss of {loss} on the first window"
-    raise ConfigError(f"--sigma {model_config.sigma:g}: the initial weights {what} in {model_config.dtype}; use a "
-                      "smaller --sigma (the default is 0.01; nothing was written)")
+    raise ConfigError(f"{setting_name('sigma')} {model_config.sigma:g}: the initial weights {what} in "
+                      f"{model_config.dtype}; use a "
+                      f"smaller {setting_name('sigma')} (the default is 0.01; nothing was written)")
 
 
 def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: RunFolder,
@@ -501,7 +507,7 @@ def resume_run(
     settings = dict(settings or {})
     if passage_length is not None:
         settings["passage_length"] = passage_length
-    check_names(settings, "--resume")
+    check_names(settings, f"{setting_name('resume')}")
     if settings.get("passage_length") is not None:
         check_count("passage_length", settings["passage_length"], minimum=0)  # before anything is written with it
     check_length_given(settings)
@@ -531,14 +537,15 @@ def resume_run(
         if target <= state.update and not unfinished:
             asked = next((f"--{name} {changes[name]} makes {target:,} in all, and " for name in ("updates", "epochs")
                           if name in changes), "")
-            raise ConfigError(f"--resume: {asked}the run already has {state.update:,} updates; give a larger total "
-                              "with --updates or --epochs")
+            raise ConfigError(f"{setting_name('resume')}: {asked}the run already has {state.update:,} updates; give a "
+                              f"larger total with {setting_name('updates')} or {setting_name('epochs')}")
         check_sizes(last.model, config, passage_length, last.vocab.size)
         if "eval_every" in changes:
             check_eval_every(config, target, val_ids is not None)
         if target > state.update and not math.isfinite(loss := first_loss(state, ids, config)):
             # saved by a textgen that did not yet look one window ahead: no --eta can change this loss
-            raise TrainingError(f"--resume {folder.path}: the weights in last.npz (update {state.update:,}) give a "
+            raise TrainingError(f"{setting_name('resume')} {folder.path}: the weights in last.npz (update "
+                                f"{state.update:,}) give a "
                                 f"loss of {loss} on the next window, so no learning rate can continue from them; "
                                 "start a new run (nothing was changed)")
         metrics, samples = folder.rows_up_to(state.update, state.sampled_at)
@@ -577,10 +584,11 @@ def recorded_settings(record: RunRecord, folder: Path, given: dict, registry: Re
     recorded["kind"] = kinds.pop() if len(kinds) == 1 else None
     if len(sources) > 1:
         recorded["weights"] = [source["weight"] for source in sources]
-    for name, (loader, keyword, _) in LOADER_SETTINGS.items():
-        values = [options.get(keyword) for (source, _), options in zip(planned, in_effect) if source.kind == loader]
+    for name, entry in LOADER_SETTINGS.items():
+        values = [options.get(entry.keyword) for (source, _), options in zip(planned, in_effect)
+                  if source.kind == entry.loader]
         if values and all(value == values[0] for value in values):
-            recorded[name] = (not values[0]) if name == "keep_html_entities" and values[0] is not None else values[0]
+            recorded[name] = (not values[0]) if entry.negated and values[0] is not None else values[0]
     flags = {name: given[name] for name in LOADER_SETTINGS if given.get(name) is not None}
     route_options([source for source, _ in planned], loader_options_of(flags))  # refuses one for a loader not used
     if given.get("option") is not None:
@@ -592,17 +600,46 @@ def recorded_settings(record: RunRecord, folder: Path, given: dict, registry: Re
     return recorded
 
 
+def held_out_text(run_folder: Path, vocab: CharVocab) -> tuple[str, str, list[str]]:
+    """(text, "held-out" or "training", the sources) of a run, for scoring a model on it: its held-out text, or
+    without one the first `val_max_characters` of its training text; its corpora are read again and must be
+    unchanged."""
+    folder = RunFolder(run_folder)
+    record = folder.read_record()
+    specs = [source["spec"] for source in record.sources]
+    if record.sources[0].get("streamed_to"):  # a large corpus: its ids are in the run folder
+        held_out = record.val_characters >= 2
+        which = "held-out" if held_out else "training"
+        ids = folder.encoded_ids(vocab.dtype, held_out)
+        if ids is not None and ids.size >= 2:
+            return vocab.decode(ids[: record.val_max_characters]), which, specs
+        raise CorpusError(f"{folder.encoded_ids_path(held_out)}: the run's encoded {which} text is missing or damaged; "
+                          f"give the text to score with {setting_name('corpus')}")
+    planned = recorded_plan(list(record.sources))
+    check_recorded_files(planned, "evaluate", f", or give the text to score with {setting_name('corpus')}")
+    weights = [source["weight"] for source in record.sources] if len(record.sources) > 1 else None
+    corpus = load_planned(planned, weights, record.val_fraction, record.val_max_characters)
+    for old, new in zip(record.sources, corpus.sources):
+        if old["sha256"] != new["sha256"] or old.get("val_sha256") != new.get("val_sha256"):
+            raise CorpusError(f"the {corpus_label([old['spec']])} has changed since the run read it (SHA-256 "
+                              "differs), so its held-out text is not the run's; give the text to score with "
+                              f"{setting_name('corpus')}")
+    if len(corpus.validation) >= 2:
+        return corpus.validation, "held-out", specs
+    return corpus.text[: record.val_max_characters], "training", specs
+
+
 def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
               registry: Registry) -> tuple[np.ndarray, np.ndarray | None]:
     """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
     sources = record.sources
     planned = recorded_plan(list(sources), registry)
-    check_recorded_files(planned, "resume", " (nothing was changed)", flag="--resume: ")
+    check_recorded_files(planned, "resume", " (nothing was changed)", flag=f"{setting_name('resume')}: ")
 
     def changed(spec: str) -> CorpusError:
         return CorpusError(
-            f"--resume: corpus {spec!r} has changed since the run started (SHA-256 differs); "
-            "the continuation would not be exact; start a new run or --init-from this one"
+            f"{setting_name('resume')}: corpus {spec!r} has changed since the run started (SHA-256 differs); "
+            f"the continuation would not be exact; start a new run or {setting_name('init_from')} this one"
         )
 
     if sources[0].get("streamed_to"):

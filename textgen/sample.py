@@ -13,42 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from textgen.config import check_count, check_number
-from textgen.errors import ConfigError, CorpusError
+from textgen.config import SampleConfig
+from textgen.errors import CorpusError, setting_name
 from textgen.limits import check_memory
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.models import Params
 from textgen.vocab import CharVocab
 
 UNIFORM_BLOCK = 256  # uniforms a stream's Generator draws at a time
-
-
-@dataclass(frozen=True)
-class SampleConfig:
-    """How text is drawn from the model."""
-
-    length: int = 1000  # characters to generate after the prime (the limit per document with `documents`)
-    temperature: float = 1.0  # divides the logits: below 1 is safer and more repetitive, above 1 wilder
-    top_k: int = 0  # draw only among the k most likely characters (0: all)
-    top_p: float = 1.0  # draw only among the most likely characters whose probabilities sum to p (1: all)
-    greedy: bool = False  # always take the most likely character (no randomness)
-    prime: str = ""  # text the model reads first; every output starts with it
-    count: int = 1  # independent samples, drawn together in one batched pass
-    documents: int = 0  # if > 0: this many whole documents, each stopped at the end-of-document character
-
-    def __post_init__(self):
-        check_count("length", self.length, minimum=0)
-        check_count("top_k", self.top_k, minimum=0)
-        check_count("count", self.count)
-        check_count("documents", self.documents, minimum=0)
-        check_number("temperature", self.temperature)
-        check_number("top_p", self.top_p, high=1.0)
-        if not isinstance(self.greedy, bool):
-            raise ConfigError(f"--greedy must be True or False, got {self.greedy!r}")
-        if not isinstance(self.prime, str):
-            raise ConfigError(f"--prime must be a string, got {self.prime!r}")
-        if self.documents and self.count != 1:
-            raise ConfigError("--documents and --count cannot be combined; --documents N already draws N samples")
 
 
 @dataclass(frozen=True)
@@ -277,7 +249,7 @@ def check_sampling_memory(params: Params, config: SampleConfig, itemsize: int = 
     needed = params.network.sampling_bytes(streams)
     needed += (streams - 1) * config.length * itemsize  # every sample but the one being written waits here
     check_memory(needed, f"{streams} samples of {config.length:,} characters",
-                 "ask for shorter samples (--length)")
+                 f"ask for shorter samples ({setting_name('length')})")
 
 
 def stream_texts(
@@ -300,13 +272,15 @@ def stream_texts(
     `Checkpoint.start_state`), or else from h = 0 reading `start_id`. A model of documents then writes one
     throwaway document first, so that the texts begin where documents begin (see `warm_up`).
     """
-    vocab.check_known(config.prime, "--prime", "remove or replace them")
+    vocab.check_known(config.prime, f"{setting_name('prime')}", "remove or replace them")
     stop_id = None
     if config.documents:
         if END_OF_DOCUMENT not in vocab.chars:
             raise CorpusError(
-                "--documents needs a model trained on a corpus of documents (tweets, dataset rows); this one "
-                "was trained on continuous text and has no end-of-document marker; use --length instead"
+                f"{setting_name('documents')} needs a model trained on a corpus of documents (tweets, dataset rows); "
+                "this one "
+                f"was trained on continuous text and has no end-of-document marker; use {setting_name('length')} "
+                "instead"
             )
         stop_id = vocab.char_to_id[END_OF_DOCUMENT]
     check_sampling_memory(params, config, vocab.dtype.itemsize)
@@ -389,8 +363,8 @@ def check_collected_memory(vocab: CharVocab, config: SampleConfig) -> None:
     texts, characters = config.documents or config.count, len(config.prime) + config.length
     check_memory(texts * (2 * width * characters + TEXT_BYTES),
                  f"{texts:,} text{'s' if texts != 1 else ''} of up to {characters:,} characters",
-                 "ask for fewer (--count, --documents) or shorter (--length) texts, or write them out as they are "
-                 "drawn with textgen generate")
+                 f"ask for fewer ({setting_name('count')}, {setting_name('documents')}) or shorter "
+                 f"({setting_name('length')}) texts, or write them out as they are drawn with textgen generate")
 
 
 def generate_texts(

@@ -1,6 +1,7 @@
-"""A run's settings by name, as `textgen train --config FILE`, a sweep's spec and `textgen.train(**settings)` give
-them: the names of the flags (``hidden``, ``val_fraction``, ``hf_split``), checked, and turned into what
-`textgen.run.start_run` takes (`plan_run`)."""
+"""Settings by name, merged and checked: what `textgen train --config FILE`, a sweep's spec, `textgen.train(**settings)`
+and the command line's flags give (the names of the settings table, `textgen.config.SETTINGS`), turned into what
+`textgen.run.start_run` takes (`plan_run`), and every rule that joins several settings: a run's length given once,
+the --init-from run's model, what a resume may change."""
 
 from __future__ import annotations
 
@@ -10,69 +11,65 @@ import re
 import secrets
 import stat
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
 from difflib import get_close_matches
 from pathlib import Path
 
-from textgen.config import RESUMABLE_FIELDS, RNNConfig, RunConfig, TrainConfig
-from textgen.errors import ConfigError
+from textgen.config import (
+    LOADER_SETTINGS,
+    RESUMABLE,
+    SETTINGS,
+    ModelConfig,
+    RunConfig,
+    Setting,
+    TrainConfig,
+)
+from textgen.errors import ConfigError, setting_name
 from textgen.fs import check_user_path
 
-# Flags of the built-in loaders: flag -> (the loader it is for, keyword of that loader's constructor, argparse
-# settings). A flag given reaches only its own loader; any loader's own keywords, a plugin's too, come through --option.
-LOADER_FLAGS = {
-    "--encoding": ("text", "encoding", {"metavar": "NAME", "help": "text: encoding of the file (default utf-8)"}),
-    "--strip-gutenberg": ("text", "strip_gutenberg", {"action": "store_true", "default": None,
-                          "help": "text: drop Project Gutenberg's licence header and footer"}),
-    "--keep-carriage-returns": ("text", "keep_carriage_returns", {"action": "store_true", "default": None,
-                                "help": "text: keep CRLF and CR line ends as they are (by default they become \\n)"}),
-    "--keep-retweets": ("tweets", "keep_retweets", {"action": "store_true", "default": None,
-                        "help": "tweets: keep retweets (dropped by default)"}),
-    "--keep-html-entities": ("tweets", "unescape_html", {"action": "store_false", "default": None,
-                             "help": "tweets: leave &amp; and friends as they are"}),
-    "--keep-links": ("tweets", "keep_links", {"action": "store_true", "default": None,
-                     "help": "tweets: keep https://t.co/... links (dropped by default)"}),
-    "--since": ("tweets", "since", {"metavar": "YYYY-MM-DD", "help": "tweets: only those from this date on"}),
-    "--until": ("tweets", "until", {"metavar": "YYYY-MM-DD", "help": "tweets: only those up to this date"}),
-    "--min-length": ("tweets", "min_length", {"type": int, "metavar": "N", "help": "tweets: drop shorter ones"}),
-    "--hf-config": ("hf", "config", {"metavar": "NAME", "help": "hf: dataset configuration"}),
-    "--hf-split": ("hf", "split", {"metavar": "SPLIT", "help": "hf: split to read (default train)"}),
-    "--text-column": ("hf", "text_column", {"metavar": "COLUMN", "help": "hf: column holding the text"}),
-}
-
-# Loader flags of `train` only: where the held-out text comes from (as LOADER_FLAGS).
-HELD_OUT_FLAGS = {
-    "--hf-val-split": ("hf", "val_split", {"metavar": "SPLIT", "help": "hf: hold out this split of the dataset (e.g. "
-                       "validation; up to 250k characters) instead of the tail of the split trained on"}),
-}
+MODEL_SETTINGS = tuple(ModelConfig.table())
+TRAIN_SETTINGS = tuple(TrainConfig.table())
+RUN_SETTINGS = tuple(RunConfig.table())
 
 
-def setting_of_flag(flag: str) -> str:
-    """The setting a flag sets: ``--hf-split`` -> ``hf_split``."""
-    return flag[2:].replace("-", "_")
+def check_names(settings: dict, where: str, allowed: dict | tuple = SETTINGS) -> None:
+    """ConfigError for the first name in ``settings`` that is not a setting, with the nearest one."""
+    for name in settings:
+        if name not in allowed:
+            close = get_close_matches(str(name), list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: {name!r} is not a setting{hint}; the settings are the flags of "
+                              "`textgen train --help`, with _ for -")
 
 
-MODEL_SETTINGS = tuple(f.name for f in fields(RNNConfig))
-TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig))
-RUN_SETTINGS = tuple(f.name for f in fields(RunConfig) if f.name != "stream_over")
-CORPUS_SETTINGS = ("corpus", "kind", "weights", "option")
-LOADER_SETTINGS = {setting_of_flag(flag): (loader, keyword, flag)
-                   for flag, (loader, keyword, _) in {**LOADER_FLAGS, **HELD_OUT_FLAGS}.items()}
-SETTINGS = MODEL_SETTINGS + TRAIN_SETTINGS + RUN_SETTINGS + CORPUS_SETTINGS + tuple(LOADER_SETTINGS)
-
-# What each setting's value must be in a file (TOML gives typed values); the dataclasses check the ranges.
-_NUMBER = (int, float)
-KINDS: dict[str, tuple[str, tuple[type, ...]]] = {
-    **{name: ("an integer", (int,)) for name in ("hidden", "layers", "seq_length", "updates", "sample_every",
-                                                  "sample_length", "log_every", "checkpoint_every", "eval_every",
-                                                  "seed", "batch_size", "threads", "passage_length",
-                                                  "val_max_characters", "min_length")},
-    **{name: ("a number", _NUMBER) for name in ("sigma", "eta", "eps", "clip", "epochs", "rmsprop_decay", "beta1",
-                                                "beta2", "dropout", "val_fraction")},
-    **{name: ("true or false", (bool,)) for name in ("force", "strip_gutenberg", "keep_carriage_returns",
-                                                     "keep_retweets", "keep_html_entities", "keep_links")},
-}
+def check_value(name: str, value: object, where: str = "") -> None:
+    """ConfigError unless ``value`` has the type the setting ``name`` takes, as a settings file, a sweep's spec or
+    a Python call gives it (typed values: ``hidden = "128"`` is text, not a number); the setting's own range is
+    checked where its dataclass is made. ``where`` (a file) starts the message."""
+    entry: Setting = SETTINGS[name]
+    if name == "corpus":
+        expected, ok = "a source or a list of them", isinstance(value, (str, Path)) or (
+            isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (str, Path)) for v in value))
+    elif name == "option":
+        expected, ok = "a list of KEY=VALUE texts or a table", isinstance(value, dict) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
+    elif name in ("since", "until"):  # as text, or a TOML date (since = 2018-01-31) or a datetime.date
+        expected, ok = "a date, YYYY-MM-DD", isinstance(value, str) or (
+            isinstance(value, date) and not isinstance(value, datetime))
+    elif name == "weights":
+        expected, ok = "a list of numbers or W1,W2 text", isinstance(value, str) or (
+            isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                     for v in value))
+    else:
+        expected = "text" if entry.choices else entry.kind()
+        types = {int: (int,), float: (int, float), bool: (bool,), str: (str,), Path: (str, Path)}[entry.type]
+        ok = isinstance(value, types) and (entry.type is bool or not isinstance(value, bool))
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False  # nan and inf are no numbers a setting takes
+    if not ok:  # named as the file names it, after the file, or else as its reader spells it
+        named = f"{where}: {name}" if where else setting_name(name)
+        raise ConfigError(f"{named} must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -83,43 +80,10 @@ class RunPlan:
     kind: str | None  # the loader for every source, or None to choose by each source
     weights: str | list[float] | None  # how several sources mix
     options: list  # textgen.corpus.LoaderOption, each for its loader
-    model: RNNConfig | None  # None with run.init_from: the other run's model
+    model: ModelConfig | None  # None with run.init_from: the other run's model
     model_given: dict  # the model settings given by name (with run.init_from, they must match the other run's)
     train: TrainConfig
     run: RunConfig
-
-
-def check_names(settings: dict, where: str, allowed: tuple[str, ...] = SETTINGS) -> None:
-    """ConfigError for the first name in ``settings`` that is not a setting, with the nearest one."""
-    for name in settings:
-        if name not in allowed:
-            close = get_close_matches(name, allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}: {name!r} is not a setting{hint}; the settings are the flags of "
-                              "`textgen train --help`, with _ for -")
-
-
-def check_value(name: str, value: object, where: str) -> None:
-    """ConfigError unless ``value`` has the type the setting ``name`` takes (a file's values are typed)."""
-    expected, types = KINDS.get(name, ("text", (str,)))
-    if name == "corpus":
-        expected, ok = "a source or a list of them", isinstance(value, str) or (
-            isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value))
-    elif name == "option":
-        expected, ok = "a list of KEY=VALUE texts or a table", isinstance(value, dict) or (
-            isinstance(value, list) and all(isinstance(v, str) for v in value))
-    elif name in ("since", "until"):  # as text, or a TOML date (since = 2018-01-31) or a datetime.date
-        expected, ok = "a date, YYYY-MM-DD", isinstance(value, str) or (
-            isinstance(value, date) and not isinstance(value, datetime))
-    elif name == "weights":
-        expected, ok = "a list of numbers or W1,W2 text", isinstance(value, str) or (
-            isinstance(value, list) and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in value))
-    else:
-        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
-        if ok and isinstance(value, float) and not math.isfinite(value):
-            ok = False
-    if not ok:
-        raise ConfigError(f"{where}: {name} must be {expected}, got {value!r}")
 
 
 # A settings file or sweep spec is a few dozen lines; the largest sensible one, a spec whose grids make the most
@@ -206,14 +170,14 @@ def load_toml(path: Path, where: str) -> dict:
 
 def read_settings_file(path: Path) -> dict:
     """The ``[train]`` table of a TOML file, every name and value checked; ConfigError naming the file."""
-    data = load_toml(Path(path), f"--config {path}")
+    where = f"{setting_name('config')} {path}"
+    data = load_toml(Path(path), where)
     table = data.get("train")
     if not isinstance(table, dict):
-        raise ConfigError(f"--config {path}: no [train] table; put the settings under [train]")
+        raise ConfigError(f"{where}: no [train] table; put the settings under [train]")
     extra = [key for key in data if key != "train"]
     if extra:
-        raise ConfigError(f"--config {path}: only a [train] table is read here, found {extra[0]!r} too")
-    where = f"--config {path}"
+        raise ConfigError(f"{where}: only a [train] table is read here, found {extra[0]!r} too")
     check_names(table, where)
     for name, value in table.items():
         check_value(name, value, where)
@@ -258,6 +222,34 @@ def source_from(folder: Path, source: str) -> str:
     return str(folder / path)
 
 
+@dataclass(frozen=True)
+class Given:
+    """The settings of a new run as its front end gave them: the values by name, and where each came from."""
+
+    values: dict  # every setting given, by name (a file's under the command line's)
+    origins: dict  # name -> "command line", "python" or the settings file's path
+    record: dict  # what config.json records as settings_from: which names came from where
+
+
+def given_settings(front: str, settings: dict, config: Path | None = None, resume: bool = False) -> Given:
+    """The settings a run is given by ``front`` ("command line" or "python") as ``settings``, over those of the
+    settings file ``config`` if any: a setting given replaces the file's (``corpus`` its whole list, ``updates``
+    its ``epochs`` and the other way round). For a ``resume``, a settings file is refused: it sets up a new run."""
+    if resume and config is not None:
+        raise ConfigError(f"{setting_name('config')} sets up a new run; {setting_name('resume')} continues one as it "
+                          "was (give its changes as settings)")
+    settings = {name: value for name, value in settings.items() if value is not None}
+    from_file = {} if config is None else read_settings_file(config)
+    if "corpus" in settings:
+        from_file.pop("corpus", None)
+    from_file = {name: value for name, value in overridden(from_file, settings).items() if name not in settings}
+    origins = {**{name: str(config) for name in from_file}, **{name: front for name in settings}}
+    record = {front.replace(" ", "_"): sorted(settings)}
+    if config is not None:
+        record.update(config_file=str(Path(config).resolve()), file=sorted(from_file))
+    return Given({**from_file, **settings}, origins, record)
+
+
 ALTERNATIVES = (("updates", "epochs"), ("epochs", "updates"))  # a run's length: the one given replaces the other
 
 
@@ -275,17 +267,16 @@ def loader_options_of(settings: dict) -> list:
     from textgen.corpus import LoaderOption
 
     options = []
-    for name, (loader, keyword, flag) in LOADER_SETTINGS.items():
+    for name, entry in LOADER_SETTINGS.items():
         if settings.get(name) is not None:
-            value = settings[name]
-            if name == "keep_html_entities":  # the setting keeps them: the loader's keyword says the opposite
-                value = not value
+            value = not settings[name] if entry.negated else settings[name]  # keep_html_entities: unescape_html off
             if isinstance(value, date):  # since, until: the loader reads the date as its flag gives it
                 value = value.isoformat()
-            options.append(LoaderOption(keyword, value, loader, flag))
+            options.append(LoaderOption(entry.keyword, value, entry.loader, setting_name(name)))
     option = settings.get("option") or []
     if isinstance(option, dict):
-        return options + [LoaderOption(str(key).replace("-", "_"), value, label=f"--option {key}={value}")
+        return options + [LoaderOption(str(key).replace("-", "_"), value, label=f"{setting_name('option')} "
+                                                                                f"{key}={value}")
                           for key, value in option.items()]
     return options + [LoaderOption.parse(text) for text in ([option] if isinstance(option, str) else option)]
 
@@ -293,43 +284,43 @@ def loader_options_of(settings: dict) -> list:
 def check_length_given(given: dict) -> None:
     """ConfigError if ``given`` sets both ``updates`` and ``epochs`` (a run's length is one or the other)."""
     if given.get("updates") is not None and given.get("epochs") is not None:
-        raise ConfigError("give --updates or --epochs, not both")
+        raise ConfigError(f"give {setting_name('updates')} or {setting_name('epochs')}, not both")
 
 
-def check_init_model(given: dict, other: RNNConfig, init_from: object) -> None:
+def check_init_model(given: dict, other: ModelConfig, init_from: object) -> None:
     """ConfigError if a model setting in ``given`` differs from ``other``, the model of the --init-from run."""
     for name in MODEL_SETTINGS:
         if given.get(name) is not None and given[name] != getattr(other, name):
-            raise ConfigError(f"--{name} {given[name]} differs from the --init-from run's {getattr(other, name)} "
+            flag, start = setting_name(name), setting_name("init_from")
+            raise ConfigError(f"{flag} {given[name]} differs from the {start} run's {getattr(other, name)} "
                               f"({init_from}: {other.cell}, {other.layers} layer(s) of {other.hidden}, sigma "
-                              f"{other.sigma:g}, {other.dtype}); --init-from continues that model: leave --{name} out")
-
-
-RESUME_EXTRA = ("passage_length",)  # what a resume may change besides RESUMABLE_FIELDS
+                              f"{other.sigma:g}, {other.dtype}); {start} continues that model: leave {flag} out")
 
 
 def resume_changes(given: dict, recorded: dict) -> dict:
     """The changes a resume makes, from the settings ``given`` by name: those that differ from ``recorded``
-    (the run's own value of each setting, by the same names). A setting a resume may change (`RESUMABLE_FIELDS`,
-    ``passage_length``) is a change; any other that differs is refused (ConfigError naming it), since the
+    (the run's own value of each setting, by the same names). A setting a resume may change (`RESUMABLE`: the
+    length, the learning rate, the intervals, the passage's length) is a change; any other that differs is refused (ConfigError naming it), since the
     continuation would not be exact; one given as the run already has it is no change at all."""
-    check_names(given, "--resume")
+    check_names(given, setting_name("resume"))
     given = {name: value for name, value in given.items() if value is not None}
     check_length_given(given)
     if given.get("force"):
-        raise ConfigError("--force is for a new run, whose --out it replaces; --resume continues the run in its own "
-                          "folder and replaces nothing: leave --force out")
+        force, resume = setting_name("force"), setting_name("resume")
+        raise ConfigError(f"{force} is for a new run, whose {setting_name('out')} it replaces; {resume} continues the "
+                          f"run in its own folder and replaces nothing: leave {force} out")
     changes, refused = {}, []
     for name, value in given.items():
-        if name in RESUMABLE_FIELDS or name in RESUME_EXTRA:
+        if name in RESUMABLE:
             changes[name] = value
         elif not _same(value, recorded.get(name)):
             refused.append(name)
     if refused:
-        shown = ", ".join(f"--{name.replace('_', '-')} ({_shown(given[name])} given, the run has "
+        shown = ", ".join(f"{setting_name(name)} ({_shown(given[name])} given, the run has "
                           f"{_shown(recorded.get(name))})" for name in refused)
-        raise ConfigError(f"--resume cannot change {shown}: a resume continues the run as it was set up, and "
-                          "the continuation would not be exact; start a new run or --init-from this one")
+        raise ConfigError(f"{setting_name('resume')} cannot change {shown}: a resume continues the run as it was set "
+                          f"up, and the continuation would not be exact; start a new run or "
+                          f"{setting_name('init_from')} this one")
     return changes
 
 
@@ -367,17 +358,20 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
     for name in ("out", "init_from"):
         if name in run:
             if not isinstance(run[name], (str, Path)):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a path, got {run[name]!r}")
-            run[name] = check_user_path(run[name], f"--{name.replace('_', '-')}")  # a TOML file's "a\u0000b" too
+                raise ConfigError(f"{setting_name(name)} must be a path, got {run[name]!r}")
+            run[name] = check_user_path(run[name], setting_name(name))  # a TOML file's "a\u0000b" too
     options = loader_options_of(given)
     corpus = given.get("corpus")
+    for source in [corpus] if isinstance(corpus, (str, Path)) else corpus or []:
+        if isinstance(source, (str, Path)):
+            check_user_path(source, setting_name("corpus"))
     return RunPlan(
         model_given=model,
         corpus=None if corpus is None else [str(c) for c in ([corpus] if isinstance(corpus, (str, Path)) else corpus)],
         kind=given.get("kind"),
         weights=given.get("weights"),
         options=options,
-        model=None if "init_from" in run else RNNConfig(**model),
+        model=None if "init_from" in run else ModelConfig(**model),
         train=TrainConfig(**train),
         run=RunConfig(**run),
     )

@@ -19,7 +19,7 @@ import numpy as np
 
 from textgen.checkpoint import START_ARRAY, STATE_ARRAYS, Checkpoint, CheckpointMeta, rng_from_json, rng_state_to_json
 from textgen.config import DEFAULT_EPOCHS, DEFAULT_MIN_CHARACTERS, MAX_COUNT, RNNConfig, TrainConfig
-from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError, message_of, setting_name
 from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.models import Params, network_of
 from textgen.optim import array_names, make_optimizer
@@ -49,8 +49,8 @@ def total_updates(config: TrainConfig, corpus_length: int) -> int:
         total = max(1, round(config.epochs * per_epoch))
         if total > MAX_COUNT:
             asked = int(config.epochs) if float(config.epochs).is_integer() else config.epochs
-            raise ConfigError(f"--epochs {asked} would be {total:,} updates, more than the {MAX_COUNT:,} "
-                              "a run can count; ask for fewer")
+            raise ConfigError(f"{setting_name('epochs')} {asked} would be {total:,} updates, more than the "
+                              f"{MAX_COUNT:,} a run can count; ask for fewer")
         return total
     characters_per_update = config.seq_length * config.batch_size
     return max(DEFAULT_EPOCHS * per_epoch, -(-DEFAULT_MIN_CHARACTERS // characters_per_update))
@@ -227,7 +227,7 @@ def state_of(last: Checkpoint) -> tuple[TrainState, TrainConfig, np.random.Gener
     try:
         config = TrainConfig(**meta.train)
     except (TypeError, ConfigError) as error:
-        raise CheckpointError(f"{where}: unreadable training configuration ({error})") from None
+        raise CheckpointError(f"{where}: unreadable training configuration ({message_of(error)})") from None
     if meta.update is None:
         raise CheckpointError(f"{where}: its 'update' is missing or out of range (None)")
     missing = [name for name in array_names(config.optimizer) if name not in arrays]
@@ -250,7 +250,8 @@ def state_of(last: Checkpoint) -> tuple[TrainState, TrainConfig, np.random.Gener
         sampled_at=meta.sampled_at,
     )
     if state.h.shape != (config.batch_size, last.params.network.state_size):
-        raise CheckpointError(f"{where}: recurrent state shape {state.h.shape} does not fit --batch-size "
+        raise CheckpointError(f"{where}: recurrent state shape {state.h.shape} does not fit "
+                              f"{setting_name('batch_size')} "
                               f"{config.batch_size} and a state of {last.params.network.state_size} numbers "
                               f"({last.params.network.describe()})")
     return state, config, rng_from_json(meta.rng, where)
@@ -293,7 +294,7 @@ def check_corpus_length(corpus_length: int, config: TrainConfig) -> None:
         raise CorpusError(
             f"the corpus has {corpus_length} characters to train on (after any held-out part), fewer than the "
             f"{needed} needed for one window (seq_length + 1 per stream); use a longer corpus, a smaller "
-            "--seq-length/--batch-size, or --val-fraction 0"
+            f"{setting_name('seq_length')}/{setting_name('batch_size')}, or {setting_name('val_fraction')} 0"
         )
 
 
@@ -302,7 +303,7 @@ def check_finite(state: TrainState, kept: int | None = None) -> None:
     update of the last checkpoint, for the message)."""
     if not np.isfinite(state.params.flat).all():
         raise TrainingError(f"the parameters became non-finite by update {state.update}; {_kept(kept)}. "
-                            "Try a lower --eta or a smaller --clip")
+                            f"Try a lower {setting_name('eta')} or a smaller {setting_name('clip')}")
 
 
 def _kept(update: int | None) -> str:
@@ -311,8 +312,8 @@ def _kept(update: int | None) -> str:
 
 def diverged(what: str, value: float, update: int, kept: int | None, config: TrainConfig) -> TrainingError:
     """The error that stops training when ``what`` (a loss) became ``value`` (not finite) at ``update``."""
-    return TrainingError(f"{what} became {value} at update {update}; {_kept(kept)}. Try a lower --eta (now "
-                         f"{config.eta}) or a smaller --clip (now {config.clip})")
+    return TrainingError(f"{what} became {value} at update {update}; {_kept(kept)}. Try a lower {setting_name('eta')} "
+                         f"(now {config.eta}) or a smaller {setting_name('clip')} (now {config.clip})")
 
 
 def first_loss(state: TrainState, ids: np.ndarray, config: TrainConfig, workspace=None) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textgen.errors import ConfigError, CorpusError
+from textgen.errors import ConfigError, CorpusError, setting_name
 from textgen.loaders.base import END_OF_DOCUMENT, check_option
 
 _BATCH_ROWS = 1000  # rows per Arrow batch: few Python calls per row, little memory per batch
@@ -38,7 +38,7 @@ _STRING_TYPES = ("string", "large_string", "string_view")  # Arrow types whose v
 
 _LOCAL_COPY_HINT = (
     "pass a local copy instead: a Dataset.save_to_disk folder or data files "
-    f"({', '.join(DATA_FILE_BUILDERS)}), e.g. --corpus hf:/path/to/folder"
+    f"({', '.join(DATA_FILE_BUILDERS)}), e.g. {setting_name('corpus')} hf:/path/to/folder"
 )
 
 
@@ -70,7 +70,8 @@ def locate_dataset(source: str) -> DatasetLocation:
         if builder is None:
             raise CorpusError(
                 f"{source}: the hf loader reads data files ending in {', '.join(DATA_FILE_BUILDERS)}, "
-                f"not {path.suffix or 'files without a suffix'!r}; convert it or pick another loader with --kind"
+                f"not {path.suffix or 'files without a suffix'!r}; convert it or pick another loader with "
+                f"{setting_name('kind')}"
             )
         return DatasetLocation("files", str(path), builder, (str(path),))
     if not names_a_path(source):
@@ -129,14 +130,15 @@ class HFLoader:
         streaming: bool | None = None,
         val_split: str | None = None,
     ):
-        check_option("--hf-config", config, str, allow_none=True)
-        check_option("--hf-split", split, str)
-        check_option("--text-column", text_column, str, allow_none=True)
+        check_option(f"{setting_name('hf_config')}", config, str, allow_none=True)
+        check_option(f"{setting_name('hf_split')}", split, str)
+        check_option(f"{setting_name('text_column')}", text_column, str, allow_none=True)
         check_option("streaming", streaming, bool, allow_none=True)
-        check_option("--hf-val-split", val_split, str, allow_none=True)
+        check_option(f"{setting_name('hf_val_split')}", val_split, str, allow_none=True)
         if val_split == split:
-            raise ConfigError(f"--hf-val-split {val_split!r} is the split trained on (--hf-split {split!r}); hold out "
-                              "another split, or drop --hf-val-split to hold out the tail of this one")
+            raise ConfigError(f"{setting_name('hf_val_split')} {val_split!r} is the split trained on "
+                              f"({setting_name('hf_split')} {split!r}); hold out "
+                              f"another split, or drop {setting_name('hf_val_split')} to hold out the tail of this one")
         self.config = config  # the Hub dataset's configuration (subset) name; Hub datasets only
         self.split = split  # which split to read; a single saved Dataset is read whole
         self.text_column = text_column  # column holding the text; None: the only string column
@@ -153,18 +155,18 @@ class HFLoader:
         The source is checked and ``document_separator`` set when this is called; the dataset
         itself is opened and read lazily, by the iterator returned.
         """
-        return self._iter_split(source, _Split(self.split, "--hf-split"))
+        return self._iter_split(source, _Split(self.split, f"{setting_name('hf_split')}"))
 
     def iter_validation_texts(self, source: str) -> Iterator[str] | None:
         """The texts of the ``val_split`` split, as `iter_texts` yields the training split's; None without one."""
-        return None if self.val_split is None else self._iter_split(source, _Split(self.val_split, "--hf-val-split"))
+        return None if self.val_split is None else self._iter_split(source, _Split(self.val_split, f"{setting_name('hf_val_split')}"))
 
     def _iter_split(self, source: str, split: _Split) -> Iterator[str]:
         location = locate_dataset(source)
         if self.config is not None and location.kind != "hub":
             raise ConfigError(
-                f"--hf-config {self.config!r}: a dataset configuration only applies to Hub datasets, "
-                f"not to the local {source}; drop --hf-config"
+                f"{setting_name('hf_config')} {self.config!r}: a dataset configuration only applies to Hub datasets, "
+                f"not to the local {source}; drop {setting_name('hf_config')}"
             )
         self.document_separator = "" if location.builder == "text" else END_OF_DOCUMENT
         return self._iter_documents(location, source, split)
@@ -196,9 +198,9 @@ class HFLoader:
                     f"{split.flag}"
                 )
             return dataset[split.name], f"{source} (split {split.name!r})"
-        if split.flag == "--hf-val-split":  # a single Dataset is read whole as the training text
+        if split.flag == f"{setting_name('hf_val_split')}":  # a single Dataset is read whole as the training text
             raise CorpusError(f"{source}: a saved Dataset, not a DatasetDict, so it has no split {split.name!r} to "
-                              "hold out; drop --hf-val-split to hold out its tail")
+                              f"hold out; drop {setting_name('hf_val_split')} to hold out its tail")
         return dataset, source
 
     def _open_files(self, location: DatasetLocation, source: str, split: _Split) -> Any:
@@ -242,7 +244,8 @@ class HFLoader:
             ) from None
         except ValueError as error:  # an unknown split or config, which datasets names
             raise CorpusError(
-                f"Hugging Face dataset {name!r}: {_one_line(error)}; pick another {split.flag} or --hf-config"
+                f"Hugging Face dataset {name!r}: {_one_line(error)}; pick another {split.flag} or "
+                f"{setting_name('hf_config')}"
             ) from None
         except (OSError, datasets.exceptions.DatasetsError) as error:
             raise CorpusError(
@@ -274,14 +277,15 @@ class HFLoader:
                 if not isinstance(value, str):
                     raise CorpusError(
                         f"{label}: row index {row_count - 1} of column {column!r} holds {type(value).__name__}, "
-                        f"not str; choose a text column with --text-column (columns: {_describe(column_types)})"
+                        f"not str; choose a text column with {setting_name('text_column')} (columns: "
+                        f"{_describe(column_types)})"
                     )
                 yielded += 1
                 yield value
         if not yielded:
             found = f"all {row_count} rows are empty or missing" if row_count else "the dataset has no rows"
-            raise CorpusError(f"{label}: no text in column {column!r}: {found}; pick another --text-column or "
-                              f"{split.flag}")
+            raise CorpusError(f"{label}: no text in column {column!r}: {found}; pick another "
+                              f"{setting_name('text_column')} or {split.flag}")
 
     def _choose_column(self, column_types: dict[str, str], label: str) -> str:
         """The ``text_column`` option if present, else the only string-typed column."""
@@ -289,7 +293,7 @@ class HFLoader:
             if self.text_column not in column_types:
                 raise CorpusError(
                     f"{label}: no column {self.text_column!r}; columns: {_describe(column_types)}; "
-                    "pass one of them with --text-column"
+                    f"pass one of them with {setting_name('text_column')}"
                 )
             return self.text_column
         strings = [name for name, arrow_type in column_types.items() if arrow_type in _STRING_TYPES]
@@ -298,7 +302,7 @@ class HFLoader:
         found = "several string columns" if strings else "no string column"
         raise CorpusError(
             f"{label}: {found}, so the text column is unclear; columns: {_describe(column_types)}; "
-            "name the text column with --text-column"
+            f"name the text column with {setting_name('text_column')}"
         )
 
 
@@ -368,7 +372,7 @@ def _reading_error(error: BaseException, label: str, location: DatasetLocation) 
     if isinstance(error, UnicodeDecodeError):
         return CorpusError(
             f"{label}: not valid UTF-8 ({_one_line(error)}); for a text file in another encoding use "
-            "the text loader with --encoding"
+            f"the text loader with {setting_name('encoding')}"
         )
     what = f"{location.builder} data" if location.kind == "files" else "a saved dataset"
     return CorpusError(f"{label}: cannot read it as {what} ({_one_line(error)})")

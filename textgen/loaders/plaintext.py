@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from textgen.errors import CorpusError, LimitError, one_line
+from textgen.errors import CorpusError, LimitError, one_line, setting_name
 from textgen.limits import available_memory, format_bytes
 from textgen.loaders.base import check_option
 
@@ -40,7 +40,8 @@ def iter_decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
         codec = None
     # the flag str.decode checks too: base64, rot13, zlib, ... are codecs but not text encodings
     if codec is None or not getattr(codec, "_is_text_encoding", True):
-        raise CorpusError(f"--encoding {encoding!r}: unknown text encoding; try utf-8, latin-1 or cp1252")
+        raise CorpusError(f"{setting_name('encoding')} {encoding!r}: unknown text encoding; try utf-8, latin-1 or "
+                          "cp1252")
     decoder = codec.incrementaldecoder(errors="strict")
     consumed = 0  # bytes handed to the decoder so far
     try:
@@ -54,11 +55,13 @@ def iter_decoded_chunks(path: Path, encoding: str) -> Iterator[str]:
                     offset = consumed - buffered + error.start
                     raise CorpusError(
                         f"{path}: byte {error.object[error.start]:#04x} at offset {offset} is not valid "
-                        f"{encoding}; pass the file's real encoding with --encoding (for example latin-1)"
+                        f"{encoding}; pass the file's real encoding with {setting_name('encoding')} (for example "
+                        "latin-1)"
                     ) from None
                 except UnicodeError as error:  # e.g. utf-16 without a byte-order mark: no offset to give
                     raise CorpusError(
-                        f"{path}: not valid {encoding} ({one_line(error)}); pass the file's real encoding with --encoding"
+                        f"{path}: not valid {encoding} ({one_line(error)}); pass the file's real encoding with "
+                        f"{setting_name('encoding')}"
                     ) from None
                 consumed += len(chunk)
                 if text:
@@ -98,7 +101,7 @@ def iter_normalised(chunks: Iterator[str], source: str, keep_carriage_returns: b
     if stripped:
         done.append("removed the byte-order mark (U+FEFF) at its start")
     if done:
-        keep = "; --keep-carriage-returns keeps the CRs" if kinds else ""
+        keep = "; --keep-carriage-returns keeps the CRs" if kinds else ""  # a log note: the command line's words
         log.info("%s: %s%s", source, " and ".join(done), keep)
 
 
@@ -108,7 +111,7 @@ def strip_gutenberg_boilerplate(text: str, source: str) -> str:
     if start is None:
         raise CorpusError(
             f"{source}: no '*** START OF THE PROJECT GUTENBERG EBOOK' line found; "
-            "drop --strip-gutenberg for files that are not from Project Gutenberg"
+            f"drop {setting_name('strip_gutenberg')} for files that are not from Project Gutenberg"
         )
     end = _GUTENBERG_END.search(text, start.end())
     body = text[start.end() : end.start() if end else len(text)]
@@ -125,9 +128,9 @@ class PlainTextLoader:
 
     def __init__(self, encoding: str = "utf-8", strip_gutenberg: bool = False, keep_carriage_returns: bool = False,
                  keep_byte_order_mark: bool = False):
-        check_option("--encoding", encoding, str)
-        check_option("--strip-gutenberg", strip_gutenberg, bool)
-        check_option("--keep-carriage-returns", keep_carriage_returns, bool)
+        check_option(f"{setting_name('encoding')}", encoding, str)
+        check_option(f"{setting_name('strip_gutenberg')}", strip_gutenberg, bool)
+        check_option(f"{setting_name('keep_carriage_returns')}", keep_carriage_returns, bool)
         check_option("keep_byte_order_mark", keep_byte_order_mark, bool)
         self.encoding = encoding  # how the file's bytes are decoded
         self.strip_gutenberg = strip_gutenberg  # keep only the book between Gutenberg's markers
@@ -157,6 +160,6 @@ def _join_at_most(chunks: Iterator[str], source: str) -> str:
         if size > limit:
             raise LimitError(f"{source}: more than {size:,} characters, too many to search for Project Gutenberg's "
                              f"markers in the {format_bytes(limit * 10)} this machine has available; strip them "
-                             "another way and drop --strip-gutenberg")
+                             f"another way and drop {setting_name('strip_gutenberg')}")
     return "".join(parts)
 

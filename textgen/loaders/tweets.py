@@ -15,7 +15,7 @@ from typing import IO
 
 import orjson
 
-from textgen.errors import ConfigError, CorpusError, LimitError, shown_value
+from textgen.errors import ConfigError, CorpusError, LimitError, setting_name, shown_value
 from textgen.limits import available_memory, format_bytes
 from textgen.loaders.base import check_option
 from textgen.loaders.plaintext import open_source_file
@@ -342,14 +342,15 @@ def _is_retweet(record: dict, text: str) -> bool:
 def _tweet_date(record: dict, where: str, label: str) -> date:
     if "created_at" not in record:
         raise CorpusError(
-            f"{label}: {where} has no 'created_at' field (keys: {_key_list(record)}); --since/--until need "
-            "every tweet's date, so drop them or fix the record"
+            f"{label}: {where} has no 'created_at' field (keys: {_key_list(record)}); "
+            f"{setting_name('since')}/{setting_name('until')} need every tweet's date, so drop them or fix the record"
         )
     day = parse_created_at(record["created_at"])
     if day is None:
         raise CorpusError(
             f"{label}: {where} has created_at {shown_value(record['created_at'])}, expected a date like "
-            "'Tue Mar 20 15:36:23 +0000 2018' or '2018-03-20T15:36:23Z'; fix the record or drop --since/--until"
+            "'Tue Mar 20 15:36:23 +0000 2018' or '2018-03-20T15:36:23Z'; fix the record or drop "
+            f"{setting_name('since')}/{setting_name('until')}"
         )
     return day
 
@@ -377,8 +378,8 @@ class TweetLoader:
         until: str | None = None,
         min_length: int = 0,
     ):
-        for flag, value in (("--keep-retweets", keep_retweets), ("--keep-html-entities", unescape_html),
-                            ("--keep-links", keep_links)):
+        for flag, value in ((f"{setting_name('keep_retweets')}", keep_retweets), (f"{setting_name('keep_html_entities')}", unescape_html),
+                            (f"{setting_name('keep_links')}", keep_links)):
             check_option(flag, value, bool)
         self.keep_retweets = keep_retweets  # keep retweets (dropped by default: they are someone else's words)
         self.unescape_html = unescape_html  # turn entities such as &amp; back into characters
@@ -389,9 +390,10 @@ class TweetLoader:
         self._since_date = _parse_option_date("since", since)
         self._until_date = _parse_option_date("until", until)
         if self._since_date and self._until_date and self._since_date > self._until_date:
-            raise ConfigError(f"--since {since} is after --until {until}; no tweet can match, swap them")
+            raise ConfigError(f"{setting_name('since')} {since} is after {setting_name('until')} {until}; no tweet can "
+                              "match, swap them")
         if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 0:
-            raise ConfigError(f"--min-length {min_length!r}: must be a whole number, 0 or more")
+            raise ConfigError(f"{setting_name('min_length')} {min_length!r}: must be a whole number, 0 or more")
 
     def iter_texts(self, source: str) -> Iterator[str]:
         """Yield the cleaned text of every kept tweet in ``source``, in file order."""
@@ -444,17 +446,18 @@ class TweetLoader:
             raise CorpusError(f"{label}: holds no tweets; expected a JSON list of tweet objects or one per line")
         reasons = []
         if retweets:
-            reasons.append(f"{_plural(retweets, 'retweet')} dropped; use --keep-retweets to keep them")
+            reasons.append(f"{_plural(retweets, 'retweet')} dropped; use {setting_name('keep_retweets')} to keep them")
         if outside_dates:
             bounds = f"{self.since or 'the start'} to {self.until or 'the end'}"
-            reasons.append(f"{outside_dates} outside the dates {bounds}; widen --since/--until")
+            reasons.append(f"{outside_dates} outside the dates {bounds}; widen "
+                           f"{setting_name('since')}/{setting_name('until')}")
         if empty:
             if self.keep_links:
                 reasons.append(f"{empty} empty")
             else:
-                reasons.append(f"{empty} empty after removing links; use --keep-links to keep links")
+                reasons.append(f"{empty} empty after removing links; use {setting_name('keep_links')} to keep links")
         if short:
-            reasons.append(f"{short} shorter than {self.min_length} characters; lower --min-length")
+            reasons.append(f"{short} shorter than {self.min_length} characters; lower {setting_name('min_length')}")
         if kept == 0:
             raise CorpusError(f"{label}: all {_plural(read, 'tweet')} were filtered out ({'; '.join(reasons)})")
         log.info("%s: kept %d of %d tweets (%s)", label, kept, read, "; ".join(reasons) or "none filtered out")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textgen.errors import CheckpointError, ConfigError, OutputError
+from textgen.errors import CheckpointError, ConfigError, OutputError, setting_name
 from textgen.fs import write_bytes
 from textgen.plots import comparison_figure, report_figure
 from textgen.report.html import render_html
@@ -49,10 +49,11 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
         raise CheckpointError("no run folders given to compare")
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise ConfigError(f"--out {out}: the figure is a PNG; give a name ending in .png")
+        raise ConfigError(f"{setting_name('out')} {out}: the figure is a PNG; give a name ending in .png")
     target = out.resolve() if out.is_symlink() else out  # a link is written through, not replaced
     if target.exists() and not target.is_file():
-        raise OutputError(f"--out {out}: exists and is not a regular file (a folder or a device); choose another path")
+        raise OutputError(f"{setting_name('out')} {out}: exists and is not a regular file (a folder or a device); "
+                          "choose another path")
     summaries = []
     for run in runs:
         summary = read_run(RunFolder(run))

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from textgen.checkpoint import CheckpointMeta
+from textgen.config import SETTINGS
 from textgen.errors import CheckpointError
 from textgen.plots import RunCurves, epoch_step
 from textgen.runfolder import RunFolder, RunRecord
@@ -24,34 +25,7 @@ SECTIONS = (  # (anchor, heading), shared by the HTML and the Markdown so both h
     ("corpus", "Corpus"),
     ("configuration", "Configuration"),
 )
-SETTING_MEANINGS = {  # the configuration table's third column, for the settings textgen writes today
-    "hidden": "hidden units m (of each layer)",
-    "cell": "rnn (the assignment's), lstm or gru",
-    "layers": "layers stacked",
-    "sigma": "std of the initial weights",
-    "dtype": "floating-point type of the parameters",
-    "seq_length": "characters per window (backprop through time)",
-    "eta": "learning rate",
-    "eps": "the optimizer's epsilon (AdaGrad: inside the square root)",
-    "optimizer": "adagrad (the assignment's), rmsprop or adam",
-    "rmsprop_decay": "RMSprop: decay of the mean of squared gradients",
-    "beta1": "Adam: decay of the mean of gradients",
-    "beta2": "Adam: decay of the mean of squared gradients",
-    "dropout": "probability of dropping each layer output while training",
-    "threads": "threads sharing a batch's streams",
-    "clip": "gradients clipped to [-clip, clip]",
-    "epochs": "passes over the corpus (resolved: the passes the updates make)",
-    "updates": "parameter updates in all (resolved from epochs or the default)",
-    "sample_every": "updates between training-time samples",
-    "sample_length": "characters per training-time sample",
-    "log_every": "updates between rows of metrics.jsonl",
-    "checkpoint_every": "updates between checkpoints",
-    "eval_every": "updates between validation losses",
-    "seed": "random seed of the run",
-    "batch_size": "parallel streams (1: the assignment's algorithm)",
-    "passage_length": "characters in best_passage.txt",
-    "init_from": "run whose parameters this run started from",
-}
+SETTING_MEANINGS = {name: entry.meaning for name, entry in SETTINGS.items() if entry.meaning}  # the glossary column
 
 
 

@@ -23,7 +23,15 @@ import numpy as np
 import orjson
 
 from textgen.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from textgen.errors import CheckpointError, ConfigError, OutputError, RunFolderError, TextgenError
+from textgen.errors import (
+    CheckpointError,
+    ConfigError,
+    OutputError,
+    RunFolderError,
+    TextgenError,
+    message_of,
+    setting_name,
+)
 from textgen.fs import (
     append_jsonl,
     fsync_folder,
@@ -222,7 +230,8 @@ class RunFolder:
         """
         out = Path(out)
         if out.name in ("", ".", "..") or not Path(os.path.abspath(out)).name or out.is_symlink():
-            raise RunFolderError(f"--out {out}: give the path of a folder of its own (not a link, not . or /)")
+            raise RunFolderError(f"{setting_name('out')} {out}: give the path of a folder of its own (not a link, not "
+                                 ". or /)")
         staging = _staging(out)
         folder = cls(staging)
         folder._target = out
@@ -239,8 +248,10 @@ class RunFolder:
             except FileExistsError:
                 pass  # left by a process killed while it prepared a run here (or being prepared now)
             except OSError as error:
-                raise RunFolderError(f"--out {out}: cannot create the run folder ({error.strerror})") from None
-            folder._lock = FolderLock.acquire(staging, f"--out {out}: a run is being prepared there by", follow=False)
+                raise RunFolderError(f"{setting_name('out')} {out}: cannot create the run folder "
+                                     f"({error.strerror})") from None
+            folder._lock = FolderLock.acquire(staging, f"{setting_name('out')} {out}: a run is being prepared there "
+                                                       "by", follow=False)
             _clear(staging, out)  # what a process killed while it prepared a run here left
             if force and folder._old_lock is None:  # a run may have appeared since we looked
                 folder._old_lock = _lock_old_run(out, tuple(keep))
@@ -276,9 +287,10 @@ class RunFolder:
                 fsync_folder(target.parent)
         except OSError as error:
             if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                raise RunFolderError(f"--out {target}: files appeared in it while the run was being prepared; "
-                                     "nothing was replaced: choose another folder") from None
-            raise RunFolderError(f"--out {target}: cannot move the new run into place ({error.strerror})") from None
+                raise RunFolderError(f"{setting_name('out')} {target}: files appeared in it while the run was being "
+                                     "prepared; nothing was replaced: choose another folder") from None
+            raise RunFolderError(f"{setting_name('out')} {target}: cannot move the new run into place "
+                                 f"({error.strerror})") from None
         self._made_parents = []
 
     def discard(self) -> None:
@@ -301,11 +313,13 @@ class RunFolder:
             staging = _staging(folder.path)
             holder = lock_holder(staging) if staging.is_dir() else None
             if holder:
-                raise RunFolderError(f"--resume {folder.path}: a new run is being prepared there by {holder}; "
-                                     "wait for it to start, then try again")
+                raise RunFolderError(f"{setting_name('resume')} {folder.path}: a new run is being prepared there by "
+                                     f"{holder}; wait for it to start, then try again")
             what = "not a folder" if folder.path.exists() else "no such folder"
-            raise CheckpointError(f"--resume {folder.path}: {what}; give the run folder that `textgen train` wrote")
-        folder._lock = FolderLock.acquire(folder.path, f"--resume {folder.path}: the run is being written by")
+            raise CheckpointError(f"{setting_name('resume')} {folder.path}: {what}; give the run folder that `textgen "
+                                  "train` wrote")
+        folder._lock = FolderLock.acquire(folder.path, f"{setting_name('resume')} {folder.path}: the run is being "
+                                                       "written by")
         if not os.access(folder.path, os.W_OK):
             folder.release()
             cause = "Read-only file system" if os.statvfs(folder.path).f_flag & os.ST_RDONLY else "Permission denied"
@@ -335,7 +349,7 @@ class RunFolder:
     def load(self, which: str = "best") -> Checkpoint:
         """The ``best`` or ``last`` checkpoint."""
         if which not in CHECKPOINTS:
-            raise CheckpointError(f"--checkpoint must be best or last, got {which!r}")
+            raise CheckpointError(f"{setting_name('checkpoint')} must be best or last, got {which!r}")
         at = self._at()
         try:
             return load_checkpoint(self.checkpoint_path(which), at)
@@ -474,7 +488,7 @@ class RunFolder:
             save_checkpoint(self.checkpoint_path("best"), best, at)
         except CheckpointError as error:
             kept = "the new run was not started" if self.staged else "the previous one is kept"
-            raise CheckpointError(f"{error}; {kept}") from None
+            raise CheckpointError(f"{message_of(error)}; {kept}") from None
 
     def rows_up_to(self, update: int, sampled_at: int) -> tuple[list[dict], list[dict]]:
         """The metrics and samples rows a continuation from ``update`` keeps: rows written after that
@@ -651,11 +665,11 @@ def _make_parents(out: Path) -> list[Path]:
         missing.append(probe)
         probe = probe.parent
     if not probe.is_dir():
-        raise RunFolderError(f"--out {out}: {probe} is not a folder; choose another path")
+        raise RunFolderError(f"{setting_name('out')} {out}: {probe} is not a folder; choose another path")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise RunFolderError(f"--out {parent}: cannot create the folder ({error.strerror})") from None
+        raise RunFolderError(f"{setting_name('out')} {parent}: cannot create the folder ({error.strerror})") from None
     return missing
 
 
@@ -666,8 +680,8 @@ def _clear(folder: Path, out: Path) -> None:
             os.unlink(folder / name)
     left = foreign_entries(folder)
     if left:
-        raise RunFolderError(f"--out {out}: {folder}, where textgen prepares the run, holds files that are not a "
-                             f"run's ({_first_few(left)}); move them out of it, then try again")
+        raise RunFolderError(f"{setting_name('out')} {out}: {folder}, where textgen prepares the run, holds files that "
+                             f"are not a run's ({_first_few(left)}); move them out of it, then try again")
 
 
 def _remove_old(folder: Path, out: Path) -> None:
@@ -713,21 +727,22 @@ def _recover(out: Path) -> None:
 
 def _refuse_existing(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
+        raise RunFolderError(f"{setting_name('out')} {out}: exists and is not a folder; choose another path")
     existing = holds_run(out)
     foreign = foreign_entries(out)
     if existing and foreign:
-        raise RunFolderError(f"--out {out}: already holds a run and files that are not a run's "
-                             f"({_first_few(foreign)}); choose another folder (--force would not replace them either)")
+        raise RunFolderError(f"{setting_name('out')} {out}: already holds a run and files that are not a run's "
+                             f"({_first_few(foreign)}); choose another folder ({setting_name('force')} would not "
+                             "replace them either)")
     if existing:
         writer = lock_holder(out)
-        raise RunFolderError(f"--out {out}: already holds a run ({', '.join(existing)})"
+        raise RunFolderError(f"{setting_name('out')} {out}: already holds a run ({', '.join(existing)})"
                              + (f", which {writer} is writing" if writer else "")
-                             + "; choose another folder or pass --force to replace it")
+                             + f"; choose another folder or pass {setting_name('force')} to replace it")
     other = _listing(out)
     if other:
-        raise RunFolderError(f"--out {out}: is not empty ({_first_few(other)}); a run needs a folder of its own: "
-                             "choose a new or empty one")
+        raise RunFolderError(f"{setting_name('out')} {out}: is not empty ({_first_few(other)}); a run needs a folder "
+                             "of its own: choose a new or empty one")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -760,21 +775,26 @@ def _refuse_to_replace(out: Path, keep: tuple[Path, ...]) -> None:
     except OSError:
         here = None
     if here is not None and _inside(here, out):
-        raise RunFolderError(f"--out {out}: is the folder textgen runs in, or holds it; --force would remove it from "
+        raise RunFolderError(f"{setting_name('out')} {out}: is the folder textgen runs in, or holds it; "
+                             f"{setting_name('force')} would remove it from "
                              f"under you: run textgen from another folder ({unchanged})")
     for path in keep:
         if _inside(path, out):
-            raise RunFolderError(f"--corpus {path}: is inside --out {out}, which --force would replace: the new run "
+            raise RunFolderError(f"{setting_name('corpus')} {path}: is inside {setting_name('out')} {out}, which "
+                                 f"{setting_name('force')} would replace: the new run "
                                  f"could never be resumed without its corpus; move the corpus out of it first "
                                  f"({unchanged})")
     foreign = foreign_entries(out)
     if foreign:
-        raise RunFolderError(f"--out {out}: holds files that are not a run's ({_first_few(foreign)}); --force "
+        raise RunFolderError(f"{setting_name('out')} {out}: holds files that are not a run's ({_first_few(foreign)}); "
+                             f"{setting_name('force')} "
                              f"replaces only a folder that holds a run and nothing else, so {unchanged}: move them "
                              "out of it or choose another folder")
     if not _textgen_config(out):
-        raise RunFolderError(f"--out {out}: its config.json is not a textgen run's (missing or not one textgen "
-                             f"wrote); --force replaces only a run, so {unchanged}: choose another folder")
+        raise RunFolderError(f"{setting_name('out')} {out}: its config.json is not a textgen run's (missing or not one "
+                             "textgen "
+                             f"wrote); {setting_name('force')} replaces only a run, so {unchanged}: choose another "
+                             "folder")
 
 
 def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
@@ -782,11 +802,11 @@ def _lock_old_run(out: Path, keep: tuple[Path, ...] = ()) -> FolderLock | None:
     if not out.exists():
         return None
     if not out.is_dir():
-        raise RunFolderError(f"--out {out}: exists and is not a folder; choose another path")
+        raise RunFolderError(f"{setting_name('out')} {out}: exists and is not a folder; choose another path")
     if not _listing(out):
         return None  # an empty folder: nothing to replace
     _refuse_to_replace(out, keep)
-    lock = FolderLock.acquire(out, f"--out {out}: the run there is being written by")
+    lock = FolderLock.acquire(out, f"{setting_name('out')} {out}: the run there is being written by")
     try:
         _refuse_to_replace(out, keep)  # again, now that no textgen can change it: a user still can
     except BaseException:
@@ -814,4 +834,4 @@ def check_init_from(path: Path) -> None:
     """ConfigError naming --init-from unless ``path`` is a run folder, saying what it is instead."""
     instead = not_a_run(path)
     if instead is not None:
-        raise ConfigError(f"--init-from {path}: {instead}")
+        raise ConfigError(f"{setting_name('init_from')} {path}: {instead}")

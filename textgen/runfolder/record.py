@@ -10,7 +10,7 @@ from datetime import datetime
 from textgen._version import __version__
 from textgen.checkpoint import Checkpoint
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
-from textgen.errors import CheckpointError, ConfigError
+from textgen.errors import CheckpointError, ConfigError, message_of
 from textgen.vocab import CharVocab
 
 CONFIG_FORMAT_VERSION = 1
@@ -36,7 +36,7 @@ def _dataclass_from(kind, data: object, where: str, section: str):
     try:
         return kind(**data)
     except ConfigError as error:
-        raise CheckpointError(f"{where}: {section}: {error}") from None
+        raise CheckpointError(f"{where}: {section}: {message_of(error)}") from None
 
 
 def _check_source(source: object, where: str, index: int, several: bool) -> dict:
@@ -152,7 +152,7 @@ class RunRecord:
         try:
             check_count("passage_length", passage, minimum=0)
         except ConfigError as error:
-            raise CheckpointError(f"{where}: {error}") from None
+            raise CheckpointError(f"{where}: {message_of(error)}") from None
         init_from = data.get("init_from")
         _check(init_from is None or isinstance(init_from, str), where, "init_from", init_from, "a path")
         resumes = data.get("resumes", [])

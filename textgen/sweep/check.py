@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError
+from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError, message_of
 from textgen.sweep.spec import SweepSpec
 
 MAX_RUNGS = 1_000  # ASHA's rungs at most: it keeps them all in memory and walks them at every evaluation
@@ -127,4 +127,4 @@ def _named(name: str, entry: dict | None, check):
         shown = "" if entry is None else " (" + ", ".join(f"{key} = {value!r}" for key, value in
                                                           entry.get("settings", {}).items()) + ")"
         what = f"{name}{shown} would be refused" if entry is not None else name
-        raise type(error)(f"{what}: {error}") from None
+        raise type(error)(f"{what}: {message_of(error)}") from None

@@ -10,7 +10,7 @@ import re
 import statistics
 from pathlib import Path
 
-from textgen.errors import CheckpointError
+from textgen.errors import CheckpointError, setting_name
 from textgen.fs import jsonl_bytes, read_json, write_bytes
 from textgen.runfolder import RunFolder, holds_run, lock_holder
 
@@ -151,7 +151,7 @@ def mark_stopped(rows: list[dict]) -> None:
                 "of": row["total_updates"], "checkpoint_update": row["checkpoint_update"],
                 "best_val_bpc": row["best_val_bpc"],
                 "note": "the sweep stopped this trial because others were better at the same point; textgen "
-                        "train --resume continues it from its last checkpoint"})
+                        f"train {setting_name('resume')} continues it from its last checkpoint"})
 
 
 def write_results(sweep_dir: Path, rows: list[dict], searched: tuple[str, ...]) -> None:
@@ -164,21 +164,3 @@ def write_results(sweep_dir: Path, rows: list[dict], searched: tuple[str, ...]) 
         writer.writerow([row["rank"], row["trial"], *(row["settings"].get(name, "") for name in searched),
                          *(row[name] if row[name] is not None else "" for name in COLUMNS[2:]), row["folder"]])
     write_bytes(sweep_dir / "results.csv", text.getvalue().encode("utf-8"))
-
-
-def status_lines(rows: list[dict], searched: tuple[str, ...]) -> list[str]:
-    """The ranked table as text lines, one per trial."""
-    def shown(value, spec=""):
-        if value is None:
-            return "-"
-        return format(value, spec or (".4g" if isinstance(value, float) else ""))
-
-    header = ["rank", "trial", *searched, "status", "updates", "val bpc", "val nats", "chars/s", "wall s"]
-    table = [header]
-    for row in rows:
-        table.append([str(row["rank"]), row["trial"], *(shown(row["settings"].get(name)) for name in searched),
-                      row["status"], f"{row['updates']:,}", shown(row["best_val_bpc"], ".4f"),
-                      shown(row["best_val_loss"], ".4f"), shown(row["chars_per_sec"], ","),
-                      shown(row["wall_seconds"], ".0f")])
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]

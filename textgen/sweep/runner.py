@@ -23,7 +23,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
-from textgen.errors import ConfigError, one_line
+from textgen.errors import ConfigError, one_line, setting_name
 from textgen.fs import write_bytes, write_json
 from textgen.sweep.results import NOT_DONE, TO_RUN, read_info, read_trials, trial_rows
 from textgen.sweep.spec import SweepSpec, check_trial_settings, draw_points, read_spec
@@ -68,9 +68,10 @@ def check_address(address: str) -> None:
     else:
         host, colon, port = target.rpartition(":")
         if ":" in host:
-            raise ConfigError(f"--address {address!r}: an IPv6 address goes in brackets, as in [::1]:6379")
+            raise ConfigError(f"{setting_name('address')} {address!r}: an IPv6 address goes in brackets, as in "
+                              "[::1]:6379")
     if not colon or not port.isdigit() or not host:
-        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise ConfigError(f"{setting_name('address')} {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
     try:
         with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS) as connection:
             if os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
@@ -78,11 +79,12 @@ def check_address(address: str) -> None:
             connection.sendall(HTTP2_PREFACE)
             answer = connection.recv(9, socket.MSG_WAITALL)  # the server's first frame's header
     except OSError as error:
-        raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({error.strerror or error}); "
+        raise ConfigError(f"{setting_name('address')} {address}: cannot reach a Ray cluster there "
+                          f"({error.strerror or error}); "
                           "start one with `ray start --head` or check the address") from None
     if len(answer) < 9 or answer[3] != 4:  # a Ray cluster speaks gRPC: HTTP/2, which begins with a SETTINGS frame
-        raise ConfigError(f"--address {address}: something answers there, but not a Ray cluster (it does not speak "
-                          "gRPC, as Ray does); check the address (ray start --head prints it)")
+        raise ConfigError(f"{setting_name('address')} {address}: something answers there, but not a Ray cluster (it "
+                          "does not speak gRPC, as Ray does); check the address (ray start --head prints it)")
 
 
 def start_ray(address: str | None, verbose: int = 0) -> None:
@@ -100,7 +102,8 @@ def start_ray(address: str | None, verbose: int = 0) -> None:
         try:
             _init_ray(address=address, log_to_driver=bool(verbose), runtime_env=runtime_env, logging_level=level)
         except ConnectionError as error:
-            raise ConfigError(f"--address {address}: cannot join a Ray cluster there ({error})") from None
+            raise ConfigError(f"{setting_name('address')} {address}: cannot join a Ray cluster there "
+                              f"({error})") from None
     if not verbose:
         for handler in logging.getLogger("ray").handlers:  # as ray.init left them
             handler.addFilter(ONE_LINE)
@@ -444,16 +447,16 @@ def new_sweep(spec: SweepSpec, out: Path | None, seed: int | None = None) -> Pat
 
     folder = out or default_sweep_dir(spec.path)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise ConfigError(f"--out {folder}: already holds files (a sweep? continue it with textgen sweep --resume "
-                          f"{folder}); give a new or empty folder")
+        raise ConfigError(f"{setting_name('out')} {folder}: already holds files (a sweep? continue it with textgen "
+                          f"sweep {setting_name('resume')} {folder}); give a new or empty folder")
     seed = secrets.randbits(32) if seed is None else seed
     points = draw_points(spec, seed)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "trials").mkdir(exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"--out {folder}: cannot make the sweep folder there ({error.strerror or error}); give a "
-                          "folder you can write to") from None
+        raise ConfigError(f"{setting_name('out')} {folder}: cannot make the sweep folder there "
+                          f"({error.strerror or error}); give a folder you can write to") from None
     write_bytes(folder / "spec.toml", spec.text.encode("utf-8"))
     # each trial's seed, unless the spec sets or searches one: from the sweep's, so the same seed repeats the sweep
     seeded = "seed" not in spec.base and "seed" not in spec.searched

@@ -11,11 +11,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from textgen.config import MAX_COUNT
-from textgen.errors import ConfigError
+from textgen.config import MAX_COUNT, SETTINGS
+from textgen.errors import ConfigError, as_keyword, message_of
 from textgen.settings import (
-    KINDS,
-    LOADER_SETTINGS,
     check_names,
     check_value,
     overridden,
@@ -28,10 +26,8 @@ from textgen.settings import (
 METRICS = {"val_bpc": "held-out bits per character", "val_loss": "held-out nats per character"}
 CONTROLS = ("samples", "metric", "trials_at_once", "cpus_per_trial", "max_failures")
 RANGES = ("uniform", "loguniform", "randint")  # {name = [low, high]}, high included for randint
-# The same for every trial: where the trial's run goes and what it starts from, and the corpus, read once and
-# held out alike for every trial, so that each trial's held-out loss is measured on the same text
-NOT_SEARCHED = ("corpus", "kind", "weights", "option", "val_fraction", "val_max_characters", *LOADER_SETTINGS,
-                "out", "force", "init_from")
+# The same for every trial (the settings table says which: see `textgen.config.Setting.searchable`)
+NOT_SEARCHED = tuple(name for name, entry in SETTINGS.items() if not entry.searchable)
 TABLES = ("train", "search", "early_stopping")
 MAX_TRIALS = 10_000  # trials in one sweep at most (each is a run folder; every point is checked before any starts)
 MAX_COMBINATIONS = 20_000  # combinations of the searched values checked together (about 1 s); every trial is too
@@ -143,7 +139,7 @@ def _dimension(where: str, name: str, value: object) -> Dimension:
     low, high = values
     if kind == "randint" and not all(isinstance(v, int) for v in values):
         raise ConfigError(f"{where}: {name}.randint must be two whole numbers, got {values!r}")
-    if kind != "randint" and KINDS.get(name, ("", ()))[1] == (int,):
+    if kind != "randint" and SETTINGS[name].type is int:
         raise ConfigError(f"{where}: {name} takes whole numbers, which {kind} does not draw; use "
                           f"{{randint = [{low}, {high}]}}")
     if low > high:
@@ -154,10 +150,16 @@ def _dimension(where: str, name: str, value: object) -> Dimension:
 
 
 def read_spec(path: Path, paths_from: Path | None = None) -> SweepSpec:
-    """The spec at ``path``, every setting and control checked; ConfigError (one line) naming what is wrong.
-    Relative paths in it are read from ``paths_from`` (default: the spec's own folder; a sweep's copy of its
-    spec reads them from the original's)."""
-    path = Path(path)
+    """The spec at ``path``, every setting and control checked; ConfigError (one line) naming what is wrong, its
+    settings spelled as the spec's keys. Relative paths in it are read from ``paths_from`` (default: the spec's own
+    folder; a sweep's copy of its spec reads them from the original's)."""
+    try:
+        return _read_spec(Path(path), paths_from)
+    except ConfigError as error:
+        raise error.read_by(as_keyword) from None
+
+
+def _read_spec(path: Path, paths_from: Path | None) -> SweepSpec:
     text = read_settings_text(path, f"{path} (the sweep spec)")
     data = parse_toml(text, f"{path} (the sweep spec)")
     where = str(path)
@@ -248,7 +250,7 @@ def check_trial_settings(spec: SweepSpec, searched: dict, trial: str | None = No
 
         check_plan(plan_run(settings, str(spec.path)))
     except ConfigError as error:
-        raise ConfigError(f"{spec.path}: {shown} would be refused: {error}") from None
+        raise ConfigError(f"{spec.path}: {shown} would be refused: {message_of(error)}").read_by(as_keyword) from None
 
 
 def draw_points(spec: SweepSpec, seed: int) -> list[dict]:
