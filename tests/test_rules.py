@@ -88,6 +88,8 @@ RULES = {
     "another dtype than the --init-from run's": ({"dtype": "float32", "init_from": "OTHER"}, "dtype float32 differs"),
     "dropout of 1": ({"dropout": 1.0}, "dropout must be at least 0 and below 1"),
     "more layers than the most, beyond any count": ({"layers": 10**16}, "layers must be at most 64, got"),
+    "a schedule's floor above its rate": ({"schedule": "cosine", "min_eta": 0.5}, "eta 0.5 is above"),
+    "a warm-up as long as the run": ({"warmup": 30, "updates": 30}, "warmup 30 is not below the run's 30 updates"),
 }
 
 

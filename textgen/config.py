@@ -26,6 +26,7 @@ DTYPES = ("float64", "float32")
 CELL_NAMES = ("rnn", "lstm", "gru")  # see textgen.models
 OPTIMIZERS = ("adagrad", "rmsprop", "adam")  # see textgen.optim
 DEFAULT_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}  # each optimizer's usual learning rate
+SCHEDULES = ("constant", "cosine", "linear")  # how the learning rate moves over a run: see textgen.optim
 CHECKPOINTS = ("best", "last")  # a run's two models: the best by its validation (or smooth) loss, and the last
 
 
@@ -42,6 +43,7 @@ class Setting:
     low: float | None = None  # the smallest value (for counts), or the bound a number must be above
     high: float | None = None  # the largest value
     open_high: bool = False  # the value must be below ``high`` (a fraction: at least 0 and below 1)
+    closed_low: bool = False  # the value may be ``low`` itself (a number: at least ``low``)
     unit: str = ""  # what a number counts, for a setting that may be ``low`` itself (seconds: 0 or more)
     choices: tuple = ()  # the values it may take
     resumable: bool = False  # whether `train --resume` may change it
@@ -111,6 +113,9 @@ class Setting:
             if self.unit:  # a number of seconds, say: low itself or more
                 if not (ok and low <= value <= high):
                     raise ConfigError(f"{name} must be a number of {self.unit}, {low:g} or more, got {value!r}")
+            elif self.closed_low:  # a rate that may be 0
+                if not (ok and low <= value <= high):
+                    raise ConfigError(f"{name} must be a number of at least {low:g}, got {value!r}")
             elif self.open_high:  # a fraction: at least low, below high
                 if not (ok and low <= value < high):
                     raise ConfigError(f"{name} must be at least {low:g} and below {high:g}, got {value!r}")
@@ -244,6 +249,14 @@ class TrainConfig(Checked):
                            meaning="Adam: decay of the mean of gradients", metavar="B1")
     beta2: float = setting(0.999, "adam: decay of the running mean of squared gradients", high=1.0, open_high=True,
                            meaning="Adam: decay of the mean of squared gradients", metavar="B2")
+    schedule: str = setting(
+        "constant", "how the learning rate moves: constant (the assignment's), or cosine or linear from --eta down to "
+        "--min-eta at the run's last update", choices=SCHEDULES, meaning="learning-rate schedule", metavar="NAME")
+    warmup: int = setting(0, "updates over which the rate first climbs in equal steps to what the schedule gives "
+                          "(any schedule)", low=0, meaning="updates of linear learning-rate warm-up", metavar="N")
+    min_eta: float | None = setting(None, "cosine, linear: the rate at the run's last update", closed_low=True,
+                                    meaning="learning rate at the end of a cosine or linear schedule",
+                                    default_text="a tenth of --eta", metavar="ETA")
     dropout: float = setting(0.0, "drop each output of each layer with probability P while training", high=1.0,
                              open_high=True, meaning="probability of dropping each layer output while training",
                              metavar="P")
@@ -251,6 +264,15 @@ class TrainConfig(Checked):
     def rules(self) -> None:
         if self.eta is None:
             object.__setattr__(self, "eta", DEFAULT_ETA[self.optimizer])
+        if self.updates is not None and self.warmup >= self.updates:
+            raise ConfigError(f"{setting_name('warmup')} {self.warmup:,} is not below the run's {self.updates:,} "
+                              f"updates: the rate would never reach {setting_name('eta')}; give a shorter warm-up")
+        if self.schedule in ("cosine", "linear"):
+            if self.min_eta is None:
+                object.__setattr__(self, "min_eta", self.eta / 10)
+            elif self.min_eta > self.eta:
+                raise ConfigError(f"{setting_name('min_eta')} {self.min_eta:g} is above {setting_name('eta')} "
+                                  f"{self.eta:g}: a {self.schedule} schedule falls from the rate to the minimum")
         if self.threads is not None and self.threads > min(self.batch_size, MAX_THREADS):
             raise ConfigError(f"{setting_name('threads')} {self.threads} is more than the "
                               f"{min(self.batch_size, MAX_THREADS)} that can share the work: each thread needs a "

@@ -1,7 +1,11 @@
 """The optimizers, each owning its state over one flat parameter buffer: `AdaGrad` (DD2424 Assignment 4's),
-`RMSprop` and `Adam`. A state is a few named arrays plus a step count, so a checkpoint stores it whole."""
+`RMSprop` and `Adam`. A state is a few named arrays plus a step count, so a checkpoint stores it whole. And the
+learning-rate schedules: `learning_rate` is a pure function of the update, so a resumed run takes the same steps.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -131,3 +135,27 @@ def make_optimizer(config, size: int, dtype):
 def array_names(optimizer: str) -> tuple[str, ...]:
     """The state arrays of the optimizer called ``optimizer``."""
     return {"adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam}[optimizer].array_names
+
+
+def learning_rate(config, update: int, total: int) -> float:
+    """The rate of the step from update ``update`` to ``update + 1`` of a run of ``total`` updates, as
+    ``config`` (a `TrainConfig`) schedules it. A function of the update alone, so that a resumed run steps as
+    one that never stopped.
+
+    - constant: ``eta`` (the assignment's: exactly ``config.eta``, with no arithmetic on it);
+    - cosine: from ``eta`` at the end of the warm-up down to ``min_eta`` at update ``total``, along half a
+      cosine, ``min_eta + (eta - min_eta) (1 + cos(pi p)) / 2`` with p the share of the decay done;
+    - linear: the same, along a straight line ``eta + (min_eta - eta) p``;
+
+    and over the first ``warmup`` updates any of them is multiplied by ``(update + 1) / warmup``, so the rate
+    climbs in equal steps to what the schedule gives.
+    """
+    rate = config.eta
+    if config.schedule in ("cosine", "linear"):
+        span = total - config.warmup
+        done = min(1.0, max(0.0, (update - config.warmup) / span)) if span > 0 else 1.0
+        fall = (1.0 + math.cos(math.pi * done)) / 2 if config.schedule == "cosine" else 1.0 - done
+        rate = config.min_eta + (config.eta - config.min_eta) * fall
+    if update < config.warmup:
+        rate *= (update + 1) / config.warmup
+    return rate

@@ -39,7 +39,7 @@ from textgen.corpus import (
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError, TrainingError, setting_name
 from textgen.limits import check_memory
 from textgen.models import default_threads, network_of
-from textgen.optim import array_names
+from textgen.optim import array_names, learning_rate
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
 from textgen.report import write_report
@@ -266,6 +266,17 @@ def check_eval_every(config: TrainConfig, total: int, validating: bool) -> None:
                           f"{setting_name('val_fraction')} 0")
 
 
+def resumed_schedule(saved: TrainConfig, config: TrainConfig, update: int) -> str | None:
+    """What a resume that changes a run's total does to its cosine or linear schedule, in words (None if
+    nothing): the decay is spread over the new total, so the rate from ``update`` on is the new schedule's."""
+    if config.schedule not in ("cosine", "linear") or saved.updates == config.updates or saved.updates is None:
+        return None
+    before, after = learning_rate(saved, update, saved.updates), learning_rate(config, update, config.updates)
+    return (f"the {config.schedule} schedule now ends at update {config.updates:,} instead of {saved.updates:,}: "
+            f"the learning rate at update {update:,} goes from {before:.4g} to {after:.4g} and then falls to "
+            f"{config.min_eta:.4g} at the new end")
+
+
 def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
     """``config`` with every default fixed as a number, so that config.json says what the run does and a
     resumed run (whose total may differ, on a machine with other CPUs) evaluates at the same updates and
@@ -286,7 +297,7 @@ def check_read(model_config: RNNConfig, config: TrainConfig, run: RunConfig, cha
     check_corpus_length(characters, config)
     check_sizes(model_config, config, run.passage_length, vocab_size)
     config = resolved(config, characters)
-    check_eval_every(config, config.updates, held_out)
+    check_eval_every(config, config.updates, held_out)  # (TrainConfig checks the warm-up against the total)
     return config
 
 
@@ -535,13 +546,15 @@ def resume_run(
             return RunResult(folder.path, state, last.vocab, folder.passage() or "", report)
         unfinished = target == state.update and not folder.is_finished()  # stopped after training
         if target <= state.update and not unfinished:
-            asked = next((f"--{name} {changes[name]} makes {target:,} in all, and " for name in ("updates", "epochs")
-                          if name in changes), "")
+            asked = next((f"{setting_name(name)} {changes[name]} makes {target:,} in all, and "
+                          for name in ("updates", "epochs") if name in changes), "")
             raise ConfigError(f"{setting_name('resume')}: {asked}the run already has {state.update:,} updates; give a "
                               f"larger total with {setting_name('updates')} or {setting_name('epochs')}")
         check_sizes(last.model, config, passage_length, last.vocab.size)
         if "eval_every" in changes:
             check_eval_every(config, target, val_ids is not None)
+        if (note := resumed_schedule(saved, config, state.update)) is not None:
+            log.info(note)
         if target > state.update and not math.isfinite(loss := first_loss(state, ids, config)):
             # saved by a textgen that did not yet look one window ahead: no --eta can change this loss
             raise TrainingError(f"{setting_name('resume')} {folder.path}: the weights in last.npz (update "

@@ -22,7 +22,7 @@ from textgen.config import DEFAULT_EPOCHS, DEFAULT_MIN_CHARACTERS, MAX_COUNT, RN
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError, message_of, setting_name
 from textgen.evaluate import bits_per_char, mean_loss_per_char
 from textgen.models import Params, network_of
-from textgen.optim import array_names, make_optimizer
+from textgen.optim import array_names, learning_rate, make_optimizer
 from textgen.sample import sample_ids
 from textgen.stopping import StopRequest
 from textgen.vocab import CharVocab
@@ -443,9 +443,9 @@ class Progress:
         self.row_time += seconds
         self.status_time += seconds
 
-    def log_row(self, state: TrainState, loss: float, evaluated: bool) -> dict:
-        """The row of metrics after ``state.update`` updates, the last window's ``loss`` (and the evaluation
-        just made, if ``evaluated``); the bar shows it."""
+    def log_row(self, state: TrainState, loss: float, evaluated: bool, rate: float) -> dict:
+        """The row of metrics after ``state.update`` updates, the last window's ``loss``, the learning ``rate``
+        of the last step (and the evaluation just made, if ``evaluated``); the bar shows it."""
         now = time.perf_counter()
         chars_per_sec = (state.update - self.row_update) * self.chars_per_update / max(now - self.row_time, 1e-9)
         self.row_time, self.row_update = now, state.update
@@ -455,6 +455,7 @@ class Progress:
             "loss": loss,
             "smooth_loss": state.smooth_loss,
             "chars_per_sec": round(chars_per_sec, 1),
+            "eta": rate,
         }
         if evaluated:
             record.update(val_loss=self.val_loss, val_bpc=self.val_bpc())
@@ -590,6 +591,7 @@ def train(
                     state.keep_if_best(state.smooth_loss, inputs[0, 0])
                 grads = workspace.grads.flat
                 np.clip(grads, -config.clip, config.clip, out=grads)
+                optimizer.eta = learning_rate(config, state.update, target)
                 optimizer.step(params.flat, grads)
                 state.optimizer_steps = optimizer.steps
                 np.copyto(h, workspace.last_state)
@@ -599,7 +601,7 @@ def train(
                 if evaluated:
                     evaluate()
                 if cadence.logs(state.update, evaluated):
-                    callbacks.on_log(shown.log_row(state, loss, evaluated))
+                    callbacks.on_log(shown.log_row(state, loss, evaluated, optimizer.eta))
                 shown.advance(state)
                 if (cadence.checkpoints(state.update) or callbacks.wants_checkpoint()) and state.update < target:
                     checkpoint()

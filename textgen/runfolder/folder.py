@@ -623,6 +623,7 @@ METRICS_FIELDS = {
     "loss": (_loss, True),
     "smooth_loss": (_loss, True),
     "chars_per_sec": (_fraction, False),
+    "eta": (_fraction, False),  # the learning rate of the row's last step
     "val_loss": (_loss, False),
     "val_bpc": (_loss, False),
 }
