@@ -50,6 +50,13 @@ def test_warmup_climbs_in_equal_steps_then_the_decay_spans_the_rest():
     assert learning_rate(TrainConfig(eta=0.1, warmup=10), 4, 100) == pytest.approx(0.05, rel=1e-12)  # constant too
 
 
+def test_exponential_decays_at_the_end_of_each_epoch_from_decay_after_on_as_char_rnn_does():
+    config = TrainConfig(optimizer="rmsprop", schedule="exponential", decay_rate=0.5, decay_after=3)
+    # epochs of 10 updates: epochs 1 and 2 end at the full rate, the end of epoch 3 halves it, of 4 halves it again
+    expected = [0.002] * 30 + [0.001] * 10 + [0.0005] * 10
+    assert [learning_rate(config, update, 50, per_epoch=10) for update in range(50)] == pytest.approx(expected)
+
+
 def rows(folder) -> list[dict]:
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
@@ -84,7 +91,8 @@ class CtrlC:
 
 
 @pytest.mark.parametrize("schedule", [{"schedule": "cosine", "warmup": 7}, {"schedule": "linear", "min_eta": 0.0},
-                                      {"warmup": 12}])
+                                      {"warmup": 12}, {"schedule": "exponential", "decay_after": 1,
+                                                       "decay_rate": 0.5, "batch_size": 8}])
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
 def test_a_run_stopped_and_resumed_follows_its_schedule_to_the_last_bit(tmp_path, schedule, optimizer):
     book = tmp_path / "book.txt"
@@ -101,6 +109,8 @@ def test_a_run_stopped_and_resumed_follows_its_schedule_to_the_last_bit(tmp_path
     for name in a.files:
         if a[name].dtype.kind != "U":
             np.testing.assert_array_equal(a[name], b[name])
+    rates = [row["eta"] for row in rows(straight.folder)]
+    assert len(set(rates)) > 2, rates  # the schedule moved the rate during the run (for exponential: 3 epochs)
     strip = [{k: v for k, v in row.items() if k != "chars_per_sec"} for row in rows(straight.folder)]
     assert strip == [{k: v for k, v in row.items() if k != "chars_per_sec"} for row in rows(resumed.folder)]
 

@@ -26,7 +26,7 @@ DTYPES = ("float64", "float32")
 CELL_NAMES = ("rnn", "lstm", "gru")  # see textgen.models
 OPTIMIZERS = ("adagrad", "rmsprop", "adam")  # see textgen.optim
 DEFAULT_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}  # each optimizer's usual learning rate
-SCHEDULES = ("constant", "cosine", "linear")  # how the learning rate moves over a run: see textgen.optim
+SCHEDULES = ("constant", "cosine", "linear", "exponential")  # how the learning rate moves over a run: see textgen.optim
 CHECKPOINTS = ("best", "last")  # a run's two models: the best by its validation (or smooth) loss, and the last
 
 
@@ -250,13 +250,18 @@ class TrainConfig(Checked):
     beta2: float = setting(0.999, "adam: decay of the running mean of squared gradients", high=1.0, open_high=True,
                            meaning="Adam: decay of the mean of squared gradients", metavar="B2")
     schedule: str = setting(
-        "constant", "how the learning rate moves: constant (the assignment's), or cosine or linear from --eta down to "
-        "--min-eta at the run's last update", choices=SCHEDULES, meaning="learning-rate schedule", metavar="NAME")
+        "constant", "how the learning rate moves: constant (the assignment's), cosine or linear from --eta down to "
+        "--min-eta at the run's last update, or exponential (char-rnn's)", choices=SCHEDULES, meaning="learning-rate schedule", metavar="NAME")
     warmup: int = setting(0, "updates over which the rate first climbs in equal steps to what the schedule gives "
                           "(any schedule)", low=0, meaning="updates of linear learning-rate warm-up", metavar="N")
     min_eta: float | None = setting(None, "cosine, linear: the rate at the run's last update", closed_low=True,
                                     meaning="learning rate at the end of a cosine or linear schedule",
                                     default_text="a tenth of --eta", metavar="ETA")
+    decay_rate: float = setting(0.97, "exponential: the rate is multiplied by R at the end of each epoch from "
+                                "--decay-after on (char-rnn's)", high=1.0, metavar="R",
+                                meaning="exponential schedule: the rate's factor per epoch")
+    decay_after: int = setting(10, "exponential: the first epoch at whose end the rate decays", low=1, metavar="E",
+                               meaning="exponential schedule: the first epoch at whose end the rate decays")
     dropout: float = setting(0.0, "drop each output of each layer with probability P while training", high=1.0,
                              open_high=True, meaning="probability of dropping each layer output while training",
                              metavar="P")

@@ -137,7 +137,7 @@ def array_names(optimizer: str) -> tuple[str, ...]:
     return {"adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam}[optimizer].array_names
 
 
-def learning_rate(config, update: int, total: int) -> float:
+def learning_rate(config, update: int, total: int, per_epoch: int = 1) -> float:
     """The rate of the step from update ``update`` to ``update + 1`` of a run of ``total`` updates, as
     ``config`` (a `TrainConfig`) schedules it. A function of the update alone, so that a resumed run steps as
     one that never stopped.
@@ -146,6 +146,8 @@ def learning_rate(config, update: int, total: int) -> float:
     - cosine: from ``eta`` at the end of the warm-up down to ``min_eta`` at update ``total``, along half a
       cosine, ``min_eta + (eta - min_eta) (1 + cos(pi p)) / 2`` with p the share of the decay done;
     - linear: the same, along a straight line ``eta + (min_eta - eta) p``;
+    - exponential (char-rnn's): ``eta`` times ``decay_rate`` at the end of every epoch (of ``per_epoch``
+      updates) from epoch ``decay_after`` on, ``eta · decay_rate^max(0, e - decay_after + 1)`` after e epochs;
 
     and over the first ``warmup`` updates any of them is multiplied by ``(update + 1) / warmup``, so the rate
     climbs in equal steps to what the schedule gives.
@@ -156,6 +158,8 @@ def learning_rate(config, update: int, total: int) -> float:
         done = min(1.0, max(0.0, (update - config.warmup) / span)) if span > 0 else 1.0
         fall = (1.0 + math.cos(math.pi * done)) / 2 if config.schedule == "cosine" else 1.0 - done
         rate = config.min_eta + (config.eta - config.min_eta) * fall
+    elif config.schedule == "exponential":
+        rate = config.eta * config.decay_rate ** max(0, update // per_epoch - config.decay_after + 1)
     if update < config.warmup:
         rate *= (update + 1) / config.warmup
     return rate

@@ -591,7 +591,7 @@ def train(
                     state.keep_if_best(state.smooth_loss, inputs[0, 0])
                 grads = workspace.grads.flat
                 np.clip(grads, -config.clip, config.clip, out=grads)
-                optimizer.eta = learning_rate(config, state.update, target)
+                optimizer.eta = learning_rate(config, state.update, target, windows.per_epoch)
                 optimizer.step(params.flat, grads)
                 state.optimizer_steps = optimizer.steps
                 np.copyto(h, workspace.last_state)
