@@ -20,7 +20,7 @@ import numpy as np
 from textgen.config import RNNConfig, RunConfig, TrainConfig
 from textgen.corpus import load_corpus
 from textgen.errors import TextgenError
-from textgen.gradcheck import check_window
+from textgen.gradients import check_window
 from textgen.models import init_params
 from textgen.run import start_run
 from textgen.vocab import CharVocab

@@ -1,6 +1,7 @@
 """The Python API: textgen.train / resume / load, Run and Model, callbacks, errors in Python's names."""
 
 import ast
+import inspect
 import json
 import math
 import os
@@ -413,3 +414,20 @@ def test_a_run_is_taken_wherever_a_run_folder_is(trained, tmp_path):
     again = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "further", init_from=result, seed=4,
                           **dict(QUICK, updates=20, eval_every=10))
     assert again.config["init_from"] == str(result.folder) and again.final_update == 20
+
+
+def test_every_public_name_is_the_apis_even_once_the_whole_library_is_loaded(tmp_path):
+    # a submodule named like a function (textgen.evaluate once was one) would hide the function once imported
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(textgen.__path__, "textgen."):
+        if not module.name.startswith(("textgen.cli.__main__", "textgen.sweep")):
+            importlib.import_module(module.name)
+    api = importlib.import_module("textgen.api")
+    for name in textgen.__all__:
+        if name != "__version__":
+            value = getattr(textgen, name)
+            assert not inspect.ismodule(value), name
+            if hasattr(api, name):
+                assert value is getattr(api, name), name

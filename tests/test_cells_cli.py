@@ -117,9 +117,12 @@ def test_resume_refuses_a_new_cell_or_optimizer(gated_run, capsys):
 
 def test_gradcheck_says_when_gradients_are_too_small_to_check(capsys):
     code, out, err = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--cell", "lstm", "--layers", "2",
-                         "--hidden", "10", "--max-entries", "20", "--json")
+                         "--hidden", "10", "--max-entries", "20", "--json", "--sigma", "0.01")
     assert code == 0 and set(json.loads(out)) >= {"W_2"}
     assert err.count("\n") == 1 and "W_2" in err and "--sigma" in err
+    code, _, err = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--cell", "lstm", "--layers", "2",
+                       "--hidden", "10", "--max-entries", "20")
+    assert code == 0 and err == ""  # at the gated cells' own sigma (0.08) every gradient is resolved
     code, _, err = run(capsys, "gradcheck", "--corpus", SAMPLE_BOOK, "--hidden", "10", "--max-entries", "20")
     assert code == 0 and err == ""  # the assignment's model at its own sigma is resolved everywhere
 
@@ -141,3 +144,24 @@ def test_dropout_trains_in_float32(tmp_path, capsys):
                        "float32", "--out", tmp_path / "run", *QUICK)
     assert code == 0, err
     assert load_checkpoint(tmp_path / "run" / "last.npz").params.flat.dtype == np.float32
+
+
+@pytest.mark.parametrize(("cell", "optimizer", "eta", "sigma"), [("rnn", "adagrad", 0.1, 0.01),
+                                                                  ("lstm", "rmsprop", 0.002, 0.08),
+                                                                  ("gru", "rmsprop", 0.002, 0.08)])
+def test_each_cell_trains_with_its_own_defaults_and_records_them(tmp_path, capsys, cell, optimizer, eta, sigma):
+    common = ["--corpus", SAMPLE_BOOK, "--hidden", "8", "--updates", "20", "--no-progress", "--passage-length", "10"]
+    code, _, err = run(capsys, "train", *common, "--cell", cell, "--out", tmp_path / "run")
+    assert code == 0, err
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (record["train"]["optimizer"], record["train"]["eta"], record["model"]["sigma"]) == (optimizer, eta, sigma)
+    # given settings win; a run started from another run's model takes that model's cell's defaults
+    code, _, err = run(capsys, "train", *common, "--cell", cell, "--optimizer", "adam", "--sigma", "0.02", "--out",
+                       tmp_path / "given")
+    assert code == 0, err
+    record = json.loads((tmp_path / "given" / "config.json").read_text())
+    assert (record["train"]["optimizer"], record["train"]["eta"], record["model"]["sigma"]) == ("adam", 0.002, 0.02)
+    code, _, err = run(capsys, "train", *common, "--init-from", tmp_path / "run", "--out", tmp_path / "further")
+    assert code == 0, err
+    record = json.loads((tmp_path / "further" / "config.json").read_text())
+    assert (record["model"]["cell"], record["train"]["optimizer"], record["train"]["eta"]) == (cell, optimizer, eta)

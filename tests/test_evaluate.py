@@ -5,7 +5,7 @@ import pytest
 from reference import textbook_loss_and_grads
 
 from textgen.config import RNNConfig
-from textgen.evaluate import bits_per_char, mean_loss_per_char
+from textgen.scoring import bits_per_char, mean_loss_per_char
 from textgen.models import init_params
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from textgen.config import RNNConfig
-from textgen.gradcheck import check_gradients, check_window, relative_error
+from textgen.gradients import check_gradients, check_window, relative_error
 from textgen.models import init_params
 from textgen.models.rnn import PARAM_NAMES, loss_and_grads, window_loss
 

@@ -6,7 +6,7 @@ import pytest
 
 from textgen.config import RNNConfig
 from textgen.errors import ConfigError
-from textgen.gradcheck import check_window
+from textgen.gradients import check_window
 from textgen.models import CELLS, Params, network_of, reference_loss_and_grads
 from textgen.models.base import ParallelWorkspace, StackWorkspace
 
@@ -85,7 +85,7 @@ def test_a_wrong_gradient_fails_the_check():
     params_off = params.copy()
     errors = check_window(params_off, inputs[:, 0], targets[:, 0])
     assert max(errors.values()) < 1e-6
-    from textgen.gradcheck import check_gradients
+    from textgen.gradients import check_gradients
 
     work = network.single_workspace(N, 1, "float64")
     work.loss_and_grads(params, inputs, targets, np.zeros((1, network.state_size)))

@@ -15,9 +15,9 @@ from textgen.cli import main
 from textgen.config import RNNConfig, RunConfig
 from textgen.corpus import load_corpus
 from textgen.errors import CheckpointError
-from textgen.gradcheck import check_window
+from textgen.gradients import check_window
 from textgen.models import init_params
-from textgen.report import plot_runs, write_report
+from textgen.reports import plot_runs, write_report
 from textgen.run import start_run
 from textgen.trainer import TrainConfig
 from textgen.vocab import CharVocab

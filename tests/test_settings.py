@@ -128,7 +128,10 @@ def test_plan_run_turns_settings_into_configs_with_a_fresh_recorded_seed():
     plan = plan_run({"corpus": "book.txt", "hidden": 7, "cell": "gru", "updates": 9, "val_fraction": 0.2,
                      "hf_split": "test", "option": {"column": "title"}})
     assert plan.corpus == ["book.txt"] and plan.model == RNNConfig(hidden=7, cell="gru")
-    assert plan.train == TrainConfig(updates=9, seed=plan.train.seed) and plan.run.val_fraction == 0.2
+    # a GRU trains with the gated cells' defaults: RMSprop at its usual rate, N(0, 0.08²)
+    assert plan.model.sigma == 0.08 and plan.train.optimizer == "rmsprop" and plan.train.eta == 0.002
+    assert plan.train == TrainConfig(updates=9, seed=plan.train.seed, optimizer="rmsprop")
+    assert plan.run.val_fraction == 0.2
     assert [(o.key, o.value, o.loader) for o in plan.options] == [("split", "test", "hf"), ("column", "title", "")]
     seeds = {plan_run({}).train.seed for _ in range(5)}
     assert len(seeds) == 5

@@ -12,7 +12,7 @@ import textgen
 from textgen.cli import build_parser
 from textgen.config import MAX_COUNT, SETTINGS, ModelConfig, RunConfig, TrainConfig
 from textgen.errors import ConfigError
-from textgen.report.summary import SETTING_MEANINGS
+from textgen.reports.summary import SETTING_MEANINGS
 from textgen.settings import check_value, plan_run
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
@@ -59,7 +59,11 @@ def test_every_setting_of_a_run_has_its_tables_default_and_a_meaning_in_the_repo
     entry = DATACLASS_SETTINGS[name]
     holder = plan.model if name in ModelConfig.table() else plan.train if name in TrainConfig.table() else plan.run
     value = getattr(holder, name)
-    if name not in ("seed", "eta"):  # seed: fresh unless given; eta: the optimizer's own unless given
+    # seed: fresh unless given; eta, sigma, the optimizer: the default cell's (the assignment's); min_eta: eta / 10
+    resolved = {"eta": 0.1, "sigma": 0.01, "optimizer": "adagrad", "min_eta": 0.01}
+    if name in resolved:
+        assert entry.default is None and value == resolved[name]
+    elif name != "seed":
         assert value == entry.default
     assert SETTING_MEANINGS.get(name), name
 

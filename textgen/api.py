@@ -421,7 +421,7 @@ def _evaluation(checkpoint, path: Path | None, named: dict) -> Evaluation:
     """The mean loss per character of ``checkpoint`` (read from ``path``, a run folder's .npz) on the corpus the
     settings ``named`` give (none: the run's own held-out text), read from the checkpoint's training state."""
     from textgen.corpus import corpus_label, load_corpus
-    from textgen.evaluate import bits_per_char, score_text
+    from textgen.scoring import bits_per_char, score_text
     from textgen.run import held_out_text
     from textgen.settings import loader_options_of
 
@@ -453,7 +453,7 @@ def evaluate(run: str | Path | Run, corpus: str | Path | Sequence[str | Path] | 
              weights: str | Sequence[float] | None = None, **settings: Any) -> Evaluation:
     """The loss per character of a run's ``checkpoint`` on ``corpus`` (None: the run's own held-out text, or its
     training text when it holds none out), as `textgen evaluate` prints it."""
-    _check_settings(settings, CORPUS_SETTINGS, "textgen.evaluate")
+    _check_settings(settings, CORPUS_SETTINGS, "textgen.scoring")
     model = load(run, checkpoint)
     return _evaluation(model._checkpoint, model.path, _named(corpus, kind, weights, options, settings))
 
@@ -487,7 +487,7 @@ def gradcheck(corpus: str | Path | Sequence[str | Path] | None = None, *, seq_le
               max_entries: int = 200, seed: int = 0, kind: str | None = None, options: dict[str, Any] | None = None,
               weights: str | Sequence[float] | None = None, **settings: Any) -> GradCheck:
     """Compare the analytic gradients of the first window of ``corpus`` with centred differences (see
-    `textgen.gradcheck`), for the model the model settings describe (``cell``, ``layers``, ``hidden``,
+    `textgen.gradients`), for the model the model settings describe (``cell``, ``layers``, ``hidden``,
     ``sigma``, ``dtype``); the loader settings read the corpus."""
     import math
 
@@ -496,13 +496,13 @@ def gradcheck(corpus: str | Path | Sequence[str | Path] | None = None, *, seq_le
     from textgen.config import check_count
     from textgen.corpus import load_corpus
     from textgen.errors import TrainingError
-    from textgen.gradcheck import check_window, unresolvable
+    from textgen.gradients import check_window, unresolvable
     from textgen.limits import check_memory
     from textgen.models import network_of
     from textgen.settings import MODEL_SETTINGS, loader_options_of
     from textgen.vocab import CharVocab
 
-    _check_settings(settings, MODEL_SETTINGS + CORPUS_SETTINGS, "textgen.gradcheck")
+    _check_settings(settings, MODEL_SETTINGS + CORPUS_SETTINGS, "textgen.gradients")
     model = ModelConfig(**{name: settings.pop(name) for name in MODEL_SETTINGS if settings.get(name) is not None})
     check_count("seq_length", seq_length)
     check_count("max_entries", max_entries, minimum=0)
@@ -579,7 +579,7 @@ def corpora() -> tuple[list[LoaderRow], list[NamedCorpusRow]]:
 @_python_call
 def report(run: str | Path | Run) -> tuple[Path, Path]:
     """Write report.html (self-contained) and report.md into a run folder; returns their paths."""
-    from textgen.report import write_report
+    from textgen.reports import write_report
 
     with _path_errors():
         html_path, md_path = write_report(_folder_of(run, setting_name("run")))
@@ -589,7 +589,7 @@ def report(run: str | Path | Run) -> tuple[Path, Path]:
 @_python_call
 def plot(runs: Sequence[str | Path | Run], out: str | Path = "loss_comparison.png") -> Path:
     """Several runs' loss curves in one PNG at ``out``; returns its path."""
-    from textgen.report import plot_runs
+    from textgen.reports import plot_runs
 
     with _path_errors():
         return Path(plot_runs([_folder_of(run, setting_name("runs")) for run in runs], _path(setting_name("out"), out)))
@@ -723,7 +723,7 @@ class Run:
     @property
     def best_val_bits_per_char(self) -> float | None:
         """`best_val_nats_per_char` in bits per character."""
-        from textgen.evaluate import bits_per_char
+        from textgen.scoring import bits_per_char
 
         nats = self.best_val_nats_per_char
         return None if nats is None else bits_per_char(nats)

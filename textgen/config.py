@@ -26,6 +26,14 @@ DTYPES = ("float64", "float32")
 CELL_NAMES = ("rnn", "lstm", "gru")  # see textgen.models
 OPTIMIZERS = ("adagrad", "rmsprop", "adam")  # see textgen.optim
 DEFAULT_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}  # each optimizer's usual learning rate
+# What each cell trains with unless told otherwise: the assignment's RNN keeps the assignment's AdaGrad and
+# N(0, 0.01²); the gated cells train far better with RMSprop and larger initial weights (measured: see the
+# README's "Defaults that suit the cell").
+CELL_DEFAULTS = {
+    "rnn": {"optimizer": "adagrad", "sigma": 0.01},
+    "lstm": {"optimizer": "rmsprop", "sigma": 0.08},
+    "gru": {"optimizer": "rmsprop", "sigma": 0.08},
+}
 SCHEDULES = ("constant", "cosine", "linear", "exponential")  # how the learning rate moves over a run: see textgen.optim
 CHECKPOINTS = ("best", "last")  # a run's two models: the best by its validation (or smooth) loss, and the last
 
@@ -189,12 +197,18 @@ class ModelConfig(Checked):
 
     hidden: int = setting(100, "hidden units of each layer", meaning="hidden units m (of each layer)", low=1,
                           metavar="M")
-    sigma: float = setting(0.01, "std of the initial weights", meaning="std of the initial weights", metavar="SIGMA")
+    sigma: float | None = setting(None, "std of the initial weights", meaning="std of the initial weights",
+                                  metavar="SIGMA", default_text="0.01 for rnn (the assignment's), 0.08 for lstm and gru")
     dtype: str = setting("float64", "float64 (the assignment's) or float32 (faster)", choices=DTYPES,
                          meaning="floating-point type of the parameters", metavar="DTYPE")
     cell: str = setting("rnn", "rnn (the assignment's), lstm or gru", choices=CELL_NAMES,
                         meaning="rnn (the assignment's), lstm or gru", metavar="CELL")
     layers: int = setting(1, "layers stacked", meaning="layers stacked", low=1, high=MAX_LAYERS, metavar="L")
+
+
+    def rules(self) -> None:
+        if self.sigma is None:
+            object.__setattr__(self, "sigma", CELL_DEFAULTS[self.cell]["sigma"])
 
 
 RNNConfig = ModelConfig  # its name before the table (it configures every cell, not only the RNN)
@@ -240,8 +254,9 @@ class TrainConfig(Checked):
     threads: int | None = setting(None, "threads sharing a batch's streams", low=1, metavar="T",
                                   meaning="threads sharing a batch's streams",
                                   default_text="one per CPU, at most one per 32 streams")
-    optimizer: str = setting("adagrad", "adagrad (the assignment's), rmsprop or adam", choices=OPTIMIZERS,
-                             meaning="adagrad (the assignment's), rmsprop or adam", metavar="NAME")
+    optimizer: str | None = setting(None, "adagrad (the assignment's), rmsprop or adam", choices=OPTIMIZERS,
+                                    meaning="adagrad (the assignment's), rmsprop or adam", metavar="NAME",
+                                    default_text="adagrad for rnn (the assignment's), rmsprop for lstm and gru")
     rmsprop_decay: float = setting(0.95, "rmsprop: decay of the running mean of squared gradients", high=1.0,
                                    open_high=True, metavar="RHO",
                                    meaning="RMSprop: decay of the mean of squared gradients")
@@ -267,15 +282,17 @@ class TrainConfig(Checked):
                              metavar="P")
 
     def rules(self) -> None:
+        if self.optimizer is None:  # a TrainConfig made alone: the assignment's (a run's settings name the cell's)
+            object.__setattr__(self, "optimizer", CELL_DEFAULTS["rnn"]["optimizer"])
         if self.eta is None:
             object.__setattr__(self, "eta", DEFAULT_ETA[self.optimizer])
         if self.updates is not None and self.warmup >= self.updates:
             raise ConfigError(f"{setting_name('warmup')} {self.warmup:,} is not below the run's {self.updates:,} "
                               f"updates: the rate would never reach {setting_name('eta')}; give a shorter warm-up")
+        if self.min_eta is None:  # resolved whatever the schedule, so that config.json says what it is
+            object.__setattr__(self, "min_eta", self.eta / 10)
         if self.schedule in ("cosine", "linear"):
-            if self.min_eta is None:
-                object.__setattr__(self, "min_eta", self.eta / 10)
-            elif self.min_eta > self.eta:
+            if self.min_eta > self.eta:
                 raise ConfigError(f"{setting_name('min_eta')} {self.min_eta:g} is above {setting_name('eta')} "
                                   f"{self.eta:g}: a {self.schedule} schedule falls from the rate to the minimum")
         if self.threads is not None and self.threads > min(self.batch_size, MAX_THREADS):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from textgen.checkpoint import Checkpoint
-from textgen.config import LOADER_SETTINGS, RNNConfig, RunConfig, TrainConfig, check_count
+from textgen.config import CELL_DEFAULTS, LOADER_SETTINGS, RNNConfig, RunConfig, TrainConfig, check_count
 from textgen.corpus import (
     EncodedCorpus,
     check_recorded_files,
@@ -42,7 +42,7 @@ from textgen.models import default_threads, network_of
 from textgen.optim import array_names, learning_rate
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
-from textgen.report import write_report
+from textgen.reports import write_report
 from textgen.runfolder import RunFolder, RunRecord, check_init_from, new_record
 from textgen.sample import SampleConfig, generate
 from textgen.settings import (
@@ -316,13 +316,15 @@ def start_run(
     stop: StopRequest | None = None,
     extra: dict | None = None,
     model_given: dict | None = None,
+    train_given: dict | None = None,
 ) -> RunResult:
     """Train a new model on ``corpus`` (sources, the default corpus if empty) into a new run folder.
 
     ``model_config``, ``config`` and ``run`` default to the assignment's settings. With ``run.init_from``,
     training starts from that run's last parameters, optimizer state and vocabulary (and its model
     configuration; ``model_config`` is then ignored, and a setting of ``model_given``, the model settings given
-    by name, must be the other run's). ``callbacks``: an object, or a list of them, with any of
+    by name, must be the other run's; the optimizer, unless ``train_given`` names one, is the one that suits
+    its cell, see `CELL_DEFAULTS`). ``callbacks``: an object, or a list of them, with any of
     `CALLBACK_METHODS` (see `start_record` for ``on_start``, `TrainCallbacks` for the rest). ``extra`` is
     recorded in config.json (e.g. a gradient check). A run interrupted through ``stop`` raises `Interrupted` with ``folder`` and ``update`` set
     to what was kept.
@@ -336,6 +338,9 @@ def start_run(
         check_init_from(run.init_from)
         initial = RunFolder(run.init_from).load("last")
         check_init_model(model_given or {}, initial.model, run.init_from)
+        if "optimizer" not in (train_given or {}):  # the rates that went with the assumed optimizer go too
+            unset = {name: None for name in ("eta", "min_eta") if name not in (train_given or {})}
+            config = replace(config, optimizer=CELL_DEFAULTS[initial.model.cell]["optimizer"], **unset)
     model_config = initial.model if initial is not None else (model_config or RNNConfig())
     check_sizes(model_config, config, run.passage_length)
     read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
@@ -409,7 +414,7 @@ def start_planned(plan: RunPlan, **arguments) -> RunResult:
         log.info(f"no {setting_name('corpus')} given, training on the built-in default: the Python language reference "
                  "(pydoc_data.topics, ~465k characters)")
     return start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
-                     weights=plan.weights, model_given=plan.model_given, **arguments)
+                     weights=plan.weights, model_given=plan.model_given, train_given=plan.train_given, **arguments)
 
 
 def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model_config: RNNConfig,

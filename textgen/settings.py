@@ -11,12 +11,13 @@ import re
 import secrets
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from difflib import get_close_matches
 from pathlib import Path
 
 from textgen.config import (
+    CELL_DEFAULTS,
     LOADER_SETTINGS,
     RESUMABLE,
     SETTINGS,
@@ -84,6 +85,7 @@ class RunPlan:
     model_given: dict  # the model settings given by name (with run.init_from, they must match the other run's)
     train: TrainConfig
     run: RunConfig
+    train_given: dict = field(default_factory=dict)  # the training settings given by name
 
 
 # A settings file or sweep spec is a few dozen lines; the largest sensible one, a spec whose grids make the most
@@ -354,7 +356,11 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
     model = {name: given[name] for name in MODEL_SETTINGS if name in given}
     train = {name: given[name] for name in TRAIN_SETTINGS if name in given}
     run = {name: given[name] for name in RUN_SETTINGS if name in given}
+    train_given = dict(train)
     train.setdefault("seed", secrets.randbits(32))
+    cell = model.get("cell", None if "init_from" in run else "rnn")  # with init_from: the other run's, see start_run
+    if "optimizer" not in train and cell in CELL_DEFAULTS:
+        train["optimizer"] = CELL_DEFAULTS[cell]["optimizer"]
     for name in ("out", "init_from"):
         if name in run:
             if not isinstance(run[name], (str, Path)):
@@ -374,4 +380,5 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
         model=None if "init_from" in run else ModelConfig(**model),
         train=TrainConfig(**train),
         run=RunConfig(**run),
+        train_given=train_given,
     )

@@ -20,7 +20,7 @@ import numpy as np
 from textgen.checkpoint import START_ARRAY, STATE_ARRAYS, Checkpoint, CheckpointMeta, rng_from_json, rng_state_to_json
 from textgen.config import DEFAULT_EPOCHS, DEFAULT_MIN_CHARACTERS, MAX_COUNT, RNNConfig, TrainConfig
 from textgen.errors import CheckpointError, ConfigError, CorpusError, TrainingError, message_of, setting_name
-from textgen.evaluate import bits_per_char, mean_loss_per_char
+from textgen.scoring import bits_per_char, mean_loss_per_char
 from textgen.models import Params, network_of
 from textgen.optim import array_names, learning_rate, make_optimizer
 from textgen.sample import sample_ids

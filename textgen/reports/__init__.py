@@ -8,9 +8,9 @@ from pathlib import Path
 from textgen.errors import CheckpointError, ConfigError, OutputError, setting_name
 from textgen.fs import write_bytes
 from textgen.plots import comparison_figure, report_figure
-from textgen.report.html import render_html
-from textgen.report.markdown import render_markdown
-from textgen.report.summary import RunSummary, curves, read_run
+from textgen.reports.html import render_html
+from textgen.reports.markdown import render_markdown
+from textgen.reports.summary import RunSummary, curves, read_run
 from textgen.runfolder import RunFolder
 
 __all__ = ["RunSummary", "plot_runs", "read_run", "write_report"]

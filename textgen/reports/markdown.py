@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textgen.loaders.base import END_OF_DOCUMENT
-from textgen.report.summary import (
+from textgen.reports.summary import (
     SECTIONS,
     RunSummary,
     best_sentence,

@@ -6,7 +6,7 @@ import base64
 import html
 
 from textgen.loaders.base import END_OF_DOCUMENT
-from textgen.report.summary import (
+from textgen.reports.summary import (
     SECTIONS,
     RunSummary,
     best_sentence,
