@@ -335,3 +335,55 @@ def test_vocab_json_readers_refuse_bad_word_vocabularies():
 def test_char_vocab_json_is_unchanged():
     vocab = build_vocab("char", set("hello"), lambda: ["hello"])
     assert vocab.to_json() == {"format_version": 1, "chars": ["e", "h", "l", "o"]}
+
+
+def test_a_sweep_may_search_the_token_level_and_the_vocabulary_size(tmp_path):
+    from textgen.sweep.spec import read_spec
+
+    (tmp_path / "book.txt").write_text("the cat sat on the mat.\n" * 50, encoding="utf-8")
+    path = tmp_path / "sweep.toml"
+    path.write_text('[train]\ncorpus = ["book.txt"]\nupdates = 50\ntokens = "bpe"\n\n'
+                    '[search]\nvocab_size = [300, 500]\nhidden = [8, 16]\n', encoding="utf-8")
+    spec = read_spec(path)
+    assert [(d.name, d.values) for d in spec.space] == [("vocab_size", (300, 500)), ("hidden", (8, 16))]
+    path.write_text('[train]\ncorpus = ["book.txt"]\nupdates = 50\n\n[search]\ntokens = ["char", "word"]\n',
+                    encoding="utf-8")
+    assert [(d.name, d.values) for d in read_spec(path).space] == [("tokens", ("char", "word"))]
+    path.write_text('[train]\ncorpus = ["book.txt"]\n\n[search]\ntokens = ["char", "syllable"]\n', encoding="utf-8")
+    with pytest.raises(Exception, match="tokens"):
+        read_spec(path)
+
+
+@pytest.mark.parametrize("level", ["word", "bpe"])
+def test_a_streamed_corpus_gives_the_ids_and_vocabulary_of_one_read_in_memory(tmp_path, level):
+    from textgen.corpus import load_corpus, stream_encode
+
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"Line {i} of a longer book, with some wörds 😀 and more words.\n" for i in range(3000)),
+                    encoding="utf-8")
+    streamed = stream_encode(str(book), tmp_path / "ids.bin", tmp_path / "val.bin", val_fraction=0.1, tokens=level,
+                             vocab_size=300)
+    in_memory = encode_corpus(load_corpus([str(book)], val_fraction=0.1), tokens=level, vocab_size=300)
+    assert streamed.vocab == in_memory.vocab
+    np.testing.assert_array_equal(streamed.ids, in_memory.ids)
+    np.testing.assert_array_equal(streamed.val_ids, in_memory.val_ids)
+    assert streamed.vocab.decode(streamed.ids) + streamed.vocab.decode(streamed.val_ids) == book.read_text("utf-8")
+    assert streamed.sources[0]["val_characters"] == in_memory.sources[0]["val_characters"]
+
+
+def test_a_streamed_bpe_run_trains_resumes_and_evaluates(tmp_path, capsys):
+    from textgen.config import RunConfig, TrainConfig
+    from textgen.run import start_run
+
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"Line {i} of a longer book, with some words.\n" for i in range(500)))
+    run = tmp_path / "run"
+    config = TrainConfig(updates=60, log_every=10, checkpoint_every=20, sample_every=1000, seed=2, tokens="bpe",
+                         vocab_size=300)
+    start_run([str(book)], RNNConfig(hidden=10), config,
+              RunConfig(out=run, val_fraction=0.05, passage_length=20, stream_over=0), progress=False)
+    corpus = orjson.loads((run / "config.json").read_bytes())["corpus"]
+    assert corpus["text_characters"] + corpus["val_text_characters"] == len(book.read_text())
+    assert main(["train", "--resume", str(run), "--updates", "90", "--no-progress"]) == 0
+    assert main(["evaluate", str(run)]) == 0
+    assert f"{corpus['val_text_characters']:,} characters" in capsys.readouterr().out
