@@ -252,7 +252,7 @@ def test_init_from_keeps_the_other_runs_vocabulary_and_says_so(tmp_path, capsys)
 
 def test_vocab_size_is_refused_at_char_level_and_bounded(capsys, tmp_path):
     corpus = str(_write_corpus(tmp_path))
-    for extra in (["--vocab-size", "100"], ["--tokens", "bpe", "--vocab-size", "0"],
+    for extra in (["--vocab-size", "100"], ["--tokens", "bpe", "--vocab-size", "-1"],
                   ["--tokens", "bpe", "--vocab-size", "10000000"], ["--tokens", "sentencepiece"]):
         assert main(["train", "--corpus", corpus, "--out", str(tmp_path / "x"), *extra]) in (1, 2)
         err = capsys.readouterr().err
@@ -288,11 +288,11 @@ def _corruptions():
     def with_normalizer(d):
         return {**d, "tokenizer": {**d["tokenizer"], "normalizer": {"type": "Lowercase"}}}
 
-    def too_small(d):
-        return {**d, "vocab_size": 1, "tokenizer": d["tokenizer"]}
+    def more_tokens_than_asked(d):
+        return {**d, "vocab_size": 1}
 
     return [bad_json, edit(wrong_level), edit(size_as_text), edit(tokenizer_as_text), edit(tokenizer_does_not_parse),
-            edit(duplicate_ids), edit(with_normalizer)]
+            edit(duplicate_ids), edit(with_normalizer), edit(more_tokens_than_asked)]
 
 
 @pytest.fixture(scope="module")

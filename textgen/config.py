@@ -209,9 +209,10 @@ class TrainConfig(Checked):
     tokens: str = setting("char", "what a token is: char (one character, the assignment's), word (a frequent word, "
                           "else its characters, one by one) or bpe (byte-pair pieces learned from the training text)",
                           choices=TOKEN_LEVELS, meaning="what a token is: char, word or bpe", metavar="LEVEL")
-    vocab_size: int | None = setting(
-        None, "tokens in the vocabulary with --tokens word or bpe; word keeps every character of the corpus besides "
-        "(so it has at least as many tokens as distinct characters), bpe every byte (at least 257)", low=1,
+    vocab_size: int = setting(
+        0, "tokens in the vocabulary with --tokens word or bpe (0: the default); word keeps every character of the "
+        "corpus besides (so it has at least as many tokens as distinct characters), bpe every byte (at least 257)",
+        low=0,
         high=MAX_VOCAB_SIZE, metavar="N", meaning="tokens in the vocabulary asked for (word, bpe)",
         default_text="2,000 for word, 1,000 for bpe")
     eta: float | None = setting(None, "learning rate", meaning="learning rate", resumable=True, metavar="ETA",
@@ -260,12 +261,14 @@ class TrainConfig(Checked):
                              metavar="P")
 
     def rules(self) -> None:
-        if self.vocab_size is not None and self.tokens == "char":
+        if self.vocab_size and self.tokens == "char":
             raise ConfigError(f"{setting_name('vocab_size')} is for {setting_name('tokens')} word or bpe; at "
                               f"{setting_name('tokens')} char the vocabulary is the corpus's characters: leave "
                               f"{setting_name('vocab_size')} out")
         if self.eta is None:
             object.__setattr__(self, "eta", DEFAULT_ETA[self.optimizer])
+        if not self.vocab_size and self.tokens != "char":  # recorded resolved, as eta is
+            object.__setattr__(self, "vocab_size", DEFAULT_VOCAB_SIZE[self.tokens])
         if self.threads is not None and self.threads > min(self.batch_size, MAX_THREADS):
             raise ConfigError(f"{setting_name('threads')} {self.threads} is more than the "
                               f"{min(self.batch_size, MAX_THREADS)} that can share the work: each thread needs a "
@@ -274,8 +277,8 @@ class TrainConfig(Checked):
 
     @property
     def resolved_vocab_size(self) -> int | None:
-        """``vocab_size``, or its default for the token level (None at char level)."""
-        return self.vocab_size if self.vocab_size is not None else DEFAULT_VOCAB_SIZE.get(self.tokens)
+        """``vocab_size`` at word and bpe level (resolved: never 0), None at char level."""
+        return self.vocab_size or DEFAULT_VOCAB_SIZE.get(self.tokens)
 
     def resolved_eval_every(self, total: int) -> int:
         """``eval_every``, or when unset a tenth of a run of ``total`` updates, kept between 2,500 (an

@@ -451,7 +451,7 @@ def check_init_tokens(config: TrainConfig, other: Vocab, init_from: object) -> N
     """ConfigError unless ``config`` reads tokens as the --init-from run's vocabulary ``other`` does: a run trained
     further keeps its vocabulary."""
     requested = getattr(other, "requested", None)
-    if config.tokens != other.level or (config.vocab_size is not None and config.vocab_size != requested):
+    if config.tokens != other.level or (requested is not None and config.vocab_size != requested):
         theirs = f"{setting_name('tokens')} {other.level}" + (
             f" {setting_name('vocab_size')} {requested}" if requested is not None else "")
         raise ConfigError(f"{setting_name('init_from')} {init_from} reads {other.describe()} ({theirs}); a run "

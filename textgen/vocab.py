@@ -502,7 +502,7 @@ def build_vocab(level: str, characters: Iterable[str], training: Callable[[], It
     chars = set(characters)
     if level == "char":
         return CharVocab(tuple(sorted(chars)))
-    size = DEFAULT_VOCAB_SIZE[level] if size is None else size
+    size = size or DEFAULT_VOCAB_SIZE[level]
     if level == "word":
         return WordVocab.from_texts(training(), chars, size)
     return BPEVocab.train(training, size, END_OF_DOCUMENT in chars if marker is None else marker)
