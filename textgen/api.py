@@ -309,13 +309,16 @@ class Model:
         self._checkpoint = checkpoint
         self.path = path or checkpoint.path  # the .npz it was read from
         self.config: ModelConfig = checkpoint.model  # cell, layers, hidden units, sigma, dtype
-        self.chars: tuple[str, ...] = checkpoint.vocab.chars  # the vocabulary, in id order
+        # the characters it knows, in id order (a bpe model knows every character, and lists none)
+        self.chars: tuple[str, ...] = checkpoint.vocab.chars
+        self.tokens: tuple[str, ...] = checkpoint.vocab.tokens  # the vocabulary, in id order
+        self.token_level: str = checkpoint.vocab.level  # "char", "word" or "bpe"
         self.update: int | None = checkpoint.training.update  # the update these parameters come from
         self.last_seed: int | None = None  # the seed of the last `generate` (a fresh one when none was given)
 
     def __repr__(self) -> str:
         model = self.config
-        return (f"<textgen.Model {model.cell}, {model.layers} layer(s) of {model.hidden}, K = {len(self.chars)}, "
+        return (f"<textgen.Model {model.cell}, {model.layers} layer(s) of {model.hidden}, K = {len(self.tokens)}, "
                 f"update {self.update}, from {self.path}>")
 
     @_python_call

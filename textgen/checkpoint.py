@@ -26,7 +26,7 @@ from textgen.errors import CheckpointError, ConfigError, message_of
 from textgen.fs import atomic_write, non_finite_place, read_bytes
 from textgen.models import Params, network_of
 from textgen.optim import OPTIMIZER_ARRAYS
-from textgen.vocab import CharVocab
+from textgen.vocab import Vocab, vocab_from_json
 
 FORMAT_VERSION = 1
 META_KEY = "meta_json"
@@ -124,7 +124,7 @@ class Checkpoint:
     """A model (and, for `last.npz`, what resuming needs)."""
 
     params: Params  # θ
-    vocab: CharVocab  # the characters the ids refer to
+    vocab: Vocab  # the characters the ids refer to
     model: RNNConfig  # cell, layers, hidden size, sigma, dtype
     meta: dict = field(default_factory=dict)  # the stored metadata: `CheckpointMeta.to_json`, as `training` reads it
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # extra state arrays by name
@@ -227,7 +227,7 @@ def load_checkpoint(path: str | Path, at: int | None = None) -> Checkpoint:
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format_version {version!r}, this textgen reads {FORMAT_VERSION}")
-    vocab = CharVocab.from_json(meta.get("vocab"), where=f"{path}: vocabulary")
+    vocab = vocab_from_json(meta.get("vocab"), where=f"{path}: vocabulary")
     model_meta = meta.get("model")
     try:
         model = RNNConfig(**model_meta)

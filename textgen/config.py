@@ -35,6 +35,9 @@ CELL_DEFAULTS = {
     "gru": {"optimizer": "rmsprop", "sigma": 0.08},
 }
 SCHEDULES = ("constant", "cosine", "linear", "exponential")  # how the learning rate moves over a run: see textgen.optim
+TOKEN_LEVELS = ("char", "word", "bpe")  # see textgen.vocab
+DEFAULT_VOCAB_SIZE = {"word": 2_000, "bpe": 1_000}  # tokens in the vocabulary when --vocab-size is not given
+MAX_VOCAB_SIZE = 1_000_000  # the largest vocabulary --vocab-size may ask for
 CHECKPOINTS = ("best", "last")  # a run's two models: the best by its validation (or smooth) loss, and the last
 
 
@@ -220,8 +223,17 @@ class TrainConfig(Checked):
 
     group = "train"
 
-    seq_length: int = setting(25, "characters per window, the length of backprop through time", low=1, metavar="N",
-                              meaning="characters per window (backprop through time)")
+    seq_length: int = setting(25, "tokens (characters at --tokens char) per window, the length of backprop through "
+                              "time", low=1, metavar="N", meaning="tokens per window (backprop through time)")
+    tokens: str = setting("char", "what a token is: char (one character, the assignment's), word (a frequent word, "
+                          "else its characters, one by one) or bpe (byte-pair pieces learned from the training text)",
+                          choices=TOKEN_LEVELS, meaning="what a token is: char, word or bpe", metavar="LEVEL")
+    vocab_size: int = setting(
+        0, "tokens in the vocabulary with --tokens word or bpe (0: the default); word keeps every character of the "
+        "corpus besides (so it has at least as many tokens as distinct characters), bpe every byte (at least 257)",
+        low=0,
+        high=MAX_VOCAB_SIZE, metavar="N", meaning="tokens in the vocabulary asked for (word, bpe)",
+        default_text="2,000 for word, 1,000 for bpe")
     eta: float | None = setting(None, "learning rate", meaning="learning rate", resumable=True, metavar="ETA",
                                 default_text="0.1 for adagrad, 0.002 for rmsprop and adam")
     eps: float = setting(1e-8, "adagrad: inside the square root; rmsprop, adam: added to it", metavar="EPS",
@@ -282,6 +294,10 @@ class TrainConfig(Checked):
                              metavar="P")
 
     def rules(self) -> None:
+        if self.vocab_size and self.tokens == "char":
+            raise ConfigError(f"{setting_name('vocab_size')} is for {setting_name('tokens')} word or bpe; at "
+                              f"{setting_name('tokens')} char the vocabulary is the corpus's characters: leave "
+                              f"{setting_name('vocab_size')} out")
         if self.optimizer is None:  # a TrainConfig made alone: the assignment's (a run's settings name the cell's)
             object.__setattr__(self, "optimizer", CELL_DEFAULTS["rnn"]["optimizer"])
         if self.eta is None:
@@ -295,11 +311,18 @@ class TrainConfig(Checked):
             if self.min_eta > self.eta:
                 raise ConfigError(f"{setting_name('min_eta')} {self.min_eta:g} is above {setting_name('eta')} "
                                   f"{self.eta:g}: a {self.schedule} schedule falls from the rate to the minimum")
+        if not self.vocab_size and self.tokens != "char":  # recorded resolved, as eta is
+            object.__setattr__(self, "vocab_size", DEFAULT_VOCAB_SIZE[self.tokens])
         if self.threads is not None and self.threads > min(self.batch_size, MAX_THREADS):
             raise ConfigError(f"{setting_name('threads')} {self.threads} is more than the "
                               f"{min(self.batch_size, MAX_THREADS)} that can share the work: each thread needs a "
                               f"stream of its own ({setting_name('batch_size')} {self.batch_size}), and at most "
                               f"{MAX_THREADS} threads are used")
+
+    @property
+    def resolved_vocab_size(self) -> int | None:
+        """``vocab_size`` at word and bpe level (resolved: never 0), None at char level."""
+        return self.vocab_size or DEFAULT_VOCAB_SIZE.get(self.tokens)
 
     def resolved_eval_every(self, total: int) -> int:
         """``eval_every``, or when unset a tenth of a run of ``total`` updates, kept between 2,500 (an
@@ -348,7 +371,8 @@ class SampleConfig(Checked):
 
     group = "sample"
 
-    length: int = setting(1000, "characters after the prime (the limit per document with --documents)", low=0,
+    length: int = setting(1000, "characters after the prime (the limit per document with --documents); a word or "
+                          "bpe model draws tokens until the text has N characters and is cut there", low=0,
                           metavar="N")
     temperature: float = setting(1.0, "divides the logits: below 1 is safer and more repetitive, above 1 wilder",
                                  metavar="T")

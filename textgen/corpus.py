@@ -18,9 +18,9 @@ import numpy as np
 
 from textgen.errors import ConfigError, CorpusError, LimitError, PluginError, TextgenError, setting_name
 from textgen.limits import available_memory, check_memory, format_bytes
-from textgen.loaders.base import document_separator
+from textgen.loaders.base import END_OF_DOCUMENT, document_separator
 from textgen.registry import LoaderInfo, Registry, ResolvedSource, default_registry, resolve_source
-from textgen.vocab import CharVocab
+from textgen.vocab import CharVocab, Vocab, build_vocab
 
 DEFAULT_CORPUS = "pydoc"  # used when no --corpus is given
 
@@ -523,17 +523,23 @@ TRAINING, HELD_OUT = "training", "held-out"  # the two parts `stream_encode` wri
 class EncodedCorpus:
     """A corpus as ids: what the trainer needs. ``ids`` may be a read-only np.memmap of a file on disk."""
 
-    vocab: CharVocab  # over training and held-out text together
+    vocab: Vocab  # its characters from training and held-out text together; words and byte pairs from training
     ids: np.ndarray  # (N,) training ids, dtype vocab.dtype
     val_ids: np.ndarray | None  # held-out ids, or None when nothing is held out
     sources: list[dict]  # per-source summaries, as in Corpus
     val_fraction: float  # share of each source held out
 
 
-def encode_corpus(corpus: Corpus, vocab: CharVocab | None = None) -> EncodedCorpus:
-    """Ids of an in-memory corpus, with a new vocabulary over all of it or ``vocab`` (then only its characters)."""
-    if vocab is None:
+def encode_corpus(corpus: Corpus, vocab: Vocab | None = None, tokens: str = "char",
+                  vocab_size: int | None = None) -> EncodedCorpus:
+    """Ids of an in-memory corpus, with a new vocabulary at token level ``tokens`` (of ``vocab_size`` tokens, None:
+    the level's default) or ``vocab`` (then only its characters). A new vocabulary has every character of the
+    training and held-out text; words and byte pairs are learned from the training text only."""
+    if vocab is None and tokens == "char":
         vocab = CharVocab.from_texts([corpus.text, corpus.validation])
+    elif vocab is None:
+        vocab = build_vocab(tokens, set(corpus.text) | set(corpus.validation), lambda: [corpus.text], vocab_size,
+                            END_OF_DOCUMENT in corpus.text)
     else:
         check_known(vocab, corpus.text + corpus.validation, [source["spec"] for source in corpus.sources])
     val_ids = vocab.encode(corpus.validation) if len(corpus.validation) >= 2 else None
@@ -545,7 +551,7 @@ def corpus_label(specs: list[str]) -> str:
     return ("corpus " if len(specs) == 1 else "corpora ") + ", ".join(repr(spec) for spec in specs)
 
 
-def check_known(vocab: CharVocab, text: str | set, specs: list[str]) -> None:
+def check_known(vocab: Vocab, text: str | set, specs: list[str]) -> None:
     """CorpusError naming the corpora ``specs`` and the characters of ``text`` that ``vocab`` lacks (for a model
     trained further)."""
     vocab.check_known(text, f"the {corpus_label(specs)}", "remove them or train a new model")
@@ -657,15 +663,18 @@ def stream_encode(
     kind: str | None = None,
     options: dict | list[LoaderOption] | None = None,
     val_fraction: float = 0.0,
-    vocab: CharVocab | None = None,
+    vocab: Vocab | None = None,
     registry: Registry | None = None,
     val_max: int = VAL_MAX_CHARACTERS,
+    tokens: str = "char",
+    vocab_size: int | None = None,
 ) -> EncodedCorpus:
     """Encode one large source into ``ids_path`` (its training ids) and ``val_ids_path`` (its held-out ids) without
     holding its text in memory; the training ids come back memory-mapped from their file.
 
-    Two passes over the source: the first counts documents and characters, collects the vocabulary
-    and the SHA-256; the second encodes into the files (and must see the same text). Held-out text
+    Two passes over the source: the first counts documents and characters, collects the characters
+    and the SHA-256; the second encodes into the files (and must see the same text). A new word or bpe
+    vocabulary (``tokens``, ``vocab_size``) is learned in a pass between them, over the training part only. Held-out text
     is the loader's own (`read_validation`), else the last ``val_fraction`` of documents, or of characters
     for continuous text.
     """
@@ -687,9 +696,7 @@ def stream_encode(
     continuous = reading.get("separator") == ""
     own_validation = read_validation(source, options, val_max=val_max)
     seen.update(own_validation or "")
-    if vocab is None:
-        vocab = CharVocab(tuple(sorted(seen)))
-    else:
+    if vocab is not None:
         check_known(vocab, seen, [source.spec])
     if own_validation is not None:  # held out by the loader itself: every document is trained on
         train_characters, held_documents = characters, 0
@@ -701,6 +708,57 @@ def stream_encode(
     else:
         held_documents = documents_to_hold(list(reversed(recent)), documents, val_fraction, val_max)
         train_characters = None
+    def parts(digest=None) -> Iterator[tuple[str, str]]:
+        """(TRAINING or HELD_OUT, text) for the whole source in order, read again; each piece goes into ``digest``.
+
+        Continuous text is cut as `hold_out` cuts it: at the held-out fraction, moved on to the start of the
+        next line when there is one. Text between the cut and that line start waits in ``pending``."""
+        pending: list[str] = []
+        phase = "train"  # then "seek" (after the cut, before a line break), "found" (line break seen), "held"
+        position = 0
+        for index, piece in enumerate(_without_notes(_pieces(source, options))):
+            if digest is not None:
+                digest.update(piece.encode("utf-8"))
+            if not continuous:
+                yield HELD_OUT if index >= documents - held_documents else TRAINING, piece
+                continue
+            rest = piece
+            if phase == "train":
+                cut = max(0, min(len(piece), train_characters - position))
+                if cut:
+                    yield TRAINING, piece[:cut]
+                rest = piece[cut:]
+                if cut < len(piece) or position + len(piece) >= train_characters:
+                    phase = "seek"
+            position += len(piece)
+            if rest and phase == "found":  # text follows the line break: the cut moves to the line start
+                for text in pending:
+                    yield TRAINING, text
+                pending, phase = [], "held"
+            if phase == "seek" and rest:
+                newline = rest.find("\n")
+                if newline < 0:
+                    pending.append(rest)
+                    rest = ""
+                else:
+                    pending.append(rest[: newline + 1])
+                    rest, phase = rest[newline + 1 :], "found"
+                    if rest:
+                        for text in pending:
+                            yield TRAINING, text
+                        pending, phase = [], "held"
+            if phase == "held" and rest:
+                yield HELD_OUT, rest
+        for text in pending:  # no line start after the cut: it stays where it was
+            yield HELD_OUT, text
+        if own_validation is not None:
+            yield HELD_OUT, own_validation
+
+    if vocab is None and tokens == "char":
+        vocab = CharVocab(tuple(sorted(seen)))
+    elif vocab is None:  # words and byte pairs are learned from the training part, read once more
+        vocab = build_vocab(tokens, seen, lambda: (text for part, text in parts() if part == TRAINING), vocab_size,
+                            END_OF_DOCUMENT in seen)
     second = hashlib.sha256()
     paths = {TRAINING: Path(ids_path), HELD_OUT: Path(val_ids_path)}
     written = {TRAINING: 0, HELD_OUT: 0}
@@ -725,48 +783,9 @@ def stream_encode(
         if sizes[name] >= _FLUSH_CHARACTERS:
             flush(name)
 
-    # Continuous text is cut as `hold_out` cuts it: at the held-out fraction, moved on to the start of
-    # the next line when there is one. Text between the cut and that line start waits in `pending`.
-    pending: list[str] = []
-    phase = "train"  # then "seek" (after the cut, before a line break), "found" (line break seen), "held"
     try:
-        position = 0
-        for index, piece in enumerate(_without_notes(_pieces(source, options))):
-            second.update(piece.encode("utf-8"))
-            if not continuous:
-                add(HELD_OUT if index >= documents - held_documents else TRAINING, piece)
-                continue
-            rest = piece
-            if phase == "train":
-                cut = max(0, min(len(piece), train_characters - position))
-                if cut:
-                    add(TRAINING, piece[:cut])
-                rest = piece[cut:]
-                if cut < len(piece) or position + len(piece) >= train_characters:
-                    phase = "seek"
-            position += len(piece)
-            if rest and phase == "found":  # text follows the line break: the cut moves to the line start
-                for text in pending:
-                    add(TRAINING, text)
-                pending, phase = [], "held"
-            if phase == "seek" and rest:
-                newline = rest.find("\n")
-                if newline < 0:
-                    pending.append(rest)
-                    rest = ""
-                else:
-                    pending.append(rest[: newline + 1])
-                    rest, phase = rest[newline + 1 :], "found"
-                    if rest:
-                        for text in pending:
-                            add(TRAINING, text)
-                        pending, phase = [], "held"
-            if phase == "held" and rest:
-                add(HELD_OUT, rest)
-        for text in pending:  # no line start after the cut: it stays where it was
-            add(HELD_OUT, text)
-        if own_validation is not None:
-            add(HELD_OUT, own_validation)
+        for part, text in parts(second):
+            add(part, text)
         for name in streams:
             flush(name)
     except OSError as error:
@@ -781,7 +800,10 @@ def stream_encode(
     if written[HELD_OUT] >= 2:
         val_ids = np.array(np.memmap(paths[HELD_OUT], dtype=vocab.dtype, mode="r"))
     summary = source_summary(source, options, documents, characters, digest, continuous)
-    summary.update(val_characters=written[HELD_OUT], streamed_to=paths[TRAINING].name)
+    held_characters = written[HELD_OUT]  # one id a character at char level
+    if vocab.level != "char" and written[HELD_OUT]:
+        held_characters = vocab.characters(np.memmap(paths[HELD_OUT], dtype=vocab.dtype, mode="r"))
+    summary.update(val_characters=held_characters, streamed_to=paths[TRAINING].name)
     if own_validation is not None:
         summary["val_sha256"] = hashlib.sha256(own_validation.encode("utf-8")).hexdigest()
     return EncodedCorpus(vocab, ids, val_ids, [summary], val_fraction)

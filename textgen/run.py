@@ -67,7 +67,7 @@ from textgen.trainer import (
     train,
     updates_per_epoch,
 )
-from textgen.vocab import CharVocab
+from textgen.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class RunResult:
 
     folder: Path  # the run folder
     state: TrainState  # final training state (params, best params, losses)
-    vocab: CharVocab  # the shared vocabulary
+    vocab: Vocab  # the shared vocabulary
     passage: str  # text from the best model, also in best_passage.txt
     report: Path | None = None  # report.html, once the report is written (None: it failed, which is only a warning)
 
@@ -124,7 +124,7 @@ class RunRecorder(TrainCallbacks):
     def __init__(
         self,
         folder: RunFolder,
-        vocab: CharVocab,
+        vocab: Vocab,
         model_config: RNNConfig,
         config: TrainConfig,
         rng: np.random.Generator,
@@ -219,7 +219,9 @@ def start_record(folder: Path, record: RunRecord, update: int) -> dict:
     """What ``on_start`` receives: the run folder, what was loaded and how long the run is. Keys: folder,
     sources (spec, documents, characters each), documents, characters (trained on), val_characters (held
     out), distinct (vocabulary size), updates_per_epoch, total_updates, epochs, start_update (0, or where a
-    resumed run continues)."""
+    resumed run continues), tokens (the token level), and at word and bpe level token_count and val_token_count
+    (the ids the characters and the held-out characters become), characters_per_token and vocab_size_asked
+    (--vocab-size or its default; distinct may be more, every character being kept, or fewer)."""
     sources = [{"spec": source["spec"], "documents": source.get("documents"), "characters": source.get("characters")}
                for source in record.sources]
     documents = [source["documents"] for source in sources]
@@ -227,9 +229,14 @@ def start_record(folder: Path, record: RunRecord, update: int) -> dict:
         "folder": folder,
         "sources": sources,
         "documents": sum(documents) if all(isinstance(d, int) for d in documents) else None,
-        "characters": record.characters,
-        "val_characters": record.val_characters,
+        "characters": record.characters if record.text_characters is None else record.text_characters,
+        "val_characters": record.val_characters if record.text_characters is None else record.val_text_characters,
         "distinct": record.vocab_size,
+        "tokens": record.train.tokens,
+        **({} if record.text_characters is None else {
+            "token_count": record.characters, "val_token_count": record.val_characters,
+            "characters_per_token": record.text_characters / max(1, record.characters),
+            "vocab_size_asked": record.train.resolved_vocab_size}),
         "updates_per_epoch": record.updates_per_epoch,
         "total_updates": record.total_updates,
         "epochs": record.total_updates / record.updates_per_epoch,
@@ -237,18 +244,22 @@ def start_record(folder: Path, record: RunRecord, update: int) -> dict:
     }
 
 
-def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: int, vocab_size: int = 1) -> None:
+def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: int,
+                vocab_size: int | None = None) -> None:
     """LimitError before anything is allocated if the model's buffers or a sample would not fit in memory.
 
-    Called before the corpus is read with ``vocab_size`` 1 (a lower bound, so an absurd --hidden is refused
-    at once) and again once the vocabulary is known.
+    Called before the corpus is read without ``vocab_size`` (then a lower bound: 1 token, or the 256 bytes of
+    a bpe vocabulary, so an absurd --hidden is refused at once) and again once the vocabulary is known.
     """
+    if vocab_size is None:
+        vocab_size = 256 if config.tokens == "bpe" else 1
     network = network_of(model_config, vocab_size)
     hidden, layers = model_config.hidden, model_config.layers
     check_memory(
         network.training_bytes(config.seq_length, config.batch_size, dropout=config.dropout),
         f"training {hidden:,} hidden units{'' if layers == 1 else f' × {layers} layers'} over "
-        f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} characters "
+        f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} "
+        f"{'characters' if config.tokens == 'char' else 'tokens'} "
         f"({model_config.dtype})",
         f"use a smaller {setting_name('hidden')}, {setting_name('layers')}, {setting_name('batch_size')} or "
         f"{setting_name('seq_length')}, or {setting_name('dtype')} float32",
@@ -341,20 +352,29 @@ def start_run(
         if "optimizer" not in (train_given or {}):  # the rates that went with the assumed optimizer go too
             unset = {name: None for name in ("eta", "min_eta") if name not in (train_given or {})}
             config = replace(config, optimizer=CELL_DEFAULTS[initial.model.cell]["optimizer"], **unset)
+        if "tokens" not in (train_given or {}):  # the other run's vocabulary, as it was asked for
+            requested = getattr(initial.vocab, "requested", None)
+            sized = {} if "vocab_size" in (train_given or {}) else {"vocab_size": requested or 0}
+            config = replace(config, tokens=initial.vocab.level, **sized)
+        check_init_tokens(config, initial.vocab, run.init_from)
     model_config = initial.model if initial is not None else (model_config or RNNConfig())
     check_sizes(model_config, config, run.passage_length)
     read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
     folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),
                               run.force, keep=read)
     try:
-        encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial)
+        encoded = _encode(corpus, kind, options, weights, run, registry, folder, initial, config)
         config = check_read(model_config, config, run, encoded.ids.size, encoded.val_ids is not None,
                             encoded.vocab.size)
         vocab, ids, val_ids = encoded.vocab, encoded.ids, encoded.val_ids
         total = total_updates(config, ids.size)
         per_epoch = updates_per_epoch(ids.size, config.seq_length, config.batch_size)
+        text_characters = None if vocab.level == "char" else (
+            vocab.characters(ids), 0 if val_ids is None else vocab.characters(val_ids))
         record = new_record(
             model=model_config, train=config, sources=tuple(encoded.sources), characters=int(ids.size),
+            text_characters=text_characters and text_characters[0],
+            val_text_characters=text_characters and text_characters[1],
             val_fraction=encoded.val_fraction, val_max_characters=run.val_max_characters,
             val_characters=0 if val_ids is None else int(val_ids.size),
             vocab_size=vocab.size, updates_per_epoch=per_epoch, total_updates=total,
@@ -406,6 +426,7 @@ def check_plan(plan: RunPlan) -> None:
     if plan.run.init_from is not None:
         check_init_from(plan.run.init_from)
         check_init_model(plan.model_given, RunFolder(plan.run.init_from).read_record().model, plan.run.init_from)
+        check_init_tokens(plan.train, RunFolder(plan.run.init_from).read_vocab(), plan.run.init_from)
 
 
 def start_planned(plan: RunPlan, **arguments) -> RunResult:
@@ -434,22 +455,34 @@ def check_initial(state: TrainState, ids: np.ndarray, config: TrainConfig, model
 
 
 def _encode(corpus, kind, options, weights, run: RunConfig, registry, folder: RunFolder,
-            initial: Checkpoint | None) -> EncodedCorpus:
+            initial: Checkpoint | None, config: TrainConfig) -> EncodedCorpus:
     """The corpus as ids: a single large file is encoded into the (staging) folder and memory-mapped."""
     known = initial.vocab if initial is not None else None
     if weights is None and streamable_source(corpus, kind, registry, run.stream_over):
         return stream_encode(corpus[0], folder.encoded_ids_path(), folder.encoded_ids_path(held_out=True), kind,
-                             options, run.val_fraction, known, registry, run.val_max_characters)
+                             options, run.val_fraction, known, registry, run.val_max_characters, config.tokens,
+                             config.vocab_size)
     loaded = load_corpus(corpus, kind, options, registry, weights=weights, val_fraction=run.val_fraction,
                          val_max=run.val_max_characters)
-    return encode_corpus(loaded, known)
+    return encode_corpus(loaded, known, config.tokens, config.vocab_size)
+
+
+def check_init_tokens(config: TrainConfig, other: Vocab, init_from: object) -> None:
+    """ConfigError unless ``config`` reads tokens as the --init-from run's vocabulary ``other`` does: a run trained
+    further keeps its vocabulary."""
+    requested = getattr(other, "requested", None)
+    if config.tokens != other.level or (requested is not None and config.vocab_size != requested):
+        theirs = f"{setting_name('tokens')} {other.level}" + (
+            f" {setting_name('vocab_size')} {requested}" if requested is not None else "")
+        raise ConfigError(f"{setting_name('init_from')} {init_from} reads {other.describe()} ({theirs}); a run "
+                          f"trained further keeps its vocabulary: give {theirs}")
 
 
 def _train_in(
     folder: RunFolder,
     ids: np.ndarray,
     val_ids: np.ndarray | None,
-    vocab: CharVocab,
+    vocab: Vocab,
     model_config: RNNConfig,
     config: TrainConfig,
     rng: np.random.Generator,
@@ -618,7 +651,7 @@ def recorded_settings(record: RunRecord, folder: Path, given: dict, registry: Re
     return recorded
 
 
-def held_out_text(run_folder: Path, vocab: CharVocab) -> tuple[str, str, list[str]]:
+def held_out_text(run_folder: Path, vocab: Vocab) -> tuple[str, str, list[str]]:
     """(text, "held-out" or "training", the sources) of a run, for scoring a model on it: its held-out text, or
     without one the first `val_max_characters` of its training text; its corpora are read again and must be
     unchanged."""
@@ -630,7 +663,12 @@ def held_out_text(run_folder: Path, vocab: CharVocab) -> tuple[str, str, list[st
         which = "held-out" if held_out else "training"
         ids = folder.encoded_ids(vocab.dtype, held_out)
         if ids is not None and ids.size >= 2:
-            return vocab.decode(ids[: record.val_max_characters]), which, specs
+            if vocab.level == "char":
+                return vocab.decode(ids[: record.val_max_characters]), which, specs
+            if held_out:  # at most about val_max_characters already
+                return vocab.decode(ids), which, specs
+            # the first val_max_characters of the training text: no more ids than characters are decoded
+            return vocab.decode(ids[: record.val_max_characters])[: record.val_max_characters], which, specs
         raise CorpusError(f"{folder.encoded_ids_path(held_out)}: the run's encoded {which} text is missing or damaged; "
                           f"give the text to score with {setting_name('corpus')}")
     planned = recorded_plan(list(record.sources))
@@ -647,7 +685,7 @@ def held_out_text(run_folder: Path, vocab: CharVocab) -> tuple[str, str, list[st
     return corpus.text[: record.val_max_characters], "training", specs
 
 
-def _reencode(record: RunRecord, vocab: CharVocab, folder: RunFolder,
+def _reencode(record: RunRecord, vocab: Vocab, folder: RunFolder,
               registry: Registry) -> tuple[np.ndarray, np.ndarray | None]:
     """The run's training and held-out ids, from a corpus that must be unchanged (same SHA-256 per source)."""
     sources = record.sources

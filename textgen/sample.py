@@ -18,7 +18,7 @@ from textgen.errors import CorpusError, setting_name
 from textgen.limits import check_memory
 from textgen.loaders.base import END_OF_DOCUMENT
 from textgen.models import Params
-from textgen.vocab import CharVocab
+from textgen.vocab import Vocab
 
 UNIFORM_BLOCK = 256  # uniforms a stream's Generator draws at a time
 
@@ -71,13 +71,15 @@ def draw_blocks(
     config: SampleConfig = SampleConfig(),
     stop_id: int | None = None,
     block: int = 256,
+    finished: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Advance B streams from sampling states ``h`` (B, ·) (see `Network.sampling_state`) reading ids ``x`` (B,);
     each drawn id is the next input.
 
     Yields (ids (B, k), stopped_at (B,)) for every ``block`` steps drawn, up to ``length`` in all:
     ``stopped_at`` is the step at which a stream drew ``stop_id`` (the stop id is not counted), -1 while
-    it runs. Drawing ends early once every stream has stopped. Memory does not grow with ``length``.
+    it runs. Drawing ends early once every stream has stopped, or is marked in ``finished`` (B,) bool, which
+    the caller may set between blocks for streams that need no more ids. Memory does not grow with ``length``.
     """
     B = h.shape[0]
     stopped_at = np.full(B, -1, dtype=np.int64)
@@ -103,6 +105,8 @@ def draw_blocks(
                         width, finished = column + 1, True
                         break
         yield ids[:, :width], stopped_at
+        if finished is not None and ((stopped_at >= 0) | finished).all():
+            return
 
 
 def draw_sequences(
@@ -215,11 +219,11 @@ def warm_up(
     return h, x
 
 
-def start_id(vocab: CharVocab) -> int:
+def start_id(vocab: Vocab) -> int:
     """What the model reads before anything: the end-of-document marker (a document's start) if the
-    vocabulary has one, else a line break, else the first character."""
-    lookup = vocab.char_to_id
-    return lookup.get(END_OF_DOCUMENT, lookup.get("\n", 0))
+    vocabulary has one, else a line break, else the first token."""
+    marker, newline = vocab.id_of(END_OF_DOCUMENT), vocab.id_of("\n")
+    return marker if marker is not None else newline if newline is not None else 0
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,7 @@ def check_sampling_memory(params: Params, config: SampleConfig, itemsize: int = 
 
 def stream_texts(
     params: Params,
-    vocab: CharVocab,
+    vocab: Vocab,
     config: SampleConfig,
     seed: int | np.random.Generator,
     start: tuple[np.ndarray, int] | None = None,
@@ -275,14 +279,14 @@ def stream_texts(
     vocab.check_known(config.prime, f"{setting_name('prime')}", "remove or replace them")
     stop_id = None
     if config.documents:
-        if END_OF_DOCUMENT not in vocab.chars:
+        if vocab.id_of(END_OF_DOCUMENT) is None:
             raise CorpusError(
                 f"{setting_name('documents')} needs a model trained on a corpus of documents (tweets, dataset rows); "
                 "this one "
                 f"was trained on continuous text and has no end-of-document marker; use {setting_name('length')} "
                 "instead"
             )
-        stop_id = vocab.char_to_id[END_OF_DOCUMENT]
+        stop_id = vocab.id_of(END_OF_DOCUMENT)
     check_sampling_memory(params, config, vocab.dtype.itemsize)
     seed = sample_seed(seed)
     samples, side_by_side = config.documents or config.count, batch_streams(config, vocab.dtype.itemsize)
@@ -294,7 +298,7 @@ def stream_texts(
 
 def _stream_batch(
     params: Params,
-    vocab: CharVocab,
+    vocab: Vocab,
     config: SampleConfig,
     rng: RowGenerators,
     first: int,
@@ -311,11 +315,14 @@ def _stream_batch(
         x[:] = start[1]
     h = params.network.sampling_state(h)
     with np.errstate(all="ignore"):  # as in draw_blocks
-        if END_OF_DOCUMENT in vocab.chars:
-            h, x = warm_up(params, h, x, vocab.char_to_id[END_OF_DOCUMENT], max(config.length, 1000), rng, config)
-        for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last char is next
+        if vocab.id_of(END_OF_DOCUMENT) is not None:
+            h, x = warm_up(params, h, x, vocab.id_of(END_OF_DOCUMENT), max(config.length, 1000), rng, config)
+        for char_id in vocab.encode(config.prime).tolist():  # the model reads the prime; its last token is next
             h, _ = params.network.step(params, h, x)
             x = np.full(streams, char_id, dtype=np.int64)
+    if vocab.level != "char":
+        yield from _stream_tokens(params, vocab, config, rng, first, h, x, stop_id)
+        return
     pending: list[list[np.ndarray]] = [[] for _ in range(streams)]  # drawn, not yet written, in the id dtype
     began = [False] * streams  # whether a sample's prime has been written
     stopped_at = np.full(streams, -1, dtype=np.int64)
@@ -352,13 +359,82 @@ def _stream_batch(
         current += 1
 
 
+def _stream_tokens(
+    params: Params,
+    vocab: Vocab,
+    config: SampleConfig,
+    rng: RowGenerators,
+    first: int,
+    h: np.ndarray,
+    x: np.ndarray,
+    stop_id: int | None,
+) -> Iterator[TextPiece]:
+    """`_stream_batch` for word and bpe tokens, from the sampling state ``h`` reading ``x``: each stream draws
+    tokens until its text has ``config.length`` characters (then cut there) or it draws ``stop_id``. Its ids
+    are decoded as they come, a character never split (see `BPEVocab.decoder`)."""
+    streams = len(rng.generators)
+    limit = config.length
+    decoders = [vocab.decoder() for _ in range(streams)]
+    pending: list[list[str]] = [[] for _ in range(streams)]  # decoded, not yet written
+    made = [0] * streams  # characters of each text after the prime
+    finished = np.zeros(streams, dtype=bool)  # whether a text is complete (its length reached, or a marker drawn)
+    ended = [False] * streams  # ... at an end-of-document marker
+    began = [False] * streams
+
+    def add(row: int, text: str) -> None:
+        text = text[: limit - made[row]]
+        if text:
+            pending[row].append(text)
+            made[row] += len(text)
+        if made[row] >= limit:
+            finished[row] = True
+
+    def take(row: int) -> TextPiece:
+        text, pending[row] = "".join(pending[row]), []
+        if not began[row]:
+            text, began[row] = config.prime + text, True
+        return TextPiece(first + row, text, bool(finished[row]), ended=ended[row])
+
+    current = 0
+    if config.prime:
+        yield take(0)
+    if limit == 0:
+        finished[:] = True
+    offset = 0  # steps drawn before this block
+    steps = vocab.max_steps(limit) if limit else 0
+    for block, stopped_at in draw_blocks(params, h, x, steps, rng, config, stop_id, finished=finished):
+        width = block.shape[1]
+        for row in range(current, streams):
+            if finished[row]:
+                continue
+            stop = int(stopped_at[row])
+            valid = width if stop < 0 else max(0, min(width, stop - offset))  # ids from the stop on are not text
+            add(row, decoders[row].feed(block[row, :valid]))
+            if not finished[row] and (stop >= 0 or offset + width >= steps):
+                add(row, decoders[row].finish())  # bytes left of a character never completed: U+FFFD
+                ended[row] = stop >= 0
+                finished[row] = True
+        offset += width
+        while current < streams:
+            piece = take(current)
+            if piece.text or piece.done:
+                yield piece
+            if not piece.done:
+                break
+            current += 1
+    while current < streams:  # nothing was drawn (length 0)
+        finished[current] = True
+        yield take(current)
+        current += 1
+
+
 TEXT_BYTES = 200  # a collected text's own objects, beside its characters
 
 
-def check_collected_memory(vocab: CharVocab, config: SampleConfig) -> None:
+def check_collected_memory(vocab: Vocab, config: SampleConfig) -> None:
     """LimitError before sampling if the texts `generate_texts` returns, with the pieces each is joined from,
     would not fit in memory (a document may end sooner: counted at its limit, ``config.length``)."""
-    widest = max(map(ord, vocab.chars + tuple(config.prime)), default=0)
+    widest = max(map(ord, vocab.chars + tuple(config.prime)), default=0) if vocab.level == "char" else 0x10000
     width = 1 if widest < 0x100 else 2 if widest < 0x10000 else 4  # bytes a character of a str takes
     texts, characters = config.documents or config.count, len(config.prime) + config.length
     check_memory(texts * (2 * width * characters + TEXT_BYTES),
@@ -369,7 +445,7 @@ def check_collected_memory(vocab: CharVocab, config: SampleConfig) -> None:
 
 def generate_texts(
     params: Params,
-    vocab: CharVocab,
+    vocab: Vocab,
     config: SampleConfig,
     seed: int | np.random.Generator,
     start: tuple[np.ndarray, int] | None = None,
@@ -387,7 +463,7 @@ def generate_texts(
 
 def generate(
     params: Params,
-    vocab: CharVocab,
+    vocab: Vocab,
     config: SampleConfig,
     seed: int | np.random.Generator,
     start: tuple[np.ndarray, int] | None = None,

@@ -25,7 +25,7 @@ from textgen.models import Params, network_of
 from textgen.optim import array_names, learning_rate, make_optimizer
 from textgen.sample import sample_ids
 from textgen.stopping import StopRequest
-from textgen.vocab import CharVocab
+from textgen.vocab import Vocab
 
 
 def updates_per_epoch(corpus_length: int, seq_length: int, batch_size: int = 1) -> int:
@@ -175,7 +175,7 @@ class TrainingInterrupted(Exception):
 
 def checkpoints_of(
     state: TrainState,
-    vocab: CharVocab,
+    vocab: Vocab,
     model: RNNConfig,
     config: TrainConfig,
     rng: np.random.Generator,
@@ -500,7 +500,7 @@ def live_optimizer(state: TrainState, config: TrainConfig):
 
 def train(
     ids: np.ndarray,
-    vocab: CharVocab,
+    vocab: Vocab,
     config: TrainConfig,
     rng: np.random.Generator,
     model_config: RNNConfig | None = None,
@@ -525,6 +525,8 @@ def train(
     windows = StreamWindows(ids, n, B)
     target = total_updates(config, int(ids.shape[0]))
     validating = val_ids is not None and val_ids.size >= 2
+    # the held-out loss is per character of text at every token level (None: one id a character)
+    val_characters = vocab.characters(val_ids[1:]) if validating and vocab.level != "char" else None
     kept = None if state is None else state.update  # the newest checkpoint's (the caller keeps the one given)
     if state is None:
         state = TrainState.fresh(model_config or RNNConfig(), vocab.size, B, rng, int(ids[0]),
@@ -546,12 +548,12 @@ def train(
         sample = sample_ids(params, h[0].copy(), windows.first_id(state.update), config.sample_length, rng)
         state.sampled_at = state.update
         callbacks.on_sample({"update": state.update, "epoch": state.update / windows.per_epoch,
-                             "smooth_loss": state.smooth_loss, "text": vocab.decode(sample)})
+                             "smooth_loss": state.smooth_loss, "text": vocab.decode(sample)[: config.sample_length]})
 
     def evaluate() -> None:
         # From stream 0's current state: the regime the model works in while it trains (see evaluate.py).
         start = time.perf_counter()
-        val_loss = mean_loss_per_char(params, val_ids, h0=h[0])
+        val_loss = mean_loss_per_char(params, val_ids, h0=h[0], characters=val_characters)
         if not math.isfinite(val_loss):  # a held-out character the model finds impossible (p = 0)
             raise diverged("the validation loss", val_loss, state.update, kept, config)
         shown.evaluated(val_loss, time.perf_counter() - start)

@@ -19,7 +19,7 @@ from textgen.cli.output import (
 )
 from textgen.cli.parser import given_settings
 from textgen.config import DISPLAY_SETTINGS, SETTINGS
-from textgen.errors import by_origin
+from textgen.errors import by_origin, spelled
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
 
@@ -64,6 +64,19 @@ def start_line(info: dict) -> str:
     documents = "" if count is None else f"{count:,} document{'s' if count != 1 else ''}, "
     held = f" ({info['val_characters']:,} more held out for validation)" if info["val_characters"] else ""
     length = (f"{info['total_updates']:,} updates ({info['epochs']:.2f} epochs of {info['updates_per_epoch']:,})")
+    if info.get("tokens", "char") != "char":  # what the text became: tokens, and how long one is on average
+        from textgen.errors import setting_name
+
+        asked = info["vocab_size_asked"]
+        note = (f", more than {setting_name('vocab_size')} {asked:,}: every character is kept" if info["distinct"] > asked
+                else "")
+        tokens = (f" as {info['token_count']:,} {info['tokens']} tokens of {info['characters_per_token']:.2f} "
+                  f"characters on average (a vocabulary of {info['distinct']:,} tokens{note})")
+        if info["start_update"]:
+            return (f"textgen: resuming {info['folder']} at update {info['start_update']:,} of {length}; "
+                    f"{info['characters']:,} characters{tokens}")
+        return (f"textgen: loaded {documents}{info['characters']:,} characters to train on{held}{tokens}; training "
+                f"{length} into {info['folder']}")
     if info["start_update"]:
         return (f"textgen: resuming {info['folder']} at update {info['start_update']:,} of {length}; "
                 f"{info['characters']:,} characters, {info['distinct']} distinct")
@@ -77,6 +90,7 @@ class TrainView:
 
     def __init__(self, args: argparse.Namespace, stop):
         self.stop = stop
+        self.spelling = getattr(args, "spelling", None)  # how settings are spelled (as they were given)
         self.quiet, self.verbose = args.quiet, args.verbose
         plain = not self.quiet and args.status_every > 0 and not stream_is_terminal(sys.stderr)
         self.status_every = args.status_every if plain else None
@@ -95,7 +109,7 @@ class TrainView:
 
     def on_start(self, info: dict) -> None:
         if not self.quiet:
-            say(start_line(info), file=sys.stderr)
+            say(spelled(start_line(info), self.spelling[-1] if self.spelling else None), file=sys.stderr)
 
     def on_sample(self, record: dict) -> None:
         loss = "n/a" if record["smooth_loss"] is None else f"{record['smooth_loss']:.3f}"

@@ -18,7 +18,8 @@ from textgen.reports.summary import (
     fmt_error,
     headline,
     json_text,
-    readable_char,
+    readable_token,
+    vocabulary_title,
     source_table,
     subtitle,
     visible,
@@ -92,6 +93,11 @@ def _e(text) -> str:
 # show an empty box. The character itself stays in the page (hidden by font-size 0), so copying keeps it.
 END_MARK_HTML = (f'<span class="mark" data-label="end" title="U+{ord(END_OF_DOCUMENT):04X} end-of-document '
                  f'marker">{END_OF_DOCUMENT}</span>')
+
+
+def _title(token: str) -> str:
+    """The tooltip attribute of a vocabulary chip: a character's Unicode name (none for a longer token)."""
+    return f' title="{_e(char_title(token))}"' if len(token) == 1 else ""
 
 
 def _html_text(text: str) -> str:
@@ -177,9 +183,9 @@ def _html_sections(summary: RunSummary, figure_png: bytes | None) -> dict[str, s
                                               table_class="compact")
     if summary.chars is not None:
         chips = "".join(
-            f'<span class="ch{" esc" if readable_char(c) != c else ""}" title="{_e(char_title(c))}">'
-            f"{_html_text(readable_char(c))}</span>" for c in summary.chars)
-        corpus += (f"<h3>Vocabulary: {len(summary.chars)} characters, sorted by code point</h3>"
+            f'<span class="ch{" esc" if readable_token(c) != c else ""}"'
+            f'{_title(c)}>{_html_text(readable_token(c))}</span>' for c in summary.chars)
+        corpus += (f"<h3>{_e(vocabulary_title(summary))}</h3>"
                    f'<div class="chars">{chips}</div><p class="muted">Escapes: \\n newline, \\t tab, ␣ space, '
                    "U+XXXX an invisible character, <i>end</i> the end-of-document marker U+2403. Hover a "
                    "character for its Unicode name.</p>")

@@ -14,7 +14,8 @@ from textgen.reports.summary import (
     fmt_error,
     headline,
     json_text,
-    readable_char,
+    readable_token,
+    vocabulary_title,
     source_table,
     subtitle,
     visible,
@@ -87,8 +88,8 @@ def render_markdown(summary: RunSummary, figure_name: str | None) -> str:
     parts += ["### Totals", _md_table(["", ""], [[k, v] for k, v in corpus_totals(summary)], {1})]
     if summary.chars is not None:
         marker = f", {END_OF_DOCUMENT} the end-of-document marker (U+2403)" if END_OF_DOCUMENT in summary.chars else ""
-        parts += [f"### Vocabulary: {len(summary.chars)} characters, sorted by code point",
-                  _md_code(" ".join(readable_char(c) for c in summary.chars)),
+        parts += [f"### {vocabulary_title(summary)}",
+                  _md_code(" ".join(readable_token(c) for c in summary.chars)),
                   f"Escapes: \\n newline, \\t tab, ␣ space, U+XXXX an invisible character{marker}."]
     else:
         parts.append("vocab.json is missing.")

@@ -37,7 +37,8 @@ class RunSummary:
     record: RunRecord  # config.json
     metrics: list[dict]  # metrics.jsonl rows
     samples: list[dict]  # samples.jsonl rows
-    chars: tuple[str, ...] | None = None  # the vocabulary (None if vocab.json is missing)
+    chars: tuple[str, ...] | None = None  # the vocabulary's tokens, in id order (None if vocab.json is missing)
+    token_level: str = "char"  # what a token is: char, word or bpe
     passage: str | None = None  # best_passage.txt (None before the run has finished)
     best: CheckpointMeta | None = None  # best.npz's: best_by, update, best_loss (None if there is none)
     best_problem: str = ""  # why best is None, when best.npz exists but cannot be read
@@ -90,7 +91,8 @@ def read_run(run: Path | RunFolder) -> RunSummary:
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     summary = RunSummary(folder.path, folder.read_record(), folder.metrics(), folder.samples())
     if folder.has_vocab():
-        summary.chars = folder.read_vocab().chars
+        vocab = folder.read_vocab()
+        summary.chars, summary.token_level = vocab.tokens, vocab.level
     summary.passage = folder.passage()
     if folder.has_checkpoint("best"):
         try:
@@ -157,6 +159,20 @@ def readable_char(char: str) -> str:
     if not char.isprintable():
         return f"U+{ord(char):04X}"
     return char
+
+
+def readable_token(token: str) -> str:
+    """How one vocabulary token is shown: each of its characters as `readable_char` shows it."""
+    return "".join(readable_char(char) for char in token)
+
+
+def vocabulary_title(summary: RunSummary) -> str:
+    """The heading of the report's vocabulary: its size and order."""
+    if summary.token_level == "char":
+        return f"Vocabulary: {len(summary.chars)} characters, sorted by code point"
+    what = {"word": "the characters, then the words, each sorted by code point",
+            "bpe": "the byte-level pieces in id order (a piece of a character shows as \ufffd)"}[summary.token_level]
+    return f"Vocabulary: {len(summary.chars):,} {summary.token_level} tokens, {what}"
 
 
 def char_title(char: str) -> str:
@@ -306,6 +322,18 @@ def source_table(summary: RunSummary) -> tuple[list[str], list[list[str]], set[i
 
 def corpus_totals(summary: RunSummary) -> list[tuple[str, str]]:
     record = summary.record
+    if record.text_characters is not None:  # word and bpe: the characters, the tokens they became, the ratio
+        return [
+            ("token level", record.train.tokens),
+            ("training characters", fmt(record.text_characters, ",")),
+            ("training tokens", fmt(record.characters, ",")),
+            ("characters per token", fmt(record.text_characters / max(1, record.characters), ".3f")),
+            ("validation characters", f"{fmt(record.val_text_characters, ',')} (val_fraction {record.val_fraction}),"
+                                      f" {fmt(record.val_characters, ',')} tokens"),
+            ("vocabulary size K (tokens)", fmt(record.vocab_size, ",")),
+            ("updates per epoch", fmt(record.updates_per_epoch, ",")),
+            ("total updates", fmt(record.total_updates, ",")),
+        ]
     return [
         ("training characters", fmt(record.characters, ",")),
         ("validation characters", f"{fmt(record.val_characters, ',')} (val_fraction {record.val_fraction})"),

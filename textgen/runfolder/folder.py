@@ -46,7 +46,7 @@ from textgen.fs import (
 )
 from textgen.runfolder.lock import FolderLock, lock_holder
 from textgen.runfolder.record import RunRecord, is_count
-from textgen.vocab import CharVocab
+from textgen.vocab import Vocab, vocab_from_json
 
 log = logging.getLogger(__name__)
 
@@ -341,9 +341,9 @@ class RunFolder:
         where = str(self._file(RECORD))
         return RunRecord.from_json(read_json(self._file(RECORD), "run configuration", self._at()), where)
 
-    def read_vocab(self) -> CharVocab:
+    def read_vocab(self) -> Vocab:
         """vocab.json."""
-        return CharVocab.from_json(read_json(self._file(VOCABULARY), "vocabulary", self._at()),
+        return vocab_from_json(read_json(self._file(VOCABULARY), "vocabulary", self._at()),
                                    f"{self._file(VOCABULARY)}")
 
     def load(self, which: str = "best") -> Checkpoint:
@@ -468,7 +468,7 @@ class RunFolder:
         """config.json, atomically."""
         write_json(self._file(RECORD), record.to_json(), self._writable())
 
-    def write_vocab(self, vocab: CharVocab) -> None:
+    def write_vocab(self, vocab: Vocab) -> None:
         """vocab.json, atomically."""
         write_json(self._file(VOCABULARY), vocab.to_json(), self._writable())
 

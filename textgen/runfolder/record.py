@@ -11,7 +11,7 @@ from textgen._version import __version__
 from textgen.checkpoint import Checkpoint
 from textgen.config import RESUMABLE_FIELDS, RNNConfig, TrainConfig, check_count
 from textgen.errors import CheckpointError, ConfigError, message_of
-from textgen.vocab import CharVocab
+from textgen.vocab import Vocab
 
 CONFIG_FORMAT_VERSION = 1
 
@@ -81,10 +81,10 @@ class RunRecord:
     model: RNNConfig  # hidden size, sigma, dtype
     train: TrainConfig  # the training settings in force (resolved: eval_every and threads are numbers)
     sources: tuple[dict, ...]  # per corpus source: spec, kind, location, options, sizes, sha256, weight
-    characters: int  # training characters
+    characters: int  # training ids: characters at char level, tokens at word and bpe level
     val_fraction: float  # share of each source held out
-    val_characters: int  # held-out characters
-    vocab_size: int  # K
+    val_characters: int  # held-out ids (characters at char level)
+    vocab_size: int  # K, the tokens of the vocabulary
     updates_per_epoch: int  # windows per pass over the corpus
     total_updates: int  # the updates the run makes in all
     passage_length: int = 1000  # characters of best_passage.txt
@@ -97,7 +97,8 @@ class RunRecord:
     extra: dict = field(default_factory=dict)  # other JSON the caller recorded (e.g. "gradcheck")
     # False for a config.json from before finished_at_update was recorded (see `RunFolder.is_finished`)
     records_finish: bool = field(default=True, compare=False)
-
+    text_characters: int | None = None  # word and bpe: the characters of text the training ids stand for
+    val_text_characters: int | None = None  # ... and the held-out ids
     def to_json(self) -> dict:
         """The config.json layout (format_version 1)."""
         data = {
@@ -115,6 +116,8 @@ class RunRecord:
                 "vocab_size": self.vocab_size,
                 "updates_per_epoch": self.updates_per_epoch,
                 "total_updates": self.total_updates,
+                **({"text_characters": self.text_characters, "val_text_characters": self.val_text_characters}
+                   if self.text_characters is not None else {}),
             },
             "passage_length": self.passage_length,
             "finished_at_update": self.finished_at_update,
@@ -143,6 +146,9 @@ class RunRecord:
         for name in ("characters", "val_characters", "vocab_size", "updates_per_epoch", "total_updates"):
             _check(is_count(corpus.get(name), 1 if name in ("vocab_size", "updates_per_epoch") else 0), where,
                    f"corpus.{name}", corpus.get(name), "a count")
+        for name in ("text_characters", "val_text_characters"):
+            _check(corpus.get(name) is None or is_count(corpus.get(name)), where, f"corpus.{name}", corpus.get(name),
+                   "a count")
         fraction = corpus.get("val_fraction", 0.0)
         _check(isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 <= fraction < 1,
                where, "corpus.val_fraction", fraction, "a number from 0 to below 1")
@@ -187,9 +193,11 @@ class RunRecord:
             textgen_version=data.get("textgen_version", ""),
             resumes=tuple(resumes),
             extra={key: value for key, value in data.items() if key not in known},
+            text_characters=corpus.get("text_characters"),
+            val_text_characters=corpus.get("val_text_characters"),
         )
 
-    def check_against(self, checkpoint: Checkpoint, vocab: CharVocab, where: str, name: str) -> None:
+    def check_against(self, checkpoint: Checkpoint, vocab: Vocab, where: str, name: str) -> None:
         """CheckpointError naming the first field on which config.json, vocab.json and the checkpoint disagree.
 
         The settings a resume may change (`RESUMABLE_FIELDS`) may differ: config.json records the newest.
@@ -201,7 +209,7 @@ class RunRecord:
 
         for key, value in self.model.to_json().items():
             disagree(f"model.{key}", value, getattr(checkpoint.model, key))
-        disagree("the vocabulary (vocab.json)", vocab.chars, checkpoint.vocab.chars)
+        disagree("the vocabulary (vocab.json)", (vocab.level, vocab.tokens), (checkpoint.vocab.level, checkpoint.vocab.tokens))
         disagree("corpus.vocab_size", self.vocab_size, checkpoint.vocab.size)
         meta = checkpoint.training
         saved = meta.train

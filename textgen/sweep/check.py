@@ -65,10 +65,13 @@ def check_trials(spec: SweepSpec, trials: dict[str, dict], folder: Path, at_once
 
             updates = _named(name, trials[name], lambda: total_updates(plan.train, characters))
         else:
+            # the most tokens a trial's vocabulary can have: every character (char, word) or --vocab-size (word,
+            # bpe; at least the 256 bytes and the marker for bpe); its updates are planned on the characters
+            size = max(vocab_size, plan.train.resolved_vocab_size or 0, 257 if plan.train.tokens == "bpe" else 0)
             config = _named(name, trials[name], lambda: check_read(models[name], plan.train, plan.run, characters,
-                                                                 held_out, vocab_size))
+                                                                 held_out, size))
             updates = config.updates
-            needs.append(network_of(models[name], vocab_size).training_bytes(
+            needs.append(network_of(models[name], size).training_bytes(
                 config.seq_length, config.batch_size, dropout=config.dropout))
         longest = max(longest, updates)
     if at_once is not None and len(needs) > 1 and at_once > 1:
