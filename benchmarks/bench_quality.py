@@ -7,7 +7,7 @@
 Every row is a real run of `textgen.train` (the API, in this process) into a folder of its own under --runs,
 on the corpus with its last --held-out share held out (whole documents for tweets; all of it, however long:
 ``val_max_characters`` is lifted), from seed 1. A schedule that decays over the run needs the run's length
-in updates, so each row first trains for a short probe (a tenth of the budget, at most 30 s, not counted)
+in updates, so each row first trains for a short probe (an eighth of the budget, at most 40 s, not counted)
 to measure its speed and the cost of one evaluation, and is then given as many updates as fit in the budget
 beside 15 evaluations; a row still training at the end of the budget is stopped there as Ctrl-C would stop
 it. The best of the 15 held-out losses is the row's figure, in bits per character and nats per character
@@ -66,15 +66,27 @@ class Clock:
 
     def __init__(self, seconds: float):
         self.start, self.seconds, self.stopped = time.perf_counter(), seconds, False
-        self.times: dict[int, float] = {}  # update -> seconds since the start, for each evaluated row
+        self.times: dict[int, float] = {}  # update -> seconds since the start, for each logged row
+        self.evaluated: set[int] = set()  # the updates whose row holds a held-out loss
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
     def on_log(self, row: dict) -> None:
+        self.times[row["update"]] = self.elapsed()
         if "val_loss" in row:
-            self.times[row["update"]] = self.elapsed()
+            self.evaluated.add(row["update"])
         self.on_status(row)
+
+    def costs(self) -> tuple[float, float]:
+        """Seconds per update and per evaluation, from the gaps between logged rows (the first left out: it
+        holds the set-up)."""
+        updates = sorted(self.times)[1:]
+        gaps = [(self.times[b] - self.times[a], b - a, b in self.evaluated) for a, b in zip(updates, updates[1:])]
+        plain = sorted(gap / count for gap, count, evaluated in gaps if not evaluated)
+        per_update = plain[len(plain) // 2] if plain else 1.0
+        extra = sorted(gap - count * per_update for gap, count, evaluated in gaps if evaluated)
+        return per_update, max(0.0, extra[len(extra) // 2]) if extra else 0.0
 
     def on_status(self, status: dict) -> None:
         if not self.stopped and self.elapsed() >= self.seconds:
@@ -89,25 +101,18 @@ def train_row(name: str, corpus: str, seconds: float, held_out: float, seed: int
     settings = ROWS[name]
     common = {"val_fraction": held_out, "val_max_characters": 10**12, "seed": seed, "sample_every": 10**12,
               "passage_length": 0, "progress": False, "force": True}
-    probe_seconds = min(30.0, seconds / 10)
+    probe_seconds = min(40.0, seconds / 8)
     clock = Clock(probe_seconds)
     constant = {key: value for key, value in settings.items() if key not in ("schedule", "warmup", "decay_after",
                                                                                "decay_rate")}
-    try:
-        probe = textgen.train(corpus, out=runs / f"{name}-probe", updates=10**9, eval_every=10**9, log_every=10,
-                              callbacks=clock, **constant, **common)
+    try:  # a row logged every 5 updates, every fourth with an evaluation: what each costs
+        textgen.train(corpus, out=runs / f"{name}-probe", updates=10**9, eval_every=20, log_every=5,
+                      checkpoint_every=10**9, callbacks=clock, **constant, **common)
     except KeyboardInterrupt:
-        probe = textgen.Run(runs / f"{name}-probe")
-    # its training speed (the median of its rows: set-up left out) and what one evaluation of the held-out text
-    # costs (scoring it with the probe's last model is the same work)
-    chars_per_update = probe.config["train"]["seq_length"] * probe.config["train"]["batch_size"]
-    speeds = sorted(row["chars_per_sec"] / chars_per_update for row in probe.metrics if row.get("chars_per_sec"))
-    speed = speeds[len(speeds) // 2] if speeds else 1.0  # updates a second
-    started = time.perf_counter()
-    textgen.evaluate(probe, checkpoint="last")
-    evaluation = time.perf_counter() - started
+        pass
+    per_update, per_evaluation = clock.costs()
     evaluations = 15
-    total = max(100, int(speed * (seconds - evaluations * evaluation) * 0.97))  # 3 %: set-up, checkpoints
+    total = max(100, int((seconds - evaluations * per_evaluation) / per_update * 0.95))  # 5 %: set-up, checkpoints
     clock = Clock(seconds)
     warmup = min(settings.get("warmup", 0), total // 10)
     try:
