@@ -127,7 +127,9 @@ def train_row(name: str, corpus: str, seconds: float, held_out: float, seed: int
     best = min(evaluated, key=lambda row: row["val_loss"]) if evaluated else None
     speeds = sorted(row["chars_per_sec"] for row in metrics if row.get("chars_per_sec"))
     record = run.config
-    tokens = record.get("corpus", {}).get("characters_per_token", 1.0)
+    corpus_record = record.get("corpus", {})
+    tokens = (corpus_record["text_characters"] / corpus_record["characters"]
+              if corpus_record.get("text_characters") else 1.0)  # characters a token covers (1 for char)
     return {
         "name": name, "settings": settings, "planned_updates": total, "updates": metrics[-1]["update"] if metrics else 0,
         "wall_seconds": round(wall, 1), "chars_per_sec": speeds[len(speeds) // 2] if speeds else None,

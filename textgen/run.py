@@ -502,7 +502,9 @@ def _train_in(
     try:
         try:
             state = train(ids, vocab, config, rng, model_config, state=state, callbacks=recorder, progress=progress,
-                          val_ids=val_ids, stop=stop)
+                          val_ids=val_ids, stop=stop,
+                          characters_per_token=1.0 if record.text_characters is None else
+                          record.text_characters / max(1, record.characters))
         except TrainingInterrupted:
             recorder.plot()
             _write_report(folder.path)

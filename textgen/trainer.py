@@ -411,7 +411,7 @@ class Progress:
     every STATUS_SECONDS. Speeds count training time only: the time evaluations take is left out."""
 
     def __init__(self, callbacks: TrainCallbacks, state: TrainState, total: int, per_epoch: int,
-                 chars_per_update: int, log_every: int, show: bool | None):
+                 chars_per_update: float, log_every: int, show: bool | None):
         from tqdm.auto import tqdm
 
         self.callbacks, self.total, self.per_epoch = callbacks, total, per_epoch
@@ -509,6 +509,7 @@ def train(
     progress: bool | None = None,
     val_ids: np.ndarray | None = None,
     stop: StopRequest | None = None,
+    characters_per_token: float = 1.0,
 ) -> TrainState:
     """Train on the encoded corpus ``ids`` (1-D) and return the final state.
 
@@ -541,7 +542,9 @@ def train(
         state.best_h = np.zeros(network.state_size, dtype=params.flat.dtype)
         state.best_next_id = int(ids[0])
     cadence = Cadence.of(config, target, validating)
-    shown = Progress(callbacks, state, target, windows.per_epoch, n * B, config.log_every, progress)
+    # characters a second, whatever a token is: its windows' tokens times the characters a token covers on average
+    shown = Progress(callbacks, state, target, windows.per_epoch, n * B * characters_per_token, config.log_every,
+                     progress)
 
     def sample_now() -> None:
         # As in the assignment: from stream 0's hidden state, reading the next window's first character.
