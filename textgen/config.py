@@ -38,6 +38,9 @@ CELL_DEFAULTS = {
     "gru": {"optimizer": "rmsprop", "sigma": 0.08},
     "gpt": {"optimizer": "adamw", "sigma": 0.02},
 }
+# The cells whose windows are all --context ids long, at random positions, each read afresh (they carry no
+# state from one to the next): a run of one reads windows of its context, which is then its seq_length.
+WINDOWED_CELLS = ("gpt",)
 SCHEDULES = ("constant", "cosine", "linear", "exponential")  # how the learning rate moves over a run: see textgen.optim
 CHECKPOINTS = ("best", "last")  # a run's two models: the best by its validation (or smooth) loss, and the last
 
