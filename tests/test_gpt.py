@@ -89,9 +89,10 @@ def test_batched_causal_attention_matches_the_position_by_position_reference():
     scaled = qkv.copy()
     scaled[:, :m] /= math.sqrt(d)  # the fast pass keeps q divided by sqrt(d)
     weights, y = scratch(B, H, T, T), np.ones((B * T, m + 1))
-    G.attention(scaled, weights, y[:, :m], G.causal_mask(T, np.float64), scratch(B, H, T, 1))
+    G.attention(scaled, weights, y[:, :m], G.causal_mask(T, np.float64), scratch(B, H, T, 1), scratch(B, H, T, 3),
+                np.ones((T, 1)))
     dqkv = scratch(B * T, 3 * m)
-    G.attention_backward(dy, scaled, weights, dqkv, scratch(B, H, T, T), scratch(B, H, T, T), scratch(B, H, T, 1),
+    G.attention_backward(dy, y[:, :m], scaled, weights, dqkv, scratch(B, H, T, T), scratch(B * T, m), scratch(B, T, H),
                          1 / math.sqrt(d))
     for b in range(B):
         rows = slice(b * T, (b + 1) * T)
@@ -102,6 +103,14 @@ def test_batched_causal_attention_matches_the_position_by_position_reference():
                                    rtol=0, atol=1e-10)
     assert np.all(weights[:, :, np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] == 0)  # nothing from the future
     assert np.all(y[:, m] == 1.0)  # the column of ones beside y is left alone
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 8, 13])
+def test_row_max_by_halving_is_the_max_of_each_row(width):
+    x = np.random.default_rng(width).normal(size=(3, 4, width))
+    out = scratch(3, 4, 1)
+    G.row_max(x, out, scratch(3, 4, (width + 1) // 2))
+    np.testing.assert_array_equal(out[..., 0], x.max(axis=2))
 
 
 def workspace_after(network, params, inputs, targets, masks=None):

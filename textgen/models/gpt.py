@@ -301,37 +301,54 @@ def head_views(qkv: np.ndarray, B: int, T: int, H: int) -> tuple[np.ndarray, np.
     return tuple(parts[:, :, part].transpose(0, 2, 1, 3) for part in range(3))
 
 
-def attention(qkv: np.ndarray, weights: np.ndarray, y: np.ndarray, mask: np.ndarray, row: np.ndarray) -> None:
+def row_max(x: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
+    """``out`` (..., 1) = the max of each row of ``x`` (..., T), by halving the rows elementwise (a reduction
+    along a short last axis is several times slower in NumPy); ``scratch`` (..., ceil(T / 2))."""
+    current, width = x, x.shape[-1]
+    while width > 1:
+        half = width // 2
+        np.maximum(current[..., :half], current[..., half : 2 * half], out=scratch[..., :half])
+        if width % 2:  # the odd one out joins the first
+            np.maximum(scratch[..., :1], current[..., 2 * half : width], out=scratch[..., :1])
+        current, width = scratch, half
+    np.copyto(out, current[..., :1])
+
+
+def attention(qkv: np.ndarray, weights: np.ndarray, y: np.ndarray, mask: np.ndarray, row: np.ndarray,
+              scratch: np.ndarray, ones: np.ndarray) -> None:
     """Causal attention of B windows: ``qkv`` (B·T, 3m) with q already divided by sqrt(d), the weights A into
     ``weights`` (B, H, T, T), the heads' outputs side by side into ``y`` (B·T, m) (it may be a view with a
-    wider row). ``mask`` (T, T) is 0 on and below the diagonal, -inf above; ``row`` (B, H, T, 1) scratch."""
+    wider row). ``mask`` (T, T) is 0 on and below the diagonal, -inf above; ``row`` (B, H, T, 1), ``scratch``
+    (B, H, T, ceil(T / 2)) scratch, ``ones`` (T, 1) ones (a row's sum as a product)."""
     B, H, T, _ = weights.shape
     q, k, v = head_views(qkv, B, T, H)
     np.matmul(q, k.transpose(0, 1, 3, 2), weights)
     np.add(weights, mask, weights)
-    np.maximum.reduce(weights, axis=3, keepdims=True, out=row)
+    row_max(weights, row, scratch)
     np.subtract(weights, row, weights)
     np.exp(weights, weights)
-    np.add.reduce(weights, axis=3, keepdims=True, out=row)
+    np.matmul(weights, ones, row)
     np.divide(weights, row, weights)
     d = q.shape[3]
     np.matmul(weights, v, y.reshape(B, T, H, d).transpose(0, 2, 1, 3))
 
 
-def attention_backward(dy: np.ndarray, qkv: np.ndarray, weights: np.ndarray, dqkv: np.ndarray, dweights: np.ndarray,
-                       scratch: np.ndarray, row: np.ndarray, scale: float) -> None:
-    """From dL/dy ``dy`` (B·T, m): dL/d[q | k | v] into ``dqkv`` (B·T, 3m), for q before its division by
-    sqrt(d) (``scale`` is 1 / sqrt(d)). ``dweights``, ``scratch`` (B, H, T, T) and ``row`` (B, H, T, 1) scratch."""
+def attention_backward(dy: np.ndarray, y: np.ndarray, qkv: np.ndarray, weights: np.ndarray, dqkv: np.ndarray,
+                       dweights: np.ndarray, scratch: np.ndarray, row: np.ndarray, scale: float) -> None:
+    """From dL/dy ``dy`` (B·T, m), y the forward's output (B·T, m): dL/d[q | k | v] into ``dqkv`` (B·T, 3m), for
+    q before its division by sqrt(d) (``scale`` is 1 / sqrt(d)). ``dweights`` (B, H, T, T), ``scratch`` (B·T, m)
+    and ``row`` (B, T, H) scratch."""
     B, H, T, _ = weights.shape
     q, k, v = head_views(qkv, B, T, H)
     dq, dk, dv = head_views(dqkv, B, T, H)
     d = q.shape[3]
+    # Σ_s A_ts Â_ts = ŷ_t · Σ_s A_ts v_s = ŷ_t · y_t per head: from the (B·T, m) rows, not the (T, T) weights
+    np.multiply(dy, y, scratch)
+    np.matmul(scratch.reshape(B, T, H, d), np.ones(d, dtype=scratch.dtype), row)
     dy = dy.reshape(B, T, H, d).transpose(0, 2, 1, 3)
     np.matmul(weights.transpose(0, 1, 3, 2), dy, dv)  # v̂_s = Σ_t A_ts ŷ_t
     np.matmul(dy, v.transpose(0, 1, 3, 2), dweights)  # Â_ts = ŷ_t · v_s
-    np.multiply(dweights, weights, scratch)
-    np.add.reduce(scratch, axis=3, keepdims=True, out=row)
-    np.subtract(dweights, row, dweights)
+    np.subtract(dweights, row.transpose(0, 2, 1)[..., None], dweights)
     np.multiply(dweights, weights, dweights)  # Ŝ = A ⊙ (Â - Σ A ⊙ Â)
     np.matmul(dweights, k, dq)  # (for the q that was divided: its own gradient needs the scale once more)
     np.matmul(dweights.transpose(0, 1, 3, 2), q, dk)  # k̂_s = Σ_t Ŝ_ts q_t / sqrt(d), q divided already
@@ -394,6 +411,9 @@ class GPTWorkspace:
         self._P = np.zeros((N, K), dtype=dtype)  # p_t, then dL/do_t
         self._row_K = np.zeros((N, 1), dtype=dtype)
         self._row = np.zeros((B, H, T, 1), dtype=dtype)
+        self._row_scratch = np.zeros((B, H, T, (T + 1) // 2), dtype=dtype)
+        self._ones_T = np.ones((T, 1), dtype=dtype)
+        self._row_heads = np.zeros((B, T, H), dtype=dtype)
         self._mean_weights = np.full(m, 1.0 / m, dtype=dtype)
         self._ones_rows = np.ones(N, dtype=dtype)
         self._target_rows = np.arange(N) * K
@@ -410,7 +430,6 @@ class GPTWorkspace:
         self._scratch4 = (np.zeros((N, 4 * m), dtype=dtype), np.zeros((N, 4 * m), dtype=dtype))
         self._dqkv = np.zeros((N, 3 * m), dtype=dtype)
         self._dweights = np.zeros((B, H, T, T), dtype=dtype)
-        self._scratch_weights = np.zeros((B, H, T, T), dtype=dtype)
         self._dE = np.zeros((K, m), dtype=dtype)
         self._masks = np.zeros((2 * L + 1, B, T, m), dtype=dtype) if dropout else None
         self._uniform = np.zeros(self._masks.shape, dtype=np.float32 if np.dtype(dtype) == np.float32
@@ -467,7 +486,7 @@ class GPTWorkspace:
         np.add(qkv[:, :m], params[bq], qkv[:, :m])
         np.add(qkv[:, 2 * m :], params[bv], qkv[:, 2 * m :])
         np.multiply(qkv[:, :m], self._scale, qkv[:, :m])  # q / sqrt(d), once for every score
-        attention(block.qkv, block.weights, block.y[:, :m], self._mask, self._row)
+        attention(block.qkv, block.weights, block.y[:, :m], self._mask, self._row, self._row_scratch, self._ones_T)
         self._branch(block.y, stacked(params, Wo), z, mid, self._rows(masks, 2 * layer - 1))
         layer_norm(mid, params[ln2_g], params[ln2_b], block.xhat2, block.rstd2, block.u[:, :m], self._mean_weights,
                    self._scratch)
@@ -542,8 +561,8 @@ class GPTWorkspace:
         dbranch = self._masked(dz, self._rows(masks, 2 * layer - 1))
         np.dot(block.y.T, dbranch, stacked(g, Wo))
         np.dot(dbranch, params[Wo].T, da)  # ŷ
-        attention_backward(da, block.qkv, block.weights, self._dqkv, self._dweights, self._scratch_weights,
-                           self._row, self._scale)
+        attention_backward(da, block.y[:, :m], block.qkv, block.weights, self._dqkv, self._dweights, self._scratch,
+                           self._row_heads, self._scale)
         dqkv = self._dqkv
         np.dot(block.a.T, dqkv, g[Wqkv])
         np.dot(self._ones_rows, dqkv[:, :m], g[bq])
