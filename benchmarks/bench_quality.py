@@ -57,6 +57,10 @@ ROWS = {
     "lstm-2x256-exponential": {**LSTM_256, "schedule": "exponential", "decay_after": 1, "decay_rate": 0.9},
     "lstm-2x256-cosine-word": {**LSTM_256, "schedule": "cosine", "warmup": 100, "tokens": "word"},
     "lstm-2x256-cosine-bpe": {**LSTM_256, "schedule": "cosine", "warmup": 100, "tokens": "bpe"},
+    # the transformer at nanoGPT's CPU configuration: AdamW 1e-3, warm-up 100, cosine down to 1e-4, no dropout
+    "gpt-4x128": {"cell": "gpt", "layers": 4, "hidden": 128, "heads": 4, "context": 64, "batch_size": 12,
+                  "dtype": "float32", "optimizer": "adamw", "eta": 1e-3, "schedule": "cosine", "warmup": 100,
+                  "min_eta": 1e-4, "dropout": 0.0},
 }
 
 

@@ -22,7 +22,7 @@ input, the same windows) is skipped when it is not importable. The gated rows ar
 units in float32, at batch 1 (one thread each) and batch 64 (two threads each: textgen's workspace
 threads, PyTorch's intra-op threads). The gpt rows are textgen's transformer beside a PyTorch one of the same
 shape written here (`TorchGPT`: eager, the same pre-norm blocks, causal attention written out as textgen
-computes it, tanh GELU, tied read-out, AdamW, gradients clamped to [-5, 5]), in float32 on one thread, at
+computes it, tanh GELU, an untied read-out, AdamW, gradients clamped to [-5, 5]), in float32 on one thread, at
 nanoGPT's CPU configuration (4 layers of 128, 4 heads, context 64, batch 12) and at 6 layers of 384, 6 heads,
 context 256, batch 12; both draw windows at random positions. --torch-python runs the PyTorch children with
 another interpreter (one that has PyTorch; the repository is put on its path). Not part of the test suite.
@@ -245,17 +245,19 @@ class TorchGPT:
                 self.E, self.P = nn.Embedding(K, hidden), nn.Embedding(context, hidden)
                 self.blocks = nn.ModuleList(Block() for _ in range(layers))
                 self.ln = nn.LayerNorm(hidden)
+                self.V = nn.Parameter(0.02 * torch.randn(K, hidden))  # an untied read-out, as textgen's
                 self.c = nn.Parameter(torch.zeros(K))
 
             def forward(self, x):
                 z = self.E(x) + self.P.weight[: x.shape[1]]
                 for block in self.blocks:
                     z = block(z)
-                return self.ln(z) @ self.E.weight.T + self.c
+                return self.ln(z) @ self.V.T + self.c
 
         self.model = Model(vocab.size)
-        decayed = [p for name, p in self.model.named_parameters() if p.dim() == 2 and name.startswith("blocks")]
-        others = [p for name, p in self.model.named_parameters() if not (p.dim() == 2 and name.startswith("blocks"))]
+        decay = {name for name, p in self.model.named_parameters() if p.dim() == 2 and name.startswith(("blocks", "V"))}
+        decayed = [p for name, p in self.model.named_parameters() if name in decay]
+        others = [p for name, p in self.model.named_parameters() if name not in decay]
         self.optimizer = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.1},
                                             {"params": others, "weight_decay": 0.0}], lr=1e-3)
         self.ids = torch.from_numpy(ids.astype(np.int64))
