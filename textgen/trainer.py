@@ -32,9 +32,9 @@ def updates_per_epoch(corpus_length: int, seq_length: int, batch_size: int = 1) 
     """Windows per pass: each of ``batch_size`` streams walks (N - 1) // B characters in steps of seq_length.
 
     For one stream this is the assignment's count: positions e = 0, n, 2n, ... with e + n + 1 <= N. For windows
-    at random positions (`RandomWindows`) it is as many updates as read the corpus's length, at least one.
+    at random positions (`RandomWindows`) it is as many updates as read the corpus's length.
     """
-    return max(1, ((corpus_length - 1) // batch_size) // seq_length)
+    return ((corpus_length - 1) // batch_size) // seq_length
 
 
 def total_updates(config: TrainConfig, corpus_length: int) -> int:
@@ -331,14 +331,17 @@ class StreamWindows:
 
 
 def check_corpus_length(corpus_length: int, config: TrainConfig, carries_state: bool = True) -> None:
-    """CorpusError unless every stream has at least one window of seq_length + 1 characters; for a model that
-    carries no state (its windows at random positions, as long as its context), unless one window fits."""
+    """CorpusError unless every stream has at least one window of seq_length + 1 characters (for a model that
+    carries no state, whose windows are its context: unless an update's windows, side by side, fit in it, so
+    that an epoch is at least one update)."""
     if not carries_state:
-        if corpus_length < config.seq_length + 1:
+        needed = config.batch_size * config.seq_length + 1
+        if corpus_length < needed:
             raise CorpusError(
                 f"the corpus has {corpus_length} characters to train on (after any held-out part), fewer than the "
-                f"{config.seq_length + 1} needed for one window ({setting_name('context')} + 1); use a longer "
-                f"corpus, a smaller {setting_name('context')}, or {setting_name('val_fraction')} 0")
+                f"{needed} that one update's windows read ({setting_name('context')} × {setting_name('batch_size')}"
+                f" + 1); use a longer corpus, a smaller {setting_name('context')} or {setting_name('batch_size')}, "
+                f"or {setting_name('val_fraction')} 0")
         return
     needed = config.batch_size * config.seq_length + 1
     if corpus_length < needed:
