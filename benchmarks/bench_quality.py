@@ -66,6 +66,10 @@ ROWS = {
                     "schedule": "cosine", "warmup": 50, "tokens": "word"},
     "tweets-bpe": {"cell": "lstm", "hidden": 256, "dropout": 0.3, "batch_size": 16, "dtype": "float32",
                    "schedule": "cosine", "warmup": 50, "tokens": "bpe"},
+    # the transformer at nanoGPT's CPU configuration: AdamW 1e-3, warm-up 100, cosine down to 1e-4, no dropout
+    "gpt-4x128": {"cell": "gpt", "layers": 4, "hidden": 128, "heads": 4, "context": 64, "batch_size": 12,
+                  "dtype": "float32", "optimizer": "adamw", "eta": 1e-3, "schedule": "cosine", "warmup": 100,
+                  "min_eta": 1e-4, "dropout": 0.0},
 }
 
 

@@ -4,6 +4,8 @@
     python benchmarks/bench_train.py CORPUS --rounds 5 --seconds 3
     python benchmarks/bench_train.py --only exact-f32 batch64-f32 --no-epoch
     python benchmarks/bench_train.py --only lstm-b64 torch-lstm-b64 gru-b64 torch-gru-b64 --no-epoch
+    python benchmarks/bench_train.py --only gpt-4x128 torch-gpt-4x128 gpt-6x384 torch-gpt-6x384 --no-epoch \
+        --torch-python /path/to/a/python/with/torch
 
 Every implementation runs in a child process of its own, started with the BLAS thread count it
 should use (OPENBLAS_NUM_THREADS and friends only take effect before NumPy or PyTorch loads), and
@@ -18,7 +20,12 @@ gets. The textbook row is tests/reference.py (column vectors, one-hot x_t, np.ou
 PyTorch (nn.RNN tanh, nn.LSTM or nn.GRU + Linear + Adagrad, gradients clamped to [-5, 5], one-hot
 input, the same windows) is skipped when it is not importable. The gated rows are 2 layers of 128
 units in float32, at batch 1 (one thread each) and batch 64 (two threads each: textgen's workspace
-threads, PyTorch's intra-op threads). Not part of the test suite.
+threads, PyTorch's intra-op threads). The gpt rows are textgen's transformer beside a PyTorch one of the same
+shape written here (`TorchGPT`: eager, the same pre-norm blocks, causal attention written out as textgen
+computes it, tanh GELU, an untied read-out, AdamW, gradients clamped to [-5, 5]), in float32 on one thread, at
+nanoGPT's CPU configuration (4 layers of 128, 4 heads, context 64, batch 12) and at 6 layers of 384, 6 heads,
+context 256, batch 12; both draw windows at random positions. --torch-python runs the PyTorch children with
+another interpreter (one that has PyTorch; the repository is put on its path). Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -64,8 +71,17 @@ for _cell in ("lstm", "gru"):
         f"torch-{_cell}-b64": (f"PyTorch nn.{_cell.upper()} {_size}, B=64, float32", 64, "float32", 2, None,
                                _shape),
     })
+# the transformer rows: (cell, layers, hidden, heads, context), batch 12, one thread (nanoGPT's CPU shape, and a
+# wider, deeper one over longer windows)
+GPT_BATCH = 12
+for _name, _shape in (("gpt-4x128", ("gpt", 4, 128, 4, 64)), ("gpt-6x384", ("gpt", 6, 384, 6, 256))):
+    _size = f"{_shape[1]}x{_shape[2]}, {_shape[3]} heads, context {_shape[4]}"
+    IMPLEMENTATIONS.update({
+        _name: (f"textgen gpt {_size}, B={GPT_BATCH}, float32", GPT_BATCH, "float32", 1, 1, _shape),
+        f"torch-{_name}": (f"PyTorch GPT {_size}, B={GPT_BATCH}, float32", GPT_BATCH, "float32", 1, None, _shape),
+    })
 # each textgen row and the PyTorch row it is compared with
-TORCH_COUNTERPART = {"exact-f32": "torch-b1", "batch64-f32": "torch-b64", "batch64-f32-blas2": "torch-b64",
+TORCH_COUNTERPART = {"gpt-4x128": "torch-gpt-4x128", "gpt-6x384": "torch-gpt-6x384", "exact-f32": "torch-b1", "batch64-f32": "torch-b64", "batch64-f32-blas2": "torch-b64",
                      **{f"{cell}-b{batch}": f"torch-{cell}-b{batch}" for cell in ("lstm", "gru") for batch in (1, 64)}}
 
 
@@ -92,23 +108,31 @@ class TextgenRunner:
 
         self.ids, self.vocab, self.batch = ids, vocab, batch
         self.threads = workspace_threads  # TrainConfig.threads: None lets the trainer choose
-        cell, layers, hidden = shape
-        self.model = RNNConfig(hidden=hidden, dtype=dtype, cell=cell, layers=layers)
+        cell, layers, hidden, *attention = shape
+        self.window, self.optimizer = SEQ_LENGTH, "adagrad"
+        if attention:  # the transformer: windows of its context, AdamW
+            heads, self.window = attention
+            self.model = RNNConfig(hidden=hidden, dtype=dtype, cell=cell, layers=layers, heads=heads,
+                                   context=self.window)
+            self.optimizer = "adamw"
+        else:
+            self.model = RNNConfig(hidden=hidden, dtype=dtype, cell=cell, layers=layers)
         self.rng = np.random.default_rng(1)
-        self.state = TrainState.fresh(self.model, vocab.size, batch, self.rng)
+        self.state = TrainState.fresh(self.model, vocab.size, batch, self.rng, optimizer=self.optimizer)
 
     def workspace_threads(self) -> int:
         from textgen.models import network_of
 
-        return network_of(self.model, self.vocab.size).workspace(SEQ_LENGTH, self.batch, threads=self.threads).threads
+        return network_of(self.model, self.vocab.size).workspace(self.window, self.batch, threads=self.threads).threads
 
     def run(self, updates: int) -> int:
         from textgen.trainer import TrainConfig, train
 
-        config = TrainConfig(seq_length=SEQ_LENGTH, eta=ETA, clip=CLIP, batch_size=self.batch,
-                             updates=self.state.update + updates, threads=self.threads)
+        eta = ETA if self.optimizer == "adagrad" else 1e-3
+        config = TrainConfig(seq_length=self.window, eta=eta, clip=CLIP, batch_size=self.batch,
+                             updates=self.state.update + updates, threads=self.threads, optimizer=self.optimizer)
         train(self.ids, self.vocab, config, self.rng, self.model, state=self.state, progress=False)
-        return updates * SEQ_LENGTH * self.batch
+        return updates * self.window * self.batch
 
 
 class TextbookRunner:
@@ -186,11 +210,83 @@ class TorchRunner:
         return updates * SEQ_LENGTH * self.batch
 
 
+class TorchGPT:
+    """A PyTorch GPT of textgen's gpt shape, trained as textgen trains it (see the module's docstring)."""
+
+    def __init__(self, ids, vocab, batch: int, threads: int, shape):
+        import numpy as np
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.manual_seed(1)
+        nn, F = torch.nn, torch.nn.functional
+        _, layers, hidden, heads, context = shape
+        self.torch, self.batch, self.context, self.K = torch, batch, context, vocab.size
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln1, self.ln2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+                self.qkv, self.proj = nn.Linear(hidden, 3 * hidden), nn.Linear(hidden, hidden)
+                self.fc, self.out = nn.Linear(hidden, 4 * hidden), nn.Linear(4 * hidden, hidden)
+                self.register_buffer("mask", torch.triu(torch.full((context, context), float("-inf")), 1))
+
+            def forward(self, x):
+                B, T, C = x.shape
+                q, k, v = (part.view(B, T, heads, C // heads).transpose(1, 2)
+                           for part in self.qkv(self.ln1(x)).split(C, dim=2))
+                weights = ((q @ k.transpose(-2, -1)) / (C // heads) ** 0.5 + self.mask[:T, :T]).softmax(-1)
+                x = x + self.proj((weights @ v).transpose(1, 2).reshape(B, T, C))
+                return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+        class Model(nn.Module):
+            def __init__(self, K):
+                super().__init__()
+                self.E, self.P = nn.Embedding(K, hidden), nn.Embedding(context, hidden)
+                self.blocks = nn.ModuleList(Block() for _ in range(layers))
+                self.ln = nn.LayerNorm(hidden)
+                self.V = nn.Parameter(0.02 * torch.randn(K, hidden))  # an untied read-out, as textgen's
+                self.c = nn.Parameter(torch.zeros(K))
+
+            def forward(self, x):
+                z = self.E(x) + self.P.weight[: x.shape[1]]
+                for block in self.blocks:
+                    z = block(z)
+                return self.ln(z) @ self.V.T + self.c
+
+        self.model = Model(vocab.size)
+        decay = {name for name, p in self.model.named_parameters() if p.dim() == 2 and name.startswith(("blocks", "V"))}
+        decayed = [p for name, p in self.model.named_parameters() if name in decay]
+        others = [p for name, p in self.model.named_parameters() if name not in decay]
+        self.optimizer = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.1},
+                                            {"params": others, "weight_decay": 0.0}], lr=1e-3)
+        self.ids = torch.from_numpy(ids.astype(np.int64))
+        self.span = torch.arange(context + 1)
+        self.generator = torch.Generator().manual_seed(1)
+
+    def run(self, updates: int) -> int:
+        torch, F = self.torch, self.torch.nn.functional
+        for _ in range(updates):
+            starts = torch.randint(0, len(self.ids) - self.context, (self.batch,), generator=self.generator)
+            chunk = self.ids[starts[:, None] + self.span]
+            logits = self.model(chunk[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, self.K), chunk[:, 1:].reshape(-1), reduction="sum") / self.batch
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for p in self.model.parameters():
+                p.grad.clamp_(-CLIP, CLIP)
+            self.optimizer.step()
+            loss.item()
+        return updates * self.context * self.batch
+
+
 def make_runner(name: str, corpus: str):
     _, batch, dtype, threads, workspace_threads, shape = IMPLEMENTATIONS[name]
     ids, vocab = load_corpus(corpus)
     if name == "textbook":
         return TextbookRunner(ids, vocab)
+    if name.startswith("torch-gpt"):
+        return TorchGPT(ids, vocab, batch, threads, shape)
     if name.startswith("torch"):
         return TorchRunner(ids, vocab, batch, threads, shape)
     return TextgenRunner(ids, vocab, batch, dtype, workspace_threads, shape)
@@ -277,10 +373,12 @@ def child_env(threads: int) -> dict:
     return env
 
 
-def spawn(arguments: list[str], threads: int) -> subprocess.Popen:
-    command = [sys.executable, str(Path(__file__).resolve()), *arguments]
-    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env=child_env(threads), cwd=REPO)
+def spawn(arguments: list[str], threads: int, python: str | None = None) -> subprocess.Popen:
+    command = [python or sys.executable, str(Path(__file__).resolve()), *arguments]
+    env = child_env(threads)
+    if python:  # another interpreter: it finds textgen in the repository
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
 def ask(child: subprocess.Popen, command: dict) -> dict:
@@ -330,6 +428,7 @@ def main() -> int:
     parser.add_argument("--no-epoch", action="store_true", help="skip the whole-epoch timing")
     parser.add_argument("--sample-length", type=int, default=10_000, help="characters to generate (10000)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--torch-python", help="run the PyTorch rows with this interpreter (one with PyTorch)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -346,17 +445,21 @@ def main() -> int:
     if not Path(args.corpus).is_file():
         raise SystemExit(f"no corpus at {args.corpus}; pass the path of a plain-text file")
     names = args.only or list(IMPLEMENTATIONS)
-    if torch_version() is None:
+    if torch_version() is None and not args.torch_python:
         skipped = [name for name in names if name.startswith("torch")]
         names = [name for name in names if name not in skipped]
         if skipped:
             print(f"PyTorch is not importable: skipping {', '.join(skipped)}", file=sys.stderr)
     env = environment()
+    if args.torch_python:
+        env["torch"] = subprocess.run([args.torch_python, "-c", "import torch; print(torch.__version__)"],
+                                      capture_output=True, text=True).stdout.strip() or None
     load_before = os.getloadavg()
     print(f"corpus {args.corpus} ({Path(args.corpus).stat().st_size:,} bytes); {args.rounds} rounds x "
           f"{args.seconds:g} s; load average {load_before[0]:.2f}", file=sys.stderr)
 
-    children = {name: spawn(["--child", name, args.corpus], IMPLEMENTATIONS[name][3]) for name in names}
+    children = {name: spawn(["--child", name, args.corpus], IMPLEMENTATIONS[name][3],
+                            args.torch_python if name.startswith("torch") else None) for name in names}
     workspace_threads = {name: ask(children[name], {"cmd": "threads"})["threads"] for name in names}
     speeds: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(args.rounds):

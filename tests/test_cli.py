@@ -39,7 +39,8 @@ def test_train_writes_every_file_of_the_run_folder(trained_run):
     assert {p.name for p in trained_run.iterdir()} == expected and expected <= set(RUN_FILES)
     config = json.loads((trained_run / "config.json").read_text())
     assert config["train"]["updates"] == 120 and config["train"]["seed"] == 3
-    assert config["model"] == {"hidden": 16, "sigma": 0.01, "dtype": "float64", "cell": "rnn", "layers": 1}
+    assert config["model"] == {"hidden": 16, "sigma": 0.01, "dtype": "float64", "cell": "rnn", "layers": 1, "heads": 4,
+                               "context": 64}
     corpus = config["corpus"]
     assert corpus["characters"] + corpus["val_characters"] == len(SAMPLE_BOOK.read_text())
     assert corpus["val_characters"] == pytest.approx(0.05 * len(SAMPLE_BOOK.read_text()), abs=80)

@@ -63,7 +63,7 @@ def test_the_issues_spec_reads_as_written_with_paths_from_its_folder(tmp_path):
     (("hidden = [64, 128]", "hidden = []"), r"hidden = \[\]: a grid needs at least one value"),
     (("hidden = [64, 128]", "hidden = [64, -1]"), r"the trial with .*hidden = -1.* would be refused: hidden must be"),
     (("hidden = [64, 128]", "hidden = ['64']"), r"hidden must be an integer, got '64'"),
-    (("[\"rnn\", \"lstm\"]", "[\"rnn\", \"transformer\"]"), r"cell must be one of rnn, lstm, gru, got 'transformer'"),
+    (("[\"rnn\", \"lstm\"]", "[\"rnn\", \"transformer\"]"), r"cell must be one of rnn, lstm, gru, gpt, got 'transformer'"),
     (("samples = 2", "samples = 0"), r"samples must be a whole number of at least 1, got 0"),
     (("metric = \"val_bpc\"", "metric = \"accuracy\""), r"metric must be one of val_bpc, val_loss"),
     (("reduction_factor = 3", "reduction_factor = 1"), r"reduction_factor must be a number above 1"),

@@ -496,7 +496,7 @@ def gradcheck(corpus: str | Path | Sequence[str | Path] | None = None, *, seq_le
 
     import numpy as np
 
-    from textgen.config import check_count
+    from textgen.config import WINDOWED_CELLS, check_count
     from textgen.corpus import load_corpus
     from textgen.errors import TrainingError
     from textgen.gradients import check_window, unresolvable
@@ -508,6 +508,9 @@ def gradcheck(corpus: str | Path | Sequence[str | Path] | None = None, *, seq_le
     _check_settings(settings, MODEL_SETTINGS + CORPUS_SETTINGS, "textgen.gradients")
     model = ModelConfig(**{name: settings.pop(name) for name in MODEL_SETTINGS if settings.get(name) is not None})
     check_count("seq_length", seq_length)
+    if model.cell in WINDOWED_CELLS and seq_length > model.context:
+        raise ConfigError(f"{setting_name('seq_length')} {seq_length} is longer than {setting_name('context')} "
+                          f"{model.context}, the most a {model.cell} window reads; give a shorter one")
     check_count("max_entries", max_entries, minimum=0)
     check_count("seed", seed, minimum=0)
     named = _named(corpus, kind, weights, options, settings)

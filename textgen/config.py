@@ -20,20 +20,27 @@ from textgen.errors import ConfigError, setting_name
 MAX_COUNT = 10**15  # the largest count any setting takes (updates, intervals, lengths): beyond JSON's exact range
 MAX_THREADS = 256  # threads that share a batch's streams, at most
 MAX_LAYERS = 64
+MAX_CONTEXT = 4096  # tokens a gpt window sees, at most: its attention is (context × context) per head
 DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given: two passes over the corpus, but at least...
 DEFAULT_MIN_CHARACTERS = 2_500_000  # ...this many characters read (100,000 updates of 25 at batch 1), for small corpora
 DTYPES = ("float64", "float32")
-CELL_NAMES = ("rnn", "lstm", "gru")  # see textgen.models
-OPTIMIZERS = ("adagrad", "rmsprop", "adam")  # see textgen.optim
-DEFAULT_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}  # each optimizer's usual learning rate
+CELL_NAMES = ("rnn", "lstm", "gru", "gpt")  # see textgen.models
+OPTIMIZERS = ("adagrad", "rmsprop", "adam", "adamw")  # see textgen.optim
+# each optimizer's usual learning rate (AdamW's: nanoGPT's for its character-level Shakespeare)
+DEFAULT_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002, "adamw": 0.001}
 # What each cell trains with unless told otherwise: the assignment's RNN keeps the assignment's AdaGrad and
 # N(0, 0.01²); the gated cells train far better with RMSprop and larger initial weights (measured: see the
-# README's "Defaults that suit the cell").
+# README's "Defaults that suit the cell"); the transformer trains with AdamW (its rate, 0.001, comes with the
+# optimizer) from N(0, 0.02²), as GPT-2 and nanoGPT do.
 CELL_DEFAULTS = {
     "rnn": {"optimizer": "adagrad", "sigma": 0.01},
     "lstm": {"optimizer": "rmsprop", "sigma": 0.08},
     "gru": {"optimizer": "rmsprop", "sigma": 0.08},
+    "gpt": {"optimizer": "adamw", "sigma": 0.02},
 }
+# The cells whose windows are all --context ids long, at random positions, each read afresh (they carry no
+# state from one to the next): a run of one reads windows of its context, which is then its seq_length.
+WINDOWED_CELLS = ("gpt",)
 SCHEDULES = ("constant", "cosine", "linear", "exponential")  # how the learning rate moves over a run: see textgen.optim
 TOKEN_LEVELS = ("char", "word", "bpe")  # see textgen.vocab
 DEFAULT_VOCAB_SIZE = {"word": 2_000, "bpe": 1_000}  # tokens in the vocabulary when --vocab-size is not given
@@ -201,17 +208,25 @@ class ModelConfig(Checked):
     hidden: int = setting(100, "hidden units of each layer", meaning="hidden units m (of each layer)", low=1,
                           metavar="M")
     sigma: float | None = setting(None, "std of the initial weights", meaning="std of the initial weights",
-                                  metavar="SIGMA", default_text="0.01 for rnn (the assignment's), 0.08 for lstm and gru")
+                                  metavar="SIGMA", default_text="0.01 for rnn (the assignment's), 0.08 for lstm and gru, 0.02 for gpt")
     dtype: str = setting("float64", "float64 (the assignment's) or float32 (faster)", choices=DTYPES,
                          meaning="floating-point type of the parameters", metavar="DTYPE")
-    cell: str = setting("rnn", "rnn (the assignment's), lstm or gru", choices=CELL_NAMES,
-                        meaning="rnn (the assignment's), lstm or gru", metavar="CELL")
-    layers: int = setting(1, "layers stacked", meaning="layers stacked", low=1, high=MAX_LAYERS, metavar="L")
-
+    cell: str = setting("rnn", "rnn (the assignment's), lstm, gru, or gpt (a decoder-only transformer)",
+                        choices=CELL_NAMES, meaning="rnn (the assignment's), lstm, gru or gpt", metavar="CELL")
+    layers: int = setting(1, "layers stacked (gpt: transformer blocks)", meaning="layers stacked", low=1,
+                          high=MAX_LAYERS, metavar="L")
+    heads: int = setting(4, "gpt: attention heads of each block (they split --hidden between them)", low=1,
+                         meaning="attention heads per block (gpt)", metavar="H")
+    context: int = setting(64, "gpt: the tokens a window sees (its training windows are this long)", low=1,
+                           high=MAX_CONTEXT, meaning="tokens a window sees (gpt)", metavar="T")
 
     def rules(self) -> None:
         if self.sigma is None:
             object.__setattr__(self, "sigma", CELL_DEFAULTS[self.cell]["sigma"])
+        if self.cell == "gpt" and self.hidden % self.heads:
+            raise ConfigError(f"{setting_name('heads')} {self.heads} does not divide {setting_name('hidden')} "
+                              f"{self.hidden}: each head takes an equal share of the width; give a width that is a "
+                              f"multiple of the heads")
 
 
 RNNConfig = ModelConfig  # its name before the table (it configures every cell, not only the RNN)
@@ -235,7 +250,7 @@ class TrainConfig(Checked):
         high=MAX_VOCAB_SIZE, metavar="N", meaning="tokens in the vocabulary asked for (word, bpe)",
         default_text="2,000 for word, 1,000 for bpe")
     eta: float | None = setting(None, "learning rate", meaning="learning rate", resumable=True, metavar="ETA",
-                                default_text="0.1 for adagrad, 0.002 for rmsprop and adam")
+                                default_text="0.1 for adagrad, 0.002 for rmsprop and adam, 0.001 for adamw")
     eps: float = setting(1e-8, "adagrad: inside the square root; rmsprop, adam: added to it", metavar="EPS",
                          meaning="the optimizer's epsilon (AdaGrad: inside the square root)")
     clip: float = setting(5.0, "clip gradients to [-C, C]", meaning="gradients clipped to [-clip, clip]", metavar="C")
@@ -266,9 +281,14 @@ class TrainConfig(Checked):
     threads: int | None = setting(None, "threads sharing a batch's streams", low=1, metavar="T",
                                   meaning="threads sharing a batch's streams",
                                   default_text="one per CPU, at most one per 32 streams")
-    optimizer: str | None = setting(None, "adagrad (the assignment's), rmsprop or adam", choices=OPTIMIZERS,
-                                    meaning="adagrad (the assignment's), rmsprop or adam", metavar="NAME",
-                                    default_text="adagrad for rnn (the assignment's), rmsprop for lstm and gru")
+    optimizer: str | None = setting(None, "adagrad (the assignment's), rmsprop, adam or adamw (adam with decoupled "
+                                    "weight decay)", choices=OPTIMIZERS,
+                                    meaning="adagrad (the assignment's), rmsprop, adam or adamw", metavar="NAME",
+                                    default_text="adagrad for rnn (the assignment's), rmsprop for lstm and gru, "
+                                    "adamw for gpt")
+    weight_decay: float = setting(0.1, "adamw: each step shrinks the weight matrices by eta × D (not biases, norms "
+                                  "or embeddings)", closed_low=True, metavar="D",
+                                  meaning="AdamW: decoupled weight decay of the weight matrices")
     rmsprop_decay: float = setting(0.95, "rmsprop: decay of the running mean of squared gradients", high=1.0,
                                    open_high=True, metavar="RHO",
                                    meaning="RMSprop: decay of the mean of squared gradients")

@@ -1,5 +1,5 @@
 """The optimizers, each owning its state over one flat parameter buffer: `AdaGrad` (DD2424 Assignment 4's),
-`RMSprop` and `Adam`. A state is a few named arrays plus a step count, so a checkpoint stores it whole. And the
+`RMSprop`, `Adam` and `AdamW` (Adam with decoupled weight decay). A state is a few named arrays plus a step count, so a checkpoint stores it whole. And the
 learning-rate schedules: `learning_rate` is a pure function of the update, so a resumed run takes the same steps.
 """
 
@@ -120,21 +120,48 @@ class Adam(_Optimizer):
         np.subtract(flat_params, step, flat_params)
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter 2019): before Adam's step, the decayed entries
+    shrink towards zero, θ -= eta · λ · θ, with the step's own rate eta (so a schedule moves both) and λ the
+    ``weight_decay``. Only the entries where ``decayed`` is 1 shrink: a model's weight matrices, not its
+    biases, norms or embeddings (`Network.decayed`). Its state is Adam's (the arrays keep Adam's names)."""
+
+    name = "adamw"
+
+    def __init__(self, size: int, eta: float = 0.001, eps: float = 1e-8, beta1: float = 0.9, beta2: float = 0.999,
+                 weight_decay: float = 0.1, decayed: np.ndarray | None = None, dtype="float64"):
+        super().__init__(size, eta, eps, beta1, beta2, dtype)
+        self.weight_decay = weight_decay
+        self.decayed = np.ones(size, dtype=dtype) if decayed is None else decayed.astype(dtype)  # 1: decays, 0: not
+
+    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
+        """Decay, then Adam's step; no allocation."""
+        if self.weight_decay:
+            shrink = self._root  # scratch until Adam's step uses it
+            np.multiply(flat_params, self.decayed, shrink)
+            np.multiply(shrink, self.eta * self.weight_decay, shrink)
+            np.subtract(flat_params, shrink, flat_params)
+        super().step(flat_params, flat_grads)
+
+
 OPTIMIZER_ARRAYS = AdaGrad.array_names + RMSprop.array_names + Adam.array_names  # every name a checkpoint may hold
 
 
-def make_optimizer(config, size: int, dtype):
-    """The optimizer ``config`` (a `TrainConfig`) names, with zero state, over ``size`` parameters."""
+def make_optimizer(config, size: int, dtype, decayed: np.ndarray | None = None):
+    """The optimizer ``config`` (a `TrainConfig`) names, with zero state, over ``size`` parameters; ``decayed``
+    (size,) is 1 where AdamW's weight decay applies (everywhere if None)."""
     if config.optimizer == "adagrad":
         return AdaGrad(size, config.eta, config.eps, dtype)
     if config.optimizer == "rmsprop":
         return RMSprop(size, config.eta, config.eps, config.rmsprop_decay, dtype)
+    if config.optimizer == "adamw":
+        return AdamW(size, config.eta, config.eps, config.beta1, config.beta2, config.weight_decay, decayed, dtype)
     return Adam(size, config.eta, config.eps, config.beta1, config.beta2, dtype)
 
 
 def array_names(optimizer: str) -> tuple[str, ...]:
     """The state arrays of the optimizer called ``optimizer``."""
-    return {"adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam}[optimizer].array_names
+    return {"adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}[optimizer].array_names
 
 
 def learning_rate(config, update: int, total: int, per_epoch: int = 1) -> float:

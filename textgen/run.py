@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from textgen.checkpoint import Checkpoint
-from textgen.config import CELL_DEFAULTS, LOADER_SETTINGS, RNNConfig, RunConfig, TrainConfig, check_count
+from textgen.config import (
+    CELL_DEFAULTS,
+    LOADER_SETTINGS,
+    WINDOWED_CELLS,
+    RNNConfig,
+    RunConfig,
+    TrainConfig,
+    check_count,
+)
 from textgen.corpus import (
     EncodedCorpus,
     check_recorded_files,
@@ -305,7 +313,7 @@ def check_read(model_config: RNNConfig, config: TrainConfig, run: RunConfig, cha
     """What a new run checks once its corpus is read (``characters`` to train on, some ``held_out`` or none, a
     vocabulary of ``vocab_size``): the corpus is long enough, every size fits, the evaluations fall within the
     run. Returns ``config`` `resolved`. (A sweep checks each trial with it before any starts.)"""
-    check_corpus_length(characters, config)
+    check_corpus_length(characters, config, model_config.cell not in WINDOWED_CELLS)
     check_sizes(model_config, config, run.passage_length, vocab_size)
     config = resolved(config, characters)
     check_eval_every(config, config.updates, held_out)  # (TrainConfig checks the warm-up against the total)
@@ -358,6 +366,8 @@ def start_run(
             config = replace(config, tokens=initial.vocab.level, **sized)
         check_init_tokens(config, initial.vocab, run.init_from)
     model_config = initial.model if initial is not None else (model_config or RNNConfig())
+    if model_config.cell in WINDOWED_CELLS and config.seq_length != model_config.context:
+        config = replace(config, seq_length=model_config.context)  # its windows are its context (plan_run's rule)
     check_sizes(model_config, config, run.passage_length)
     read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
     folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),

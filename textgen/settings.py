@@ -23,6 +23,7 @@ from textgen.config import (
     SETTINGS,
     ModelConfig,
     RunConfig,
+    WINDOWED_CELLS,
     Setting,
     TrainConfig,
 )
@@ -347,6 +348,17 @@ def _shown(value: object) -> str:
     return "none" if value is None else str(value) if isinstance(value, (str, Path)) else repr(value)
 
 
+def window_is_context(model: dict, train: dict) -> None:
+    """Set ``train``'s seq_length to ``model``'s context (given or the default) for a cell whose windows are its
+    context (`WINDOWED_CELLS`); ConfigError if a different seq_length was given."""
+    context = model.get("context", ModelConfig.table()["context"].default)
+    if "seq_length" in train and train["seq_length"] != context:
+        raise ConfigError(f"{setting_name('seq_length')} {train['seq_length']} differs from {setting_name('context')} "
+                          f"{context}: a {model.get('cell')} model reads windows of its context; leave "
+                          f"{setting_name('seq_length')} out")
+    train["seq_length"] = context
+
+
 def plan_run(settings: dict, where: str = "settings") -> RunPlan:
     """The run ``settings`` describe (names as `SETTINGS`; anything unset has its default; ``seed`` unset is a
     fresh one). ConfigError for an unknown name, a bad value, or settings that cannot go together."""
@@ -361,6 +373,8 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
     cell = model.get("cell", None if "init_from" in run else "rnn")  # with init_from: the other run's, see start_run
     if "optimizer" not in train and cell in CELL_DEFAULTS:
         train["optimizer"] = CELL_DEFAULTS[cell]["optimizer"]
+    if cell in WINDOWED_CELLS:
+        window_is_context(model, train)
     for name in ("out", "init_from"):
         if name in run:
             if not isinstance(run[name], (str, Path)):

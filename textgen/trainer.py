@@ -31,7 +31,8 @@ from textgen.vocab import Vocab
 def updates_per_epoch(corpus_length: int, seq_length: int, batch_size: int = 1) -> int:
     """Windows per pass: each of ``batch_size`` streams walks (N - 1) // B characters in steps of seq_length.
 
-    For one stream this is the assignment's count: positions e = 0, n, 2n, ... with e + n + 1 <= N.
+    For one stream this is the assignment's count: positions e = 0, n, 2n, ... with e + n + 1 <= N. For windows
+    at random positions (`RandomWindows`) it is as many updates as read the corpus's length.
     """
     return ((corpus_length - 1) // batch_size) // seq_length
 
@@ -263,6 +264,48 @@ def stream_offsets(corpus_length: int, seq_length: int, batch_size: int) -> np.n
     return np.arange(seq_length)[:, None] + starts[None, :]
 
 
+def window_generator(rng: np.random.Generator) -> np.random.Generator:
+    """A Generator in ``rng``'s state that draws what it would next, leaving ``rng`` as it is."""
+    twin = np.random.Generator(type(rng.bit_generator)())
+    twin.bit_generator.state = rng.bit_generator.state
+    return twin
+
+
+class RandomWindows:
+    """How a network that carries no state (`Network.carries_state` False) reads the corpus ``ids``: at each
+    update B windows of n characters (with the one after each, to predict) start at positions drawn from the
+    run's generator ``rng``, which the checkpoint keeps, so a resumed run reads the same windows. An epoch is
+    as many updates as read the corpus's length (`updates_per_epoch`)."""
+
+    def __init__(self, ids: np.ndarray, seq_length: int, batch_size: int, rng: np.random.Generator):
+        self.ids, self.seq_length, self.batch_size, self.rng = ids, seq_length, batch_size, rng
+        self.per_epoch = updates_per_epoch(int(ids.shape[0]), seq_length, batch_size)
+        self._span = np.arange(seq_length + 1)[:, None]  # (n + 1, 1)
+        self._first = int(ids[0])
+
+    def starts_epoch(self, update: int) -> bool:
+        """False: there is no state to reset."""
+        return False
+
+    def chunk(self, update: int) -> np.ndarray:
+        """(n + 1, B): the next B windows and the character after each, at positions drawn from ``rng``."""
+        starts = self.rng.integers(0, self.ids.shape[0] - self.seq_length, size=self.batch_size)
+        chunk = self.ids[starts[None, :] + self._span]
+        self._first = int(chunk[0, 0])
+        return chunk
+
+    def first_id(self, update: int) -> int:
+        """The character window 0 of the latest chunk read first (where a training-time sample starts)."""
+        return self._first
+
+
+def windows_of(network, ids: np.ndarray, seq_length: int, batch_size: int, rng: np.random.Generator):
+    """How ``network`` reads ``ids``: `StreamWindows` if it carries its state, else `RandomWindows` from ``rng``."""
+    if network.carries_state:
+        return StreamWindows(ids, seq_length, batch_size)
+    return RandomWindows(ids, seq_length, batch_size, rng)
+
+
 class StreamWindows:
     """How training reads the corpus ``ids`` (1-D): B streams start evenly spaced, and at each update every
     stream reads its next window of n characters (with the one after it, to predict). An epoch is
@@ -287,8 +330,19 @@ class StreamWindows:
         return int(self.ids[self.offsets[0, 0] + (update % self.per_epoch) * self.seq_length])
 
 
-def check_corpus_length(corpus_length: int, config: TrainConfig) -> None:
-    """CorpusError unless every stream has at least one window of seq_length + 1 characters."""
+def check_corpus_length(corpus_length: int, config: TrainConfig, carries_state: bool = True) -> None:
+    """CorpusError unless every stream has at least one window of seq_length + 1 characters (for a model that
+    carries no state, whose windows are its context: unless an update's windows, side by side, fit in it, so
+    that an epoch is at least one update)."""
+    if not carries_state:
+        needed = config.batch_size * config.seq_length + 1
+        if corpus_length < needed:
+            raise CorpusError(
+                f"the corpus has {corpus_length} characters to train on (after any held-out part), fewer than the "
+                f"{needed} that one update's windows read ({setting_name('context')} × {setting_name('batch_size')}"
+                f" + 1); use a longer corpus, a smaller {setting_name('context')} or {setting_name('batch_size')}, "
+                f"or {setting_name('val_fraction')} 0")
+        return
     needed = config.batch_size * config.seq_length + 1
     if corpus_length < needed:
         raise CorpusError(
@@ -316,12 +370,16 @@ def diverged(what: str, value: float, update: int, kept: int | None, config: Tra
                          f"(now {config.eta}) or a smaller {setting_name('clip')} (now {config.clip})")
 
 
-def first_loss(state: TrainState, ids: np.ndarray, config: TrainConfig, workspace=None) -> float:
+def first_loss(state: TrainState, ids: np.ndarray, config: TrainConfig, workspace=None,
+               rng: np.random.Generator | None = None) -> float:
     """The loss the next update of `train` measures first: ``state``'s parameters on each stream's next window,
     from its recurrent state, without dropout and without drawing from any generator (in ``workspace``, or a
     new one). Not finite when the parameters overflow there (an absurd initial scale, a step far too large),
-    which is then known before such a state is written: no rate could continue from it."""
-    windows = StreamWindows(ids, config.seq_length, config.batch_size)
+    which is then known before such a state is written: no rate could continue from it. For windows at random
+    positions, the windows the run's generator ``rng`` draws next (read from a twin of it), or any if None."""
+    network = state.params.network
+    windows = windows_of(network, ids, config.seq_length, config.batch_size,
+                         window_generator(rng if rng is not None else np.random.default_rng(0)))
     chunk = windows.chunk(state.update)  # (n + 1, B), as `train` reads it
     h = np.zeros_like(state.h) if windows.starts_epoch(state.update) else state.h.copy()  # as `train` starts it
     params = state.params
@@ -491,7 +549,10 @@ def live_optimizer(state: TrainState, config: TrainConfig):
     """``config``'s optimizer, continuing from ``state``'s arrays and step count; the state then holds the
     optimizer's live arrays, so that every checkpoint stores the current ones."""
     params = state.params
-    optimizer = make_optimizer(config, params.flat.size, params.flat.dtype)
+    decayed = params.network.zeros(params.flat.dtype)  # 1 where AdamW's weight decay applies
+    for name in params.network.decayed:
+        decayed[name][...] = 1.0
+    optimizer = make_optimizer(config, params.flat.size, params.flat.dtype, decayed.flat)
     assert set(state.optimizer_state) == set(optimizer.arrays), "the state holds another optimizer's arrays"
     optimizer.load(state.optimizer_state, state.optimizer_steps)
     state.optimizer_state = optimizer.arrays
@@ -522,8 +583,6 @@ def train(
     """
     callbacks = callbacks or TrainCallbacks()
     n, B = config.seq_length, config.batch_size
-    check_corpus_length(int(ids.shape[0]), config)
-    windows = StreamWindows(ids, n, B)
     target = total_updates(config, int(ids.shape[0]))
     validating = val_ids is not None and val_ids.size >= 2
     # the held-out loss is per character of text at every token level (None: one id a character)
@@ -534,7 +593,8 @@ def train(
                                  "val_loss" if validating else "smooth_loss", config.optimizer)
     params, h, network = state.params, state.h, state.params.network
     assert params.vocab_size == vocab.size and h.shape == (B, network.state_size), "state does not fit"
-    assert network.carries_state, "a network that carries no state trains on windows at random positions (issue 22)"
+    check_corpus_length(int(ids.shape[0]), config, network.carries_state)
+    windows = windows_of(network, ids, n, B, rng)  # a stateless model's windows are drawn from the run's generator
     workspace = network.workspace(n, B, params.flat.dtype, threads=config.threads, dropout=config.dropout)
     optimizer = live_optimizer(state, config)
     if state.best_params is None:
@@ -567,7 +627,7 @@ def train(
         # very next loss overflows could never be continued, whatever --eta a resume gave it.
         nonlocal kept
         check_finite(state, kept)
-        loss = first_loss(state, ids, config, workspace)
+        loss = first_loss(state, ids, config, workspace, rng)
         if not math.isfinite(loss):
             raise diverged("the loss", loss, state.update + 1, kept, config)
         callbacks.on_checkpoint(state, final=False)

@@ -1,4 +1,4 @@
-"""The models textgen trains, one module per cell (vanilla RNN, LSTM, GRU), each a `Cell` chosen by
+"""The models textgen trains, one module per cell (vanilla RNN, LSTM, GRU, and the gpt transformer), each a `Cell` chosen by
 `RNNConfig.cell`; `network_of` builds the `Network` a config describes. Nothing outside this package names a cell."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from textgen.config import RNNConfig
-from textgen.models import gru, lstm, rnn
+from textgen.models import gpt, gru, lstm, rnn
 from textgen.models.base import (
     Cell,
     LossAndGrads,
@@ -17,7 +17,7 @@ from textgen.models.base import (
     reference_loss_and_grads,
 )
 
-CELLS: dict[str, Cell] = {cell.name: cell for cell in (rnn.CELL, lstm.CELL, gru.CELL)}  # by --cell name
+CELLS: dict[str, Cell] = {cell.name: cell for cell in (rnn.CELL, lstm.CELL, gru.CELL, gpt.CELL)}  # by --cell name
 
 __all__ = ["CELLS", "Cell", "LossAndGrads", "Network", "Params", "Workspace", "default_threads", "init_params",
            "network_of", "reference_loss_and_grads"]
@@ -25,7 +25,8 @@ __all__ = ["CELLS", "Cell", "LossAndGrads", "Network", "Params", "Workspace", "d
 
 def network_of(config: RNNConfig, vocab_size: int) -> Network:
     """The network ``config`` describes over a vocabulary of ``vocab_size`` ids."""
-    return CELLS[config.cell].network(config.layers, config.hidden, vocab_size, config.sigma, config.dtype)
+    return CELLS[config.cell].network(config.layers, config.hidden, vocab_size, config.sigma, config.dtype,
+                                      heads=config.heads, context=config.context)
 
 
 def init_params(config: RNNConfig, vocab_size: int, rng: np.random.Generator) -> Params:

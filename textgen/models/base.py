@@ -37,10 +37,11 @@ class Cell(Protocol):
     name: str  # what ``--cell`` (`RNNConfig.cell`) names it by; the package registers it under this name
 
     def network(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
-                dtype: str = "float64") -> Network:
+                dtype: str = "float64", heads: int = 1, context: int = 0) -> Network:
         """The network of ``layers`` layers of width ``hidden`` over ``vocab_size`` ids, initialised at scale
-        ``sigma``, computing in ``dtype``. The cell chooses its fast path here (the rnn cell returns the
-        assignment's own layout and pass for one layer)."""
+        ``sigma``, computing in ``dtype``; an attention model splits the width into ``heads`` heads and sees
+        ``context`` ids (a recurrent one ignores both). The cell chooses its fast path here (the rnn cell
+        returns the assignment's own layout and pass for one layer)."""
 
 
 @runtime_checkable
@@ -61,6 +62,7 @@ class Network(Protocol):
     state_size: int  # S: the numbers of state one stream carries from a window to the next (0: none)
     carries_state: bool  # True: trained on each stream's windows in order, its state carried across them;
     # False: trained on windows at random positions, each from no state, evaluated with a sliding window
+    decayed: tuple[str, ...]  # the parameters AdamW's weight decay shrinks (weight matrices)
 
     def describe(self) -> str:
         """The model in a few words for messages and headers, e.g. ``lstm, 2 layers of 128``."""
@@ -145,8 +147,8 @@ class RecurrentCell(Cell, Protocol):
     state_parts: int  # vectors of m a layer's state holds (h; h and c for lstm)
 
     def network(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
-                dtype: str = "float64") -> Network:
-        """A `RecurrentNetwork` of this cell."""
+                dtype: str = "float64", heads: int = 1, context: int = 0) -> Network:
+        """A `RecurrentNetwork` of this cell (``heads`` and ``context`` are an attention model's)."""
         return RecurrentNetwork(self, layers, hidden, vocab_size, sigma, dtype)
 
     def layer_buffers(self, n: int, B: int, m: int, dtype) -> Layer:
@@ -264,6 +266,7 @@ class RecurrentNetwork:
         self.state_size = layers * cell.state_parts * hidden  # S: per stream, every layer's h (and c) side by side
         self.shapes = self.layout()
         self.param_count = sum(int(np.prod(shape)) for shape in self.shapes.values())
+        self.decayed = tuple(name for name, shape in self.shapes.items() if len(shape) == 2)  # U, W, V
 
     def layout(self) -> dict[str, tuple[int, ...]]:
         """Every parameter's shape in buffer order: the softmax's c and V, then each layer's U, W and b."""

@@ -311,8 +311,8 @@ class RNNCell(RecurrentCell):
     layer_buffers = RNNLayer
 
     def network(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
-                dtype: str = "float64") -> Network:
-        """`AssignmentNetwork` for one layer, a stack of this cell for more."""
+                dtype: str = "float64", heads: int = 1, context: int = 0) -> Network:
+        """`AssignmentNetwork` for one layer, a stack of this cell for more (``heads``, ``context``: unused)."""
         kind = AssignmentNetwork if layers == 1 else RecurrentNetwork
         return kind(self, layers, hidden, vocab_size, sigma, dtype)
 
