@@ -349,6 +349,24 @@ def test_impossible_sizes_are_refused_in_one_line_and_nothing_is_written(tmp_pat
     assert not folder.exists()
 
 
+@pytest.mark.parametrize("eta,decay", [(10.0, 0.1), (0.001, 1e300), (0.5, 3.0)])
+def test_a_weight_decay_that_would_wipe_or_flip_the_weights_is_refused_before_training(tmp_path, capsys, eta,
+                                                                                       decay):
+    assert eta * decay >= 1  # a step multiplies the weights by 1 - eta × decay: 0 or below
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT[:3000])
+    folder = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--cell", "gpt", "--hidden", "8", "--context", "8",
+                       "--eta", eta, "--weight-decay", decay, "--updates", "5", "--out", folder, "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--weight-decay" in err and "--eta" in err and "nan" not in err, err
+    assert not folder.exists()
+    with pytest.raises(ConfigError, match="weight.decay"):
+        TrainConfig(optimizer="adamw", eta=eta, weight_decay=decay)
+    TrainConfig(optimizer="adam", eta=eta, weight_decay=decay)  # only AdamW decays the weights
+    TrainConfig(optimizer="adamw", eta=0.5, weight_decay=1.9)  # 0.95: a large shrink, but a shrink
+
+
 def test_heads_that_do_not_divide_the_width_are_refused_by_the_api_too():
     with pytest.raises(ConfigError, match="heads"):
         ModelConfig(cell="gpt", hidden=10, heads=3)

@@ -331,6 +331,12 @@ class TrainConfig(Checked):
             if self.min_eta > self.eta:
                 raise ConfigError(f"{setting_name('min_eta')} {self.min_eta:g} is above {setting_name('eta')} "
                                   f"{self.eta:g}: a {self.schedule} schedule falls from the rate to the minimum")
+        if self.optimizer == "adamw" and self.eta * self.weight_decay >= 1:
+            # each step multiplies a weight matrix by 1 - eta × D: at 1 it is wiped, beyond it flips and grows
+            raise ConfigError(f"{setting_name('weight_decay')} {self.weight_decay:g} × {setting_name('eta')} "
+                              f"{self.eta:g} is {self.eta * self.weight_decay:g}, not below 1: each step would "
+                              f"wipe or flip the weights instead of shrinking them; give a smaller "
+                              f"{setting_name('weight_decay')} or {setting_name('eta')}")
         if not self.vocab_size and self.tokens != "char":  # recorded resolved, as eta is
             object.__setattr__(self, "vocab_size", DEFAULT_VOCAB_SIZE[self.tokens])
         if self.threads is not None and self.threads > min(self.batch_size, MAX_THREADS):
