@@ -328,6 +328,12 @@ def test_init_from_a_gpt_run_continues_its_model_and_its_windows(tmp_path, capsy
     record = json.loads((second / "config.json").read_text())
     assert record["model"]["cell"] == "gpt" and record["train"]["seq_length"] == 10
     assert record["train"]["optimizer"] == "adamw"
+    # a window other than the model's context is refused, as it is for a new gpt run, and nothing is written
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--init-from", first, "--seq-length", "12", "--updates",
+                       "10", "--out", tmp_path / "third", "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--seq-length 12" in err and "--context 10" in err, err
+    assert not (tmp_path / "third").exists()
 
 
 # ---------------------------------------------------------------------- refusals

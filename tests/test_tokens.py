@@ -253,6 +253,16 @@ def test_init_from_keeps_the_other_runs_vocabulary_and_says_so(tmp_path, capsys)
                      str(tmp_path / "a"), "--out", str(tmp_path / out), *SMALL]) == 0
         assert (tmp_path / "a" / "vocab.json").read_bytes() == (tmp_path / out / "vocab.json").read_bytes()
         assert json.loads((tmp_path / out / "config.json").read_text())["train"]["tokens"] == "word"
+    # a vocabulary size without a level is checked against the other run's (a word run), not against char level
+    capsys.readouterr()
+    requested = json.loads((tmp_path / "a" / "config.json").read_text())["train"]["vocab_size"]
+    assert main(["train", "--corpus", str(corpus), "--vocab-size", str(requested + 1), "--updates", "80",
+                 "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "d"), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert f"--tokens word --vocab-size {requested}" in err and "at --tokens char" not in err, err
+    assert not (tmp_path / "d").exists()
+    assert main(["train", "--corpus", str(corpus), "--vocab-size", str(requested), "--updates", "80",
+                 "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "d"), *SMALL]) == 0
 
 
 def test_vocab_size_is_refused_at_char_level_and_bounded(capsys, tmp_path):

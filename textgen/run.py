@@ -60,6 +60,7 @@ from textgen.settings import (
     check_names,
     loader_options_of,
     resume_changes,
+    window_is_context,
 )
 from textgen.stopping import Interrupted, StopRequest
 from textgen.trainer import (
@@ -362,11 +363,12 @@ def start_run(
             config = replace(config, optimizer=CELL_DEFAULTS[initial.model.cell]["optimizer"], **unset)
         if "tokens" not in (train_given or {}):  # the other run's vocabulary, as it was asked for
             requested = getattr(initial.vocab, "requested", None)
-            sized = {} if "vocab_size" in (train_given or {}) else {"vocab_size": requested or 0}
-            config = replace(config, tokens=initial.vocab.level, **sized)
+            config = replace(config, tokens=initial.vocab.level,
+                             vocab_size=(train_given or {}).get("vocab_size", requested or 0))
         check_init_tokens(config, initial.vocab, run.init_from)
     model_config = initial.model if initial is not None else (model_config or RNNConfig())
     if model_config.cell in WINDOWED_CELLS and config.seq_length != model_config.context:
+        window_is_context(model_config.to_json(), dict(train_given or {}))  # a seq_length given is refused
         config = replace(config, seq_length=model_config.context)  # its windows are its context (plan_run's rule)
     check_sizes(model_config, config, run.passage_length)
     read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
