@@ -306,8 +306,11 @@ def _corruptions():
     def more_tokens_than_asked(d):
         return {**d, "vocab_size": 1}
 
+    def another_size_asked(d):  # readable alone, but not the size the checkpoint and config.json were made with
+        return {**d, "vocab_size": d["vocab_size"] + 50}
+
     return [bad_json, edit(wrong_level), edit(size_as_text), edit(tokenizer_as_text), edit(tokenizer_does_not_parse),
-            edit(duplicate_ids), edit(with_normalizer), edit(more_tokens_than_asked)]
+            edit(duplicate_ids), edit(with_normalizer), edit(more_tokens_than_asked), edit(another_size_asked)]
 
 
 @pytest.fixture(scope="module")
