@@ -405,3 +405,24 @@ def test_a_streamed_bpe_run_trains_resumes_and_evaluates(tmp_path, capsys):
     assert main(["train", "--resume", str(run), "--updates", "90", "--no-progress"]) == 0
     assert main(["evaluate", str(run)]) == 0
     assert f"{corpus['val_text_characters']:,} characters" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags,window", [
+    (["--tokens", "word", "--seq-length", "600"], "--seq-length"),
+    (["--tokens", "bpe", "--cell", "gpt", "--heads", "2", "--context", "600"], "--context"),
+])
+def test_a_corpus_too_short_in_tokens_is_refused_counting_tokens_not_characters(tmp_path, capsys, flags, window):
+    import re
+
+    corpus = tmp_path / "c.txt"
+    text = "the cat sat on the mat. " * 40  # 960 characters: enough for a window of 600 characters, not of tokens
+    corpus.write_text(text, encoding="utf-8")
+    folder = tmp_path / "run"
+    code = main(["train", "--corpus", str(corpus), "--val-fraction", "0", "--updates", "1", "--out", str(folder),
+                 *flags, *SMALL])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    found = re.search(r"the corpus has (\d+) (\w+) tokens to train on", err)
+    assert found and found.group(2) == flags[1] and int(found.group(1)) < 601 < len(text), err
+    assert f"{window} × --batch-size + 1" in err and "characters to train on" not in err, err
+    assert not folder.exists()

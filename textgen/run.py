@@ -310,11 +310,12 @@ def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
 
 
 def check_read(model_config: RNNConfig, config: TrainConfig, run: RunConfig, characters: int, held_out: bool,
-               vocab_size: int) -> TrainConfig:
-    """What a new run checks once its corpus is read (``characters`` to train on, some ``held_out`` or none, a
-    vocabulary of ``vocab_size``): the corpus is long enough, every size fits, the evaluations fall within the
-    run. Returns ``config`` `resolved`. (A sweep checks each trial with it before any starts.)"""
-    check_corpus_length(characters, config, model_config.cell not in WINDOWED_CELLS)
+               vocab_size: int, level: str | None = None) -> TrainConfig:
+    """What a new run checks once its corpus is read (``characters`` to train on, tokens of ``level``, by default
+    the run's, some ``held_out`` or none, a vocabulary of ``vocab_size``): the corpus is long enough, every size
+    fits, the evaluations fall within the run. Returns ``config`` `resolved`. (A sweep checks each trial with it
+    before any starts, counting characters.)"""
+    check_corpus_length(characters, config, model_config.cell not in WINDOWED_CELLS, level)
     check_sizes(model_config, config, run.passage_length, vocab_size)
     config = resolved(config, characters)
     check_eval_every(config, config.updates, held_out)  # (TrainConfig checks the warm-up against the total)
