@@ -264,6 +264,14 @@ def test_init_from_keeps_the_other_runs_vocabulary_and_says_so(tmp_path, capsys)
     assert main(["train", "--corpus", str(corpus), "--vocab-size", str(requested), "--updates", "80",
                  "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "d"), *SMALL]) == 0
 
+    # a run of another size than the level's default: its level given again, without the size, takes its size too
+    assert main(["train", "--corpus", str(corpus), "--tokens", "word", "--vocab-size", "30", "--updates", "40",
+                 "--out", str(tmp_path / "e"), *SMALL]) == 0
+    assert main(["train", "--corpus", str(corpus), "--tokens", "word", "--updates", "40", "--init-from",
+                 str(tmp_path / "e"), "--out", str(tmp_path / "f"), *SMALL]) == 0, capsys.readouterr().err
+    assert (tmp_path / "e" / "vocab.json").read_bytes() == (tmp_path / "f" / "vocab.json").read_bytes()
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["train"]["vocab_size"] == 30
+
 
 def test_vocab_size_is_refused_at_char_level_and_bounded(capsys, tmp_path):
     corpus = str(_write_corpus(tmp_path))

@@ -362,10 +362,10 @@ def start_run(
         if "optimizer" not in (train_given or {}):  # the rates that went with the assumed optimizer go too
             unset = {name: None for name in ("eta", "min_eta") if name not in (train_given or {})}
             config = replace(config, optimizer=CELL_DEFAULTS[initial.model.cell]["optimizer"], **unset)
-        if "tokens" not in (train_given or {}):  # the other run's vocabulary, as it was asked for
+        given = train_given or {}
+        if given.get("tokens", initial.vocab.level) == initial.vocab.level:  # its vocabulary, as it was asked for
             requested = getattr(initial.vocab, "requested", None)
-            config = replace(config, tokens=initial.vocab.level,
-                             vocab_size=(train_given or {}).get("vocab_size", requested or 0))
+            config = replace(config, tokens=initial.vocab.level, vocab_size=given.get("vocab_size", requested or 0))
         check_init_tokens(config, initial.vocab, run.init_from)
     model_config = initial.model if initial is not None else (model_config or RNNConfig())
     if model_config.cell in WINDOWED_CELLS and config.seq_length != model_config.context:
