@@ -373,6 +373,20 @@ def test_a_weight_decay_that_would_wipe_or_flip_the_weights_is_refused_before_tr
     TrainConfig(optimizer="adamw", eta=0.5, weight_decay=1.9)  # 0.95: a large shrink, but a shrink
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_gpt_too_large_for_memory_is_told_to_shrink_what_sizes_a_gpt(tmp_path, capsys, dtype):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT)
+    folder = tmp_path / "run"
+    # 4,096 heads of width 1 over windows of 4,096: the attention's scores alone are 4096**3 numbers per layer
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--cell", "gpt", "--hidden", "4096", "--heads", "4096",
+                       "--context", "4096", "--dtype", dtype, "--out", folder, "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--context or --heads" in err and "--seq-length" not in err, err  # a gpt refuses --seq-length
+    assert ("--dtype float32" in err) == (dtype == "float64"), err
+    assert not folder.exists()
+
+
 def test_heads_that_do_not_divide_the_width_are_refused_by_the_api_too():
     with pytest.raises(ConfigError, match="heads"):
         ModelConfig(cell="gpt", hidden=10, heads=3)

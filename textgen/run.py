@@ -253,6 +253,17 @@ def start_record(folder: Path, record: RunRecord, update: int) -> dict:
     }
 
 
+def smaller_pass(model_config: RNNConfig) -> str:
+    """The fix of a training pass too large for memory: the settings that size it for this cell (a window is
+    the context of a cell that reads windows of its context, where the heads multiply the attention's
+    scores), and float32 unless it is that already."""
+    names = ["hidden", "layers", "batch_size"] + (
+        ["context", "heads"] if model_config.cell in WINDOWED_CELLS else ["seq_length"])
+    listed = ", ".join(setting_name(name) for name in names[:-1]) + f" or {setting_name(names[-1])}"
+    return f"use a smaller {listed}" + ("" if model_config.dtype == "float32" else
+                                        f", or {setting_name('dtype')} float32")
+
+
 def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: int,
                 vocab_size: int | None = None) -> None:
     """LimitError before anything is allocated if the model's buffers or a sample would not fit in memory.
@@ -270,8 +281,7 @@ def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: in
         f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} "
         f"{'characters' if config.tokens == 'char' else 'tokens'} "
         f"({model_config.dtype})",
-        f"use a smaller {setting_name('hidden')}, {setting_name('layers')}, {setting_name('batch_size')} or "
-        f"{setting_name('seq_length')}, or {setting_name('dtype')} float32",
+        smaller_pass(model_config),
     )
     longest = max(config.sample_length, passage_length)
     check_memory(longest * SAMPLE_BYTES_PER_CHAR, f"a sample of {longest:,} characters",
