@@ -328,6 +328,12 @@ def test_init_from_a_gpt_run_continues_its_model_and_its_windows(tmp_path, capsy
     record = json.loads((second / "config.json").read_text())
     assert record["model"]["cell"] == "gpt" and record["train"]["seq_length"] == 10
     assert record["train"]["optimizer"] == "adamw"
+    # a window other than the model's context is refused, as it is for a new gpt run, and nothing is written
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--init-from", first, "--seq-length", "12", "--updates",
+                       "10", "--out", tmp_path / "third", "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--seq-length 12" in err and "--context 10" in err, err
+    assert not (tmp_path / "third").exists()
 
 
 # ---------------------------------------------------------------------- refusals
@@ -346,6 +352,38 @@ def test_impossible_sizes_are_refused_in_one_line_and_nothing_is_written(tmp_pat
                          *flags)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert all(word in err for word in words), err
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize("eta,decay", [(10.0, 0.1), (0.001, 1e300), (0.5, 3.0)])
+def test_a_weight_decay_that_would_wipe_or_flip_the_weights_is_refused_before_training(tmp_path, capsys, eta,
+                                                                                       decay):
+    assert eta * decay >= 1  # a step multiplies the weights by 1 - eta × decay: 0 or below
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT[:3000])
+    folder = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--cell", "gpt", "--hidden", "8", "--context", "8",
+                       "--eta", eta, "--weight-decay", decay, "--updates", "5", "--out", folder, "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--weight-decay" in err and "--eta" in err and "nan" not in err, err
+    assert not folder.exists()
+    with pytest.raises(ConfigError, match="weight.decay"):
+        TrainConfig(optimizer="adamw", eta=eta, weight_decay=decay)
+    TrainConfig(optimizer="adam", eta=eta, weight_decay=decay)  # only AdamW decays the weights
+    TrainConfig(optimizer="adamw", eta=0.5, weight_decay=1.9)  # 0.95: a large shrink, but a shrink
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_gpt_too_large_for_memory_is_told_to_shrink_what_sizes_a_gpt(tmp_path, capsys, dtype):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(TEXT)
+    folder = tmp_path / "run"
+    # 4,096 heads of width 1 over windows of 4,096: the attention's scores alone are 4096**3 numbers per layer
+    code, _, err = run(capsys, "train", "--corpus", corpus, "--cell", "gpt", "--hidden", "4096", "--heads", "4096",
+                       "--context", "4096", "--dtype", dtype, "--out", folder, "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--context or --heads" in err and "--seq-length" not in err, err  # a gpt refuses --seq-length
+    assert ("--dtype float32" in err) == (dtype == "float64"), err
     assert not folder.exists()
 
 

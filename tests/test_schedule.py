@@ -131,3 +131,27 @@ def test_a_longer_total_on_resume_spreads_the_decay_and_says_so(tmp_path, capsys
     later = [row for row in rows(tmp_path / "run") if row["update"] > 40]
     assert later and all(row["eta"] == learning_rate(config, row["update"] - 1, 80) for row in later)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["updates"] == 80
+
+
+def test_a_resume_at_a_rate_below_min_eta_is_refused_with_a_fix_that_a_resume_accepts(tmp_path, capsys):
+    book = tmp_path / "book.txt"
+    book.write_text(TEXT)
+    assert run(capsys, "train", "--corpus", book, "--out", tmp_path / "run", "--no-progress", "--hidden", "8",
+               "--schedule", "cosine", "--eta", "0.1", "--min-eta", "0.05", "--updates", "20",
+               "--log-every", "5")[0] == 0
+    before = (tmp_path / "run" / "last.npz").read_bytes()
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--eta", "0.01", "--updates", "40",
+                       "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "--min-eta 0.05 is above --eta 0.01" in err and "--min-eta of at most 0.01" in err, err
+    assert (tmp_path / "run" / "last.npz").read_bytes() == before
+    # the fix the message gives is one a resume takes: the lower floor goes with the lower rate
+    code, _, err = run(capsys, "train", "--resume", tmp_path / "run", "--eta", "0.01", "--min-eta", "0.001",
+                       "--updates", "40", "--no-progress")
+    assert code == 0, err
+    config = TrainConfig(schedule="cosine", eta=0.01, min_eta=0.001)
+    later = [row for row in rows(tmp_path / "run") if row["update"] > 20]
+    assert later and all(row["eta"] == pytest.approx(learning_rate(config, row["update"] - 1, 40)) for row in later)
+    assert later[-1]["eta"] < 0.002  # near the new floor, below the old one
+    train = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert (train["eta"], train["min_eta"]) == (0.01, 0.001)

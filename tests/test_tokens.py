@@ -253,6 +253,24 @@ def test_init_from_keeps_the_other_runs_vocabulary_and_says_so(tmp_path, capsys)
                      str(tmp_path / "a"), "--out", str(tmp_path / out), *SMALL]) == 0
         assert (tmp_path / "a" / "vocab.json").read_bytes() == (tmp_path / out / "vocab.json").read_bytes()
         assert json.loads((tmp_path / out / "config.json").read_text())["train"]["tokens"] == "word"
+    # a vocabulary size without a level is checked against the other run's (a word run), not against char level
+    capsys.readouterr()
+    requested = json.loads((tmp_path / "a" / "config.json").read_text())["train"]["vocab_size"]
+    assert main(["train", "--corpus", str(corpus), "--vocab-size", str(requested + 1), "--updates", "80",
+                 "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "d"), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert f"--tokens word --vocab-size {requested}" in err and "at --tokens char" not in err, err
+    assert not (tmp_path / "d").exists()
+    assert main(["train", "--corpus", str(corpus), "--vocab-size", str(requested), "--updates", "80",
+                 "--init-from", str(tmp_path / "a"), "--out", str(tmp_path / "d"), *SMALL]) == 0
+
+    # a run of another size than the level's default: its level given again, without the size, takes its size too
+    assert main(["train", "--corpus", str(corpus), "--tokens", "word", "--vocab-size", "30", "--updates", "40",
+                 "--out", str(tmp_path / "e"), *SMALL]) == 0
+    assert main(["train", "--corpus", str(corpus), "--tokens", "word", "--updates", "40", "--init-from",
+                 str(tmp_path / "e"), "--out", str(tmp_path / "f"), *SMALL]) == 0, capsys.readouterr().err
+    assert (tmp_path / "e" / "vocab.json").read_bytes() == (tmp_path / "f" / "vocab.json").read_bytes()
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["train"]["vocab_size"] == 30
 
 
 def test_vocab_size_is_refused_at_char_level_and_bounded(capsys, tmp_path):
@@ -296,8 +314,11 @@ def _corruptions():
     def more_tokens_than_asked(d):
         return {**d, "vocab_size": 1}
 
+    def another_size_asked(d):  # readable alone, but not the size the checkpoint and config.json were made with
+        return {**d, "vocab_size": d["vocab_size"] + 50}
+
     return [bad_json, edit(wrong_level), edit(size_as_text), edit(tokenizer_as_text), edit(tokenizer_does_not_parse),
-            edit(duplicate_ids), edit(with_normalizer), edit(more_tokens_than_asked)]
+            edit(duplicate_ids), edit(with_normalizer), edit(more_tokens_than_asked), edit(another_size_asked)]
 
 
 @pytest.fixture(scope="module")
@@ -392,3 +413,24 @@ def test_a_streamed_bpe_run_trains_resumes_and_evaluates(tmp_path, capsys):
     assert main(["train", "--resume", str(run), "--updates", "90", "--no-progress"]) == 0
     assert main(["evaluate", str(run)]) == 0
     assert f"{corpus['val_text_characters']:,} characters" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags,window", [
+    (["--tokens", "word", "--seq-length", "600"], "--seq-length"),
+    (["--tokens", "bpe", "--cell", "gpt", "--heads", "2", "--context", "600"], "--context"),
+])
+def test_a_corpus_too_short_in_tokens_is_refused_counting_tokens_not_characters(tmp_path, capsys, flags, window):
+    import re
+
+    corpus = tmp_path / "c.txt"
+    text = "the cat sat on the mat. " * 40  # 960 characters: enough for a window of 600 characters, not of tokens
+    corpus.write_text(text, encoding="utf-8")
+    folder = tmp_path / "run"
+    code = main(["train", "--corpus", str(corpus), "--val-fraction", "0", "--updates", "1", "--out", str(folder),
+                 *flags, *SMALL])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1, err
+    found = re.search(r"the corpus has (\d+) (\w+) tokens to train on", err)
+    assert found and found.group(2) == flags[1] and int(found.group(1)) < 601 < len(text), err
+    assert f"{window} × --batch-size + 1" in err and "characters to train on" not in err, err
+    assert not folder.exists()

@@ -302,6 +302,7 @@ class TrainConfig(Checked):
     warmup: int = setting(0, "updates over which the rate first climbs in equal steps to what the schedule gives "
                           "(any schedule)", low=0, meaning="updates of linear learning-rate warm-up", metavar="N")
     min_eta: float | None = setting(None, "cosine, linear: the rate at the run's last update", closed_low=True,
+                                    resumable=True,
                                     meaning="learning rate at the end of a cosine or linear schedule",
                                     default_text="a tenth of --eta", metavar="ETA")
     decay_rate: float = setting(0.97, "exponential: the rate is multiplied by R at the end of each epoch from "
@@ -330,7 +331,15 @@ class TrainConfig(Checked):
         if self.schedule in ("cosine", "linear"):
             if self.min_eta > self.eta:
                 raise ConfigError(f"{setting_name('min_eta')} {self.min_eta:g} is above {setting_name('eta')} "
-                                  f"{self.eta:g}: a {self.schedule} schedule falls from the rate to the minimum")
+                                  f"{self.eta:g}: a {self.schedule} schedule falls from the rate to the minimum; "
+                                  f"give a {setting_name('min_eta')} of at most {self.eta:g} or a higher "
+                                  f"{setting_name('eta')}")
+        if self.optimizer == "adamw" and self.eta * self.weight_decay >= 1:
+            # each step multiplies a weight matrix by 1 - eta × D: at 1 it is wiped, beyond it flips and grows
+            raise ConfigError(f"{setting_name('weight_decay')} {self.weight_decay:g} × {setting_name('eta')} "
+                              f"{self.eta:g} is {self.eta * self.weight_decay:g}, not below 1: each step would "
+                              f"wipe or flip the weights instead of shrinking them; give a smaller "
+                              f"{setting_name('weight_decay')} or {setting_name('eta')}")
         if not self.vocab_size and self.tokens != "char":  # recorded resolved, as eta is
             object.__setattr__(self, "vocab_size", DEFAULT_VOCAB_SIZE[self.tokens])
         if self.threads is not None and self.threads > min(self.batch_size, MAX_THREADS):

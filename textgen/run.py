@@ -60,6 +60,7 @@ from textgen.settings import (
     check_names,
     loader_options_of,
     resume_changes,
+    window_is_context,
 )
 from textgen.stopping import Interrupted, StopRequest
 from textgen.trainer import (
@@ -252,6 +253,17 @@ def start_record(folder: Path, record: RunRecord, update: int) -> dict:
     }
 
 
+def smaller_pass(model_config: RNNConfig) -> str:
+    """The fix of a training pass too large for memory: the settings that size it for this cell (a window is
+    the context of a cell that reads windows of its context, where the heads multiply the attention's
+    scores), and float32 unless it is that already."""
+    names = ["hidden", "layers", "batch_size"] + (
+        ["context", "heads"] if model_config.cell in WINDOWED_CELLS else ["seq_length"])
+    listed = ", ".join(setting_name(name) for name in names[:-1]) + f" or {setting_name(names[-1])}"
+    return f"use a smaller {listed}" + ("" if model_config.dtype == "float32" else
+                                        f", or {setting_name('dtype')} float32")
+
+
 def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: int,
                 vocab_size: int | None = None) -> None:
     """LimitError before anything is allocated if the model's buffers or a sample would not fit in memory.
@@ -269,8 +281,7 @@ def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: in
         f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} "
         f"{'characters' if config.tokens == 'char' else 'tokens'} "
         f"({model_config.dtype})",
-        f"use a smaller {setting_name('hidden')}, {setting_name('layers')}, {setting_name('batch_size')} or "
-        f"{setting_name('seq_length')}, or {setting_name('dtype')} float32",
+        smaller_pass(model_config),
     )
     longest = max(config.sample_length, passage_length)
     check_memory(longest * SAMPLE_BYTES_PER_CHAR, f"a sample of {longest:,} characters",
@@ -309,11 +320,12 @@ def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
 
 
 def check_read(model_config: RNNConfig, config: TrainConfig, run: RunConfig, characters: int, held_out: bool,
-               vocab_size: int) -> TrainConfig:
-    """What a new run checks once its corpus is read (``characters`` to train on, some ``held_out`` or none, a
-    vocabulary of ``vocab_size``): the corpus is long enough, every size fits, the evaluations fall within the
-    run. Returns ``config`` `resolved`. (A sweep checks each trial with it before any starts.)"""
-    check_corpus_length(characters, config, model_config.cell not in WINDOWED_CELLS)
+               vocab_size: int, level: str | None = None) -> TrainConfig:
+    """What a new run checks once its corpus is read (``characters`` to train on, tokens of ``level``, by default
+    the run's, some ``held_out`` or none, a vocabulary of ``vocab_size``): the corpus is long enough, every size
+    fits, the evaluations fall within the run. Returns ``config`` `resolved`. (A sweep checks each trial with it
+    before any starts, counting characters.)"""
+    check_corpus_length(characters, config, model_config.cell not in WINDOWED_CELLS, level)
     check_sizes(model_config, config, run.passage_length, vocab_size)
     config = resolved(config, characters)
     check_eval_every(config, config.updates, held_out)  # (TrainConfig checks the warm-up against the total)
@@ -360,13 +372,14 @@ def start_run(
         if "optimizer" not in (train_given or {}):  # the rates that went with the assumed optimizer go too
             unset = {name: None for name in ("eta", "min_eta") if name not in (train_given or {})}
             config = replace(config, optimizer=CELL_DEFAULTS[initial.model.cell]["optimizer"], **unset)
-        if "tokens" not in (train_given or {}):  # the other run's vocabulary, as it was asked for
+        given = train_given or {}
+        if given.get("tokens", initial.vocab.level) == initial.vocab.level:  # its vocabulary, as it was asked for
             requested = getattr(initial.vocab, "requested", None)
-            sized = {} if "vocab_size" in (train_given or {}) else {"vocab_size": requested or 0}
-            config = replace(config, tokens=initial.vocab.level, **sized)
+            config = replace(config, tokens=initial.vocab.level, vocab_size=given.get("vocab_size", requested or 0))
         check_init_tokens(config, initial.vocab, run.init_from)
     model_config = initial.model if initial is not None else (model_config or RNNConfig())
     if model_config.cell in WINDOWED_CELLS and config.seq_length != model_config.context:
+        window_is_context(model_config.to_json(), dict(train_given or {}))  # a seq_length given is refused
         config = replace(config, seq_length=model_config.context)  # its windows are its context (plan_run's rule)
     check_sizes(model_config, config, run.passage_length)
     read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)

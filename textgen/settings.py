@@ -375,6 +375,8 @@ def plan_run(settings: dict, where: str = "settings") -> RunPlan:
         train["optimizer"] = CELL_DEFAULTS[cell]["optimizer"]
     if cell in WINDOWED_CELLS:
         window_is_context(model, train)
+    if "init_from" in run and "tokens" not in train:  # the other run's level, checked against vocab_size by start_run
+        train.pop("vocab_size", None)
     for name in ("out", "init_from"):
         if name in run:
             if not isinstance(run[name], (str, Path)):

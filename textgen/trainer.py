@@ -330,26 +330,21 @@ class StreamWindows:
         return int(self.ids[self.offsets[0, 0] + (update % self.per_epoch) * self.seq_length])
 
 
-def check_corpus_length(corpus_length: int, config: TrainConfig, carries_state: bool = True) -> None:
-    """CorpusError unless every stream has at least one window of seq_length + 1 characters (for a model that
+def check_corpus_length(corpus_length: int, config: TrainConfig, carries_state: bool = True,
+                        level: str | None = None) -> None:
+    """CorpusError unless every stream has at least one window of seq_length + 1 tokens (for a model that
     carries no state, whose windows are its context: unless an update's windows, side by side, fit in it, so
-    that an epoch is at least one update)."""
-    if not carries_state:
-        needed = config.batch_size * config.seq_length + 1
-        if corpus_length < needed:
-            raise CorpusError(
-                f"the corpus has {corpus_length} characters to train on (after any held-out part), fewer than the "
-                f"{needed} that one update's windows read ({setting_name('context')} × {setting_name('batch_size')}"
-                f" + 1); use a longer corpus, a smaller {setting_name('context')} or {setting_name('batch_size')}, "
-                f"or {setting_name('val_fraction')} 0")
-        return
+    that an epoch is at least one update). ``corpus_length`` counts tokens of ``level`` (by default the run's)."""
     needed = config.batch_size * config.seq_length + 1
-    if corpus_length < needed:
-        raise CorpusError(
-            f"the corpus has {corpus_length} characters to train on (after any held-out part), fewer than the "
-            f"{needed} needed for one window (seq_length + 1 per stream); use a longer corpus, a smaller "
-            f"{setting_name('seq_length')}/{setting_name('batch_size')}, or {setting_name('val_fraction')} 0"
-        )
+    if corpus_length >= needed:
+        return
+    level = level or config.tokens
+    tokens = "characters" if level == "char" else f"{level} tokens"
+    window = setting_name("seq_length" if carries_state else "context")
+    raise CorpusError(
+        f"the corpus has {corpus_length:,} {tokens} to train on (after any held-out part), fewer than the {needed:,} "
+        f"that one update's windows read ({window} × {setting_name('batch_size')} + 1); use a longer corpus, a "
+        f"smaller {window} or {setting_name('batch_size')}, or {setting_name('val_fraction')} 0")
 
 
 def check_finite(state: TrainState, kept: int | None = None) -> None:

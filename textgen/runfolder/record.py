@@ -202,14 +202,16 @@ class RunRecord:
 
         The settings a resume may change (`RESUMABLE_FIELDS`) may differ: config.json records the newest.
         """
-        def disagree(key: str, ours: object, theirs: object) -> None:
+        def disagree(key: str, ours: object, theirs: object, file: str = "config.json") -> None:
             if ours != theirs:
-                raise CheckpointError(f"{where}: config.json and {name} disagree on {key}: {ours!r} in config.json, "
+                raise CheckpointError(f"{where}: {file} and {name} disagree on {key}: {ours!r} in {file}, "
                                       f"{theirs!r} in {name}; the run folder has been edited or mixed up")
 
         for key, value in self.model.to_json().items():
             disagree(f"model.{key}", value, getattr(checkpoint.model, key))
         disagree("the vocabulary (vocab.json)", (vocab.level, vocab.tokens), (checkpoint.vocab.level, checkpoint.vocab.tokens))
+        disagree("vocab_size", getattr(vocab, "requested", None), getattr(checkpoint.vocab, "requested", None),
+                 "vocab.json")
         disagree("corpus.vocab_size", self.vocab_size, checkpoint.vocab.size)
         meta = checkpoint.training
         saved = meta.train

@@ -69,7 +69,7 @@ def check_trials(spec: SweepSpec, trials: dict[str, dict], folder: Path, at_once
             # bpe; at least the 256 bytes and the marker for bpe); its updates are planned on the characters
             size = max(vocab_size, plan.train.resolved_vocab_size or 0, 257 if plan.train.tokens == "bpe" else 0)
             config = _named(name, trials[name], lambda: check_read(models[name], plan.train, plan.run, characters,
-                                                                 held_out, size))
+                                                                 held_out, size, level="char"))
             updates = config.updates
             needs.append(network_of(models[name], size).training_bytes(
                 config.seq_length, config.batch_size, dropout=config.dropout))
