@@ -57,6 +57,8 @@ ROWS = {
     "lstm-2x256-exponential": {**LSTM_256, "schedule": "exponential", "decay_after": 1, "decay_rate": 0.9},
     "lstm-2x256-cosine-word": {**LSTM_256, "schedule": "cosine", "warmup": 100, "tokens": "word"},
     "lstm-2x256-cosine-bpe": {**LSTM_256, "schedule": "cosine", "warmup": 100, "tokens": "bpe"},
+    # more streams a step: larger products, a higher rate
+    "lstm-2x256-b64-cosine": {**LSTM_256, "batch_size": 64, "eta": 0.003, "schedule": "cosine", "warmup": 100},
     # for an hour: twice as wide
     "lstm-2x512-cosine": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100},
     # for a small corpus (a year of tweets, ~100 KB): one layer of 256, more dropout
