@@ -369,10 +369,10 @@ def start_run(
         check_init_from(run.init_from)
         initial = RunFolder(run.init_from).load("last")
         check_init_model(model_given or {}, initial.model, run.init_from)
-        if "optimizer" not in (train_given or {}):  # the rates that went with the assumed optimizer go too
-            unset = {name: None for name in ("eta", "min_eta") if name not in (train_given or {})}
-            config = replace(config, optimizer=CELL_DEFAULTS[initial.model.cell]["optimizer"], **unset)
         given = train_given or {}
+        if "optimizer" not in given:  # the rates that went with the assumed optimizer go too
+            unset = {name: None for name in ("eta", "min_eta") if name not in given}
+            config = replace(config, optimizer=CELL_DEFAULTS[initial.model.cell]["optimizer"], **unset)
         if given.get("tokens", initial.vocab.level) == initial.vocab.level:  # its vocabulary, as it was asked for
             requested = getattr(initial.vocab, "requested", None)
             config = replace(config, tokens=initial.vocab.level, vocab_size=given.get("vocab_size", requested or 0))
