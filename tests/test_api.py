@@ -299,14 +299,16 @@ def test_permission_denied_on_a_users_path_is_a_textgen_error_naming_it(trained)
         shutil.copytree(trained[0].folder, base / "good")
         shutil.copytree(trained[0].folder, base / "locked")
         shutil.copy(SAMPLE_BOOK, base / "book.txt")
+        shutil.copy(SAMPLE_BOOK, base / "readable.txt")  # the checkout itself may be private to its owner
+        readable = str(base / "readable.txt")
         (base / "read-only").mkdir()
         for path, mode in ((base / "locked", 0), (base / "book.txt", 0), (base / "read-only", 0o555)):
             path.chmod(mode)
         calls = [
             lambda: textgen.train(str(base / "book.txt"), out=base / "good" / "new", **QUICK),
-            lambda: textgen.train(str(SAMPLE_BOOK), out=base / "read-only" / "run", **QUICK),
-            lambda: textgen.train(str(SAMPLE_BOOK), out=base / "locked", force=True, **QUICK),
-            lambda: textgen.train(str(SAMPLE_BOOK), out=base / "read-only" / "run", init_from=base / "locked",
+            lambda: textgen.train(readable, out=base / "read-only" / "run", **QUICK),
+            lambda: textgen.train(readable, out=base / "locked", force=True, **QUICK),
+            lambda: textgen.train(readable, out=base / "read-only" / "run", init_from=base / "locked",
                                   **QUICK),
             lambda: textgen.resume(base / "locked", updates=200, progress=False),
             lambda: textgen.load(base / "locked"),

@@ -429,9 +429,10 @@ def test_a_permission_the_system_refuses_is_one_line(trained_run, capsys):
     with shared_folder() as base:
         locked = base / "locked"
         shutil.copytree(trained_run, locked)
+        shutil.copy(SAMPLE_BOOK, base / "readable.txt")  # the checkout itself may be private to its owner
         locked.chmod(0)
         with as_another_user():
-            code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", locked, "--force", *QUICK)
+            code, _, err = run(capsys, "train", "--corpus", base / "readable.txt", "--out", locked, "--force", *QUICK)
     assert code == 1 and err.count("\n") == 1 and "Permission denied" in err and str(locked) in err, err
 
 
