@@ -16,7 +16,9 @@ it. The best of the 15 held-out losses is the row's figure, in bits per characte
 The table shows each row's best held-out loss, the updates and training characters a second it managed, the
 characters a token covers on average and when it got there; --json keeps every row with a 500-character
 sample from its best model. Rows run one after another; to compare rows run in parallel, give each its own
-CPU (taskset) so they meet the same conditions. Not part of the test suite.
+CPU (taskset) so they meet the same conditions; a row with "threads" (lstm-2x512-cosine-2cpu) uses both CPUs
+of a 2-CPU machine and runs alone. BLAS gets one thread (as the command line gives it), since such a row
+runs its own threads. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+# Rows with threads of their own make their own BLAS calls, so BLAS itself gets one thread (as the CLI does).
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -61,6 +67,10 @@ ROWS = {
     "lstm-2x256-b64-cosine": {**LSTM_256, "batch_size": 64, "eta": 0.003, "schedule": "cosine", "warmup": 100},
     # for an hour: twice as wide
     "lstm-2x512-cosine": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100},
+    "lstm-2x512-cosine-word": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "tokens": "word"},
+    "lstm-2x512-cosine-bpe": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "tokens": "bpe"},
+    # the same on both CPUs of a 2-core machine: each thread runs half of the batch's streams
+    "lstm-2x512-cosine-2cpu": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "threads": 2},
     # for a small corpus (a year of tweets, ~100 KB): one layer of 256, more dropout
     "tweets-char": {"cell": "lstm", "hidden": 256, "dropout": 0.3, "batch_size": 16, "dtype": "float32",
                     "schedule": "cosine", "warmup": 50},
