@@ -433,3 +433,40 @@ def test_every_public_name_is_the_apis_even_once_the_whole_library_is_loaded(tmp
             assert not inspect.ismodule(value), name
             if hasattr(api, name):
                 assert value is getattr(api, name), name
+
+
+@pytest.mark.parametrize("blas", [None, "4", "1"])
+def test_a_run_split_over_threads_says_when_blas_may_run_threads_of_its_own(tmp_path, monkeypatch, caplog, blas):
+    # The command line asks BLAS for one thread before NumPy loads; a Python caller may not have, and then
+    # BLAS's threads compete with the workspace's. The run says so (and trains all the same).
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    if blas is not None:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", blas)
+    settings = dict(QUICK, updates=20, eval_every=10, sample_every=10, checkpoint_every=10, batch_size=4, threads=2,
+                    seed=1)
+    with caplog.at_level("WARNING", logger="textgen"):
+        result = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "run", **settings)
+    warned = [r.getMessage() for r in caplog.records if "OPENBLAS_NUM_THREADS=1" in r.getMessage()]
+    assert result.final_update == 20
+    assert len(warned) == (0 if blas == "1" else 1)
+    if warned:
+        assert warned[0].startswith("threads 2: BLAS may run threads of its own")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="textgen"):  # one thread: nothing to say
+        textgen.train(str(SAMPLE_BOOK), out=tmp_path / "one", **dict(settings, threads=1))
+    assert not [r for r in caplog.records if "OPENBLAS" in r.getMessage()]
+
+
+def test_notes_name_settings_as_python_does_and_the_command_line_as_flags(tmp_path, caplog, capsys):
+    # the library logs each note once, its settings spelled as keywords; the command line spells them as flags
+    with caplog.at_level("INFO", logger="textgen"):
+        textgen.train(out=tmp_path / "default", updates=2, hidden=8, eval_every=1, sample_every=1,
+                      checkpoint_every=1, passage_length=0, progress=False, seed=1)
+    notes = [r.getMessage() for r in caplog.records if "built-in default" in r.getMessage()]
+    assert notes and notes[0].startswith("no corpus given, training on the built-in default")
+    code, _, err = run(capsys, "train", "--out", tmp_path / "cli", "--updates", 2, "--hidden", 8, "--eval-every", 1,
+                       "--sample-every", 1, "--checkpoint-every", 1, "--passage-length", 0, "--seed", 1)
+    assert code == 0, err
+    assert "textgen: no --corpus given, training on the built-in default" in err
+    assert "\x1e" not in err and "\x1f" not in err

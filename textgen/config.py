@@ -19,6 +19,7 @@ from textgen.errors import ConfigError, setting_name
 
 MAX_COUNT = 10**15  # the largest count any setting takes (updates, intervals, lengths): beyond JSON's exact range
 MAX_THREADS = 256  # threads that share a batch's streams, at most
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")  # read as NumPy loads
 MAX_LAYERS = 64
 MAX_CONTEXT = 4096  # tokens a gpt window sees, at most: its attention is (context × context) per head
 DEFAULT_EPOCHS = 2  # when neither updates nor epochs is given: two passes over the corpus, but at least...

@@ -22,6 +22,12 @@ def spelled(text: str, spell: Callable[[str], str] | None = None) -> str:
     return _MARK.sub(lambda match: spell(match.group(1)) if spell else match.group(1), text)
 
 
+def log_marked(logger, level: int, text: str) -> None:
+    """Log ``text``, whose settings are marked (`setting_name`), spelled as Python spells them; the record keeps the
+    marked text as ``marked`` for a front end that spells settings its own way (the command line, as flags)."""
+    logger.log(level, "%s", spelled(text, as_keyword), extra={"marked": text})
+
+
 def as_flag(name: str) -> str:
     """A setting as the command line spells it: ``--seq-length``."""
     return "--" + name.replace("_", "-")

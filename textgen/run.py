@@ -44,9 +44,17 @@ from textgen.corpus import (
     stream_encode,
     streamable_source,
 )
-from textgen.errors import CheckpointError, ConfigError, CorpusError, TextgenError, TrainingError, setting_name
+from textgen.errors import (
+    CheckpointError,
+    ConfigError,
+    CorpusError,
+    TextgenError,
+    TrainingError,
+    log_marked,
+    setting_name,
+)
 from textgen.limits import check_memory
-from textgen.models import default_threads, network_of
+from textgen.models import blas_may_run_threads, default_threads, network_of
 from textgen.optim import array_names, learning_rate
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
@@ -455,8 +463,8 @@ def check_plan(plan: RunPlan) -> None:
 def start_planned(plan: RunPlan, **arguments) -> RunResult:
     """`start_run` of the run ``plan`` describes (see `textgen.settings.plan_run`); ``arguments`` as start_run's."""
     if plan.corpus is None:
-        log.info(f"no {setting_name('corpus')} given, training on the built-in default: the Python language reference "
-                 "(pydoc_data.topics, ~465k characters)")
+        log_marked(log, logging.INFO, f"no {setting_name('corpus')} given, training on the built-in default: the "
+                   "Python language reference (pydoc_data.topics, ~465k characters)")
     return start_run(plan.corpus, plan.model, plan.train, plan.run, kind=plan.kind, options=plan.options,
                      weights=plan.weights, model_given=plan.model_given, train_given=plan.train_given, **arguments)
 
@@ -522,6 +530,11 @@ def _train_in(
     passage or the report) comes at once. Either way `Interrupted` goes on with the folder and the update kept.
     """
     finished = False
+    if min(config.threads or 1, config.batch_size) > 1 and state.params.network.splits_streams \
+            and blas_may_run_threads():
+        log_marked(log, logging.WARNING, f"{setting_name('threads')} {config.threads}: BLAS may run threads of its "
+                   "own beside these, which halves the speed on two CPUs; set OPENBLAS_NUM_THREADS=1 before Python "
+                   "starts (the textgen command does this itself)")
     try:
         try:
             state = train(ids, vocab, config, rng, model_config, state=state, callbacks=recorder, progress=progress,
@@ -617,7 +630,7 @@ def resume_run(
         if "eval_every" in changes:
             check_eval_every(config, target, val_ids is not None)
         if (note := resumed_schedule(saved, config, state.update)) is not None:
-            log.info(note)
+            log_marked(log, logging.INFO, note)
         if target > state.update and not math.isfinite(loss := first_loss(state, ids, config)):
             # saved by a textgen that did not yet look one window ahead: no --eta can change this loss
             raise TrainingError(f"{setting_name('resume')} {folder.path}: the weights in last.npz (update "

@@ -18,13 +18,13 @@ from textgen._version import __version__
 from textgen.cli.output import NotesOutput, guard_standard_streams, silence_stdout, takes_a_write
 from textgen.cli.parser import DEBUG_ENV, choose_run_folder, make_parser
 from textgen.cli.train import duration, status_line  # noqa: F401 - what the tests of the status lines read
-from textgen.errors import TextgenError, as_flag, one_line, path_failure
+from textgen.config import BLAS_THREAD_VARIABLES
+from textgen.errors import TextgenError, as_flag, one_line, path_failure, spelled
 
 __all__ = ["BLAS_THREAD_VARIABLES", "build_parser", "main", "use_one_blas_thread"]
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGPIPE: 141}
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def use_one_blas_thread() -> None:
@@ -100,7 +100,8 @@ class LogLines(logging.Formatter):
     """Log records as stderr lines: ``textgen: warning: ...`` for warnings, ``textgen: ...`` for notes (INFO)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return ("textgen: " if record.levelno < logging.WARNING else "textgen: warning: ") + record.getMessage()
+        text = spelled(getattr(record, "marked", None) or record.getMessage(), as_flag)  # settings as flags
+        return ("textgen: " if record.levelno < logging.WARNING else "textgen: warning: ") + text
 
 
 class PrintedOnce(logging.Filter):

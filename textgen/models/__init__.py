@@ -13,14 +13,15 @@ from textgen.models.base import (
     Network,
     Params,
     Workspace,
+    blas_may_run_threads,
     default_threads,
     reference_loss_and_grads,
 )
 
 CELLS: dict[str, Cell] = {cell.name: cell for cell in (rnn.CELL, lstm.CELL, gru.CELL, gpt.CELL)}  # by --cell name
 
-__all__ = ["CELLS", "Cell", "LossAndGrads", "Network", "Params", "Workspace", "default_threads", "init_params",
-           "network_of", "reference_loss_and_grads"]
+__all__ = ["CELLS", "Cell", "LossAndGrads", "Network", "Params", "Workspace", "blas_may_run_threads", "default_threads",
+           "init_params", "network_of", "reference_loss_and_grads"]
 
 
 def network_of(config: RNNConfig, vocab_size: int) -> Network:

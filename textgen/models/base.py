@@ -25,6 +25,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from textgen.config import BLAS_THREAD_VARIABLES
+
 MIN_STREAMS_PER_THREAD = 32  # with fewer streams per thread, handing work over costs what it saves
 
 
@@ -63,6 +65,8 @@ class Network(Protocol):
     carries_state: bool  # True: trained on each stream's windows in order, its state carried across them;
     # False: trained on windows at random positions, each from no state, evaluated with a sliding window
     decayed: tuple[str, ...]  # the parameters AdamW's weight decay shrinks (weight matrices)
+    splits_streams: bool  # True: its workspace runs groups of a batch's streams in threads of its own (--threads);
+    # False: one thread makes a few large products, which BLAS may share out
 
     def describe(self) -> str:
         """The model in a few words for messages and headers, e.g. ``lstm, 2 layers of 128``."""
@@ -181,6 +185,13 @@ def row_product(a: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.matmul(a[:, None, :], matrix)[:, 0, :]
 
 
+def blas_may_run_threads() -> bool:
+    """Whether BLAS may run threads of its own beside a workspace's: none of the variables that ask it for one
+    thread says 1. (They act when NumPy loads; the command line sets them before that.) A run whose streams are
+    split over threads while BLAS splits each product as well is about half as fast on two CPUs."""
+    return not any(os.environ.get(name, "").strip() == "1" for name in BLAS_THREAD_VARIABLES)
+
+
 def default_threads(batch: int) -> int:
     """How many threads a workspace gives ``batch`` streams: one per CPU this process may run on,
     but at most one per MIN_STREAMS_PER_THREAD streams, so a single stream always runs in one thread."""
@@ -258,6 +269,7 @@ class RecurrentNetwork:
     softmax, with its state carried across windows: the rnn, lstm and gru cells' networks."""
 
     carries_state = True
+    splits_streams = True
 
     def __init__(self, cell: RecurrentCell, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
                  dtype: str = "float64"):

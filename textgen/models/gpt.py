@@ -66,6 +66,7 @@ class GPTNetwork:
     of at most ``context`` ids of a vocabulary of ``vocab_size``. It carries no state from window to window."""
 
     carries_state = False
+    splits_streams = False
     state_size = 0
 
     def __init__(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.02, dtype: str = "float64",
