@@ -303,6 +303,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+CHUNK_SECONDS, CHUNK_UPDATES = 1.0, 4  # each train() call of a round trains about this long, and this many updates
+
+
 def child_rounds(name: str, corpus: str) -> None:
     """Serve the parent: one JSON command per stdin line, one JSON answer per stdout line."""
     runner = make_runner(name, corpus)
@@ -318,8 +321,9 @@ def child_rounds(name: str, corpus: str) -> None:
             while time.perf_counter() - start < command["seconds"]:
                 t0 = time.perf_counter()
                 chars += runner.run(updates)
-                # chunks of about a quarter second: long enough to amortise train()'s setup
-                updates = max(1, int(updates * 0.25 / max(time.perf_counter() - t0, 1e-6)))
+                # chunks of about CHUNK_SECONDS: long enough to amortise train()'s set-up (a user's run makes it
+                # once; a large transformer's buffers take about 0.3 s to allocate and touch)
+                updates = max(CHUNK_UPDATES, int(updates * CHUNK_SECONDS / max(time.perf_counter() - t0, 1e-6)))
             answer = {"chars": chars, "seconds": time.perf_counter() - start}
         else:
             answer = {"peak_rss_mib": peak_rss_mib()}

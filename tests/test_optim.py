@@ -103,3 +103,32 @@ def test_each_optimizer_gets_its_usual_learning_rate_unless_one_is_given():
     assert TrainConfig(optimizer="adam").eta == 0.002 and TrainConfig(optimizer="rmsprop").eta == 0.002
     assert TrainConfig(optimizer="adam", eta=0.01).eta == 0.01
     assert isinstance(make_optimizer(TrainConfig(optimizer="rmsprop", rmsprop_decay=0.5), 3, "float32"), RMSprop)
+
+
+def test_a_step_over_many_chunks_is_the_whole_buffer_step_to_the_last_bit(monkeypatch):
+    # each optimizer steps CHUNK numbers at a time; with one chunk as large as the buffer it makes the same
+    # passes over the whole of it: the two must agree exactly, state and parameters, AdamW's mask included
+    import textgen.optim as optim
+
+    rng = np.random.default_rng(4)
+    size = 3 * optim.CHUNK + 17
+    decayed = (rng.random(size) < 0.5).astype(np.float32)
+    for name in ("adagrad", "rmsprop", "adam", "adamw"):
+        config = TrainConfig(optimizer=name)
+        chunked = make_optimizer(config, size, "float32", decayed)
+        with monkeypatch.context() as patch:
+            patch.setattr(optim, "CHUNK", 10 * size)
+            whole = make_optimizer(config, size, "float32", decayed)
+        theta = rng.standard_normal(size).astype(np.float32)
+        expected, start = theta.copy(), theta.copy()
+        for _ in range(3):
+            g = rng.standard_normal(size).astype(np.float32)
+            chunked.step(theta, g)
+            with monkeypatch.context() as patch:
+                patch.setattr(optim, "CHUNK", 10 * size)
+                whole.step(expected, g)
+        assert whole._step.size == size and chunked._step.size == optim.CHUNK  # really one pass against four
+        np.testing.assert_array_equal(theta, expected)
+        for key in chunked.arrays:
+            np.testing.assert_array_equal(chunked.arrays[key], whole.arrays[key])
+        assert (theta != start).mean() > 0.99  # every chunk moved

@@ -384,7 +384,7 @@ class RecurrentNetwork:
 
     def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0) -> int:
         """Memory a training run allocates for the model: θ, its best copy, gradients, optimizer state
-        and scratch (7 × the parameters), plus a workspace for ``batch`` streams (and dropout's masks)."""
+        and its scratch (at most 7 × the parameters), plus a workspace for ``batch`` streams (and dropout's masks)."""
         size = np.dtype(dtype or self.dtype).itemsize
         n, B, m, K, G, L = seq_length, batch, self.hidden, self.vocab_size, self.cell.gates, self.layers
         per_row = L * (6 * G * m + 6 * m) + 3 * K + m  # a layer's pre-activations, gates, grads and states

@@ -197,7 +197,7 @@ class GPTNetwork:
     # ------------------------------------------------------------------ memory, before any of it is allocated
 
     def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0) -> int:
-        """θ, its best copy, gradients, AdamW's two moments and two scratch buffers (7 × the parameters), the
+        """θ, its best copy, gradients, AdamW's two moments and its scratch (at most 7 × the parameters), the
         activations every block keeps for the backward pass (about 23 numbers of m per row and its
         attention weights), the backward pass's scratch, the read-out's rows and dropout's masks."""
         size = np.dtype(dtype or self.dtype).itemsize
@@ -608,7 +608,9 @@ def next_probabilities(network: GPTNetwork, params: Params, ids: np.ndarray) -> 
         y = np.matmul(weights, v).transpose(0, 2, 1, 3).reshape(G, T, m)
         z = z + np.matmul(y, Wo) + bo
         f = np.matmul(reference_layer_norm(z, ln2_g, ln2_b)[0], W1) + b1
-        z = z + np.matmul(reference_gelu(f), W2) + b2
+        t, g = np.empty_like(f), np.empty_like(f)
+        gelu(f, t, g)  # the fast pass's GELU (the reference's f**3 is a slow power in float32)
+        z = z + np.matmul(g, W2) + b2
     h = reference_layer_norm(z[:, -1], params["lnf_g"], params["lnf_b"])[0]  # (G, m): the last position only
     logits = row_product(h, network.readout(params).T) + params["c"]
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
