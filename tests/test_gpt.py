@@ -66,7 +66,10 @@ def test_layer_norm_reference_backward_matches_centred_differences():
     np.testing.assert_allclose(dz, numerical, rtol=1e-6, atol=1e-8)
 
 
-def test_gelu_forward_and_backward_match_the_reference_and_the_exact_gelu_closely():
+@pytest.mark.parametrize("row_numbers", [1 << 16, 16, 1])  # all 5 rows a block; 2 rows; 1 row
+def test_gelu_forward_and_backward_match_the_reference_and_the_exact_gelu_closely(monkeypatch, row_numbers):
+    monkeypatch.setattr(G, "ROW_NUMBERS", row_numbers)
+    assert len(G.row_spans(5, 8)) == {1 << 16: 1, 16: 3, 1: 5}[row_numbers]
     rng = np.random.default_rng(3)
     f, dout = rng.normal(scale=3, size=(5, 8)), rng.normal(size=(5, 8))
     t, out = scratch(5, 8), scratch(5, 8)
@@ -81,7 +84,8 @@ def test_gelu_forward_and_backward_match_the_reference_and_the_exact_gelu_closel
     np.testing.assert_allclose(df, numerical, rtol=1e-6, atol=1e-8)
 
 
-def test_batched_causal_attention_matches_the_position_by_position_reference():
+@pytest.mark.parametrize("blocks", [None, (1, 2), (2, 3), (3, 1)])  # (windows together, query rows a block)
+def test_batched_causal_attention_matches_the_position_by_position_reference(blocks):
     B, T, H, d = 3, 5, 2, 4
     m = H * d
     rng = np.random.default_rng(4)
@@ -90,10 +94,10 @@ def test_batched_causal_attention_matches_the_position_by_position_reference():
     scaled[:, :m] /= math.sqrt(d)  # the fast pass keeps q divided by sqrt(d)
     weights, y = scratch(B, H, T, T), np.ones((B * T, m + 1))
     G.attention(scaled, weights, y[:, :m], G.causal_mask(T, np.float64), scratch(B, H, T, 1), scratch(B, H, T, 3),
-                np.ones((T, 1)))
+                np.ones((T, 1)), blocks)
     dqkv = scratch(B * T, 3 * m)
     G.attention_backward(dy, y[:, :m], scaled, weights, dqkv, scratch(B, H, T, T), scratch(B * T, m), scratch(B, T, H),
-                         1 / math.sqrt(d))
+                         1 / math.sqrt(d), blocks)
     for b in range(B):
         rows = slice(b * T, (b + 1) * T)
         expected_y, expected_weights = G.reference_attention(qkv[rows], H)
@@ -103,6 +107,14 @@ def test_batched_causal_attention_matches_the_position_by_position_reference():
                                    rtol=0, atol=1e-10)
     assert np.all(weights[:, :, np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] == 0)  # nothing from the future
     assert np.all(y[:, m] == 1.0)  # the column of ones beside y is left alone
+
+
+def test_attention_blocks_keep_windows_within_the_cache_and_queries_in_at_most_four_blocks():
+    assert G.attention_blocks(64, 4, 12) == (12, 64)  # nanoGPT's CPU shape: all 12 windows at once, one block
+    assert G.attention_blocks(256, 6, 12) == (1, 64)  # 6 × 256 × 256 weights a window: one at a time, 4 blocks
+    assert G.attention_blocks(1024, 8, 12) == (1, 256)
+    assert G.causal_spans(5, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert G.causal_spans(256, 64)[-1] == (192, 256)
 
 
 @pytest.mark.parametrize("width", [1, 2, 5, 8, 13])

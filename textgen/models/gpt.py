@@ -269,31 +269,49 @@ def layer_norm_backward(dy: np.ndarray, g: np.ndarray, xhat: np.ndarray, rstd: n
     np.multiply(dz, rstd, dz)
 
 
+ROW_NUMBERS = 1 << 16  # elementwise passes over a large (N, w) array go this many numbers' worth of rows at a time
+
+
+def row_spans(rows: int, width: int) -> list[slice]:
+    """Row blocks of about ROW_NUMBERS numbers of an array (rows, width): a function's several passes over one
+    block read what the pass before wrote from cache, not memory (the same arithmetic, so the same bits)."""
+    step = max(1, ROW_NUMBERS // max(1, width))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+
 def gelu(f: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
-    """``out`` = GELU(``f``), keeping t = tanh(√(2/π)(f + 0.044715 f³)) in ``t`` for the backward pass."""
-    np.multiply(f, f, t)
-    np.multiply(t, GELU_A * GELU_C, t)
-    np.add(t, GELU_A, t)
-    np.multiply(t, f, t)
-    np.tanh(t, t)
-    np.multiply(t, f, out)
-    np.add(out, f, out)
-    np.multiply(out, 0.5, out)
+    """``out`` = GELU(``f``), keeping t = tanh(√(2/π)(f + 0.044715 f³)) in ``t`` for the backward pass. Rows
+    (N, w), or contiguous arrays of any shape (taken as rows of their last axis)."""
+    if f.ndim != 2:
+        f, t, out = (x.reshape(-1, x.shape[-1]) for x in (f, t, out))  # views: contiguous
+    for r in row_spans(*f.shape):
+        fr, tr, o = f[r], t[r], out[r]
+        np.multiply(fr, fr, tr)
+        np.multiply(tr, GELU_A * GELU_C, tr)
+        np.add(tr, GELU_A, tr)
+        np.multiply(tr, fr, tr)
+        np.tanh(tr, tr)
+        np.multiply(tr, fr, o)
+        np.add(o, fr, o)
+        np.multiply(o, 0.5, o)
 
 
 def gelu_backward(df: np.ndarray, f: np.ndarray, t: np.ndarray, scratch: np.ndarray, scratch2: np.ndarray) -> None:
     """``df`` (dL/dGELU(f) in, dL/df out) times GELU'(f) = ½(1 + t) + ½ f (1 - t²) √(2/π)(1 + 3 · 0.044715 f²)."""
-    np.multiply(f, f, scratch)
-    np.multiply(scratch, 3 * GELU_C * GELU_A * 0.5, scratch)
-    np.add(scratch, GELU_A * 0.5, scratch)
-    np.multiply(scratch, f, scratch)  # ½ f √(2/π)(1 + 3c f²)
-    np.multiply(t, t, scratch2)
-    np.subtract(1.0, scratch2, scratch2)
-    np.multiply(scratch, scratch2, scratch)
-    np.add(t, 1.0, scratch2)
-    np.multiply(scratch2, 0.5, scratch2)
-    np.add(scratch, scratch2, scratch)
-    np.multiply(df, scratch, df)
+    for r in row_spans(*f.shape):
+        fr, tr, dr = f[r], t[r], df[r]
+        a, b = scratch[: fr.shape[0]], scratch2[: fr.shape[0]]
+        np.multiply(fr, fr, a)
+        np.multiply(a, 3 * GELU_C * GELU_A * 0.5, a)
+        np.add(a, GELU_A * 0.5, a)
+        np.multiply(a, fr, a)  # ½ f √(2/π)(1 + 3c f²)
+        np.multiply(tr, tr, b)
+        np.subtract(1.0, b, b)
+        np.multiply(a, b, a)
+        np.add(tr, 1.0, b)
+        np.multiply(b, 0.5, b)
+        np.add(a, b, a)
+        np.multiply(dr, a, dr)
 
 
 def head_views(qkv: np.ndarray, B: int, T: int, H: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -316,31 +334,66 @@ def row_max(x: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
     np.copyto(out, current[..., :1])
 
 
+QUERY_ROWS = 64  # a window's queries are taken this many at a time (at least), each block reading only the keys
+# at or before its last one: with 4 blocks of a context of 256, the attention does 10/16 of the full square's work
+CACHE_NUMBERS = 1 << 18  # windows are taken together while their weights (H × T × T each) fit in about this much
+
+
+def attention_blocks(T: int, H: int, B: int) -> tuple[int, int]:
+    """(windows taken together, query rows per block) for B windows of T ids and H heads: as many windows as keep
+    their weights within CACHE_NUMBERS (so that the softmax's passes read what the product before wrote from
+    cache), and blocks of at least QUERY_ROWS queries, four to a window at most."""
+    return max(1, min(B, CACHE_NUMBERS // (H * T * T))), max(QUERY_ROWS, -(-T // 4))
+
+
+def causal_spans(T: int, rows: int) -> list[tuple[int, int]]:
+    """The query blocks [i0, i1) of a window of T positions, ``rows`` at a time: block [i0, i1) attends to keys
+    [0, i1) only, since no query in it may look past i1 - 1."""
+    return [(i0, min(i0 + rows, T)) for i0 in range(0, T, rows)]
+
+
 def attention(qkv: np.ndarray, weights: np.ndarray, y: np.ndarray, mask: np.ndarray, row: np.ndarray,
-              scratch: np.ndarray, ones: np.ndarray) -> None:
+              scratch: np.ndarray, ones: np.ndarray, blocks: tuple[int, int] | None = None) -> None:
     """Causal attention of B windows: ``qkv`` (B·T, 3m) with q already divided by sqrt(d), the weights A into
     ``weights`` (B, H, T, T), the heads' outputs side by side into ``y`` (B·T, m) (it may be a view with a
     wider row). ``mask`` (T, T) is 0 on and below the diagonal, -inf above; ``row`` (B, H, T, 1), ``scratch``
-    (B, H, T, ceil(T / 2)) scratch, ``ones`` (T, 1) ones (a row's sum as a product)."""
+    (B, H, T, ceil(T / 2)) scratch, ``ones`` (T, 1) ones (a row's sum as a product).
+
+    Windows go ``blocks[0]`` at a time and their queries ``blocks[1]`` rows at a time (`attention_blocks`): a
+    block of queries [i0, i1) is scored against keys [0, i1) only. The weights right of that (keys i1 and
+    after, all -inf before the softmax) are never written: they keep the zeros the buffer starts with, which is
+    what the softmax gives them, and the backward pass never reads them.
+    """
     B, H, T, _ = weights.shape
+    group, rows = blocks or attention_blocks(T, H, B)
     q, k, v = head_views(qkv, B, T, H)
-    np.matmul(q, k.transpose(0, 1, 3, 2), weights)
-    np.add(weights, mask, weights)
-    row_max(weights, row, scratch)
-    np.subtract(weights, row, weights)
-    np.exp(weights, weights)
-    np.matmul(weights, ones, row)
-    np.divide(weights, row, weights)
     d = q.shape[3]
-    np.matmul(weights, v, y.reshape(B, T, H, d).transpose(0, 2, 1, 3))
+    heads_y = y.reshape(B, T, H, d).transpose(0, 2, 1, 3)
+    for b0 in range(0, B, group):
+        w_ = slice(b0, min(b0 + group, B))
+        for i0, i1 in causal_spans(T, rows):
+            A, r = weights[w_, :, i0:i1, :i1], row[w_, :, i0:i1]
+            np.matmul(q[w_, :, i0:i1], k[w_, :, :i1].transpose(0, 1, 3, 2), A)
+            np.add(A, mask[i0:i1, :i1], A)
+            row_max(A, r, scratch[w_, :, i0:i1])
+            np.subtract(A, r, A)
+            np.exp(A, A)
+            np.matmul(A, ones[:i1], r)
+            np.divide(A, r, A)
+            np.matmul(A, v[w_, :, :i1], heads_y[w_, :, i0:i1])
 
 
 def attention_backward(dy: np.ndarray, y: np.ndarray, qkv: np.ndarray, weights: np.ndarray, dqkv: np.ndarray,
-                       dweights: np.ndarray, scratch: np.ndarray, row: np.ndarray, scale: float) -> None:
+                       dweights: np.ndarray, scratch: np.ndarray, row: np.ndarray, scale: float,
+                       blocks: tuple[int, int] | None = None) -> None:
     """From dL/dy ``dy`` (B·T, m), y the forward's output (B·T, m): dL/d[q | k | v] into ``dqkv`` (B·T, 3m), for
     q before its division by sqrt(d) (``scale`` is 1 / sqrt(d)). ``dweights`` (B, H, T, T), ``scratch`` (B·T, m)
-    and ``row`` (B, T, H) scratch."""
+    and ``row`` (B, T, H) scratch; ``blocks`` as the forward pass took them.
+
+    q̂ is made a block of queries at a time (each against the keys it saw); k̂ and v̂ a block of keys [j0, j1) at
+    a time, summed over the queries from j0 on (those before j0 never saw these keys)."""
     B, H, T, _ = weights.shape
+    group, rows = blocks or attention_blocks(T, H, B)
     q, k, v = head_views(qkv, B, T, H)
     dq, dk, dv = head_views(dqkv, B, T, H)
     d = q.shape[3]
@@ -348,12 +401,19 @@ def attention_backward(dy: np.ndarray, y: np.ndarray, qkv: np.ndarray, weights: 
     np.multiply(dy, y, scratch)
     np.matmul(scratch.reshape(B, T, H, d), np.ones(d, dtype=scratch.dtype), row)
     dy = dy.reshape(B, T, H, d).transpose(0, 2, 1, 3)
-    np.matmul(weights.transpose(0, 1, 3, 2), dy, dv)  # v̂_s = Σ_t A_ts ŷ_t
-    np.matmul(dy, v.transpose(0, 1, 3, 2), dweights)  # Â_ts = ŷ_t · v_s
-    np.subtract(dweights, row.transpose(0, 2, 1)[..., None], dweights)
-    np.multiply(dweights, weights, dweights)  # Ŝ = A ⊙ (Â - Σ A ⊙ Â)
-    np.matmul(dweights, k, dq)  # (for the q that was divided: its own gradient needs the scale once more)
-    np.matmul(dweights.transpose(0, 1, 3, 2), q, dk)  # k̂_s = Σ_t Ŝ_ts q_t / sqrt(d), q divided already
+    sums = row.transpose(0, 2, 1)[..., None]  # (B, H, T, 1)
+    spans = causal_spans(T, rows)
+    for b0 in range(0, B, group):
+        w_ = slice(b0, min(b0 + group, B))
+        for i0, i1 in spans:  # Ŝ = A ⊙ (Â - Σ A ⊙ Â) with Â_ts = ŷ_t · v_s, and q̂_t = Σ_s Ŝ_ts k_s
+            A, dA = weights[w_, :, i0:i1, :i1], dweights[w_, :, i0:i1, :i1]
+            np.matmul(dy[w_, :, i0:i1], v[w_, :, :i1].transpose(0, 1, 3, 2), dA)
+            np.subtract(dA, sums[w_, :, i0:i1], dA)
+            np.multiply(dA, A, dA)
+            np.matmul(dA, k[w_, :, :i1], dq[w_, :, i0:i1])  # (for the q that was divided: scaled once more below)
+        for j0, j1 in spans:  # v̂_s = Σ_{t >= s} A_ts ŷ_t,  k̂_s = Σ_{t >= s} Ŝ_ts q_t / sqrt(d) (q divided already)
+            np.matmul(weights[w_, :, j0:, j0:j1].transpose(0, 1, 3, 2), dy[w_, :, j0:], dv[w_, :, j0:j1])
+            np.matmul(dweights[w_, :, j0:, j0:j1].transpose(0, 1, 3, 2), q[w_, :, j0:], dk[w_, :, j0:j1])
     m = dqkv.shape[1] // 3
     np.multiply(dqkv[:, :m], scale, dqkv[:, :m])
 
