@@ -210,3 +210,30 @@ def test_a_resume_killed_before_its_first_checkpoint_leaves_the_folder_as_it_was
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_gpt_run_killed_while_training_resumes_to_the_run_that_never_stopped(tmp_path, threads):
+    # windows drawn at random from the run's generator, dropout's masks, AdamW's moments and a cosine schedule
+    # all come back from the last checkpoint, on one thread and with the windows split over two
+    corpus = tmp_path / "book.txt"
+    corpus.write_text("".join(LINES[:600]))
+    gpt = ["--corpus", corpus, "--cell", "gpt", "--layers", "2", "--hidden", "16", "--heads", "2", "--context", "16",
+           "--batch-size", "4", "--threads", threads, "--dropout", "0.1", "--schedule", "cosine", "--warmup", "20",
+           "--updates", "400", "--checkpoint-every", "20", "--log-every", "10", "--eval-every", "100",
+           "--sample-every", "200", "--sample-length", "50", "--passage-length", "100", "--seed", "7",
+           "--no-progress"]
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    process = start("train", *gpt, "--out", reference)
+    assert process.wait(timeout=300) == 0, process.stderr.read()
+    process = start("train", *gpt, "--out", run)
+    try:
+        wait_until(lambda: checkpoint_update(run) >= 60 or process.poll() is not None, 120, "training")
+        time.sleep(random.Random(int(threads)).uniform(0.0, 0.1))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    assert 0 <= checkpoint_update(run) < 400, "killed after the run had finished: nothing was tested"
+    resumed = start("train", "--resume", run, "--no-progress")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert_same_run(run, reference)

@@ -403,3 +403,36 @@ def test_heads_that_do_not_divide_the_width_are_refused_by_the_api_too():
     with pytest.raises(ConfigError, match="heads"):
         ModelConfig(cell="gpt", hidden=10, heads=3)
     ModelConfig(cell="lstm", hidden=10, heads=3)  # heads mean nothing to a recurrent cell
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_windows_split_over_threads_give_the_one_threads_loss_and_gradients(dropout, threads):
+    network, params, rng = tiny()
+    T, B = 5, 4
+    inputs, targets = rng.integers(0, 7, (T, B)), rng.integers(0, 7, (T, B))
+    one = network.workspace(T, B, threads=1, dropout=0.3 if dropout else 0.0)
+    split = network.workspace(T, B, threads=threads, dropout=0.3 if dropout else 0.0)
+    assert isinstance(split, G.GPTParallelWorkspace) and isinstance(one, G.GPTWorkspace)
+    masks_one = one.draw_masks(np.random.default_rng(5))
+    masks_split = split.draw_masks(np.random.default_rng(5))
+    if dropout:  # drawn for the whole batch at once, whatever the split
+        np.testing.assert_array_equal(masks_one, masks_split)
+    else:
+        assert masks_one is None and masks_split is None
+    state = np.zeros((B, 0))
+    loss_one = one.loss_and_grads(params, inputs, targets, state, masks_one)
+    loss_split = split.loss_and_grads(params, inputs, targets, state, masks_split)
+    expected = G.reference_loss_and_grads(network, params, inputs, targets, masks_one)
+    assert abs(loss_split - expected.loss) < 1e-10 and abs(loss_one - expected.loss) < 1e-10
+    for name in network.shapes:
+        np.testing.assert_allclose(split.grads[name], expected.grads[name], rtol=0, atol=1e-10, err_msg=name)
+    np.testing.assert_allclose(split.target_log_probs(targets), one.target_log_probs(targets), rtol=0, atol=1e-12)
+
+
+def test_a_gpt_run_takes_a_thread_per_256_ids_of_windows_by_default_and_records_it():
+    network = G.GPTNetwork(1, 8, 7, context=64)
+    from textgen.models.base import default_threads
+    assert network.default_threads(12) == default_threads(12, 4)  # 4 windows of 64 ids to a thread
+    assert network.default_threads(3) == 1  # 192 ids: one thread
+    assert G.GPTNetwork(1, 8, 7, context=512).default_threads(2) == default_threads(2, 1)

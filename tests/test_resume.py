@@ -31,6 +31,7 @@ def rows(path: Path) -> list[dict]:
     ("3", ["--cell", "gru", "--optimizer", "adam", "--dropout", "0.1"]),
     ("1", ["--cell", "rnn", "--layers", "2", "--optimizer", "rmsprop"]),
     ("3", ["--cell", "gpt", "--layers", "2", "--context", "16", "--dropout", "0.2"]),  # windows drawn at random
+    ("3", ["--cell", "gpt", "--context", "16", "--dropout", "0.2", "--threads", "2"]),  # windows over 2 threads
 ])
 def test_a_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_path, batch, model, capsys):
     corpus = tmp_path / "corpus.txt"

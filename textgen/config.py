@@ -281,7 +281,8 @@ class TrainConfig(Checked):
                               meaning="parallel streams (1: the assignment's algorithm)")
     threads: int | None = setting(None, "threads sharing a batch's streams", low=1, metavar="T",
                                   meaning="threads sharing a batch's streams",
-                                  default_text="one per CPU, at most one per 32 streams")
+                                  default_text="one per CPU, at most one per 32 streams (gpt: per 256 ids of its "
+                                  "windows)")
     optimizer: str | None = setting(None, "adagrad (the assignment's), rmsprop, adam or adamw (adam with decoupled "
                                     "weight decay)", choices=OPTIMIZERS,
                                     meaning="adagrad (the assignment's), rmsprop, adam or adamw", metavar="NAME",

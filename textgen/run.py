@@ -54,7 +54,7 @@ from textgen.errors import (
     setting_name,
 )
 from textgen.limits import check_memory
-from textgen.models import blas_may_run_threads, default_threads, network_of
+from textgen.models import blas_may_run_threads, network_of
 from textgen.optim import array_names, learning_rate
 from textgen.plots import LossCurve, loss_plot
 from textgen.registry import Registry, default_registry
@@ -315,16 +315,16 @@ def resumed_schedule(saved: TrainConfig, config: TrainConfig, update: int) -> st
             f"{config.min_eta:.4g} at the new end")
 
 
-def resolved(config: TrainConfig, corpus_length: int) -> TrainConfig:
+def resolved(config: TrainConfig, corpus_length: int, threads: int) -> TrainConfig:
     """``config`` with every default fixed as a number, so that config.json says what the run does and a
     resumed run (whose total may differ, on a machine with other CPUs) evaluates at the same updates and
     sums its streams' gradients in the same order: the total of updates and the epochs it makes, the
-    evaluation interval and the thread count."""
+    evaluation interval and the thread count (``threads`` unless one was given: the network's default)."""
     total = total_updates(config, corpus_length)
     per_epoch = updates_per_epoch(corpus_length, config.seq_length, config.batch_size)
     return replace(config, updates=total, epochs=resolved_epochs(config, total, per_epoch),
                    eval_every=config.resolved_eval_every(total),
-                   threads=config.threads or default_threads(config.batch_size))
+                   threads=config.threads or threads)
 
 
 def check_read(model_config: RNNConfig, config: TrainConfig, run: RunConfig, characters: int, held_out: bool,
@@ -335,7 +335,7 @@ def check_read(model_config: RNNConfig, config: TrainConfig, run: RunConfig, cha
     before any starts, counting characters.)"""
     check_corpus_length(characters, config, model_config.cell not in WINDOWED_CELLS, level)
     check_sizes(model_config, config, run.passage_length, vocab_size)
-    config = resolved(config, characters)
+    config = resolved(config, characters, network_of(model_config, vocab_size).default_threads(config.batch_size))
     check_eval_every(config, config.updates, held_out)  # (TrainConfig checks the warm-up against the total)
     return config
 
@@ -530,8 +530,7 @@ def _train_in(
     passage or the report) comes at once. Either way `Interrupted` goes on with the folder and the update kept.
     """
     finished = False
-    if min(config.threads or 1, config.batch_size) > 1 and state.params.network.splits_streams \
-            and blas_may_run_threads():
+    if min(config.threads or 1, config.batch_size) > 1 and blas_may_run_threads():
         log_marked(log, logging.WARNING, f"{setting_name('threads')} {config.threads}: BLAS may run threads of its "
                    "own beside these, which halves the speed on two CPUs; set OPENBLAS_NUM_THREADS=1 before Python "
                    "starts (the textgen command does this itself)")

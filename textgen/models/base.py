@@ -65,8 +65,6 @@ class Network(Protocol):
     carries_state: bool  # True: trained on each stream's windows in order, its state carried across them;
     # False: trained on windows at random positions, each from no state, evaluated with a sliding window
     decayed: tuple[str, ...]  # the parameters AdamW's weight decay shrinks (weight matrices)
-    splits_streams: bool  # True: its workspace runs groups of a batch's streams in threads of its own (--threads);
-    # False: one thread makes a few large products, which BLAS may share out
 
     def describe(self) -> str:
         """The model in a few words for messages and headers, e.g. ``lstm, 2 layers of 128``."""
@@ -82,6 +80,10 @@ class Network(Protocol):
         """Buffers and the fast pass for windows of ``seq_length`` ids over ``batch`` streams, split over up to
         ``threads`` threads (None: `default_threads`). With ``dropout`` > 0 its passes apply dropout masks:
         drawn at that rate by `Workspace.draw_masks`, or given (the gradient check's); with 0 they take none."""
+
+    def default_threads(self, batch: int) -> int:
+        """The threads a workspace of ``batch`` streams gets unless told (`textgen.models.default_threads`, with
+        the streams a thread needs to be worth its hand-over)."""
 
     def text_loss(self, params: Params, ids: np.ndarray, state: np.ndarray, chunk: int) -> float:
         """Summed -ln p of ids[1:] reading ids[:-1] (1-D, at least 2 ids), one stream from ``state`` (1, S): how
@@ -192,14 +194,14 @@ def blas_may_run_threads() -> bool:
     return not any(os.environ.get(name, "").strip() == "1" for name in BLAS_THREAD_VARIABLES)
 
 
-def default_threads(batch: int) -> int:
+def default_threads(batch: int, per_thread: int = MIN_STREAMS_PER_THREAD) -> int:
     """How many threads a workspace gives ``batch`` streams: one per CPU this process may run on,
-    but at most one per MIN_STREAMS_PER_THREAD streams, so a single stream always runs in one thread."""
+    but at most one per ``per_thread`` streams, so a single stream always runs in one thread."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, batch // MIN_STREAMS_PER_THREAD))
+    return max(1, min(cpus, batch // per_thread))
 
 
 @dataclass
@@ -269,7 +271,6 @@ class RecurrentNetwork:
     softmax, with its state carried across windows: the rnn, lstm and gru cells' networks."""
 
     carries_state = True
-    splits_streams = True
 
     def __init__(self, cell: RecurrentCell, layers: int, hidden: int, vocab_size: int, sigma: float = 0.01,
                  dtype: str = "float64"):
@@ -330,10 +331,14 @@ class RecurrentNetwork:
         ``threads`` threads (by default `default_threads`); ``dropout`` > 0 only while training (or for
         masks given). Without ``average`` (one thread only), the loss and gradients are sums over the streams."""
         dtype = dtype or self.dtype
-        threads = default_threads(batch) if threads is None else max(1, min(int(threads), batch))
+        threads = self.default_threads(batch) if threads is None else max(1, min(int(threads), batch))
         if threads > 1:
             return ParallelWorkspace(self, seq_length, batch, dtype, threads, dropout)
         return self.single_workspace(seq_length, batch, dtype, dropout, average)
+
+    def default_threads(self, batch: int) -> int:
+        """One per CPU, at most one per MIN_STREAMS_PER_THREAD streams."""
+        return default_threads(batch)
 
     def single_workspace(self, seq_length: int, batch: int, dtype, dropout: float = 0.0, average: bool = True):
         """A workspace that runs every stream in the calling thread (a cell's network may have a faster one)."""

@@ -39,12 +39,14 @@ arithmetic written plainly, a window, a head and a position at a time; the tests
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from textgen.models.base import Cell, LossAndGrads, Params, row_product
+from textgen.models.base import Cell, LossAndGrads, Params, default_threads, row_product
 
 EPS = 1e-5  # inside the layer norm's square root (GPT-2's)
+MIN_ROWS_PER_THREAD = 256  # ids of windows a training thread needs at least, by default (batch 12 at context 64: 2)
 GELU_A = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
 # Whether the read-out reuses the token embedding (V = E). Measured on tinyshakespeare (2 × 64, 4 heads,
@@ -66,7 +68,6 @@ class GPTNetwork:
     of at most ``context`` ids of a vocabulary of ``vocab_size``. It carries no state from window to window."""
 
     carries_state = False
-    splits_streams = False
     state_size = 0
 
     def __init__(self, layers: int, hidden: int, vocab_size: int, sigma: float = 0.02, dtype: str = "float64",
@@ -130,9 +131,18 @@ class GPTNetwork:
 
     def workspace(self, seq_length: int, batch: int = 1, dtype=None, threads: int | None = None,
                   dropout: float = 0.0, average: bool = True) -> GPTWorkspace:
-        """Buffers and the fast pass for ``batch`` windows of ``seq_length`` ids (at most ``context``), in this
-        thread: the pass is a few large products, which BLAS runs on the threads it is given."""
+        """Buffers and the fast pass for ``batch`` windows of ``seq_length`` ids (at most ``context``), split
+        over ``threads`` threads (None: `default_threads`), each taking a share of the windows on buffers of its
+        own."""
+        threads = self.default_threads(batch) if threads is None else max(1, min(int(threads), batch))
+        if threads > 1:
+            return GPTParallelWorkspace(self, seq_length, batch, dtype or self.dtype, threads, dropout, average)
         return GPTWorkspace(self, seq_length, batch, dtype or self.dtype, dropout, average)
+
+    def default_threads(self, batch: int) -> int:
+        """One per CPU, at most one per MIN_ROWS_PER_THREAD ids of windows (a thread's products must be large
+        enough to be worth handing over)."""
+        return default_threads(batch, max(1, -(-MIN_ROWS_PER_THREAD // self.context)))
 
     def text_loss(self, params: Params, ids: np.ndarray, state: np.ndarray, chunk: int) -> float:
         """Summed -ln p of ids[1:] by a sliding window: every id is scored with at least half the context before
@@ -162,7 +172,7 @@ class GPTNetwork:
             B = window_starts.size
             work = workspaces.get(B)
             if work is None:
-                work = workspaces[B] = self.workspace(T, B, params.flat.dtype)
+                work = workspaces[B] = self.workspace(T, B, params.flat.dtype, threads=1)
             where = window_starts[:, None] + positions  # (B, T)
             work.forward(params, ids[where].T, state)
             log_p = work.target_log_probs(ids[where + 1].T)  # (B, T)
@@ -447,6 +457,22 @@ def stacked(params: Params, weight: str) -> np.ndarray:
     return params.flat[start : start + (rows + 1) * columns].reshape(rows + 1, columns)
 
 
+class WindowMasks:
+    """Inverted-dropout masks (2L + 1, B, n, m) for B windows of n ids: the embeddings' and each block's two
+    branches', 0 or 1/(1-p), drawn from the run's generator in one call."""
+
+    def __init__(self, layers: int, batch: int, seq_length: int, hidden: int, dtype, p: float):
+        self.p = p
+        self.masks = np.zeros((2 * layers + 1, batch, seq_length, hidden), dtype=dtype)
+        self._uniform = np.zeros(self.masks.shape, dtype=np.float32 if np.dtype(dtype) == np.float32 else np.float64)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        rng.random(dtype=self._uniform.dtype, out=self._uniform)
+        np.greater_equal(self._uniform, self.p, out=self.masks, casting="unsafe")
+        np.multiply(self.masks, 1.0 / (1.0 - self.p), out=self.masks)
+        return self.masks
+
+
 class GPTWorkspace:
     """Preallocated buffers and the fast pass for B windows of n ids, all in this thread (see the module's
     docstring). ``inputs``/``targets`` are (n, B) as for every cell; rows here are window-major (b·n + t)."""
@@ -458,7 +484,7 @@ class GPTWorkspace:
         assert seq_length <= network.context, "a window is at most the context"
         T, B, m, K, H, L = seq_length, batch, network.hidden, network.vocab_size, network.heads, network.layers
         N = B * T
-        self.network, self.shape, self.p = network, (T, B), dropout
+        self.network, self.shape = network, (T, B)
         self._divisor = B if average else 1
         self._scale = 1.0 / math.sqrt(m // H)
         self._mask = causal_mask(T, dtype)
@@ -493,21 +519,14 @@ class GPTWorkspace:
         self._dqkv = np.zeros((N, 3 * m), dtype=dtype)
         self._dweights = np.zeros((B, H, T, T), dtype=dtype)
         self._dE = np.zeros((K, m), dtype=dtype)
-        self._masks = np.zeros((2 * L + 1, B, T, m), dtype=dtype) if dropout else None
-        self._uniform = np.zeros(self._masks.shape, dtype=np.float32 if np.dtype(dtype) == np.float32
-                                 else np.float64) if dropout else None
+        self._masks = WindowMasks(L, B, T, m, dtype, dropout) if dropout else None
         self.grads = network.zeros(dtype)
         self.last_state = np.zeros((B, 0), dtype=dtype)
 
     def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
         """Inverted-dropout masks (2L + 1, B, n, m) for the embeddings and each block's two branches; None
         without dropout."""
-        if self._masks is None:
-            return None
-        rng.random(dtype=self._uniform.dtype, out=self._uniform)
-        np.greater_equal(self._uniform, self.p, out=self._masks, casting="unsafe")
-        np.multiply(self._masks, 1.0 / (1.0 - self.p), out=self._masks)
-        return self._masks
+        return None if self._masks is None else self._masks.draw(rng)
 
     @staticmethod
     def _rows(masks, index: int) -> np.ndarray | None:
@@ -648,6 +667,79 @@ class GPTWorkspace:
         loss = self.loss(targets)
         self.backward(params, inputs, targets, masks)
         return float(loss)
+
+
+class GPTParallelWorkspace:
+    """B windows split into ``threads`` groups, each group's pass run in a thread of its own on a `GPTWorkspace`
+    of its own (NumPy lets go of the GIL inside BLAS and large elementwise loops, so the groups run side by
+    side); the threads meet once a step, to add up their gradients. Dropout's masks are drawn for the whole
+    batch at once, as one workspace draws them, so the masks do not depend on the split (the sums of the
+    gradients do, in their last bits: config.json records the threads of a run, and a resumed run splits alike).
+    """
+
+    def __init__(self, network: GPTNetwork, seq_length: int, batch: int, dtype, threads: int, dropout: float = 0.0,
+                 average: bool = True):
+        assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
+        self.network, self.shape, self.threads = network, (seq_length, batch), threads
+        self._divisor = batch if average else 1
+        bounds = np.linspace(0, batch, threads + 1).astype(int)
+        self._windows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        # the parts apply the masks drawn here: they draw none of their own
+        self._parts = [GPTWorkspace(network, seq_length, w.stop - w.start, dtype, 0.0, average=False)
+                       for w in self._windows]
+        self._masks = WindowMasks(network.layers, batch, seq_length, network.hidden, dtype, dropout) \
+            if dropout else None
+        self.grads = self._parts[0].grads  # the others' sums are added into the first's
+        self.last_state = np.zeros((batch, 0), dtype=dtype)
+        self._pool = ThreadPoolExecutor(threads - 1, "textgen-gpt")
+
+    def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
+        """As `GPTWorkspace.draw_masks`, for the whole batch."""
+        return None if self._masks is None else self._masks.draw(rng)
+
+    def _run(self, task) -> list:
+        """[task(part, windows) for each part]: the first in this thread, the others in the pool."""
+        pending = [self._pool.submit(task, part, w) for part, w in zip(self._parts[1:], self._windows[1:])]
+        first = task(self._parts[0], self._windows[0])
+        return [first] + [future.result() for future in pending]
+
+    @staticmethod
+    def _slice(masks, w):
+        return None if masks is None else masks[:, w]
+
+    def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks=None) -> None:
+        """As `GPTWorkspace.forward`."""
+        self._run(lambda part, w: part.forward(params, inputs[:, w], state[w], self._slice(masks, w)))
+
+    def target_log_probs(self, targets: np.ndarray) -> np.ndarray:
+        """As `GPTWorkspace.target_log_probs`: (B, n)."""
+        return np.concatenate([part.target_log_probs(targets[:, w]) for part, w in zip(self._parts, self._windows)])
+
+    def loss(self, targets: np.ndarray) -> np.floating:
+        """As `GPTWorkspace.loss`."""
+        return sum(part.loss(targets[:, w]) for part, w in zip(self._parts, self._windows)) / self._divisor
+
+    def _mean_grads(self) -> Params:
+        g = self.grads
+        for part in self._parts[1:]:
+            np.add(g.flat, part.grads.flat, g.flat)
+        if self._divisor != 1:
+            np.multiply(g.flat, 1.0 / self._divisor, g.flat)
+        return g
+
+    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray, masks=None) -> Params:
+        """As `GPTWorkspace.backward`."""
+        self._run(lambda part, w: part.backward(params, inputs[:, w], targets[:, w], self._slice(masks, w)))
+        return self._mean_grads()
+
+    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray,
+                       masks=None) -> float:
+        """As `GPTWorkspace.loss_and_grads`."""
+        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
+        losses = self._run(lambda part, w: part.loss_and_grads(params, inputs[:, w], targets[:, w], state[w],
+                                                               self._slice(masks, w)))
+        self._mean_grads()
+        return float(sum(losses)) / self._divisor
 
 
 def next_probabilities(network: GPTNetwork, params: Params, ids: np.ndarray) -> np.ndarray:
