@@ -536,36 +536,36 @@ class StackWorkspace:
         return float(loss)
 
 
-class ParallelWorkspace:
-    """A workspace whose streams are split into groups that run in threads of their own.
+class ThreadedWorkspace:
+    """What a workspace whose streams are split into groups, each group's pass run in a thread of its own on a
+    workspace of its own (a part), shares: the threads meet once per window, to add up their gradients. NumPy
+    releases the GIL inside BLAS and elementwise loops on more than a few hundred numbers, so the groups really
+    run in parallel. Each thread makes its own BLAS calls, so such a process is best run with one BLAS thread
+    (the CLI sets that up before NumPy loads; see `textgen.cli.use_one_blas_thread`). Dropout masks are drawn
+    once for the whole batch (``masks``), so a run's masks do not depend on how its streams are split; the
+    parts apply the slices of them that are theirs (along ``mask_axis``)."""
 
-    Each group makes its whole window on its own buffers, so the threads meet once per window, to add up
-    their gradients. NumPy releases the GIL inside BLAS and elementwise loops on more than a few hundred
-    numbers, so the groups really run in parallel. Each thread makes its own BLAS calls, so such a process
-    is best run with one BLAS thread (the CLI sets that up before NumPy loads; see
-    `textgen.cli.use_one_blas_thread`). Dropout masks are drawn once for the whole batch, so a run's
-    numbers do not depend on how its streams are split.
-    """
+    mask_axis = 2  # the axis of a window's masks that runs over its streams
 
-    def __init__(self, network: RecurrentNetwork, seq_length: int, batch: int, dtype="float64", threads: int = 2,
-                 dropout: float = 0.0):
-        assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
+    def __init__(self, parts: list, streams: list[slice], masks, seq_length: int, batch: int, state_size: int,
+                 dtype, average: bool = True):
         self.shape = (seq_length, batch)
-        self.threads = threads
+        self.threads = len(parts)
+        self._parts, self._streams, self._masks = parts, streams, masks
+        self._divisor = batch if average else 1
+        self.grads = parts[0].grads  # the other parts' sums are added into the first's
+        self.last_state = np.zeros((batch, state_size), dtype=dtype)
+        self._pool = ThreadPoolExecutor(len(parts) - 1, "textgen-workspace")
+
+    @staticmethod
+    def split(batch: int, threads: int) -> list[slice]:
+        """``batch`` streams in ``threads`` groups as even as can be, in order."""
+        assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
         bounds = np.linspace(0, batch, threads + 1).astype(int)
-        self._streams = [slice(int(a), int(b)) for a, b in pairwise(bounds)]
-        # the parts take the masks drawn here, so with dropout they are stack workspaces without masks of their own
-        self._parts = [StackWorkspace(network, seq_length, s.stop - s.start, dtype, average=False) if dropout
-                       else network.single_workspace(seq_length, s.stop - s.start, dtype, average=False)
-                       for s in self._streams]
-        self._masks = DropoutMasks(network.layers, seq_length, batch, network.hidden, dtype, dropout) \
-            if dropout else None
-        self.grads = self._parts[0].grads  # the other parts' sums are added into the first's
-        self.last_state = np.zeros((batch, network.state_size), dtype=dtype)
-        self._pool = ThreadPoolExecutor(threads - 1, "textgen-workspace")
+        return [slice(int(a), int(b)) for a, b in pairwise(bounds)]
 
     def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
-        """As `StackWorkspace.draw_masks`, for the whole batch."""
+        """Dropout's masks for the whole batch, as one workspace draws them (None without dropout)."""
         return None if self._masks is None else self._masks.draw(rng)
 
     def _run(self, task, *args) -> list:
@@ -578,16 +578,16 @@ class ParallelWorkspace:
         g = self.grads
         for part in self._parts[1:]:
             np.add(g.flat, part.grads.flat, g.flat)
-        np.divide(g.flat, self.shape[1], g.flat)
+        if self._divisor != 1:
+            np.divide(g.flat, self._divisor, g.flat)
         return g
 
-    @staticmethod
-    def _slice(masks, s):
+    def _slice(self, masks, s):
         """The masks of streams ``s`` (None without dropout)."""
-        return None if masks is None else masks[:, :, s]
+        return None if masks is None else masks[(slice(None),) * self.mask_axis + (s,)]
 
     def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks=None) -> None:
-        """As `StackWorkspace.forward`."""
+        """As the parts' ``forward``, for the whole batch."""
         def task(part, s):
             part.forward(params, inputs[:, s], state[s], self._slice(masks, s))
             self.last_state[s] = part.last_state
@@ -595,17 +595,17 @@ class ParallelWorkspace:
         self._run(task)
 
     def loss(self, targets: np.ndarray) -> np.floating:
-        """As `StackWorkspace.loss`."""
-        return sum(part.loss(targets[:, s]) for part, s in zip(self._parts, self._streams)) / self.shape[1]
+        """As the parts' ``loss``, for the whole batch."""
+        return sum(part.loss(targets[:, s]) for part, s in zip(self._parts, self._streams)) / self._divisor
 
     def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray, masks=None) -> Params:
-        """As `StackWorkspace.backward`."""
+        """As the parts' ``backward``, for the whole batch."""
         self._run(lambda part, s: part.backward(params, inputs[:, s], targets[:, s], self._slice(masks, s)))
         return self._mean_grads()
 
     def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray,
                        masks=None) -> float:
-        """As `StackWorkspace.loss_and_grads`."""
+        """As the parts' ``loss_and_grads``, for the whole batch."""
         assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
 
         def task(part, s):
@@ -613,9 +613,24 @@ class ParallelWorkspace:
             self.last_state[s] = part.last_state
             return loss
 
-        loss = sum(self._run(task)) / self.shape[1]
+        loss = sum(self._run(task)) / self._divisor
         self._mean_grads()
         return loss
+
+
+class ParallelWorkspace(ThreadedWorkspace):
+    """A recurrent network's streams split into ``threads`` groups, each run by a stack workspace of its own
+    (see `ThreadedWorkspace`); the masks are (L, n, B, m)."""
+
+    def __init__(self, network: RecurrentNetwork, seq_length: int, batch: int, dtype="float64", threads: int = 2,
+                 dropout: float = 0.0):
+        streams = self.split(batch, threads)
+        # the parts take the masks drawn here, so with dropout they are stack workspaces without masks of their own
+        parts = [StackWorkspace(network, seq_length, s.stop - s.start, dtype, average=False) if dropout
+                 else network.single_workspace(seq_length, s.stop - s.start, dtype, average=False)
+                 for s in streams]
+        masks = DropoutMasks(network.layers, seq_length, batch, network.hidden, dtype, dropout) if dropout else None
+        super().__init__(parts, streams, masks, seq_length, batch, network.state_size, dtype)
 
 
 # ---------------------------------------------------------------------- the reference pass

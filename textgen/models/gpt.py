@@ -39,11 +39,10 @@ arithmetic written plainly, a window, a head and a position at a time; the tests
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from textgen.models.base import Cell, LossAndGrads, Params, default_threads, row_product
+from textgen.models.base import Cell, LossAndGrads, Params, ThreadedWorkspace, default_threads, row_product
 
 EPS = 1e-5  # inside the layer norm's square root (GPT-2's)
 MIN_ROWS_PER_THREAD = 256  # ids of windows a training thread needs at least, by default (batch 12 at context 64: 2)
@@ -669,77 +668,24 @@ class GPTWorkspace:
         return float(loss)
 
 
-class GPTParallelWorkspace:
+class GPTParallelWorkspace(ThreadedWorkspace):
     """B windows split into ``threads`` groups, each group's pass run in a thread of its own on a `GPTWorkspace`
-    of its own (NumPy lets go of the GIL inside BLAS and large elementwise loops, so the groups run side by
-    side); the threads meet once a step, to add up their gradients. Dropout's masks are drawn for the whole
-    batch at once, as one workspace draws them, so the masks do not depend on the split (the sums of the
-    gradients do, in their last bits: config.json records the threads of a run, and a resumed run splits alike).
-    """
+    of its own (see `ThreadedWorkspace`); dropout's masks (2L + 1, B, n, m) are drawn for the whole batch. The
+    sums of the gradients depend on the split in their last bits: config.json records a run's threads, and a
+    resumed run splits alike."""
+
+    mask_axis = 1
 
     def __init__(self, network: GPTNetwork, seq_length: int, batch: int, dtype, threads: int, dropout: float = 0.0,
                  average: bool = True):
-        assert 2 <= threads <= batch, "a parallel workspace needs 2 to batch threads"
-        self.network, self.shape, self.threads = network, (seq_length, batch), threads
-        self._divisor = batch if average else 1
-        bounds = np.linspace(0, batch, threads + 1).astype(int)
-        self._windows = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        # the parts apply the masks drawn here: they draw none of their own
-        self._parts = [GPTWorkspace(network, seq_length, w.stop - w.start, dtype, 0.0, average=False)
-                       for w in self._windows]
-        self._masks = WindowMasks(network.layers, batch, seq_length, network.hidden, dtype, dropout) \
-            if dropout else None
-        self.grads = self._parts[0].grads  # the others' sums are added into the first's
-        self.last_state = np.zeros((batch, 0), dtype=dtype)
-        self._pool = ThreadPoolExecutor(threads - 1, "textgen-gpt")
-
-    def draw_masks(self, rng: np.random.Generator) -> np.ndarray | None:
-        """As `GPTWorkspace.draw_masks`, for the whole batch."""
-        return None if self._masks is None else self._masks.draw(rng)
-
-    def _run(self, task) -> list:
-        """[task(part, windows) for each part]: the first in this thread, the others in the pool."""
-        pending = [self._pool.submit(task, part, w) for part, w in zip(self._parts[1:], self._windows[1:])]
-        first = task(self._parts[0], self._windows[0])
-        return [first] + [future.result() for future in pending]
-
-    @staticmethod
-    def _slice(masks, w):
-        return None if masks is None else masks[:, w]
-
-    def forward(self, params: Params, inputs: np.ndarray, state: np.ndarray, masks=None) -> None:
-        """As `GPTWorkspace.forward`."""
-        self._run(lambda part, w: part.forward(params, inputs[:, w], state[w], self._slice(masks, w)))
+        windows = self.split(batch, threads)
+        parts = [GPTWorkspace(network, seq_length, w.stop - w.start, dtype, 0.0, average=False) for w in windows]
+        masks = WindowMasks(network.layers, batch, seq_length, network.hidden, dtype, dropout) if dropout else None
+        super().__init__(parts, windows, masks, seq_length, batch, 0, dtype, average)
 
     def target_log_probs(self, targets: np.ndarray) -> np.ndarray:
         """As `GPTWorkspace.target_log_probs`: (B, n)."""
-        return np.concatenate([part.target_log_probs(targets[:, w]) for part, w in zip(self._parts, self._windows)])
-
-    def loss(self, targets: np.ndarray) -> np.floating:
-        """As `GPTWorkspace.loss`."""
-        return sum(part.loss(targets[:, w]) for part, w in zip(self._parts, self._windows)) / self._divisor
-
-    def _mean_grads(self) -> Params:
-        g = self.grads
-        for part in self._parts[1:]:
-            np.add(g.flat, part.grads.flat, g.flat)
-        if self._divisor != 1:
-            np.multiply(g.flat, 1.0 / self._divisor, g.flat)
-        return g
-
-    def backward(self, params: Params, inputs: np.ndarray, targets: np.ndarray, masks=None) -> Params:
-        """As `GPTWorkspace.backward`."""
-        self._run(lambda part, w: part.backward(params, inputs[:, w], targets[:, w], self._slice(masks, w)))
-        return self._mean_grads()
-
-    def loss_and_grads(self, params: Params, inputs: np.ndarray, targets: np.ndarray, state: np.ndarray,
-                       masks=None) -> float:
-        """As `GPTWorkspace.loss_and_grads`."""
-        assert inputs.shape == self.shape, "inputs must be (seq_length, batch)"
-        losses = self._run(lambda part, w: part.loss_and_grads(params, inputs[:, w], targets[:, w], state[w],
-                                                               self._slice(masks, w)))
-        self._mean_grads()
-        return float(sum(losses)) / self._divisor
+        return np.concatenate([part.target_log_probs(targets[:, w]) for part, w in zip(self._parts, self._streams)])
 
 
 def next_probabilities(network: GPTNetwork, params: Params, ids: np.ndarray) -> np.ndarray:
