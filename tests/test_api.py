@@ -470,3 +470,27 @@ def test_notes_name_settings_as_python_does_and_the_command_line_as_flags(tmp_pa
     assert code == 0, err
     assert "textgen: no --corpus given, training on the built-in default" in err
     assert "\x1e" not in err and "\x1f" not in err
+
+
+def test_settings_that_would_have_no_effect_are_named_and_ignored(tmp_path, caplog, capsys):
+    # --heads acts on a gpt only, --decay-rate on the exponential schedule, --weight-decay on adamw: given where
+    # they do nothing, the run says so in one line per rule (as the reader spells them) and trains all the same
+    settings = dict(QUICK, updates=20, eval_every=10, sample_every=10, checkpoint_every=10, seed=1)
+    with caplog.at_level("WARNING", logger="textgen"):
+        result = textgen.train(str(SAMPLE_BOOK), out=tmp_path / "api", cell="lstm", heads=8, context=32,
+                               schedule="cosine", decay_rate=0.9, **settings)
+    said = [r.getMessage() for r in caplog.records if "no effect" in r.getMessage()]
+    assert said == ["heads and context have no effect with cell lstm (only with cell gpt): ignored",
+                    "decay_rate has no effect with schedule cosine (only with schedule exponential): ignored"]
+    assert result.final_update == 20
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="textgen"):  # each where it acts: nothing to say
+        textgen.train(str(SAMPLE_BOOK), out=tmp_path / "quiet", schedule="exponential", decay_rate=0.9,
+                      optimizer="adamw", weight_decay=0.05, **settings)
+    assert not [r for r in caplog.records if "no effect" in r.getMessage()]
+    code, _, err = run(capsys, "train", "--corpus", SAMPLE_BOOK, "--out", tmp_path / "cli", "--updates", 20,
+                       "--hidden", 12, "--eval-every", 10, "--sample-every", 10, "--checkpoint-every", 10,
+                       "--passage-length", 0, "--optimizer", "adam", "--weight-decay", 0.2, "--no-progress")
+    assert code == 0, err
+    assert "textgen: warning: --weight-decay has no effect with --optimizer adam (only with --optimizer adamw): " \
+           "ignored\n" in err

@@ -427,7 +427,11 @@ def test_windows_split_over_threads_give_the_one_threads_loss_and_gradients(drop
     assert abs(loss_split - expected.loss) < 1e-10 and abs(loss_one - expected.loss) < 1e-10
     for name in network.shapes:
         np.testing.assert_allclose(split.grads[name], expected.grads[name], rtol=0, atol=1e-10, err_msg=name)
-    np.testing.assert_allclose(split.target_log_probs(targets), one.target_log_probs(targets), rtol=0, atol=1e-12)
+    one.forward(params, inputs, state, masks_one)  # (the backward pass turned p into dL/do: read p afresh)
+    split.forward(params, inputs, state, masks_split)
+    log_p = split.target_log_probs(targets)
+    assert log_p.shape == (B, T) and np.all(log_p < 0)
+    np.testing.assert_allclose(log_p, one.target_log_probs(targets), rtol=0, atol=1e-12)
 
 
 def test_a_gpt_run_takes_a_thread_per_256_ids_of_windows_by_default_and_records_it():

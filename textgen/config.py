@@ -75,6 +75,9 @@ class Setting:
     # whether a sweep may search it: not where a run goes or what it starts from, nor the corpus and its held-out
     # text, which every trial reads alike so that their held-out losses are measured on the same text
     searchable: bool = True
+    # (setting, values): it acts only when that other setting has one of these values (--heads: cell gpt); given
+    # otherwise it is ignored, and the run says so (`not_applying`)
+    applies: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def flag(self) -> str:
@@ -217,9 +220,11 @@ class ModelConfig(Checked):
     layers: int = setting(1, "layers stacked (gpt: transformer blocks)", meaning="layers stacked", low=1,
                           high=MAX_LAYERS, metavar="L")
     heads: int = setting(4, "gpt: attention heads of each block (they split --hidden between them)", low=1,
-                         meaning="attention heads per block (gpt)", metavar="H")
+                         meaning="attention heads per block (gpt)", metavar="H",
+                         applies=("cell", WINDOWED_CELLS))
     context: int = setting(64, "gpt: the tokens a window sees (its training windows are this long)", low=1,
-                           high=MAX_CONTEXT, meaning="tokens a window sees (gpt)", metavar="T")
+                           high=MAX_CONTEXT, meaning="tokens a window sees (gpt)", metavar="T",
+                           applies=("cell", WINDOWED_CELLS))
 
     def rules(self) -> None:
         if self.sigma is None:
@@ -290,14 +295,18 @@ class TrainConfig(Checked):
                                     "adamw for gpt")
     weight_decay: float = setting(0.1, "adamw: each step shrinks the weight matrices by eta × D (not biases, norms "
                                   "or embeddings)", closed_low=True, metavar="D",
-                                  meaning="AdamW: decoupled weight decay of the weight matrices")
+                                  meaning="AdamW: decoupled weight decay of the weight matrices",
+                                  applies=("optimizer", ("adamw",)))
     rmsprop_decay: float = setting(0.95, "rmsprop: decay of the running mean of squared gradients", high=1.0,
                                    open_high=True, metavar="RHO",
-                                   meaning="RMSprop: decay of the mean of squared gradients")
+                                   meaning="RMSprop: decay of the mean of squared gradients",
+                                   applies=("optimizer", ("rmsprop",)))
     beta1: float = setting(0.9, "adam: decay of the running mean of gradients", high=1.0, open_high=True,
-                           meaning="Adam: decay of the mean of gradients", metavar="B1")
+                           meaning="Adam: decay of the mean of gradients", metavar="B1",
+                           applies=("optimizer", ("adam", "adamw")))
     beta2: float = setting(0.999, "adam: decay of the running mean of squared gradients", high=1.0, open_high=True,
-                           meaning="Adam: decay of the mean of squared gradients", metavar="B2")
+                           meaning="Adam: decay of the mean of squared gradients", metavar="B2",
+                           applies=("optimizer", ("adam", "adamw")))
     schedule: str = setting(
         "constant", "how the learning rate moves: constant (the assignment's), cosine or linear from --eta down to "
         "--min-eta at the run's last update, or exponential (char-rnn's)", choices=SCHEDULES, meaning="learning-rate schedule", metavar="NAME")
@@ -306,12 +315,15 @@ class TrainConfig(Checked):
     min_eta: float | None = setting(None, "cosine, linear: the rate at the run's last update", closed_low=True,
                                     resumable=True,
                                     meaning="learning rate at the end of a cosine or linear schedule",
-                                    default_text="a tenth of --eta", metavar="ETA")
+                                    default_text="a tenth of --eta", metavar="ETA",
+                                    applies=("schedule", ("cosine", "linear")))
     decay_rate: float = setting(0.97, "exponential: the rate is multiplied by R at the end of each epoch from "
                                 "--decay-after on (char-rnn's)", high=1.0, metavar="R",
-                                meaning="exponential schedule: the rate's factor per epoch")
+                                meaning="exponential schedule: the rate's factor per epoch",
+                                applies=("schedule", ("exponential",)))
     decay_after: int = setting(10, "exponential: the first epoch at whose end the rate decays", low=1, metavar="E",
-                               meaning="exponential schedule: the first epoch at whose end the rate decays")
+                               meaning="exponential schedule: the first epoch at whose end the rate decays",
+                               applies=("schedule", ("exponential",)))
     dropout: float = setting(0.0, "drop each output of each layer with probability P while training", high=1.0,
                              open_high=True, meaning="probability of dropping each layer output while training",
                              metavar="P")
@@ -493,6 +505,24 @@ SETTINGS: dict[str, Setting] = {
 ALL_SETTINGS: dict[str, Setting] = {**SETTINGS, **SampleConfig.table(), **DISPLAY_SETTINGS, **GRADCHECK_SETTINGS}
 RESUMABLE = tuple(name for name, entry in SETTINGS.items() if entry.resumable)  # what `--resume` may change
 RESUMABLE_FIELDS = tuple(name for name in RESUMABLE if name in TrainConfig.table())  # ... of TrainConfig
+
+
+def not_applying(given: set[str] | dict, model: ModelConfig, train: TrainConfig) -> list[str]:
+    """What a run says of the settings ``given`` (by name) that its ``model`` and ``train`` settings leave idle
+    (`Setting.applies`: --heads for an lstm, --decay-rate with a cosine, --weight-decay with adam): one line
+    per rule they break, with the settings marked (`setting_name`). Empty when every one given acts."""
+    values = {**model.to_json(), **train.to_json()}
+    idle: dict[tuple, list[str]] = {}
+    for name in given:
+        entry = SETTINGS.get(name)
+        if entry is not None and entry.applies is not None and values.get(entry.applies[0]) not in entry.applies[1]:
+            idle.setdefault(entry.applies, []).append(name)
+    lines = []
+    for (on, acting), names in idle.items():
+        listed = " and ".join(setting_name(name) for name in names)
+        lines.append(f"{listed} {'has' if len(names) == 1 else 'have'} no effect with {setting_name(on)} "
+                     f"{values.get(on)} (only with {setting_name(on)} {' or '.join(acting)}): ignored")
+    return lines
 
 
 def check_count(name: str, value: object, minimum: int = 1) -> None:

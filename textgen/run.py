@@ -26,6 +26,7 @@ from textgen.config import (
     RunConfig,
     TrainConfig,
     check_count,
+    not_applying,
 )
 from textgen.corpus import (
     EncodedCorpus,
@@ -390,6 +391,8 @@ def start_run(
         window_is_context(model_config.to_json(), dict(train_given or {}))  # a seq_length given is refused
         config = replace(config, seq_length=model_config.context)  # its windows are its context (plan_run's rule)
     check_sizes(model_config, config, run.passage_length)
+    for line in not_applying({**(model_given or {}), **(train_given or {})}, model_config, config):
+        log_marked(log, logging.WARNING, line)
     read = tuple(Path(source.location).expanduser() for source, _ in planned if source.location)
     folder = RunFolder.create(run.out or default_run_dir(run_name(planned[0][0].location or planned[0][0].spec)),
                               run.force, keep=read)
