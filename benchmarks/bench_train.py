@@ -5,7 +5,7 @@
     python benchmarks/bench_train.py --only exact-f32 batch64-f32 --no-epoch
     python benchmarks/bench_train.py --only lstm-b64 torch-lstm-b64 gru-b64 torch-gru-b64 --no-epoch
     python benchmarks/bench_train.py --only gpt-4x128 torch-gpt-4x128 gpt-6x384 torch-gpt-6x384 --no-epoch \
-        --torch-python /path/to/a/python/with/torch
+        --torch-python /path/to/a/python/with/torch     # one that has PyTorch and textgen's dependencies
 
 Every implementation runs in a child process of its own, started with the BLAS thread count it
 should use (OPENBLAS_NUM_THREADS and friends only take effect before NumPy or PyTorch loads), and
@@ -24,7 +24,8 @@ threads, PyTorch's intra-op threads). The gpt rows are textgen's transformer bes
 shape written here (`TorchGPT`: eager, the same pre-norm blocks, causal attention written out as textgen
 computes it, tanh GELU, an untied read-out, AdamW, gradients clamped to [-5, 5]), in float32 on one thread, at
 nanoGPT's CPU configuration (4 layers of 128, 4 heads, context 64, batch 12) and at 6 layers of 384, 6 heads,
-context 256, batch 12; both draw windows at random positions. --torch-python runs the PyTorch children with
+context 256, batch 12; both draw windows at random positions; the -t2 rows are the same on two threads.
+--torch-python runs the PyTorch children with
 another interpreter (one that has PyTorch; the repository is put on its path). Not part of the test suite.
 """
 
@@ -71,18 +72,25 @@ for _cell in ("lstm", "gru"):
         f"torch-{_cell}-b64": (f"PyTorch nn.{_cell.upper()} {_size}, B=64, float32", 64, "float32", 2, None,
                                _shape),
     })
-# the transformer rows: (cell, layers, hidden, heads, context), batch 12, one thread (nanoGPT's CPU shape, and a
-# wider, deeper one over longer windows)
+# the transformer rows: (cell, layers, hidden, heads, context), batch 12, on one thread (nanoGPT's CPU shape, and
+# a wider, deeper one over longer windows) and on two (textgen's windows split over two threads, PyTorch's
+# intra-op threads)
 GPT_BATCH = 12
 for _name, _shape in (("gpt-4x128", ("gpt", 4, 128, 4, 64)), ("gpt-6x384", ("gpt", 6, 384, 6, 256))):
     _size = f"{_shape[1]}x{_shape[2]}, {_shape[3]} heads, context {_shape[4]}"
     IMPLEMENTATIONS.update({
         _name: (f"textgen gpt {_size}, B={GPT_BATCH}, float32", GPT_BATCH, "float32", 1, 1, _shape),
         f"torch-{_name}": (f"PyTorch GPT {_size}, B={GPT_BATCH}, float32", GPT_BATCH, "float32", 1, None, _shape),
+        f"{_name}-t2": (f"textgen gpt {_size}, B={GPT_BATCH}, float32, 2 threads", GPT_BATCH, "float32", 1, 2,
+                        _shape),
+        f"torch-{_name}-t2": (f"PyTorch GPT {_size}, B={GPT_BATCH}, float32, 2 threads", GPT_BATCH, "float32", 2,
+                              None, _shape),
     })
 # each textgen row and the PyTorch row it is compared with
-TORCH_COUNTERPART = {"gpt-4x128": "torch-gpt-4x128", "gpt-6x384": "torch-gpt-6x384", "exact-f32": "torch-b1", "batch64-f32": "torch-b64", "batch64-f32-blas2": "torch-b64",
-                     **{f"{cell}-b{batch}": f"torch-{cell}-b{batch}" for cell in ("lstm", "gru") for batch in (1, 64)}}
+TORCH_COUNTERPART = {"exact-f32": "torch-b1", "batch64-f32": "torch-b64", "batch64-f32-blas2": "torch-b64",
+                     **{f"{cell}-b{batch}": f"torch-{cell}-b{batch}" for cell in ("lstm", "gru") for batch in (1, 64)},
+                     **{f"gpt-{size}{threads}": f"torch-gpt-{size}{threads}" for size in ("4x128", "6x384")
+                        for threads in ("", "-t2")}}
 
 
 # ----------------------------------------------------------------------------- children
