@@ -109,6 +109,31 @@ def test_batched_causal_attention_matches_the_position_by_position_reference(blo
     assert np.all(y[:, m] == 1.0)  # the column of ones beside y is left alone
 
 
+def test_a_row_far_below_its_blocks_top_score_is_made_again_from_its_own_max(monkeypatch):
+    # The softmax subtracts the block's largest score; a row whose own scores all lie 200 below it would
+    # underflow to 0 / 0, so that block is made again row by row, and still matches the reference
+    B, T, H, d = 2, 4, 1, 2
+    m = H * d
+    qkv = np.zeros((B * T, 3 * m))
+    qkv[:, m : 2 * m] = [1.0, 0.0]  # every key the same
+    qkv[1, :m] = [200.0, 0.0]  # window 0, query 1: scores 200; query 0 scores 0 and sees nothing else
+    qkv[:, 2 * m :] = np.arange(B * T * m).reshape(B * T, m)  # values
+    calls = []
+    monkeypatch.setattr(G, "row_max", lambda *a, _row_max=G.row_max: (calls.append(1), _row_max(*a)))
+    weights, y = scratch(B, H, T, T), np.ones((B * T, m + 1))
+    G.attention(qkv, weights, y[:, :m], G.causal_mask(T, np.float64), scratch(B, H, T, 1), scratch(B, H, T, 2),
+                np.ones((T, 1)), (1, T))
+    assert len(calls) == 1  # window 0 only: window 1's rows all share its top score
+    for b in range(B):
+        rows = slice(b * T, (b + 1) * T)
+        unscaled = qkv[rows].copy()
+        unscaled[:, :m] *= math.sqrt(d)  # the reference divides q itself
+        expected_y, expected_weights = G.reference_attention(unscaled, H)
+        np.testing.assert_allclose(weights[b], expected_weights, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(y[rows, :m], expected_y, rtol=0, atol=1e-9)
+    assert np.isfinite(weights).all() and weights[0, 0, 0, 0] == 1.0
+
+
 def test_attention_blocks_keep_windows_within_the_cache_and_queries_in_at_most_four_blocks():
     assert G.attention_blocks(64, 4, 12) == (12, 64)  # nanoGPT's CPU shape: all 12 windows at once, one block
     assert G.attention_blocks(256, 6, 12) == (1, 64)  # 6 × 256 × 256 weights a window: one at a time, 4 blocks
@@ -212,7 +237,7 @@ def test_adamw_decays_only_the_marked_entries_then_steps_as_adam():
     theta, grad = np.array([1.0, -2.0, 3.0]), np.array([0.5, 0.0, -1.0])
     decayed = np.array([1.0, 0.0, 1.0])
     adamw, adam = AdamW(3, eta=0.1, weight_decay=0.5, decayed=decayed), Adam(3, eta=0.1)
-    a, b = theta.copy(), theta - theta * decayed * (0.1 * 0.5)  # θ -= eta λ θ on the decayed entries
+    a, b = theta.copy(), np.where(decayed == 1, theta * (1 - 0.1 * 0.5), theta)  # θ -= eta λ θ where decayed
     adamw.step(a, grad.copy())
     adam.step(b, grad.copy())
     np.testing.assert_array_equal(a, b)

@@ -106,8 +106,9 @@ def test_each_optimizer_gets_its_usual_learning_rate_unless_one_is_given():
 
 
 def test_a_step_over_many_chunks_is_the_whole_buffer_step_to_the_last_bit(monkeypatch):
-    # each optimizer steps CHUNK numbers at a time; with one chunk as large as the buffer it makes the same
-    # passes over the whole of it: the two must agree exactly, state and parameters, AdamW's mask included
+    # each optimizer clips and steps CHUNK numbers at a time; with one chunk as large as the buffer, after a
+    # clip of the whole buffer, it makes the same passes over all of it: the two must agree exactly, state and
+    # parameters, AdamW's runs of decayed entries cut at the chunks' edges included
     import textgen.optim as optim
 
     rng = np.random.default_rng(4)
@@ -122,11 +123,13 @@ def test_a_step_over_many_chunks_is_the_whole_buffer_step_to_the_last_bit(monkey
         theta = rng.standard_normal(size).astype(np.float32)
         expected, start = theta.copy(), theta.copy()
         for _ in range(3):
-            g = rng.standard_normal(size).astype(np.float32)
-            chunked.step(theta, g)
+            g = 3 * rng.standard_normal(size).astype(np.float32)
+            clipped = np.clip(g, -2.0, 2.0)  # the trainer's clip, which the chunked step makes a chunk at a time
+            chunked.step(theta, g, clip=2.0)
+            np.testing.assert_array_equal(g, clipped)  # clipped in place, as the whole buffer would be
             with monkeypatch.context() as patch:
                 patch.setattr(optim, "CHUNK", 10 * size)
-                whole.step(expected, g)
+                whole.step(expected, clipped.copy())
         assert whole._step.size == size and chunked._step.size == optim.CHUNK  # really one pass against four
         np.testing.assert_array_equal(theta, expected)
         for key in chunked.arrays:

@@ -38,16 +38,20 @@ class _Optimizer:
             np.copyto(self.arrays[name], arrays[name])
         self.steps = steps
 
-    def _chunks(self, flat_params: np.ndarray, flat_grads: np.ndarray):
-        """(params, grads, state slice, step scratch, root scratch) for each chunk of the buffer, in order."""
+    def _chunks(self, flat_params: np.ndarray, flat_grads: np.ndarray, clip: float | None = None):
+        """(params, grads, state slice, step scratch, root scratch) for each chunk of the buffer, in order, the
+        chunk's gradients first clipped to [-clip, clip] in place when ``clip`` is given (while in cache)."""
         if self.size <= self._step.size:  # one chunk: the whole buffers, without slicing
-            yield flat_params, flat_grads, slice(None), self._step, self._root
-            return
-        chunk = self._step.size
-        for start in range(0, self.size, chunk):
-            where = slice(start, min(start + chunk, self.size))
-            n = where.stop - start
-            yield flat_params[where], flat_grads[where], where, self._step[:n], self._root[:n]
+            chunks = [(flat_params, flat_grads, slice(None), self._step, self._root)]
+        else:
+            step = self._step.size
+            chunks = ((flat_params[where], flat_grads[where], where, self._step[: where.stop - where.start],
+                       self._root[: where.stop - where.start])
+                      for where in (slice(start, min(start + step, self.size)) for start in range(0, self.size, step)))
+        for chunk in chunks:
+            if clip is not None:
+                np.clip(chunk[1], -clip, clip, out=chunk[1])
+            yield chunk
 
 
 class AdaGrad(_Optimizer):
@@ -62,15 +66,16 @@ class AdaGrad(_Optimizer):
         self.eps = eps  # inside the square root, as in the assignment
         self.memory = self.arrays["adagrad_memory"]  # m_θ, the running sum of squared gradients
 
-    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
-        """Update ``flat_params`` in place from ``flat_grads`` (already clipped); no allocation.
+    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray, clip: float | None = None) -> None:
+        """Update ``flat_params`` in place from ``flat_grads`` (clipped to [-clip, clip] first, in place, when
+        ``clip`` is given); no allocation.
 
         Seven passes, each one ufunc call (a chunk at a time), in the textbook's order of operations
         ((eta · g) / sqrt(m + eps)), so the result is the same to the last bit. The square root
         dominates in float64; skipping entries whose gradient is zero would be exact too, but finding
         them costs more than it saves on a dense gradient.
         """
-        for params, g, where, step, root in self._chunks(flat_params, flat_grads):
+        for params, g, where, step, root in self._chunks(flat_params, flat_grads, clip):
             memory = self.memory[where]
             np.multiply(g, g, root)
             np.add(memory, root, memory)  # m_θ += g²
@@ -93,9 +98,9 @@ class RMSprop(_Optimizer):
         self.eta, self.eps, self.decay = eta, eps, decay
         self.mean_square = self.arrays["rmsprop_mean_square"]  # v, the running mean of g²
 
-    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
-        """Update ``flat_params`` in place from ``flat_grads``; no allocation."""
-        for params, g, where, step, root in self._chunks(flat_params, flat_grads):
+    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray, clip: float | None = None) -> None:
+        """Update ``flat_params`` in place from ``flat_grads`` (clipped first as `AdaGrad.step` says)."""
+        for params, g, where, step, root in self._chunks(flat_params, flat_grads, clip):
             v = self.mean_square[where]
             np.multiply(g, g, root)
             np.multiply(root, 1.0 - self.decay, root)
@@ -122,21 +127,21 @@ class Adam(_Optimizer):
         self.eta, self.eps, self.beta1, self.beta2 = eta, eps, beta1, beta2
         self.mean, self.mean_square = self.arrays["adam_m"], self.arrays["adam_v"]  # m, v
 
-    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
-        """Update ``flat_params`` in place from ``flat_grads``; no allocation."""
+    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray, clip: float | None = None) -> None:
+        """Update ``flat_params`` in place from ``flat_grads`` (clipped first as `AdaGrad.step` says)."""
         self.steps += 1
-        self._adam_steps(flat_params, flat_grads, None)
+        self._adam_steps(flat_params, flat_grads, clip, None)
 
-    def _adam_steps(self, flat_params: np.ndarray, flat_grads: np.ndarray, shrink: float | None) -> None:
-        """Adam's step a chunk at a time, after AdamW's decay of each chunk by ``shrink`` (eta · λ) if given."""
+    def _adam_steps(self, flat_params: np.ndarray, flat_grads: np.ndarray, clip: float | None,
+                    keep: float | None) -> None:
+        """Adam's step a chunk at a time, after AdamW's decay of each chunk's decayed runs (θ *= ``keep``)."""
         t = self.steps
         # eta · m̂ / (sqrt(v̂) + eps) = (eta / (1 - β1^t)) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
         root_scale, step_scale = 1.0 / np.sqrt(1.0 - self.beta2**t), self.eta / (1.0 - self.beta1**t)
-        for params, g, where, step, root in self._chunks(flat_params, flat_grads):
-            if shrink is not None:  # θ -= eta · λ · θ where decayed (root is scratch until Adam uses it)
-                np.multiply(params, self.decayed[where], root)
-                np.multiply(root, shrink, root)
-                np.subtract(params, root, params)
+        for index, (params, g, where, step, root) in enumerate(self._chunks(flat_params, flat_grads, clip)):
+            if keep is not None:  # θ -= eta · λ · θ, as θ *= 1 - eta · λ, on the chunk's decayed runs only
+                for run in self._decayed_runs[index]:
+                    np.multiply(params[run], keep, params[run])
             m, v = self.mean[where], self.mean_square[where]
             np.multiply(m, self.beta1, m)
             np.multiply(g, 1.0 - self.beta1, step)
@@ -157,7 +162,8 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov and Hutter 2019): before Adam's step, the decayed entries
     shrink towards zero, θ -= eta · λ · θ, with the step's own rate eta (so a schedule moves both) and λ the
     ``weight_decay``. Only the entries where ``decayed`` is 1 shrink: a model's weight matrices, not its
-    biases, norms or embeddings (`Network.decayed`). Its state is Adam's (the arrays keep Adam's names)."""
+    biases, norms or embeddings (`Network.decayed`). Its state is Adam's (the arrays keep Adam's names). The
+    shrink is computed as θ (1 - eta · λ), one pass over the decayed entries only."""
 
     name = "adamw"
 
@@ -166,11 +172,19 @@ class AdamW(Adam):
         super().__init__(size, eta, eps, beta1, beta2, dtype)
         self.weight_decay = weight_decay
         self.decayed = np.ones(size, dtype=dtype) if decayed is None else decayed.astype(dtype)  # 1: decays, 0: not
+        # the runs of decayed entries (a model's weight matrices lie whole in the buffer) cut at the chunks' edges,
+        # as slices within each chunk: the decay is one pass over them, none over the rest
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], self.decayed != 0, [0]]).astype(np.int8)))
+        runs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+        chunk = self._step.size
+        self._decayed_runs = [[slice(max(a, start) - start, min(b, start + chunk) - start) for a, b in runs
+                               if a < start + chunk and b > start] for start in range(0, max(size, 1), chunk)]
 
-    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray) -> None:
-        """Decay, then Adam's step, a chunk at a time; no allocation."""
+    def step(self, flat_params: np.ndarray, flat_grads: np.ndarray, clip: float | None = None) -> None:
+        """Decay, then Adam's step, a chunk at a time (the gradients clipped first as `AdaGrad.step` says)."""
         self.steps += 1
-        self._adam_steps(flat_params, flat_grads, self.eta * self.weight_decay if self.weight_decay else None)
+        self._adam_steps(flat_params, flat_grads, clip, 1.0 - self.eta * self.weight_decay if self.weight_decay
+                         else None)
 
 
 OPTIMIZER_ARRAYS = AdaGrad.array_names + RMSprop.array_names + Adam.array_names  # every name a checkpoint may hold

@@ -649,10 +649,8 @@ def train(
                 state.smooth_loss = loss if state.smooth_loss is None else 0.999 * state.smooth_loss + 0.001 * loss
                 if not validating:  # these parameters measured it, so they are kept (if best) before the step
                     state.keep_if_best(state.smooth_loss, inputs[0, 0])
-                grads = workspace.grads.flat
-                np.clip(grads, -config.clip, config.clip, out=grads)
                 optimizer.eta = learning_rate(config, state.update, target, windows.per_epoch)
-                optimizer.step(params.flat, grads)
+                optimizer.step(params.flat, workspace.grads.flat, config.clip)  # clipped to ±clip first
                 state.optimizer_steps = optimizer.steps
                 np.copyto(h, workspace.last_state)
                 state.next_id = int(targets[-1, 0])

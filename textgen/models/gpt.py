@@ -343,6 +343,7 @@ def row_max(x: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
     np.copyto(out, current[..., :1])
 
 
+SMALLEST_ROW_SUM = math.exp(-60)  # a softmax row's sum of exponentials below this is made again from its own max
 QUERY_ROWS = 64  # a window's queries are taken this many at a time (at least), each block reading only the keys
 # at or before its last one: with 4 blocks of a context of 256, the attention does 10/16 of the full square's work
 CACHE_NUMBERS = 1 << 18  # windows are taken together while their weights (H × T × T each) fit in about this much
@@ -381,13 +382,25 @@ def attention(qkv: np.ndarray, weights: np.ndarray, y: np.ndarray, mask: np.ndar
     for b0 in range(0, B, group):
         w_ = slice(b0, min(b0 + group, B))
         for i0, i1 in causal_spans(T, rows):
-            A, r = weights[w_, :, i0:i1, :i1], row[w_, :, i0:i1]
-            np.matmul(q[w_, :, i0:i1], k[w_, :, :i1].transpose(0, 1, 3, 2), A)
-            np.add(A, mask[i0:i1, :i1], A)
-            row_max(A, r, scratch[w_, :, i0:i1])
-            np.subtract(A, r, A)
+            A, r, spare = weights[w_, :, i0:i1, :i1], row[w_, :, i0:i1], scratch[w_, :, i0:i1]
+            scores = lambda: (np.matmul(q[w_, :, i0:i1], k[w_, :, :i1].transpose(0, 1, 3, 2), A),  # noqa: E731
+                              np.add(A, mask[i0:i1, :i1], A))
+            # The softmax may subtract any number at least each row's largest score; the largest of the block's
+            # (per window and head) is one reduction where each row's is a slow one along short rows. It is
+            # exact unless a row's own largest lies so far below it that its exponentials lose precision: then
+            # (or for scores that are not finite) the block is done again, row by row.
+            scores()
+            peak = spare[:, :, :1, :1]
+            np.maximum.reduce(A, axis=(2, 3), keepdims=True, out=peak)
+            np.subtract(A, peak, A)
             np.exp(A, A)
             np.matmul(A, ones[:i1], r)
+            if not r.min() >= SMALLEST_ROW_SUM:
+                scores()
+                row_max(A, r, spare)
+                np.subtract(A, r, A)
+                np.exp(A, A)
+                np.matmul(A, ones[:i1], r)
             np.divide(A, r, A)
             np.matmul(A, v[w_, :, :i1], heads_y[w_, :, i0:i1])
 
