@@ -69,11 +69,6 @@ ROWS = {
     "lstm-2x512-cosine": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100},
     "lstm-2x512-cosine-word": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "tokens": "word"},
     "lstm-2x512-cosine-bpe": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "tokens": "bpe"},
-    # the two above overfit after 15-25 minutes of an hour: more dropout
-    "lstm-2x512-cosine-word-d40": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "tokens": "word",
-                                   "dropout": 0.4},
-    "lstm-2x512-cosine-bpe-d40": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "tokens": "bpe",
-                                  "dropout": 0.4},
     # the same on both CPUs of a 2-core machine: each thread runs half of the batch's streams
     "lstm-2x512-cosine-2cpu": {**LSTM_256, "hidden": 512, "schedule": "cosine", "warmup": 100, "threads": 2},
     # for a small corpus (a year of tweets, ~100 KB): one layer of 256, more dropout
