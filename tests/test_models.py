@@ -238,3 +238,26 @@ def test_only_the_models_package_imports_a_cell_module():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith("textgen.models."), f"{path.relative_to(root)} imports {node.module}"
+
+
+@pytest.mark.parametrize("cell,threads", [("lstm", 4), ("gpt", 4)])
+def test_memory_estimate_counts_each_threads_own_gradients(cell, threads):
+    # a workspace split over T threads keeps T sets of gradients: the estimate grows with them and still
+    # covers what the split workspace allocates (measured), with the parameters and their six copies
+    settings = dict(hidden=64, cell=cell, layers=2, dtype="float32")
+    n, B = 16, 8
+    if cell == "gpt":  # nanoGPT's CPU shape (at a few thousand numbers the estimate's per-row terms fall short)
+        settings.update(hidden=128, heads=4, context=64)
+        n, B = 64, 12
+    network = network_of(RNNConfig(**settings), 65)
+    one, split = network.training_bytes(n, B, threads=1), network.training_bytes(n, B, threads=threads)
+    assert split - one >= (threads - 1) * network.param_count * 4
+    import tracemalloc
+
+    tracemalloc.start()
+    work = network.workspace(n, B, threads=threads)
+    params, copies = network.zeros(), [network.zeros() for _ in range(6)]
+    allocated = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert work.threads == threads and params is not None and copies
+    assert allocated <= split

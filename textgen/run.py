@@ -285,7 +285,8 @@ def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: in
     network = network_of(model_config, vocab_size)
     hidden, layers = model_config.hidden, model_config.layers
     check_memory(
-        network.training_bytes(config.seq_length, config.batch_size, dropout=config.dropout),
+        network.training_bytes(config.seq_length, config.batch_size, dropout=config.dropout,
+                               threads=config.threads or network.default_threads(config.batch_size)),
         f"training {hidden:,} hidden units{'' if layers == 1 else f' × {layers} layers'} over "
         f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} "
         f"{'characters' if config.tokens == 'char' else 'tokens'} "

@@ -100,8 +100,9 @@ class Network(Protocol):
         states, p (B, K)). A single stream may be given as one row and one id: then p is (K,). Each row is
         computed on its own, so a sample does not depend on the others drawn beside it."""
 
-    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0) -> int:
-        """Memory training allocates for the model (parameters and their copies, workspace), before any is."""
+    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0, threads: int = 1) -> int:
+        """Memory training allocates for the model (parameters and their copies, workspace split over ``threads``
+        threads, each with gradients of its own), before any is."""
 
     def sampling_bytes(self, streams: int) -> int:
         """Memory of sampling ``streams`` streams side by side, beside the parameters."""
@@ -387,15 +388,17 @@ class RecurrentNetwork:
 
     # ------------------------------------------------------------------ memory, before any of it is allocated
 
-    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0) -> int:
+    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0, threads: int = 1) -> int:
         """Memory a training run allocates for the model: θ, its best copy, gradients, optimizer state
-        and its scratch (at most 7 × the parameters), plus a workspace for ``batch`` streams (and dropout's masks)."""
+        and its scratch (at most 7 × the parameters), plus a workspace for ``batch`` streams (and dropout's masks),
+        and gradients for each thread beyond the first."""
         size = np.dtype(dtype or self.dtype).itemsize
         n, B, m, K, G, L = seq_length, batch, self.hidden, self.vocab_size, self.cell.gates, self.layers
         per_row = L * (6 * G * m + 6 * m) + 3 * K + m  # a layer's pre-activations, gates, grads and states
         if dropout:
             per_row += L * m * 3  # masks, dropped outputs and the uniforms they are drawn from (up to 8 bytes)
-        return size * (7 * self.param_count + (n + 1) * B * per_row + 4 * B * self.state_size) + 8 * 3 * n * B
+        extra = (max(1, min(threads, B)) - 1) * 2 * self.param_count  # each further thread's gradients and copies
+        return size * (7 * self.param_count + extra + (n + 1) * B * per_row + 4 * B * self.state_size) + 8 * 3 * n * B
 
     def sampling_bytes(self, streams: int) -> int:
         """Memory of one step of ``streams`` sampling streams beside the parameters (states, probabilities, draws)."""

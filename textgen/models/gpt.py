@@ -205,17 +205,20 @@ class GPTNetwork:
 
     # ------------------------------------------------------------------ memory, before any of it is allocated
 
-    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0) -> int:
+    def training_bytes(self, seq_length: int, batch: int, dtype=None, dropout: float = 0.0, threads: int = 1) -> int:
         """θ, its best copy, gradients, AdamW's two moments and its scratch (at most 7 × the parameters), the
         activations every block keeps for the backward pass (about 23 numbers of m per row and its
-        attention weights), the backward pass's scratch, the read-out's rows and dropout's masks."""
+        attention weights), the backward pass's scratch, the read-out's rows, dropout's masks, and each further
+        thread's own gradients and embedding scratch."""
         size = np.dtype(dtype or self.dtype).itemsize
         N, T, m, K, L = batch * seq_length, seq_length, self.hidden, self.vocab_size, self.layers
         kept_per_row = L * (23 * m + 6) + 3 * m + 3 * K  # per block: z', norms, q k v, y, f, tanh, gelu
         scratch_per_row = 19 * m + 2 * K
         attention = (L + 2) * batch * self.heads * T * T  # each block's weights, and two for the backward pass
         masks = (2 * L + 1) * N * m * 2 if dropout else 0
-        return size * (7 * self.param_count + N * (kept_per_row + scratch_per_row) + attention + masks) + 16 * N
+        extra = (max(1, min(threads, batch)) - 1) * (2 * self.param_count + K * m)
+        return size * (7 * self.param_count + extra + N * (kept_per_row + scratch_per_row) + attention + masks) \
+            + 16 * N
 
     def sampling_bytes(self, streams: int) -> int:
         """A step reads each stream's whole window: its activations (about 30 numbers of m per id) and

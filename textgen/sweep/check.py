@@ -72,7 +72,7 @@ def check_trials(spec: SweepSpec, trials: dict[str, dict], folder: Path, at_once
                                                                  held_out, size, level="char"))
             updates = config.updates
             needs.append(network_of(models[name], size).training_bytes(
-                config.seq_length, config.batch_size, dropout=config.dropout))
+                config.seq_length, config.batch_size, dropout=config.dropout, threads=config.threads or 1))
         longest = max(longest, updates)
     if at_once is not None and len(needs) > 1 and at_once > 1:
         together = sorted(needs, reverse=True)[:at_once]
