@@ -130,6 +130,10 @@ BAD_INPUTS = {
     "--hidden too large for memory": (["train", "--corpus", "{corpus}", "--hidden", "200000", "--out", "{tmp}/out"],
                                       r"training 200,000 hidden units .* would need about [\d.]+ [GT]iB of memory",
                                       None),
+    "--threads each keeping gradients too many for memory": (
+        ["train", "--corpus", "{corpus}", "--cell", "lstm", "--layers", "8", "--hidden", "8192", "--batch-size", "256",
+         "--dtype", "float32", "--threads", "256", "--out", "{tmp}/out"],
+        r"would need about [\d.]+ [GT]iB of memory .*--batch-size, --threads or --seq-length", None),
     "--force with a model too large keeps the old run": (
         ["train", "--corpus", "{corpus}", "--out", "{forced}", "--force", "--hidden", "200000"],
         r"training 200,000 hidden units", "{forced}"),

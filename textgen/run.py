@@ -262,11 +262,12 @@ def start_record(folder: Path, record: RunRecord, update: int) -> dict:
     }
 
 
-def smaller_pass(model_config: RNNConfig) -> str:
+def smaller_pass(model_config: RNNConfig, threads: int = 1) -> str:
     """The fix of a training pass too large for memory: the settings that size it for this cell (a window is
     the context of a cell that reads windows of its context, where the heads multiply the attention's
-    scores), and float32 unless it is that already."""
-    names = ["hidden", "layers", "batch_size"] + (
+    scores; the threads when there are more than one, each with gradients of its own), and float32 unless it
+    is that already."""
+    names = ["hidden", "layers", "batch_size"] + (["threads"] if threads > 1 else []) + (
         ["context", "heads"] if model_config.cell in WINDOWED_CELLS else ["seq_length"])
     listed = ", ".join(setting_name(name) for name in names[:-1]) + f" or {setting_name(names[-1])}"
     return f"use a smaller {listed}" + ("" if model_config.dtype == "float32" else
@@ -284,14 +285,14 @@ def check_sizes(model_config: RNNConfig, config: TrainConfig, passage_length: in
         vocab_size = 256 if config.tokens == "bpe" else 1
     network = network_of(model_config, vocab_size)
     hidden, layers = model_config.hidden, model_config.layers
+    threads = min(config.threads or network.default_threads(config.batch_size), config.batch_size)
     check_memory(
-        network.training_bytes(config.seq_length, config.batch_size, dropout=config.dropout,
-                               threads=config.threads or network.default_threads(config.batch_size)),
+        network.training_bytes(config.seq_length, config.batch_size, dropout=config.dropout, threads=threads),
         f"training {hidden:,} hidden units{'' if layers == 1 else f' × {layers} layers'} over "
         f"{config.batch_size:,} stream{'s' if config.batch_size > 1 else ''} of {config.seq_length:,} "
         f"{'characters' if config.tokens == 'char' else 'tokens'} "
         f"({model_config.dtype})",
-        smaller_pass(model_config),
+        smaller_pass(model_config, threads),
     )
     longest = max(config.sample_length, passage_length)
     check_memory(longest * SAMPLE_BYTES_PER_CHAR, f"a sample of {longest:,} characters",
