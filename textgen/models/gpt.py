@@ -25,6 +25,7 @@ Backwards, each line is the chain rule through the line above (ô = dL/do and so
         ẑ = r (ŷg - mean(ŷg) - x̂ mean(ŷg ⊙ x̂))       (ŷg = ŷ ⊙ g; means over the row's m numbers)
     GELU with t = tanh(u), u = √(2/π)(f + 0.044715 f³):
         f̂ = ĝelu (½(1 + t) + ½ f (1 - t²) √(2/π)(1 + 3 · 0.044715 f²))
+        (the fast pass keeps s = ½(1 + t), so that ½(1 - t²) = 2 s (1 - s): f̂ = ĝelu (s + s (1 - s) f 2√(2/π)(…)))
     attention, per head:  v̂_s = Σ_t A_ts ŷ_t,  Â_ts = ŷ_t · v_s,  Ŝ_ts = A_ts (Â_ts - Σ_s' A_ts' Â_ts'),
         q̂_t = Σ_s Ŝ_ts k_s / sqrt(d),  k̂_s = Σ_t Ŝ_ts q_t / sqrt(d)
     residual:  ẑ = ẑ' + (the branch's â);  embeddings: Ê[x] += ẑ^0_t for each t with x_t = x,  P̂[t] = Σ ẑ^0_t
@@ -212,7 +213,7 @@ class GPTNetwork:
         thread's own gradients and embedding scratch."""
         size = np.dtype(dtype or self.dtype).itemsize
         N, T, m, K, L = batch * seq_length, seq_length, self.hidden, self.vocab_size, self.layers
-        kept_per_row = L * (23 * m + 6) + 3 * m + 3 * K  # per block: z', norms, q k v, y, f, tanh, gelu
+        kept_per_row = L * (23 * m + 6) + 3 * m + 3 * K  # per block: z', norms, q k v, y, f, s, gelu
         scratch_per_row = 19 * m + 2 * K
         attention = (L + 2) * batch * self.heads * T * T  # each block's weights, and two for the backward pass
         masks = (2 * L + 1) * N * m * 2 if dropout else 0
@@ -291,38 +292,38 @@ def row_spans(rows: int, width: int) -> list[slice]:
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
-def gelu(f: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
-    """``out`` = GELU(``f``), keeping t = tanh(√(2/π)(f + 0.044715 f³)) in ``t`` for the backward pass. Rows
-    (N, w), or contiguous arrays of any shape (taken as rows of their last axis)."""
+def gelu(f: np.ndarray, s: np.ndarray, out: np.ndarray) -> None:
+    """``out`` = GELU(``f``) = f s with s = (1 + tanh(√(2/π)(f + 0.044715 f³))) / 2, keeping s in ``s`` for the
+    backward pass. Rows (N, w), or contiguous arrays of any shape (taken as rows of their last axis)."""
     if f.ndim != 2:
-        f, t, out = (x.reshape(-1, x.shape[-1]) for x in (f, t, out))  # views: contiguous
+        f, s, out = (x.reshape(-1, x.shape[-1]) for x in (f, s, out))  # views: contiguous
     for r in row_spans(*f.shape):
-        fr, tr, o = f[r], t[r], out[r]
-        np.multiply(fr, fr, tr)
-        np.multiply(tr, GELU_A * GELU_C, tr)
-        np.add(tr, GELU_A, tr)
-        np.multiply(tr, fr, tr)
-        np.tanh(tr, tr)
-        np.multiply(tr, fr, o)
-        np.add(o, fr, o)
-        np.multiply(o, 0.5, o)
+        fr, sr, o = f[r], s[r], out[r]
+        np.multiply(fr, fr, sr)
+        np.multiply(sr, GELU_A * GELU_C, sr)
+        np.add(sr, GELU_A, sr)
+        np.multiply(sr, fr, sr)
+        np.tanh(sr, sr)
+        np.multiply(sr, 0.5, sr)
+        np.add(sr, 0.5, sr)
+        np.multiply(fr, sr, o)
 
 
-def gelu_backward(df: np.ndarray, f: np.ndarray, t: np.ndarray, scratch: np.ndarray, scratch2: np.ndarray) -> None:
-    """``df`` (dL/dGELU(f) in, dL/df out) times GELU'(f) = ½(1 + t) + ½ f (1 - t²) √(2/π)(1 + 3 · 0.044715 f²)."""
+def gelu_backward(df: np.ndarray, f: np.ndarray, s: np.ndarray, scratch: np.ndarray, scratch2: np.ndarray) -> None:
+    """``df`` (dL/dGELU(f) in, dL/df out) times GELU'(f) = s + f s' with s as `gelu` keeps it: since
+    s = (1 + tanh u) / 2, s' = 2 s (1 - s) u' and u' = √(2/π)(1 + 3 · 0.044715 f²), so
+    GELU'(f) = s + s (1 - s) · f · 2√(2/π)(1 + 3 · 0.044715 f²) (the tanh form's derivative, rewritten)."""
     for r in row_spans(*f.shape):
-        fr, tr, dr = f[r], t[r], df[r]
+        fr, sr, dr = f[r], s[r], df[r]
         a, b = scratch[: fr.shape[0]], scratch2[: fr.shape[0]]
         np.multiply(fr, fr, a)
-        np.multiply(a, 3 * GELU_C * GELU_A * 0.5, a)
-        np.add(a, GELU_A * 0.5, a)
-        np.multiply(a, fr, a)  # ½ f √(2/π)(1 + 3c f²)
-        np.multiply(tr, tr, b)
-        np.subtract(1.0, b, b)
+        np.multiply(a, 6 * GELU_C * GELU_A, a)
+        np.add(a, 2 * GELU_A, a)
+        np.multiply(a, fr, a)  # f · 2√(2/π)(1 + 3c f²)
+        np.subtract(1.0, sr, b)
+        np.multiply(b, sr, b)  # s (1 - s)
         np.multiply(a, b, a)
-        np.add(tr, 1.0, b)
-        np.multiply(b, 0.5, b)
-        np.add(a, b, a)
+        np.add(a, sr, a)
         np.multiply(dr, a, dr)
 
 
@@ -461,7 +462,7 @@ class BlockBuffers:
         self.u = np.ones((N, m + 1), dtype=dtype)  # [LN2(z') | 1]
         self.xhat2, self.rstd2 = np.zeros((N, m), dtype=dtype), np.zeros((N, 1), dtype=dtype)
         self.f = np.zeros((N, 4 * m), dtype=dtype)  # u W1 + b1
-        self.t = np.zeros((N, 4 * m), dtype=dtype)  # tanh inside GELU
+        self.s = np.zeros((N, 4 * m), dtype=dtype)  # GELU's (1 + tanh(...)) / 2
         self.gelu = np.ones((N, 4 * m + 1), dtype=dtype)  # [GELU(f) | 1]
 
 
@@ -587,7 +588,7 @@ class GPTWorkspace:
         layer_norm(mid, params[ln2_g], params[ln2_b], block.xhat2, block.rstd2, block.u[:, :m], self._mean_weights,
                    self._scratch)
         np.dot(block.u, stacked(params, W1), block.f)
-        gelu(block.f, block.t, block.gelu[:, :-1])
+        gelu(block.f, block.s, block.gelu[:, :-1])
         self._branch(block.gelu, stacked(params, W2), mid, z, self._rows(masks, 2 * layer))  # z is free again
 
     @staticmethod
@@ -647,7 +648,7 @@ class GPTWorkspace:
         dbranch = self._masked(dz, self._rows(masks, 2 * layer))
         np.dot(block.gelu.T, dbranch, stacked(g, W2))
         np.dot(dbranch, params[W2].T, self._df)
-        gelu_backward(self._df, block.f, block.t, *self._scratch4)
+        gelu_backward(self._df, block.f, block.s, *self._scratch4)
         np.dot(block.u.T, self._df, stacked(g, W1))
         np.dot(self._df, params[W1].T, da)
         layer_norm_backward(da, params[ln2_g], block.xhat2, block.rstd2, g[ln2_g], g[ln2_b], dn, self._ones_rows,
@@ -722,8 +723,8 @@ def next_probabilities(network: GPTNetwork, params: Params, ids: np.ndarray) -> 
         y = np.matmul(weights, v).transpose(0, 2, 1, 3).reshape(G, T, m)
         z = z + np.matmul(y, Wo) + bo
         f = np.matmul(reference_layer_norm(z, ln2_g, ln2_b)[0], W1) + b1
-        t, g = np.empty_like(f), np.empty_like(f)
-        gelu(f, t, g)  # the fast pass's GELU (the reference's f**3 is a slow power in float32)
+        s, g = np.empty_like(f), np.empty_like(f)
+        gelu(f, s, g)  # the fast pass's GELU (the reference's f**3 is a slow power in float32)
         z = z + np.matmul(g, W2) + b2
     h = reference_layer_norm(z[:, -1], params["lnf_g"], params["lnf_b"])[0]  # (G, m): the last position only
     logits = row_product(h, network.readout(params).T) + params["c"]
