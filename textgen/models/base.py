@@ -408,16 +408,17 @@ class RecurrentNetwork:
 
 
 class DropoutMasks:
-    """Inverted-dropout masks for windows of n steps over B streams of every layer, drawn from a Generator."""
+    """Inverted-dropout masks of one ``shape``, drawn from a Generator in one call: a recurrent stack's
+    (L, n, B, m) for every layer, step and stream, a gpt's (2L + 1, B, n, m) for its embeddings and branches."""
 
-    def __init__(self, layers: int, n: int, B: int, m: int, dtype, p: float):
+    def __init__(self, shape: tuple[int, ...], dtype, p: float):
         self.p = p
-        self.masks = np.zeros((layers, n, B, m), dtype=dtype)
+        self.masks = np.zeros(shape, dtype=dtype)
         # uniforms in the workspace's precision where the Generator has it (float32 draws are cheaper)
         self._uniform = np.zeros(self.masks.shape, dtype=np.float32 if np.dtype(dtype) == np.float32 else np.float64)
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
-        """Masks (L, n, B, m) for the next window: 0 with probability p, else 1/(1-p)."""
+        """Masks for the next window: 0 with probability p, else 1/(1-p)."""
         rng.random(dtype=self._uniform.dtype, out=self._uniform)
         np.greater_equal(self._uniform, self.p, out=self.masks, casting="unsafe")
         np.multiply(self.masks, 1.0 / (1.0 - self.p), out=self.masks)
@@ -446,7 +447,7 @@ class StackWorkspace:
         self._divisor = B if average else 1
         self.layers = [network.cell.layer_buffers(n, B, m, dtype) for _ in range(network.layers)]
         self._dropped = None  # each layer's output after dropout, (n, B, m), allocated with the first masks
-        self._masks = DropoutMasks(network.layers, n, B, m, dtype, dropout) if dropout else None
+        self._masks = DropoutMasks((network.layers, n, B, m), dtype, dropout) if dropout else None
         self._logits = np.zeros((n * B, K), dtype=dtype)
         self._P = np.zeros((n * B, K), dtype=dtype)  # p_t, then dL/do_t
         self._row = np.zeros((n * B, 1), dtype=dtype)
@@ -632,7 +633,7 @@ class ParallelWorkspace(ThreadedWorkspace):
         parts = [StackWorkspace(network, seq_length, s.stop - s.start, dtype, average=False) if dropout
                  else network.single_workspace(seq_length, s.stop - s.start, dtype, average=False)
                  for s in streams]
-        masks = DropoutMasks(network.layers, seq_length, batch, network.hidden, dtype, dropout) if dropout else None
+        masks = DropoutMasks((network.layers, seq_length, batch, network.hidden), dtype, dropout) if dropout else None
         super().__init__(parts, streams, masks, seq_length, batch, network.state_size, dtype)
 
 

@@ -43,7 +43,15 @@ import math
 
 import numpy as np
 
-from textgen.models.base import Cell, LossAndGrads, Params, ThreadedWorkspace, default_threads, row_product
+from textgen.models.base import (
+    Cell,
+    DropoutMasks,
+    LossAndGrads,
+    Params,
+    ThreadedWorkspace,
+    default_threads,
+    row_product,
+)
 
 EPS = 1e-5  # inside the layer norm's square root (GPT-2's)
 MIN_ROWS_PER_THREAD = 256  # ids of windows a training thread needs at least, by default (batch 12 at context 64: 2)
@@ -387,20 +395,21 @@ def attention(qkv: np.ndarray, weights: np.ndarray, y: np.ndarray, mask: np.ndar
         w_ = slice(b0, min(b0 + group, B))
         for i0, i1 in causal_spans(T, rows):
             A, r, spare = weights[w_, :, i0:i1, :i1], row[w_, :, i0:i1], scratch[w_, :, i0:i1]
-            scores = lambda: (np.matmul(q[w_, :, i0:i1], k[w_, :, :i1].transpose(0, 1, 3, 2), A),  # noqa: E731
-                              np.add(A, mask[i0:i1, :i1], A))
+            queries, keys, block_mask = q[w_, :, i0:i1], k[w_, :, :i1].transpose(0, 1, 3, 2), mask[i0:i1, :i1]
             # The softmax may subtract any number at least each row's largest score; the largest of the block's
             # (per window and head) is one reduction where each row's is a slow one along short rows. It is
             # exact unless a row's own largest lies so far below it that its exponentials lose precision: then
             # (or for scores that are not finite) the block is done again, row by row.
-            scores()
+            np.matmul(queries, keys, A)
+            np.add(A, block_mask, A)
             peak = spare[:, :, :1, :1]
             np.maximum.reduce(A, axis=(2, 3), keepdims=True, out=peak)
             np.subtract(A, peak, A)
             np.exp(A, A)
             np.matmul(A, ones[:i1], r)
             if not r.min() >= SMALLEST_ROW_SUM:
-                scores()
+                np.matmul(queries, keys, A)
+                np.add(A, block_mask, A)
                 row_max(A, r, spare)
                 np.subtract(A, r, A)
                 np.exp(A, A)
@@ -473,22 +482,6 @@ def stacked(params: Params, weight: str) -> np.ndarray:
     return params.flat[start : start + (rows + 1) * columns].reshape(rows + 1, columns)
 
 
-class WindowMasks:
-    """Inverted-dropout masks (2L + 1, B, n, m) for B windows of n ids: the embeddings' and each block's two
-    branches', 0 or 1/(1-p), drawn from the run's generator in one call."""
-
-    def __init__(self, layers: int, batch: int, seq_length: int, hidden: int, dtype, p: float):
-        self.p = p
-        self.masks = np.zeros((2 * layers + 1, batch, seq_length, hidden), dtype=dtype)
-        self._uniform = np.zeros(self.masks.shape, dtype=np.float32 if np.dtype(dtype) == np.float32 else np.float64)
-
-    def draw(self, rng: np.random.Generator) -> np.ndarray:
-        rng.random(dtype=self._uniform.dtype, out=self._uniform)
-        np.greater_equal(self._uniform, self.p, out=self.masks, casting="unsafe")
-        np.multiply(self.masks, 1.0 / (1.0 - self.p), out=self.masks)
-        return self.masks
-
-
 class GPTWorkspace:
     """Preallocated buffers and the fast pass for B windows of n ids, all in this thread (see the module's
     docstring). ``inputs``/``targets`` are (n, B) as for every cell; rows here are window-major (b·n + t)."""
@@ -535,7 +528,7 @@ class GPTWorkspace:
         self._dqkv = np.zeros((N, 3 * m), dtype=dtype)
         self._dweights = np.zeros((B, H, T, T), dtype=dtype)
         self._dE = np.zeros((K, m), dtype=dtype)
-        self._masks = WindowMasks(L, B, T, m, dtype, dropout) if dropout else None
+        self._masks = DropoutMasks((2 * L + 1, B, T, m), dtype, dropout) if dropout else None
         self.grads = network.zeros(dtype)
         self.last_state = np.zeros((B, 0), dtype=dtype)
 
@@ -697,7 +690,8 @@ class GPTParallelWorkspace(ThreadedWorkspace):
                  average: bool = True):
         windows = self.split(batch, threads)
         parts = [GPTWorkspace(network, seq_length, w.stop - w.start, dtype, 0.0, average=False) for w in windows]
-        masks = WindowMasks(network.layers, batch, seq_length, network.hidden, dtype, dropout) if dropout else None
+        masks = DropoutMasks((2 * network.layers + 1, batch, seq_length, network.hidden), dtype, dropout) \
+            if dropout else None
         super().__init__(parts, windows, masks, seq_length, batch, 0, dtype, average)
 
     def target_log_probs(self, targets: np.ndarray) -> np.ndarray:
